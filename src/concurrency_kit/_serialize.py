@@ -1,0 +1,131 @@
+"""Serialization across the process boundary, written once for every process-side class.
+
+Calls and their arguments are pickled with cloudpickle, so lambdas, closures and functions
+defined in ``__main__`` cross into any start method. Results go back with the C pickler first
+and fall back to cloudpickle only when that fails (a result that is itself a lambda, say).
+
+Exceptions travel with their traceback text: :class:`ExceptionWithTraceback` pickles the
+exception together with the formatted traceback, and on arrival the exception is rebuilt with a
+:class:`~concurrency_kit.errors.RemoteTraceback` chained as ``__cause__`` (the same shape as
+CPython's ``concurrent.futures.process``). An exception that cannot itself be pickled is replaced
+by a :class:`~concurrency_kit.errors.SerializationError` that keeps its type name, message and
+traceback, so the caller still learns what went wrong.
+"""
+
+from __future__ import annotations
+
+import pickle
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import cloudpickle
+
+from concurrency_kit.errors import RemoteTraceback, SerializationError
+
+PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+def dumps(obj: object) -> bytes:
+    """Pickle ``obj`` with cloudpickle (by value where plain pickle would need an import)."""
+    return cloudpickle.dumps(obj, protocol=PROTOCOL)  # type: ignore[no-any-return]
+
+
+def dumps_fast(obj: object) -> bytes:
+    """Pickle ``obj`` with the C pickler, falling back to cloudpickle when that fails."""
+    try:
+        return pickle.dumps(obj, protocol=PROTOCOL)
+    except Exception:
+        return dumps(obj)
+
+
+def loads(data: bytes | bytearray | memoryview) -> Any:
+    """Unpickle data produced by :func:`dumps` or :func:`dumps_fast`."""
+    return pickle.loads(data)
+
+
+def dumps_call(
+    fn: Callable[..., object], args: tuple[object, ...], kwargs: Mapping[str, object] | None
+) -> bytes:
+    """Pickle a call for a worker process, naming the offending value when that fails.
+
+    Raises:
+        SerializationError: ``fn``, one of ``args`` or one of ``kwargs`` cannot be pickled.
+    """
+    try:
+        return dumps((fn, args, kwargs))
+    except Exception as exc:
+        raise _call_error(fn, args, kwargs, exc) from exc
+
+
+def _call_error(
+    fn: Callable[..., object],
+    args: tuple[object, ...],
+    kwargs: Mapping[str, object] | None,
+    exc: BaseException,
+) -> SerializationError:
+    """Find which part of a call cannot be pickled, to say so in the error."""
+    parts: list[tuple[str, object]] = [("the function", fn)]
+    parts += [(f"argument {i}", arg) for i, arg in enumerate(args)]
+    parts += [(f"keyword argument {key!r}", value) for key, value in (kwargs or {}).items()]
+    for label, value in parts:
+        try:
+            dumps(value)
+        except Exception as part_exc:
+            return SerializationError(
+                f"cannot send {label} ({_short_repr(value)}) to a worker process: "
+                f"{type(part_exc).__name__}: {part_exc}"
+            )
+    return SerializationError(
+        f"cannot send the call to a worker process: {type(exc).__name__}: {exc}"
+    )
+
+
+def _short_repr(value: object, limit: int = 80) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__qualname__} object>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_unpicklable(what: str, value: object, exc: BaseException) -> SerializationError:
+    """The error for a result or value that could not be pickled in a worker."""
+    return SerializationError(
+        f"cannot send {what} ({_short_repr(value)}) back from the worker process: "
+        f"{type(exc).__name__}: {exc}"
+    )
+
+
+class ExceptionWithTraceback:
+    """An exception packed with its traceback text for the trip to another process."""
+
+    __slots__ = ("exc", "tb")
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+        self.tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        exc: BaseException = self.exc
+        try:
+            pickle.loads(dumps_fast(exc))
+        except Exception as pickle_exc:
+            exc = SerializationError(
+                f"the worker raised {type(self.exc).__qualname__}: {_safe_str(self.exc)}, "
+                f"which cannot be sent back ({type(pickle_exc).__name__}: {pickle_exc})"
+            )
+        return rebuild_exception, (exc, self.tb)
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return "<unprintable>"
+
+
+def rebuild_exception(exc: BaseException, tb: str) -> BaseException:
+    """Chain the remote traceback text to a rebuilt exception (unpickling side)."""
+    exc.__cause__ = RemoteTraceback(tb)
+    return exc

@@ -1,0 +1,160 @@
+"""The seed table as data: ten aspects, a claim per model, and the classes that embody each.
+
+Class names are strings (public names in :mod:`concurrency_kit`) so that this module imports
+nothing heavy; a test checks that every name exists, is exported and is documented. An empty
+tuple of classes means the row's capability has not landed yet; :attr:`Claim.implemented` says
+so explicitly, and the renderers print "not yet implemented".
+"""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["ASPECTS", "Aspect", "Claim"]
+
+
+@attrs.frozen
+class Claim:
+    """What the table says about one model for one aspect.
+
+    Attributes:
+        text: the claim, in our words.
+        classes: public names in :mod:`concurrency_kit` that embody it for this model.
+    """
+
+    text: str
+    classes: tuple[str, ...] = ()
+
+    @property
+    def implemented(self) -> bool:
+        """Whether any class embodies the claim yet."""
+        return bool(self.classes)
+
+
+@attrs.frozen
+class Aspect:
+    """One row of the table.
+
+    Attributes:
+        key: a stable identifier, such as ``"creation_time"``.
+        title: the row's heading, such as ``"Creation Time"``.
+        package: the folder of :mod:`concurrency_kit` that serves the row.
+        process: the claim for processes.
+        thread: the claim for threads.
+    """
+
+    key: str
+    title: str
+    package: str
+    process: Claim
+    thread: Claim
+
+
+ASPECTS: tuple[Aspect, ...] = (
+    Aspect(
+        key="definition",
+        title="Definition",
+        package="pools",
+        process=Claim(
+            "A process runs a program on its own: its own interpreter, its own memory.",
+            ("ProcessPool",),
+        ),
+        thread=Claim(
+            "A thread is a lighter unit of execution that lives inside a process and shares "
+            "that process's memory with its sibling threads.",
+            ("ThreadPool",),
+        ),
+    ),
+    Aspect(
+        key="memory_space",
+        title="Memory Space",
+        package="state",
+        process=Claim("Every process has a separate address space; nothing is shared by default."),
+        thread=Claim("All threads of a process see one address space."),
+    ),
+    Aspect(
+        key="resource_sharing",
+        title="Resource Sharing",
+        package="state",
+        process=Claim(
+            "Processes do not share resources unless they set it up explicitly "
+            "(shared memory, inherited or passed file descriptors)."
+        ),
+        thread=Claim("Threads share the process's code, data and open files."),
+    ),
+    Aspect(
+        key="creation_time",
+        title="Creation Time",
+        package="pools",
+        process=Claim(
+            "Starting a process is comparatively slow: a new interpreter must start or be forked.",
+            ("ProcessPool",),
+        ),
+        thread=Claim("Starting a thread is faster.", ("ThreadPool",)),
+    ),
+    Aspect(
+        key="context_switching",
+        title="Context Switching",
+        package="channels",
+        process=Claim("Switching between processes costs more (address spaces change)."),
+        thread=Claim("Switching between threads of one process costs less."),
+    ),
+    Aspect(
+        key="communication",
+        title="Communication",
+        package="channels",
+        process=Claim(
+            "Processes talk through inter-process communication, which is more involved and "
+            "slower: data is serialized and copied."
+        ),
+        thread=Claim("Threads talk through shared objects, which is simpler and faster."),
+    ),
+    Aspect(
+        key="overhead",
+        title="Overhead",
+        package="pools",
+        process=Claim(
+            "Each process carries more overhead: its own memory and resources.",
+            ("ProcessPool",),
+        ),
+        thread=Claim(
+            "Each thread carries less overhead, since memory and resources are shared.",
+            ("ThreadPool",),
+        ),
+    ),
+    Aspect(
+        key="crash_impact",
+        title="Crash Impact",
+        package="supervision",
+        process=Claim(
+            "A process that crashes leaves the other processes running.",
+            ("ProcessPool", "WorkerCrashedError"),
+        ),
+        thread=Claim(
+            "A thread that crashes the interpreter (a fault in native code) takes the whole "
+            "process, and every other thread, with it.",
+            ("ThreadPool",),
+        ),
+    ),
+    Aspect(
+        key="synchronization",
+        title="Synchronization",
+        package="sync",
+        process=Claim("Processes synchronize through IPC mechanisms."),
+        thread=Claim("Threads synchronize with simpler primitives such as mutexes and semaphores."),
+    ),
+    Aspect(
+        key="use_cases",
+        title="Use Cases",
+        package="compare",
+        process=Claim(
+            "Processes suit work that needs isolation and separate memory, and CPU-bound "
+            "Python code (each process has its own GIL).",
+            ("ProcessPool",),
+        ),
+        thread=Claim(
+            "Threads suit work that communicates often and shares resources, and I/O-bound code.",
+            ("ThreadPool",),
+        ),
+    ),
+)

@@ -1,0 +1,119 @@
+"""The one exception hierarchy of concurrency_kit.
+
+Every error the library raises on purpose derives from :class:`ConcurrencyKitError`, and also
+from the standard-library class whose meaning it shares, so that code written against the stdlib
+keeps working: a task timeout is a :class:`TimeoutError`, a broken pool is a
+:class:`concurrent.futures.BrokenExecutor`, a value that cannot cross a process boundary is a
+:class:`pickle.PickleError`.
+"""
+
+from __future__ import annotations
+
+import pickle
+import signal as _signal
+from concurrent.futures import BrokenExecutor
+
+__all__ = [
+    "BrokenPoolError",
+    "ConcurrencyKitError",
+    "RemoteTraceback",
+    "SerializationError",
+    "TaskTimeoutError",
+    "WorkerCrashedError",
+]
+
+
+class ConcurrencyKitError(Exception):
+    """Base class of every error raised by concurrency_kit."""
+
+
+class TaskTimeoutError(ConcurrencyKitError, TimeoutError):
+    """A task ran longer than the timeout it was scheduled with.
+
+    In the process model the worker that ran the task was killed and replaced; in the thread
+    model the thread could not be killed, so it was abandoned and replaced (see the pools guide).
+    """
+
+
+class WorkerCrashedError(ConcurrencyKitError):
+    """The worker running a task died before the task finished.
+
+    Only the task that was running fails with this error; the pool replaces the worker and
+    carries on.
+
+    Attributes:
+        exitcode: the worker's exit code as :attr:`multiprocessing.Process.exitcode` reports it
+            (negative for a signal), or ``None`` when it is not known.
+        signal: the number of the signal that killed the worker, or ``None``.
+        pid: the process id of the worker, or ``None`` when it is not known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        exitcode: int | None = None,
+        signal: int | None = None,
+        pid: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.exitcode = exitcode
+        self.signal = signal
+        self.pid = pid
+
+    @classmethod
+    def from_exitcode(cls, exitcode: int | None, pid: int | None, what: str) -> WorkerCrashedError:
+        """Build the error for a worker that exited with ``exitcode`` while doing ``what``."""
+        if exitcode is not None and exitcode < 0:
+            signum = -exitcode
+            try:
+                name = _signal.Signals(signum).name
+            except ValueError:
+                name = f"signal {signum}"
+            reason = f"was killed by {name}"
+            return cls(f"worker {pid} {reason} while {what}", exitcode=exitcode, signal=signum, pid=pid)
+        reason = "vanished" if exitcode is None else f"exited with code {exitcode}"
+        return cls(f"worker {pid} {reason} while {what}", exitcode=exitcode, pid=pid)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild_worker_crashed,
+            (str(self), self.exitcode, self.signal, self.pid),
+        )
+
+
+def _rebuild_worker_crashed(
+    message: str, exitcode: int | None, signal: int | None, pid: int | None
+) -> WorkerCrashedError:
+    return WorkerCrashedError(message, exitcode=exitcode, signal=signal, pid=pid)
+
+
+class BrokenPoolError(ConcurrencyKitError, BrokenExecutor):
+    """A pool can no longer run tasks: its workers cannot start.
+
+    Raised on the pending futures and on later submissions when the pool's ``initializer``
+    fails; the initializer's own exception is chained as ``__cause__``.
+    """
+
+
+class SerializationError(ConcurrencyKitError, pickle.PickleError):
+    """A value could not be pickled or unpickled to cross a process boundary.
+
+    The message names the value and what failed; the original error is chained as
+    ``__cause__``.
+    """
+
+
+class RemoteTraceback(Exception):
+    """Carries the traceback text of an exception raised in another process.
+
+    It is attached as ``__cause__`` of the re-raised exception, so the worker's stack is printed
+    below the caller's.
+    """
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return self.tb

@@ -1,0 +1,294 @@
+"""What both pools share: argument checks, the statistics value and the Executor facade.
+
+Each pool implements four hooks — ``_submit_task``, ``_shutdown``, ``_abort`` and
+``_statistics`` — and inherits the public API from :class:`PoolBase`, so the two columns cannot
+drift apart in signature or validation.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Executor, Future
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+
+import attrs
+from typing_extensions import ParamSpec, Self
+
+from concurrency_kit.pools import _map
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+_pool_counter = iter(range(1, 1 << 62))
+_pool_counter_lock = threading.Lock()
+
+
+def next_pool_name(kind: str) -> str:
+    """A unique default name such as ``ProcessPool-3``."""
+    with _pool_counter_lock:
+        return f"{kind}-{next(_pool_counter)}"
+
+
+@attrs.frozen
+class PoolStatistics:
+    """A snapshot of a pool's state and counters.
+
+    Attributes:
+        model: ``"process"`` or ``"thread"``.
+        max_workers: the most workers the pool runs at once.
+        workers_alive: workers running now (busy or idle).
+        workers_busy: workers running a task now.
+        tasks_queued: tasks accepted but not started.
+        tasks_completed: tasks that returned a value.
+        tasks_failed: tasks that raised an exception.
+        tasks_crashed: tasks whose worker died under them.
+        tasks_timed_out: tasks stopped by their ``timeout``.
+        tasks_cancelled: tasks cancelled before they finished.
+        workers_replaced: workers started to replace one that died, was killed, was recycled
+            by ``max_tasks_per_worker`` or (threads) was abandoned.
+        workers_abandoned: thread workers still stuck in a task that timed out (always 0 for
+            processes, whose late workers are killed).
+    """
+
+    model: str
+    max_workers: int
+    workers_alive: int
+    workers_busy: int
+    tasks_queued: int
+    tasks_completed: int
+    tasks_failed: int
+    tasks_crashed: int
+    tasks_timed_out: int
+    tasks_cancelled: int
+    workers_replaced: int
+    workers_abandoned: int
+
+
+def check_timeout(timeout: float | None, what: str = "timeout") -> float | None:
+    """Validate a task timeout: ``None`` or a positive number of seconds."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"{what} must be a number of seconds or None, not {type(timeout).__name__}")
+    if not timeout > 0:
+        raise ValueError(f"{what} must be > 0 seconds, got {timeout!r}")
+    return float(timeout)
+
+
+def check_callable(fn: object, what: str = "fn") -> None:
+    if not callable(fn):
+        raise TypeError(f"{what} must be callable, not {type(fn).__name__}")
+
+
+class PoolBase(Executor):
+    """The public API both pools share. Not instantiated directly."""
+
+    _model: str = ""
+
+    def __init__(
+        self,
+        max_workers: int | None,
+        *,
+        default_workers: int,
+        initializer: Callable[..., object] | None,
+        initargs: tuple[Any, ...],
+        max_tasks_per_worker: int | None,
+        name: str | None,
+    ) -> None:
+        if max_workers is None:
+            max_workers = default_workers
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int):
+            raise TypeError(f"max_workers must be an int or None, not {type(max_workers).__name__}")
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be >= 1, got {max_workers}")
+        if initializer is not None:
+            check_callable(initializer, "initializer")
+        if not isinstance(initargs, tuple):
+            raise TypeError(f"initargs must be a tuple, not {type(initargs).__name__}")
+        if max_tasks_per_worker is not None:
+            if isinstance(max_tasks_per_worker, bool) or not isinstance(max_tasks_per_worker, int):
+                raise TypeError("max_tasks_per_worker must be an int or None")
+            if max_tasks_per_worker < 1:
+                raise ValueError(f"max_tasks_per_worker must be >= 1, got {max_tasks_per_worker}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, not {type(name).__name__}")
+        self._max_workers = max_workers
+        self._name = name if name is not None else next_pool_name(type(self).__name__)
+
+    @property
+    def max_workers(self) -> int:
+        """The most workers this pool runs at once."""
+        return self._max_workers
+
+    @property
+    def name(self) -> str:
+        """The pool's name; its workers are named after it."""
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._name!r} max_workers={self._max_workers}>"
+
+    # -- submission -------------------------------------------------------------------------
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """Run ``fn(*args, **kwargs)`` in a worker and return a future for its result.
+
+        Raises:
+            RuntimeError: the pool has been shut down.
+            TypeError: ``fn`` is not callable.
+            BrokenPoolError: the pool's workers cannot start (the initializer failed).
+            SerializationError: (processes) the call cannot be pickled.
+        """
+        check_callable(fn)
+        return self._submit_task(fn, args, kwargs, None)
+
+    def schedule(
+        self,
+        fn: Callable[..., T],
+        args: Iterable[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Future[T]:
+        """Like :meth:`submit`, with a per-task ``timeout``.
+
+        Args:
+            fn: the callable to run.
+            args: its positional arguments.
+            kwargs: its keyword arguments.
+            timeout: seconds the task may run, counted from when it starts running (time spent
+                queued does not count). A late task's future fails with
+                :class:`~concurrency_kit.TaskTimeoutError`; see the pool class for what happens
+                to the worker.
+
+        Raises:
+            ValueError: ``timeout`` is not positive.
+        """
+        check_callable(fn)
+        timeout = check_timeout(timeout)
+        if kwargs is not None and not isinstance(kwargs, Mapping):
+            raise TypeError(f"kwargs must be a mapping or None, not {type(kwargs).__name__}")
+        return self._submit_task(fn, tuple(args), dict(kwargs) if kwargs else {}, timeout)
+
+    def map(  # type: ignore[override]
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | Literal["auto"] = "auto",
+        ordered: bool = True,
+        buffersize: int | None = None,
+    ) -> Iterator[T]:
+        """Lazily apply ``fn`` to the items of ``iterables``, in the pool.
+
+        The input is read as results are consumed: at most ``buffersize`` items are in flight,
+        so an endless iterable is fine. An item whose call raised re-raises that exception when
+        iteration reaches it; the items after it are still delivered if iteration goes on.
+
+        Args:
+            fn: the callable, applied as ``fn(*items)`` with one item from each iterable.
+            timeout: as in :meth:`concurrent.futures.Executor.map`: seconds from this call
+                until every result must be available; :class:`TimeoutError` when exceeded,
+                and the calls still outstanding are cancelled.
+            chunksize: items sent to a worker in one task. ``"auto"`` picks it from the input's
+                length when known (as :meth:`multiprocessing.pool.Pool.map` does), otherwise
+                from measured call durations. With a chunk larger than one item, a worker crash
+                fails every item of that chunk.
+            ordered: yield results in input order (``True``) or as they complete.
+            buffersize: the most items in flight; by default four chunks per worker.
+
+        Raises:
+            ValueError: ``chunksize`` or ``buffersize`` is not positive.
+        """
+        check_callable(fn)
+        if not iterables:
+            raise TypeError("map() needs at least one iterable")
+        timeout = check_timeout(timeout)
+        if chunksize != "auto":
+            if isinstance(chunksize, bool) or not isinstance(chunksize, int):
+                raise TypeError(f"chunksize must be an int or 'auto', not {chunksize!r}")
+            if chunksize < 1:
+                raise ValueError(f"chunksize must be >= 1, got {chunksize}")
+        if buffersize is not None:
+            if isinstance(buffersize, bool) or not isinstance(buffersize, int):
+                raise TypeError(f"buffersize must be an int or None, not {buffersize!r}")
+            if buffersize < 1:
+                raise ValueError(f"buffersize must be >= 1, got {buffersize}")
+        self._check_open()
+        return _map.lazy_map(
+            self._submit_chunk,
+            fn,
+            iterables,
+            workers=self._max_workers,
+            timeout=timeout,
+            chunksize=chunksize,
+            ordered=ordered,
+            buffersize=buffersize,
+        )
+
+    def _submit_chunk(self, fn: Callable[..., Any], items: list[tuple[Any, ...]]) -> Future[Any]:
+        return self._submit_task(_map.run_chunk, (fn, items), {}, None)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop accepting tasks and release the workers; idempotent.
+
+        Args:
+            wait: block until every accepted task has finished and the workers are gone.
+            cancel_futures: cancel the tasks that have not started yet.
+        """
+        self._shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            # Ctrl-C or SystemExit: do not wait for queued work; stop what can be stopped.
+            self._abort()
+        else:
+            self.shutdown(wait=True)
+
+    def statistics(self) -> PoolStatistics:
+        """A snapshot of the pool's workers and task counters."""
+        return self._statistics()
+
+    # -- hooks ------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        raise NotImplementedError
+
+    def _submit_task(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any] | None,
+        timeout: float | None,
+    ) -> Future[Any]:
+        raise NotImplementedError
+
+    def _shutdown(self, *, wait: bool, cancel_futures: bool) -> None:
+        raise NotImplementedError
+
+    def _abort(self) -> None:
+        raise NotImplementedError
+
+    def _statistics(self) -> PoolStatistics:
+        raise NotImplementedError
+
+
+def default_process_workers() -> int:
+    return os.process_cpu_count() if hasattr(os, "process_cpu_count") else (os.cpu_count() or 1)
+
+
+def default_thread_workers() -> int:
+    return min(32, default_process_workers() + 4)

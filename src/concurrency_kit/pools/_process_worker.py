@@ -1,0 +1,182 @@
+"""The main loop of a process-pool worker (runs in the child process).
+
+The worker reads frames from its task pipe and answers on its event pipe (see ``_frames``)::
+
+    parent ── TASK / TASK_TIMED / CANCEL / STOP ──> worker
+    parent <── READY / START / OK / ERROR / SKIPPED / INIT_FAILED ── worker
+
+Before running a task it takes in every frame already waiting, so a CANCEL sent for a task
+still queued here is seen in time and the task is skipped. START is written before the task
+runs, so the parent always knows which task a dying worker was running; the worker's pending
+answers are flushed in one write just before it runs a task or waits for more.
+
+A daemon thread blocks on the pool's *alive* pipe, whose write end only the parent holds: when
+the parent dies, however it dies, the read returns end-of-file and the worker exits at once.
+SIGINT is ignored: Ctrl-C is the parent's to handle (it shuts the pool down), so the terminal
+is not flooded with one KeyboardInterrupt traceback per worker.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+from concurrency_kit import _serialize
+from concurrency_kit.errors import SerializationError
+from concurrency_kit.pools import _frames
+from concurrency_kit.pools._map import ChunkResult
+
+EXIT_PARENT_DIED = 70
+
+
+def _watch_parent(alive_fd: int) -> None:
+    try:
+        while os.read(alive_fd, 1):
+            pass
+    except OSError:
+        pass
+    os._exit(EXIT_PARENT_DIED)
+
+
+def worker_main(
+    task_conn: Connection,
+    event_conn: Connection,
+    alive_conn: Connection,
+    close_fds: tuple[int, ...],
+    initializer: bytes | None,
+    max_tasks: int | None,
+) -> None:
+    """Run tasks until STOP, the end of the task pipe, or ``max_tasks`` tasks."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for fd in close_fds:  # ends inherited through fork that belong to the parent
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    threading.Thread(
+        target=_watch_parent, args=(alive_conn.fileno(),), name="parent-watch", daemon=True
+    ).start()
+    _Worker(task_conn.fileno(), event_conn.fileno(), max_tasks).run(initializer)
+
+
+class _Worker:
+    def __init__(self, task_fd: int, event_fd: int, max_tasks: int | None) -> None:
+        self.task_fd = task_fd
+        self.event_fd = event_fd
+        self.tasks_left = max_tasks
+        self.reader = _frames.FrameReader()
+        self.inbox: list[tuple[int, int, bytes]] = []
+        self.cancelled: set[int] = set()
+        self.outbox = bytearray()
+        self.stopping = False
+        os.set_blocking(task_fd, False)
+
+    # -- I/O ---------------------------------------------------------------------------------
+
+    def send(self, kind: int, task_id: int, payload: bytes = b"") -> None:
+        self.outbox += _frames.header(kind, task_id, len(payload))
+        self.outbox += payload
+
+    def flush(self) -> None:
+        if self.outbox:
+            _frames.write_all(self.event_fd, self.outbox)
+            self.outbox.clear()
+
+    def _take(self, kind: int, task_id: int, payload: bytes) -> None:
+        if kind == _frames.CANCEL:
+            self.cancelled.add(task_id)
+        else:
+            self.inbox.append((kind, task_id, payload))
+
+    def receive(self, block: bool) -> bool:
+        """Take in waiting frames (waiting for some if ``block``); False at end of file."""
+        if block:
+            self.flush()
+            os.set_blocking(self.task_fd, True)
+            try:
+                alive = self.reader.read_from(self.task_fd)
+            finally:
+                os.set_blocking(self.task_fd, False)
+            if alive:
+                alive = self.reader.drain_nonblocking(self.task_fd)
+        else:
+            alive = self.reader.drain_nonblocking(self.task_fd)
+        self.reader.pop_all(self._take)
+        return alive
+
+    # -- main loop ---------------------------------------------------------------------------
+
+    def run(self, initializer: bytes | None) -> None:
+        if initializer is not None:
+            try:
+                fn, args = _serialize.loads(initializer)
+                fn(*args)
+            except BaseException as exc:
+                self.send(_frames.INIT_FAILED, 0, _pack_exception(exc))
+                self.flush()
+                return
+        self.send(_frames.READY, 0)
+        position = 0
+        while True:
+            if position == len(self.inbox):
+                self.inbox.clear()
+                position = 0
+                if not self.receive(block=True) and not self.inbox:
+                    break
+                continue
+            kind, task_id, payload = self.inbox[position]
+            self.inbox[position] = (0, 0, b"")  # drop the payload as soon as it is used
+            position += 1
+            if kind == _frames.STOP:
+                break
+            self.receive(block=False)  # see a CANCEL that arrived behind this task
+            if task_id in self.cancelled:
+                self.cancelled.discard(task_id)
+                self.send(_frames.SKIPPED, task_id)
+            else:
+                self.send(_frames.START, task_id)
+                self.flush()
+                self.run_task(task_id, payload)
+            if self.tasks_left is not None:
+                self.tasks_left -= 1
+                if self.tasks_left == 0:
+                    break
+        self.flush()
+
+    def run_task(self, task_id: int, payload: bytes) -> None:
+        try:
+            fn, args, kwargs = _serialize.loads(payload)
+        except BaseException as exc:
+            error = SerializationError(
+                f"the worker could not unpickle the task: {type(exc).__name__}: {exc}"
+            )
+            self.send(_frames.ERROR, task_id, _pack_exception(error))
+            return
+        del payload
+        try:
+            result = fn(*args, **(kwargs or {}))
+        except BaseException as exc:
+            self.send(_frames.ERROR, task_id, _pack_exception(exc))
+            return
+        finally:
+            del fn, args, kwargs
+        self.send(*_pack_result(task_id, result))
+
+
+def _pack_result(task_id: int, result: Any) -> tuple[int, int, bytes]:
+    try:
+        return _frames.OK, task_id, _serialize.dumps_fast(result)
+    except Exception as exc:
+        if isinstance(result, ChunkResult):
+            return _frames.OK, task_id, _serialize.dumps_fast(result.sanitized())
+        error = _serialize.describe_unpicklable("the result", result, exc)
+        return _frames.ERROR, task_id, _pack_exception(error)
+
+
+def _pack_exception(exc: BaseException) -> bytes:
+    return _serialize.dumps_fast(_serialize.ExceptionWithTraceback(exc))
+
+

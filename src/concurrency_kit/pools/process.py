@@ -1,0 +1,841 @@
+"""ProcessPool: the process column of the pools row.
+
+Data flow::
+
+                         submit() pickles the call (cloudpickle) in the caller's thread
+                                          │
+                                          v
+    caller threads ──> pending deque ──> per-worker task pipe ──> worker process
+          ^                 ^   (written directly to an idle      │ START, OK/ERROR, ...
+          │                 │    worker; the rest by the          v
+      futures <──────── dispatcher thread <──────────────── per-worker event pipe
+                            │   selects on: event pipes, task pipes that have bytes left to
+                            │   write, worker sentinels, a wake-up pipe, the nearest deadline
+                            └─> kills a worker whose task timed out or was cancelled while
+                                running; replaces workers that died, were killed or recycled
+
+Every worker has pipes of its own, so the pool always knows what each worker holds: a worker
+that dies fails only the task it had started (the START frame says which), and the tasks queued
+behind it go back to the head of the queue. Small tasks are sent to each worker a few at a time
+(up to :data:`PREFETCH` when tasks are short), which turns a burst of ``submit`` calls into a few
+large writes. The parent never blocks on a pipe: task pipes are non-blocking and what does not
+fit waits in a per-worker outbox until the pipe is writable, so a worker blocked on writing a
+large result can never deadlock with a parent writing a large task.
+
+The state lives in :class:`_Core`, shared by the callers and the dispatcher thread under one
+lock; the public :class:`ProcessPool` is only a facade, so a forgotten pool can be collected and
+its finalizer shuts the core down.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import itertools
+import multiprocessing
+import os
+import selectors
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import _base as _futures_base
+from functools import partial
+from multiprocessing.connection import Connection
+from typing import Any
+
+from concurrency_kit import _serialize
+from concurrency_kit.errors import (
+    BrokenPoolError,
+    SerializationError,
+    TaskTimeoutError,
+    WorkerCrashedError,
+)
+from concurrency_kit.pools import _frames
+from concurrency_kit.pools._base import PoolBase, PoolStatistics, default_process_workers
+from concurrency_kit.pools._process_worker import worker_main
+
+__all__ = ["ProcessPool"]
+
+PREFETCH = 64
+"""The most tasks queued at one worker when tasks are short (under :data:`SHORT_TASK`)."""
+SHORT_TASK = 0.001
+START_FAILURES_TO_BREAK = 3
+"""Workers in a row that die before they are ready before the pool declares itself broken."""
+
+_WAKE, _EVENTS, _SENTINEL, _WRITABLE = range(4)
+
+
+class _Task:
+    __slots__ = ("deadline", "finished", "future", "id", "payload", "started", "timeout", "worker")
+
+    def __init__(
+        self, task_id: int, future: _ProcessFuture, payload: bytes, timeout: float | None
+    ) -> None:
+        self.id = task_id
+        self.future = future
+        self.payload: bytes | None = payload
+        self.timeout = timeout
+        self.worker: int | None = None  # serial of the worker it was sent to
+        self.started = 0.0  # monotonic time of its START, 0 before
+        self.deadline = 0.0
+        self.finished = False  # its outcome has been claimed (result, error or cancel)
+
+
+class _ProcessFuture(Future[Any]):
+    """A future whose ``cancel()`` can also stop a task that is already running."""
+
+    def __init__(self, core: _Core, task_id: int) -> None:
+        super().__init__()
+        self._ck_core = core
+        self._ck_task_id = task_id
+
+    def cancel(self) -> bool:
+        """Cancel the task; a running task's worker is killed (and replaced).
+
+        Returns:
+            ``True`` unless the task had already finished.
+        """
+        if not self._ck_core.cancel(self._ck_task_id):
+            return self.cancelled()
+        self._ck_force_cancel()
+        return True
+
+    def _ck_force_cancel(self) -> None:
+        with self._condition:
+            if self._state == _futures_base.FINISHED:  # pragma: no cover - claimed first
+                return
+            self._state = _futures_base.CANCELLED
+            self._condition.notify_all()
+        self.set_running_or_notify_cancel()
+        self._invoke_callbacks()
+
+
+class _Worker:
+    """The parent's view of one worker process."""
+
+    __slots__ = (
+        "event_conn",
+        "event_fd",
+        "kill_reason",
+        "outbox",
+        "outstanding",
+        "pid",
+        "process",
+        "quota",
+        "reader",
+        "ready",
+        "running",
+        "serial",
+        "stop_sent",
+        "task_conn",
+        "task_fd",
+        "want_write",
+    )
+
+    def __init__(
+        self,
+        serial: int,
+        process: multiprocessing.process.BaseProcess,
+        task_conn: Connection,
+        event_conn: Connection,
+        quota: int | None,
+    ) -> None:
+        self.serial = serial
+        self.process = process
+        self.pid = process.pid
+        self.task_conn = task_conn
+        self.event_conn = event_conn
+        self.task_fd = task_conn.fileno()
+        self.event_fd = event_conn.fileno()
+        os.set_blocking(self.task_fd, False)
+        os.set_blocking(self.event_fd, False)
+        self.reader = _frames.FrameReader()
+        self.outbox: collections.deque[memoryview] = collections.deque()
+        self.want_write = False
+        self.outstanding: collections.deque[int] = collections.deque()  # task ids, in order
+        self.running: int | None = None
+        self.quota = quota
+        self.ready = False
+        self.stop_sent = False
+        self.kill_reason: str | None = None
+
+    def usable(self) -> bool:
+        return not self.stop_sent and self.kill_reason is None and self.quota != 0
+
+
+class _Core:
+    """The pool's state and its dispatcher thread (see the module docstring)."""
+
+    def __init__(
+        self,
+        name: str,
+        max_workers: int,
+        context: multiprocessing.context.BaseContext,
+        initializer: bytes | None,
+        max_tasks: int | None,
+    ) -> None:
+        self.name = name
+        self.max_workers = max_workers
+        self.context = context
+        self.fork = context.get_start_method() == "fork"
+        self.initializer = initializer
+        self.max_tasks = max_tasks
+        self.lock = threading.Lock()
+        self.ids = itertools.count(1)
+        self.serials = itertools.count(1)
+        self.tasks: dict[int, _Task] = {}  # every task whose outcome is not claimed yet
+        self.pending: collections.deque[_Task] = collections.deque()
+        self.workers: dict[int, _Worker] = {}
+        self.timers: list[tuple[float, int, int]] = []
+        self.shutdown = False
+        self.broken: BrokenPoolError | None = None
+        self.start_failures = 0
+        self.lost_workers = 0  # died, killed or recycled, not yet replaced
+        self.avg_duration: float | None = None
+        self.thread: threading.Thread | None = None
+        self.selector: selectors.BaseSelector | None = None
+        self.wake_r = self.wake_w = -1
+        self.wake_pending = False
+        self.alive: tuple[Connection, Connection] | None = None
+        self.completed = self.failed = self.crashed = self.timed_out = 0
+        self.cancelled = self.replaced = 0
+
+    # -- callers ----------------------------------------------------------------------------
+
+    def check_open_locked(self) -> None:
+        if self.broken is not None:
+            raise _copy_broken(self.broken)
+        if self.shutdown:
+            raise RuntimeError("cannot schedule new tasks after shutdown")
+
+    def submit(self, payload: bytes, timeout: float | None) -> _ProcessFuture:
+        with self.lock:
+            self.check_open_locked()
+            task_id = next(self.ids)
+            future = _ProcessFuture(self, task_id)
+            task = _Task(task_id, future, payload, timeout)
+            self.tasks[task_id] = task
+            self.pending.append(task)
+            if self.thread is None:
+                self._start_dispatcher_locked()
+            self._dispatch_locked()
+            if self.pending and self._spawn_wanted_locked():
+                self._wake_locked()
+        return future
+
+    def cancel(self, task_id: int) -> bool:
+        """Claim a task's outcome as cancelled; False when it is already claimed."""
+        with self.lock:
+            task = self.tasks.get(task_id)
+            if task is None or task.finished:
+                return False
+            self._claim_locked(task)
+            self.cancelled += 1
+            if task.worker is not None:
+                worker = self.workers.get(task.worker)
+                if worker is not None:
+                    if worker.running == task_id:
+                        self._kill_locked(worker, "cancel")
+                    else:
+                        self._send_locked(worker, _frames.frame(_frames.CANCEL, task_id))
+            return True
+
+    def stop(self, wait: bool, cancel_futures: bool) -> None:
+        to_cancel: list[_ProcessFuture] = []
+        with self.lock:
+            self.shutdown = True
+            if cancel_futures:
+                for task in list(self.tasks.values()):
+                    if not task.finished and not task.started:
+                        to_cancel.append(task.future)
+            thread = self.thread
+            if thread is not None:
+                self._wake_locked()
+        for future in to_cancel:
+            future.cancel()
+        if wait and thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def abort(self) -> None:
+        """Stop now: cancel every unfinished task and kill every worker."""
+        to_cancel: list[_ProcessFuture] = []
+        with self.lock:
+            self.shutdown = True
+            for task in list(self.tasks.values()):
+                if not task.finished:
+                    self._claim_locked(task)
+                    self.cancelled += 1
+                    to_cancel.append(task.future)
+            for worker in self.workers.values():
+                self._kill_locked(worker, "abort")
+            thread = self.thread
+            if thread is not None:
+                self._wake_locked()
+        for future in to_cancel:
+            future._ck_force_cancel()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def statistics(self) -> PoolStatistics:
+        with self.lock:
+            busy = sum(1 for w in self.workers.values() if w.running is not None)
+            started = sum(1 for t in self.tasks.values() if t.started and not t.finished)
+            queued = sum(1 for t in self.tasks.values() if not t.finished) - started
+            return PoolStatistics(
+                model="process",
+                max_workers=self.max_workers,
+                workers_alive=len(self.workers),
+                workers_busy=busy,
+                tasks_queued=queued,
+                tasks_completed=self.completed,
+                tasks_failed=self.failed,
+                tasks_crashed=self.crashed,
+                tasks_timed_out=self.timed_out,
+                tasks_cancelled=self.cancelled,
+                workers_replaced=self.replaced,
+                workers_abandoned=0,
+            )
+
+    # -- shared helpers (lock held) ---------------------------------------------------------
+
+    def _claim_locked(self, task: _Task) -> None:
+        task.finished = True
+        task.payload = None
+        if task.worker is None or self.workers.get(task.worker) is None:
+            del self.tasks[task.id]
+
+    def _kill_locked(self, worker: _Worker, reason: str) -> None:
+        if worker.kill_reason is None:
+            worker.kill_reason = reason
+            try:
+                worker.process.kill()
+            except (OSError, ValueError):  # pragma: no cover - already reaped
+                pass
+
+    def _wake_locked(self) -> None:
+        if not self.wake_pending and self.wake_w >= 0:
+            self.wake_pending = True
+            try:
+                os.write(self.wake_w, b"!")
+            except BlockingIOError:  # pragma: no cover - the pipe is full: a wake-up is pending
+                pass
+
+    def _send_locked(self, worker: _Worker, data: bytes) -> None:
+        if worker.kill_reason is not None:
+            return
+        view = memoryview(data)
+        if not worker.outbox:
+            try:
+                written = os.write(worker.task_fd, view)
+            except BlockingIOError:
+                written = 0
+            except OSError:  # the worker is gone; its sentinel will tell the dispatcher
+                return
+            if written == len(view):
+                return
+            view = view[written:]
+        worker.outbox.append(view)
+        if not worker.want_write:
+            worker.want_write = True
+            self._wake_locked()
+
+    def _spawn_wanted_locked(self) -> bool:
+        if self.broken is not None or not self.pending or len(self.workers) >= self.max_workers:
+            return False
+        return not any(w.usable() and not w.outstanding for w in self.workers.values())
+
+    def _depth_locked(self) -> int:
+        if self.avg_duration is None:
+            return 2
+        return PREFETCH if self.avg_duration < SHORT_TASK else 1
+
+    def _dispatch_locked(self) -> None:
+        if self.broken is not None:
+            return
+        depth = self._depth_locked()
+        pending = self.pending
+        while pending:
+            task = pending[0]
+            if task.finished:
+                pending.popleft()
+                continue
+            best: _Worker | None = None
+            for worker in self.workers.values():
+                if worker.usable() and len(worker.outstanding) < depth and (
+                    best is None or len(worker.outstanding) < len(best.outstanding)
+                ):
+                    best = worker
+            if best is None:
+                return
+            pending.popleft()
+            task.worker = best.serial
+            best.outstanding.append(task.id)
+            if best.quota is not None:
+                best.quota -= 1
+            kind = _frames.TASK if task.timeout is None else _frames.TASK_TIMED
+            assert task.payload is not None
+            self._send_locked(best, _frames.header(kind, task.id, len(task.payload)) + task.payload)
+
+    def _start_dispatcher_locked(self) -> None:
+        self.selector = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        self.selector.register(self.wake_r, selectors.EVENT_READ, (_WAKE, None))
+        self.alive = self.context.Pipe(duplex=False)
+        self.thread = threading.Thread(target=self._run, name=f"{self.name}-dispatcher", daemon=True)
+        self.thread.start()
+
+    # -- the dispatcher thread --------------------------------------------------------------
+
+    def _run(self) -> None:
+        selector = self.selector
+        assert selector is not None
+        spawn = False
+        try:
+            while True:
+                actions: list[Callable[[], object]] = []
+                events = selector.select(0 if spawn else self._next_timeout())
+                with self.lock:
+                    for key, _mask in events:
+                        tag, worker = key.data
+                        if tag == _WAKE:
+                            self._drain_wake_locked()
+                        elif tag == _EVENTS:
+                            self._read_events_locked(worker, actions)
+                        elif tag == _SENTINEL:
+                            self._on_exit_locked(worker, actions)
+                        elif tag == _WRITABLE:
+                            self._flush_locked(worker)
+                    self._register_writers_locked()
+                    self._expire_locked(actions)
+                    self._dispatch_locked()
+                    spawn = self._spawn_wanted_locked()
+                    finished = self._finish_locked()
+                for action in actions:
+                    action()
+                del actions
+                if finished:
+                    return
+                if spawn:
+                    self._spawn()
+        finally:
+            self._close()
+
+    def _next_timeout(self) -> float | None:
+        with self.lock:
+            if not self.timers:
+                return None
+            return max(0.0, self.timers[0][0] - time.monotonic())
+
+    def _drain_wake_locked(self) -> None:
+        self.wake_pending = False
+        try:
+            while os.read(self.wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _register_writers_locked(self) -> None:
+        assert self.selector is not None
+        for worker in self.workers.values():
+            if worker.want_write and worker.outbox and worker.kill_reason is None:
+                try:
+                    self.selector.register(worker.task_fd, selectors.EVENT_WRITE, (_WRITABLE, worker))
+                except KeyError:
+                    pass  # already registered
+
+    def _flush_locked(self, worker: _Worker) -> None:
+        assert self.selector is not None
+        while worker.outbox:
+            view = worker.outbox[0]
+            try:
+                written = os.write(worker.task_fd, view)
+            except BlockingIOError:
+                return
+            except OSError:  # the worker is gone; its sentinel will tell
+                worker.outbox.clear()
+                break
+            if written == len(view):
+                worker.outbox.popleft()
+            else:
+                worker.outbox[0] = view[written:]
+                return
+        worker.want_write = False
+        self.selector.unregister(worker.task_fd)
+
+    def _read_events_locked(self, worker: _Worker, actions: list[Callable[[], object]]) -> None:
+        try:
+            alive = worker.reader.drain_nonblocking(worker.event_fd)
+        except OSError:
+            alive = False
+        worker.reader.pop_all(partial(self._on_frame_locked, worker, actions))
+        if not alive:
+            assert self.selector is not None
+            self.selector.unregister(worker.event_fd)
+
+    def _on_frame_locked(
+        self, worker: _Worker, actions: list[Callable[[], object]], kind: int, task_id: int, payload: bytes
+    ) -> None:
+        if kind == _frames.START:
+            worker.running = task_id
+            task = self.tasks.get(task_id)
+            if task is None or task.finished:
+                # Cancelled after it was sent; the worker started it before it saw the CANCEL.
+                self._kill_locked(worker, "cancel")
+                return
+            task.started = time.monotonic()
+            task.future.set_running_or_notify_cancel()
+            if task.timeout is not None:
+                task.deadline = task.started + task.timeout
+                heapq.heappush(self.timers, (task.deadline, task_id, worker.serial))
+        elif kind in (_frames.OK, _frames.ERROR):
+            worker.running = None
+            if worker.outstanding and worker.outstanding[0] == task_id:
+                worker.outstanding.popleft()
+            task = self.tasks.pop(task_id, None)
+            if task is None or task.finished:
+                return
+            task.finished = True
+            task.payload = None
+            duration = time.monotonic() - task.started
+            self.avg_duration = (
+                duration if self.avg_duration is None else 0.8 * self.avg_duration + 0.2 * duration
+            )
+            if kind == _frames.OK:
+                self.completed += 1
+                actions.append(partial(_deliver_result, task.future, payload))
+            else:
+                self.failed += 1
+                actions.append(partial(_deliver_error, task.future, payload))
+        elif kind == _frames.SKIPPED:
+            if worker.outstanding and worker.outstanding[0] == task_id:
+                worker.outstanding.popleft()
+            self.tasks.pop(task_id, None)
+        elif kind == _frames.READY:
+            worker.ready = True
+            self.start_failures = 0
+        elif kind == _frames.INIT_FAILED:
+            try:
+                cause = _serialize.loads(payload)
+            except Exception as exc:
+                cause = SerializationError(f"the initializer failed and its error cannot be read: {exc}")
+            self._break_locked(
+                f"{self.name}: the initializer raised {type(cause).__name__}: {cause}; "
+                "the pool cannot run tasks",
+                cause,
+                actions,
+            )
+
+    def _on_exit_locked(self, worker: _Worker, actions: list[Callable[[], object]]) -> None:
+        assert self.selector is not None
+        try:  # what the worker wrote before it died still counts
+            worker.reader.drain_nonblocking(worker.event_fd)
+        except OSError:
+            pass
+        worker.reader.pop_all(partial(self._on_frame_locked, worker, actions))
+        worker.process.join()
+        exitcode = worker.process.exitcode
+        for fd in (worker.event_fd, worker.task_fd, worker.process.sentinel):
+            try:
+                self.selector.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+        del self.workers[worker.serial]
+        if worker.running is not None:
+            task = self.tasks.get(worker.running)
+            if task is not None and not task.finished:
+                task.finished = True
+                self.crashed += 1
+                error = WorkerCrashedError.from_exitcode(exitcode, worker.pid, "running a task")
+                actions.append(partial(task.future.set_exception, error))
+            self.tasks.pop(worker.running, None)
+        # Tasks sent to it but not started go back to the head of the queue, in order.
+        for task_id in reversed(worker.outstanding):
+            if task_id == worker.running:
+                continue
+            task = self.tasks.get(task_id)
+            if task is None:
+                continue
+            if task.finished:
+                del self.tasks[task_id]
+            else:
+                task.worker = None
+                self.pending.appendleft(task)
+        if not worker.ready and worker.kill_reason is None and self.broken is None:
+            self.start_failures += 1
+            if self.start_failures >= START_FAILURES_TO_BREAK:
+                cause = WorkerCrashedError.from_exitcode(exitcode, worker.pid, "starting up")
+                self._break_locked(
+                    f"{self.name}: {START_FAILURES_TO_BREAK} workers in a row died while "
+                    f"starting ({cause}); the pool cannot run tasks",
+                    cause,
+                    actions,
+                )
+        if not worker.stop_sent and not (self.shutdown and worker.kill_reason == "abort"):
+            self.lost_workers += 1
+        worker.process.close()
+        worker.task_conn.close()
+        worker.event_conn.close()
+
+    def _expire_locked(self, actions: list[Callable[[], object]]) -> None:
+        now = time.monotonic()
+        while self.timers and self.timers[0][0] <= now:
+            _, task_id, serial = heapq.heappop(self.timers)
+            task = self.tasks.get(task_id)
+            worker = self.workers.get(serial)
+            if task is None or task.finished or worker is None or worker.running != task_id:
+                continue
+            task.finished = True
+            self.timed_out += 1
+            self._kill_locked(worker, "timeout")
+            error = TaskTimeoutError(
+                f"task exceeded its {task.timeout:g} s timeout; worker {worker.pid} was killed "
+                "and is being replaced"
+            )
+            actions.append(partial(task.future.set_exception, error))
+
+    def _break_locked(self, message: str, cause: BaseException, actions: list[Callable[[], object]]) -> None:
+        if self.broken is not None:
+            return
+        self.broken = BrokenPoolError(message)
+        self.broken.__cause__ = cause
+        self.shutdown = True
+        for task in list(self.tasks.values()):
+            if not task.finished:
+                task.finished = True
+                actions.append(partial(task.future.set_exception, _copy_broken(self.broken)))
+        self.tasks.clear()
+        self.pending.clear()
+        for worker in self.workers.values():
+            self._kill_locked(worker, "broken")
+
+    def _finish_locked(self) -> bool:
+        """Once shut down and idle, tell the workers to stop; True when all have exited."""
+        if not self.shutdown:
+            return False
+        if any(not task.finished for task in self.pending):
+            return False
+        for worker in self.workers.values():
+            if worker.outstanding:
+                return False
+        for worker in self.workers.values():
+            if not worker.stop_sent:
+                self._send_locked(worker, _frames.frame(_frames.STOP, 0))
+                worker.stop_sent = True
+        return not self.workers
+
+    def _spawn(self) -> None:
+        assert self.alive is not None
+        task_r, task_w = self.context.Pipe(duplex=False)
+        event_r, event_w = self.context.Pipe(duplex=False)
+        close_fds = (task_w.fileno(), event_r.fileno(), self.alive[1].fileno()) if self.fork else ()
+        serial = next(self.serials)
+        process = self.context.Process(
+            target=worker_main,
+            args=(task_r, event_w, self.alive[0], close_fds, self.initializer, self.max_tasks),
+            name=f"{self.name}-worker-{serial}",
+        )
+        try:
+            process.start()
+        except Exception as exc:
+            task_w.close()
+            event_r.close()
+            actions: list[Callable[[], object]] = []
+            with self.lock:
+                self._break_locked(f"{self.name}: cannot start a worker process: {exc}", exc, actions)
+            for action in actions:
+                action()
+            return
+        finally:
+            task_r.close()
+            event_w.close()
+        worker = _Worker(serial, process, task_w, event_r, self.max_tasks)
+        assert self.selector is not None
+        with self.lock:
+            self.workers[serial] = worker
+            self.selector.register(worker.event_fd, selectors.EVENT_READ, (_EVENTS, worker))
+            self.selector.register(process.sentinel, selectors.EVENT_READ, (_SENTINEL, worker))
+            if self.lost_workers:
+                self.lost_workers -= 1
+                self.replaced += 1
+            if self.broken is not None:
+                self._kill_locked(worker, "broken")
+            self._dispatch_locked()
+
+    def _close(self) -> None:
+        with self.lock:
+            for worker in list(self.workers.values()):  # only after an unexpected error
+                self._kill_locked(worker, "abort")
+                worker.process.join()
+                worker.process.close()
+                worker.task_conn.close()
+                worker.event_conn.close()
+            self.workers.clear()
+            if self.alive is not None:
+                for conn in self.alive:
+                    conn.close()
+            if self.selector is not None:
+                self.selector.close()
+            for fd in (self.wake_r, self.wake_w):
+                if fd >= 0:
+                    os.close(fd)
+            self.wake_r = self.wake_w = -1
+
+
+def _deliver_result(future: Future[Any], payload: bytes) -> None:
+    try:
+        value = _serialize.loads(payload)
+    except Exception as exc:
+        error = SerializationError(f"cannot unpickle the task's result: {type(exc).__name__}: {exc}")
+        error.__cause__ = exc
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+
+
+def _deliver_error(future: Future[Any], payload: bytes) -> None:
+    try:
+        exc = _serialize.loads(payload)
+    except Exception as load_exc:
+        exc = SerializationError(
+            f"cannot unpickle the task's exception: {type(load_exc).__name__}: {load_exc}"
+        )
+    future.set_exception(exc)
+
+
+def _copy_broken(error: BrokenPoolError) -> BrokenPoolError:
+    copy = BrokenPoolError(str(error))
+    copy.__cause__ = error.__cause__
+    return copy
+
+
+class ProcessPool(PoolBase):
+    """A pool of worker processes; a :class:`concurrent.futures.Executor`.
+
+    Each worker is a separate interpreter with its own memory: CPU-bound Python code runs in
+    parallel, and a worker that crashes takes down only the task it was running. Calls,
+    arguments and results cross the process boundary pickled (with cloudpickle, so lambdas,
+    closures and functions defined in ``__main__`` work with every start method).
+
+    Args:
+        max_workers: the most worker processes at once; by default the number of CPUs.
+            Workers start on demand.
+        initializer: called as ``initializer(*initargs)`` in each worker before its first task.
+            If it raises, the pool is broken: pending and later tasks fail with
+            :class:`~concurrency_kit.BrokenPoolError` (the pool does not keep restarting
+            workers that cannot start).
+        initargs: arguments for ``initializer``.
+        max_tasks_per_worker: a worker exits after this many tasks and a fresh one replaces
+            it, with every start method (the standard library refuses ``fork``).
+        name: the pool's name; worker processes are named ``{name}-worker-{n}``.
+        start_method: ``"forkserver"`` (the default on POSIX: safe with threads),
+            ``"spawn"`` or ``"fork"``.
+
+    Crash isolation: a worker killed by a signal, ``os._exit`` or the OOM killer fails only the
+    task it was running, with :class:`~concurrency_kit.WorkerCrashedError`; other tasks run on.
+    A task's ``timeout`` (see :meth:`schedule`) kills its worker at the deadline;
+    ``cancel()`` on a running task does the same and returns ``True``.
+    If the parent process dies, however it dies, its workers exit at once.
+
+    Raises:
+        ValueError: ``start_method`` is not available on this platform.
+        SerializationError: ``initializer`` or ``initargs`` cannot be pickled.
+    """
+
+    _model = "process"
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        max_tasks_per_worker: int | None = None,
+        name: str | None = None,
+        start_method: str | None = None,
+    ) -> None:
+        super().__init__(
+            max_workers,
+            default_workers=default_process_workers(),
+            initializer=initializer,
+            initargs=initargs,
+            max_tasks_per_worker=max_tasks_per_worker,
+            name=name,
+        )
+        if start_method is None:
+            start_method = default_start_method()
+        if start_method not in multiprocessing.get_all_start_methods():
+            raise ValueError(
+                f"start_method must be one of {multiprocessing.get_all_start_methods()}, "
+                f"got {start_method!r}"
+            )
+        self._start_method = start_method
+        init_blob = None
+        if initializer is not None:
+            try:
+                init_blob = _serialize.dumps((initializer, initargs))
+            except Exception as exc:
+                raise SerializationError(
+                    f"cannot send the initializer or its arguments to worker processes: {exc}"
+                ) from exc
+        self._core = _Core(
+            self._name,
+            self._max_workers,
+            multiprocessing.get_context(start_method),
+            init_blob,
+            max_tasks_per_worker,
+        )
+        _live_cores.add(self._core)
+        self._finalizer = weakref.finalize(self, self._core.stop, False, False)
+
+    @property
+    def start_method(self) -> str:
+        """The :mod:`multiprocessing` start method of the workers."""
+        return self._start_method
+
+    def _check_open(self) -> None:
+        with self._core.lock:
+            self._core.check_open_locked()
+
+    def _submit_task(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any] | None,
+        timeout: float | None,
+    ) -> Future[Any]:
+        self._check_open()
+        payload = _serialize.dumps_call(fn, args, kwargs)
+        return self._core.submit(payload, timeout)
+
+    def _shutdown(self, *, wait: bool, cancel_futures: bool) -> None:
+        self._finalizer.detach()
+        self._core.stop(wait, cancel_futures)
+
+    def _abort(self) -> None:
+        self._finalizer.detach()
+        self._core.abort()
+
+    def _statistics(self) -> PoolStatistics:
+        return self._core.statistics()
+
+
+def default_start_method() -> str:
+    """``forkserver`` where it exists (POSIX), else ``spawn``."""
+    methods = multiprocessing.get_all_start_methods()
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+_live_cores: weakref.WeakSet[_Core] = weakref.WeakSet()
+
+
+def _at_exit() -> None:
+    # Like ProcessPoolExecutor: let accepted work finish before the interpreter exits.
+    for core in list(_live_cores):
+        core.stop(wait=True, cancel_futures=False)
+
+
+threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
