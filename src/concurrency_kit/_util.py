@@ -6,7 +6,9 @@ import types
 from collections.abc import Iterable
 
 
-def fixup_module_metadata(module_name: str, names: Iterable[str], namespace: dict[str, object]) -> None:
+def fixup_module_metadata(
+    module_name: str, names: Iterable[str], namespace: dict[str, object]
+) -> None:
     """Make public objects report ``module_name`` as their module.
 
     Tracebacks, reprs, Sphinx and pickled handles then show ``concurrency_kit.ThreadPool``
@@ -22,7 +24,7 @@ def fixup_module_metadata(module_name: str, names: Iterable[str], namespace: dic
         if mod is None or not mod.startswith(module_name + "."):
             return
         try:
-            obj.__module__ = module_name  # type: ignore[attr-defined]
+            obj.__module__ = module_name
         except (AttributeError, TypeError):  # pragma: no cover - builtins cannot be changed
             return
         if isinstance(obj, type):

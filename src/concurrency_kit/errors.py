@@ -71,7 +71,9 @@ class WorkerCrashedError(ConcurrencyKitError):
             except ValueError:
                 name = f"signal {signum}"
             reason = f"was killed by {name}"
-            return cls(f"worker {pid} {reason} while {what}", exitcode=exitcode, signal=signum, pid=pid)
+            return cls(
+                f"worker {pid} {reason} while {what}", exitcode=exitcode, signal=signum, pid=pid
+            )
         reason = "vanished" if exitcode is None else f"exited with code {exitcode}"
         return cls(f"worker {pid} {reason} while {what}", exitcode=exitcode, pid=pid)
 

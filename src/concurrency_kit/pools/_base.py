@@ -173,7 +173,7 @@ class PoolBase(Executor):
             raise TypeError(f"kwargs must be a mapping or None, not {type(kwargs).__name__}")
         return self._submit_task(fn, tuple(args), dict(kwargs) if kwargs else {}, timeout)
 
-    def map(  # type: ignore[override]
+    def map(
         self,
         fn: Callable[..., T],
         *iterables: Iterable[Any],

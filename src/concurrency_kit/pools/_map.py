@@ -56,7 +56,9 @@ class ChunkResult:
             try:
                 pickle.dumps(value if ok else _serialize.ExceptionWithTraceback(value))
             except Exception as exc:
-                outcomes.append((False, _serialize.describe_unpicklable("a map result", value, exc)))
+                outcomes.append(
+                    (False, _serialize.describe_unpicklable("a map result", value, exc))
+                )
             else:
                 outcomes.append((ok, value))
         return ChunkResult(outcomes, self.elapsed)
@@ -77,7 +79,11 @@ def run_chunk(fn: Callable[..., Any], items: list[tuple[Any, ...]]) -> ChunkResu
 
 class _ChunkSizer:
     def __init__(
-        self, chunksize: int | Literal["auto"], length: int | None, workers: int, buffersize: int | None
+        self,
+        chunksize: int | Literal["auto"],
+        length: int | None,
+        workers: int,
+        buffersize: int | None,
     ) -> None:
         self._fixed: int | None = None
         self._next_probe = 1
@@ -138,7 +144,7 @@ class MapIterator(Generic[T]):
     ) -> None:
         self._submit_chunk = submit_chunk
         self._fn = fn
-        self._inputs: Iterator[tuple[Any, ...]] | None = zip(*iterables)
+        self._inputs: Iterator[tuple[Any, ...]] | None = zip(*iterables)  # noqa: B905 - map() stops at the shortest, as the builtin does
         self._sizer = _ChunkSizer(chunksize, _known_length(iterables), workers, buffersize)
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._ordered = ordered
@@ -185,14 +191,17 @@ class MapIterator(Generic[T]):
             self._pending.popleft()
         else:
             try:
-                future = self._done.get(timeout=remaining) if remaining is None or remaining > 0 else self._done.get_nowait()
+                future = (
+                    self._done.get(timeout=remaining)
+                    if remaining is None or remaining > 0
+                    else self._done.get_nowait()
+                )
             except queue.Empty:
                 self.close()
                 raise TimeoutError("map() did not finish within its timeout") from None
-            for index, (candidate, count) in enumerate(self._pending):
-                if candidate is future:
-                    del self._pending[index]
-                    break
+            index = next(i for i, (f, _) in enumerate(self._pending) if f is future)
+            count = self._pending[index][1]
+            del self._pending[index]
         self._in_flight_items -= count
         self._ready.extend(self._outcomes(future, count))
         self._fill()

@@ -178,5 +178,3 @@ def _pack_result(task_id: int, result: Any) -> tuple[int, int, bytes]:
 
 def _pack_exception(exc: BaseException) -> bytes:
     return _serialize.dumps_fast(_serialize.ExceptionWithTraceback(exc))
-
-

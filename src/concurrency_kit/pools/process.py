@@ -109,7 +109,7 @@ class _ProcessFuture(Future[Any]):
             self._state = _futures_base.CANCELLED
             self._condition.notify_all()
         self.set_running_or_notify_cancel()
-        self._invoke_callbacks()
+        self._invoke_callbacks()  # type: ignore[attr-defined]
 
 
 class _Worker:
@@ -172,7 +172,7 @@ class _Core:
         self,
         name: str,
         max_workers: int,
-        context: multiprocessing.context.BaseContext,
+        context: Any,  # a multiprocessing context; typeshed's BaseContext lacks Process
         initializer: bytes | None,
         max_tasks: int | None,
     ) -> None:
@@ -363,8 +363,10 @@ class _Core:
                 continue
             best: _Worker | None = None
             for worker in self.workers.values():
-                if worker.usable() and len(worker.outstanding) < depth and (
-                    best is None or len(worker.outstanding) < len(best.outstanding)
+                if (
+                    worker.usable()
+                    and len(worker.outstanding) < depth
+                    and (best is None or len(worker.outstanding) < len(best.outstanding))
                 ):
                     best = worker
             if best is None:
@@ -385,7 +387,9 @@ class _Core:
         os.set_blocking(self.wake_w, False)
         self.selector.register(self.wake_r, selectors.EVENT_READ, (_WAKE, None))
         self.alive = self.context.Pipe(duplex=False)
-        self.thread = threading.Thread(target=self._run, name=f"{self.name}-dispatcher", daemon=True)
+        self.thread = threading.Thread(
+            target=self._run, name=f"{self.name}-dispatcher", daemon=True
+        )
         self.thread.start()
 
     # -- the dispatcher thread --------------------------------------------------------------
@@ -443,7 +447,9 @@ class _Core:
         for worker in self.workers.values():
             if worker.want_write and worker.outbox and worker.kill_reason is None:
                 try:
-                    self.selector.register(worker.task_fd, selectors.EVENT_WRITE, (_WRITABLE, worker))
+                    self.selector.register(
+                        worker.task_fd, selectors.EVENT_WRITE, (_WRITABLE, worker)
+                    )
                 except KeyError:
                     pass  # already registered
 
@@ -477,7 +483,12 @@ class _Core:
             self.selector.unregister(worker.event_fd)
 
     def _on_frame_locked(
-        self, worker: _Worker, actions: list[Callable[[], object]], kind: int, task_id: int, payload: bytes
+        self,
+        worker: _Worker,
+        actions: list[Callable[[], object]],
+        kind: int,
+        task_id: int,
+        payload: bytes,
     ) -> None:
         if kind == _frames.START:
             worker.running = task_id
@@ -521,7 +532,9 @@ class _Core:
             try:
                 cause = _serialize.loads(payload)
             except Exception as exc:
-                cause = SerializationError(f"the initializer failed and its error cannot be read: {exc}")
+                cause = SerializationError(
+                    f"the initializer failed and its error cannot be read: {exc}"
+                )
             self._break_locked(
                 f"{self.name}: the initializer raised {type(cause).__name__}: {cause}; "
                 "the pool cannot run tasks",
@@ -597,7 +610,9 @@ class _Core:
             )
             actions.append(partial(task.future.set_exception, error))
 
-    def _break_locked(self, message: str, cause: BaseException, actions: list[Callable[[], object]]) -> None:
+    def _break_locked(
+        self, message: str, cause: BaseException, actions: list[Callable[[], object]]
+    ) -> None:
         if self.broken is not None:
             return
         self.broken = BrokenPoolError(message)
@@ -645,7 +660,9 @@ class _Core:
             event_r.close()
             actions: list[Callable[[], object]] = []
             with self.lock:
-                self._break_locked(f"{self.name}: cannot start a worker process: {exc}", exc, actions)
+                self._break_locked(
+                    f"{self.name}: cannot start a worker process: {exc}", exc, actions
+                )
             for action in actions:
                 action()
             return
@@ -689,7 +706,9 @@ def _deliver_result(future: Future[Any], payload: bytes) -> None:
     try:
         value = _serialize.loads(payload)
     except Exception as exc:
-        error = SerializationError(f"cannot unpickle the task's result: {type(exc).__name__}: {exc}")
+        error = SerializationError(
+            f"cannot unpickle the task's result: {type(exc).__name__}: {exc}"
+        )
         error.__cause__ = exc
         future.set_exception(error)
     else:

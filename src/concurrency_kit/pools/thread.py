@@ -63,7 +63,16 @@ class _WorkItem:
 class _Worker:
     """One worker thread and the counters only it writes."""
 
-    __slots__ = ("abandoned", "busy", "completed", "failed", "released", "thread", "timed_out")
+    __slots__ = (
+        "abandoned",
+        "busy",
+        "cancelled",
+        "completed",
+        "failed",
+        "released",
+        "thread",
+        "timed_out",
+    )
 
     def __init__(self) -> None:
         self.thread: threading.Thread | None = None
@@ -74,6 +83,7 @@ class _Worker:
         self.completed = 0
         self.failed = 0
         self.timed_out = 0
+        self.cancelled = 0  # cancelled by the user while queued, seen when dequeued
 
 
 class _Core:
@@ -146,6 +156,7 @@ class _Core:
                 if item is None:
                     return
                 if not item.future.set_running_or_notify_cancel():
+                    worker.cancelled += 1
                     continue
                 worker.busy = True
                 self._run(worker, item)
@@ -204,7 +215,8 @@ class _Core:
             self.retired.completed += worker.completed
             self.retired.failed += worker.failed
             self.retired.timed_out += worker.timed_out
-            worker.completed = worker.failed = worker.timed_out = 0
+            self.retired.cancelled += worker.cancelled
+            worker.completed = worker.failed = worker.timed_out = worker.cancelled = 0
         worker.released.set()
 
     def _break(self, exc: BaseException) -> None:
@@ -291,25 +303,22 @@ class _Core:
     def statistics(self) -> PoolStatistics:
         with self.lock:
             everyone = [*self.workers, *self.abandoned, self.retired]
-            alive = len(self.workers)
-            abandoned = len(self.abandoned)
-            busy = sum(1 for worker in self.workers if worker.busy)
-            cancelled = self.cancelled
-            replaced = self.replaced
-        return PoolStatistics(
-            model="thread",
-            max_workers=self.max_workers,
-            workers_alive=alive,
-            workers_busy=busy,
-            tasks_queued=max(0, self.queue.qsize() - (0 if not self.shutdown else alive)),
-            tasks_completed=sum(w.completed for w in everyone),
-            tasks_failed=sum(w.failed for w in everyone),
-            tasks_crashed=0,
-            tasks_timed_out=sum(w.timed_out for w in everyone),
-            tasks_cancelled=cancelled,
-            workers_replaced=replaced,
-            workers_abandoned=abandoned,
-        )
+            return PoolStatistics(
+                model="thread",
+                max_workers=self.max_workers,
+                workers_alive=len(self.workers),
+                workers_busy=sum(1 for worker in self.workers if worker.busy),
+                tasks_queued=max(
+                    0, self.queue.qsize() - (len(self.workers) if self.shutdown else 0)
+                ),
+                tasks_completed=sum(w.completed for w in everyone),
+                tasks_failed=sum(w.failed for w in everyone),
+                tasks_crashed=0,
+                tasks_timed_out=sum(w.timed_out for w in everyone),
+                tasks_cancelled=self.cancelled + sum(w.cancelled for w in everyone),
+                workers_replaced=self.replaced,
+                workers_abandoned=len(self.abandoned),
+            )
 
 
 def _copy_broken(error: BrokenPoolError) -> BrokenPoolError:
@@ -402,7 +411,9 @@ class ThreadPool(PoolBase):
             max_tasks_per_worker=max_tasks_per_worker,
             name=name,
         )
-        self._core = _Core(self._name, self._max_workers, initializer, initargs, max_tasks_per_worker)
+        self._core = _Core(
+            self._name, self._max_workers, initializer, initargs, max_tasks_per_worker
+        )
         _live_cores.add(self._core)
         self._finalizer = weakref.finalize(self, self._core.stop, False, False)
 

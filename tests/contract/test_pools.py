@@ -1,0 +1,296 @@
+"""The pool contract: one behaviour suite run over both models (the ``model`` fixture)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _gates import Gate, pass_two, wait_at
+
+import concurrency_kit as ck
+from concurrency_kit import Model
+
+
+def add(a: int, b: int = 0) -> int:
+    return a + b
+
+
+def fail_on(x: int, bad: int) -> int:
+    if x == bad:
+        raise KeyError(x)
+    return x
+
+
+class CustomError(Exception):
+    pass
+
+
+def raise_custom(message: str) -> None:
+    raise CustomError(message)
+
+
+def worker_identity(model_name: str) -> object:
+    if model_name == "process":
+        return os.getpid()
+    return threading.current_thread().name
+
+
+_initialized: list[str] = []
+
+
+def initialize(tag: str) -> None:
+    _initialized.append(tag)
+
+
+def read_initialized() -> list[str]:
+    return list(_initialized)
+
+
+@pytest.fixture
+def pool(model: Model) -> Iterator[ck.Pool]:
+    with model.Pool(2) as p:
+        yield p
+
+
+# -- submit and results ------------------------------------------------------------------
+
+
+def test_submit_returns_result(pool: ck.Pool) -> None:
+    assert pool.submit(add, 1, b=2).result(timeout=60) == 3
+
+
+def test_lambdas_and_closures_work(pool: ck.Pool) -> None:
+    offset = 10
+    assert pool.submit(lambda x: x + offset, 5).result(timeout=60) == 15
+
+
+def test_exception_keeps_its_type(pool: ck.Pool) -> None:
+    future = pool.submit(raise_custom, "boom")
+    with pytest.raises(CustomError, match="boom"):
+        future.result(timeout=60)
+
+
+def test_remote_traceback_is_chained_for_processes(model: Model) -> None:
+    with model.Pool(1) as pool:
+        exc = pool.submit(raise_custom, "x").exception(timeout=60)
+    assert isinstance(exc, CustomError)
+    if model.name == "process":
+        assert isinstance(exc.__cause__, ck.RemoteTraceback)
+        assert "raise_custom" in str(exc.__cause__)
+    else:
+        assert exc.__traceback__ is not None
+
+
+def test_schedule_with_timeout_that_is_met(pool: ck.Pool) -> None:
+    assert pool.schedule(add, (2, 3), timeout=60).result(timeout=60) == 5
+    assert pool.schedule(add, [2], {"b": 4}).result(timeout=60) == 6
+
+
+def test_is_an_executor(pool: ck.Pool) -> None:
+    assert isinstance(pool, concurrent.futures.Executor)
+    assert isinstance(pool, ck.Pool)
+
+
+def test_wait_and_as_completed(pool: ck.Pool) -> None:
+    futures = [pool.submit(add, i, 1) for i in range(20)]
+    done, not_done = concurrent.futures.wait(futures, timeout=60)
+    assert not not_done
+    assert len(done) == 20
+    results = sorted(f.result() for f in concurrent.futures.as_completed(futures, timeout=60))
+    assert results == list(range(1, 21))
+
+
+def test_run_in_executor(pool: ck.Pool) -> None:
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        return list(
+            await asyncio.gather(*(loop.run_in_executor(pool, add, i, i) for i in range(5)))
+        )
+
+    assert asyncio.run(main()) == [0, 2, 4, 6, 8]
+
+
+# -- map -----------------------------------------------------------------------------------
+
+
+def test_map_ordered(pool: ck.Pool) -> None:
+    assert list(pool.map(add, range(1000), range(1000))) == [2 * i for i in range(1000)]
+
+
+def test_map_unordered_yields_every_result(pool: ck.Pool) -> None:
+    assert sorted(pool.map(add, range(500), ordered=False)) == list(range(500))
+
+
+@pytest.mark.parametrize("chunksize", [1, 7, "auto"])
+def test_map_chunksizes(pool: ck.Pool, chunksize: int | str) -> None:
+    assert list(pool.map(add, range(50), chunksize=chunksize)) == list(range(50))  # type: ignore[arg-type]
+
+
+def test_map_stops_at_the_shortest_iterable(pool: ck.Pool) -> None:
+    assert list(pool.map(add, [1, 2, 3], [10, 20])) == [11, 22]
+
+
+def test_map_of_nothing(pool: ck.Pool) -> None:
+    assert list(pool.map(add, [])) == []
+
+
+def test_map_is_lazy_on_an_endless_input(pool: ck.Pool) -> None:
+    results = pool.map(add, itertools.count(), buffersize=8)
+    assert list(itertools.islice(results, 100)) == list(range(100))
+    results.close()  # type: ignore[attr-defined]
+
+
+def test_map_reads_input_only_as_results_are_consumed(pool: ck.Pool) -> None:
+    pulled = 0
+
+    def source() -> Iterator[int]:
+        nonlocal pulled
+        for i in range(10_000):
+            pulled += 1
+            yield i
+
+    results = pool.map(add, source(), buffersize=16)
+    assert next(results) == 0
+    assert pulled <= 16 + 1
+    results.close()  # type: ignore[attr-defined]
+
+
+def test_map_raises_at_the_failed_item_and_goes_on(pool: ck.Pool) -> None:
+    results = pool.map(fail_on, range(10), itertools.repeat(4), chunksize=3)
+    assert [next(results) for _ in range(4)] == [0, 1, 2, 3]
+    with pytest.raises(KeyError):
+        next(results)
+    assert list(results) == [5, 6, 7, 8, 9]
+
+
+def test_map_with_a_lambda(pool: ck.Pool) -> None:
+    assert list(pool.map(lambda x: x * x, range(5))) == [0, 1, 4, 9, 16]
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "error"), [(0, ValueError), (-1, ValueError), ("2", TypeError)])
+def test_bad_max_workers(model: Model, value: object, error: type[Exception]) -> None:
+    with pytest.raises(error, match="max_workers"):
+        model.Pool(value)  # type: ignore[arg-type]
+
+
+def test_bad_arguments_fail_at_the_call_site(pool: ck.Pool) -> None:
+    with pytest.raises(TypeError, match="callable"):
+        pool.submit(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timeout"):
+        pool.schedule(add, (1,), timeout=-1)
+    with pytest.raises(ValueError, match="timeout"):
+        pool.schedule(add, (1,), timeout=0)
+    with pytest.raises(ValueError, match="chunksize"):
+        pool.map(add, [1], chunksize=0)
+    with pytest.raises(ValueError, match="buffersize"):
+        pool.map(add, [1], buffersize=0)
+    with pytest.raises(TypeError, match="initializer"):
+        type(pool)(1, initializer=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_tasks_per_worker"):
+        type(pool)(1, max_tasks_per_worker=0)
+    # The pool still works after refusing bad input.
+    assert pool.submit(add, 1).result(timeout=60) == 1
+
+
+def test_submit_after_shutdown_raises(model: Model) -> None:
+    pool = model.Pool(1)
+    pool.shutdown()
+    with pytest.raises(RuntimeError, match="shutdown"):
+        pool.submit(add, 1)
+    with pytest.raises(RuntimeError, match="shutdown"):
+        pool.map(add, [1])
+    pool.shutdown()  # idempotent
+
+
+# -- lifecycle ---------------------------------------------------------------------------------
+
+
+def test_shutdown_waits_for_accepted_tasks(model: Model) -> None:
+    pool = model.Pool(2)
+    futures = [pool.submit(add, i) for i in range(50)]
+    pool.shutdown(wait=True)
+    assert [f.result(timeout=0) for f in futures] == list(range(50))
+
+
+def test_shutdown_without_waiting_still_runs_accepted_tasks(model: Model) -> None:
+    pool = model.Pool(2)
+    futures = [pool.submit(add, i) for i in range(10)]
+    pool.shutdown(wait=False)
+    assert [f.result(timeout=60) for f in futures] == list(range(10))
+    pool.shutdown(wait=True)
+
+
+def test_cancel_futures_on_shutdown(model: Model, tmp_path: Path) -> None:
+    started, finish = Gate(tmp_path, "started"), Gate(tmp_path, "finish")
+    pool = model.Pool(1)
+    blocker = pool.submit(pass_two, started.path, finish.path, "first")
+    queued = [pool.submit(add, i) for i in range(5)]
+    started.release()  # returns once the blocker runs: the queued tasks cannot have started
+    pool.shutdown(wait=False, cancel_futures=True)
+    finish.release()
+    pool.shutdown(wait=True)
+    assert blocker.result(timeout=0) == "first"
+    assert all(f.cancelled() for f in queued)
+
+
+def test_cancel_a_queued_task(model: Model, tmp_path: Path) -> None:
+    gate = Gate(tmp_path)
+    with model.Pool(1) as pool:
+        blocker = pool.submit(wait_at, gate.path, "ok")
+        queued = pool.submit(add, 1)
+        assert queued.cancel()
+        assert queued.cancelled()
+        gate.release()
+        assert blocker.result(timeout=60) == "ok"
+        assert not blocker.cancel()  # finished
+    assert pool.statistics().tasks_cancelled == 1
+
+
+def test_statistics(model: Model) -> None:
+    with model.Pool(2) as pool:
+        futures = [pool.submit(add, i) for i in range(5)] + [pool.submit(raise_custom, "x")]
+        concurrent.futures.wait(futures, timeout=60)
+        stats = pool.statistics()
+    after = pool.statistics()
+    assert stats.model == model.name
+    assert stats.max_workers == 2
+    assert stats.tasks_completed == 5
+    assert stats.tasks_failed == 1
+    assert stats.tasks_crashed == 0
+    assert stats.tasks_queued == 0
+    assert 1 <= stats.workers_alive <= 2
+    assert after.workers_alive == 0
+
+
+def test_initializer_runs_in_every_worker(model: Model) -> None:
+    with model.Pool(1, initializer=initialize, initargs=("ready",)) as pool:
+        assert pool.submit(read_initialized).result(timeout=60)[-1] == "ready"
+
+
+def test_max_tasks_per_worker_recycles_workers(model: Model) -> None:
+    with model.Pool(1, max_tasks_per_worker=2) as pool:
+        identities = [pool.submit(worker_identity, model.name).result(timeout=60) for _ in range(6)]
+        stats = pool.statistics()
+    assert len(set(identities)) == 3
+    assert stats.workers_replaced >= 2
+
+
+def test_context_manager_and_repr(model: Model) -> None:
+    with model.Pool(1, name="demo") as pool:
+        assert pool.name == "demo"
+        assert "demo" in repr(pool)
+        assert pool.max_workers == 1
+
+
+def test_models_share_the_api() -> None:
+    assert ck.PROCESS.Pool is ck.ProcessPool
+    assert ck.THREAD.Pool is ck.ThreadPool
