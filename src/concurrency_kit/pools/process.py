@@ -342,11 +342,17 @@ class _Core:
             self._wake_locked()
 
     def _spawn_wanted_locked(self) -> bool:
-        if self.broken is not None or not self.pending or len(self.workers) >= self.max_workers:
+        if self.broken is not None or len(self.workers) >= self.max_workers:
+            return False
+        if self.lost_workers and not self.shutdown:
+            return True  # keep the pool at the strength it had
+        if not self.pending:
             return False
         return not any(w.usable() and not w.outstanding for w in self.workers.values())
 
     def _depth_locked(self) -> int:
+        if len(self.workers) < self.max_workers:
+            return 1  # leave work pending so that the dispatcher starts another worker for it
         if self.avg_duration is None:
             return 2
         return PREFETCH if self.avg_duration < SHORT_TASK else 1
