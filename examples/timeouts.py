@@ -13,7 +13,6 @@ import time
 from concurrency_kit import PROCESS, THREAD, Model, TaskTimeoutError
 
 
-
 def sleep(seconds: float) -> str:
     time.sleep(seconds)
     return "finished"
