@@ -17,7 +17,7 @@ from concurrency_kit.errors import (
     WorkerCrashedError,
 )
 from concurrency_kit.models import PROCESS, THREAD, Model
-from concurrency_kit.pools import MapIterator, PoolStatistics, ProcessPool, ThreadPool
+from concurrency_kit.pools import PoolStatistics, ProcessPool, ThreadPool
 from concurrency_kit.protocols import Pool
 
 __version__ = "0.1.0"
@@ -27,7 +27,6 @@ __all__ = [
     "THREAD",
     "BrokenPoolError",
     "ConcurrencyKitError",
-    "MapIterator",
     "Model",
     "Pool",
     "PoolStatistics",

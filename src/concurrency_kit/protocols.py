@@ -8,7 +8,7 @@ Write a function against a protocol and it accepts either model's class::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
@@ -55,7 +55,7 @@ class Pool(Protocol):
         chunksize: int | Literal["auto"] = "auto",
         ordered: bool = True,
         buffersize: int | None = None,
-    ) -> Iterator[T]:
+    ) -> Generator[T, None, None]:
         """Lazily apply ``fn`` to the items of ``iterables``."""
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:

@@ -143,7 +143,7 @@ def test_map_of_nothing(pool: ck.Pool) -> None:
 def test_map_is_lazy_on_an_endless_input(pool: ck.Pool) -> None:
     results = pool.map(add, itertools.count(), buffersize=8)
     assert list(itertools.islice(results, 100)) == list(range(100))
-    results.close()  # type: ignore[attr-defined]
+    results.close()
 
 
 def test_map_reads_input_only_as_results_are_consumed(pool: ck.Pool) -> None:
@@ -158,15 +158,40 @@ def test_map_reads_input_only_as_results_are_consumed(pool: ck.Pool) -> None:
     results = pool.map(add, source(), buffersize=16)
     assert next(results) == 0
     assert pulled <= 16 + 1
-    results.close()  # type: ignore[attr-defined]
+    results.close()
 
 
-def test_map_raises_at_the_failed_item_and_goes_on(pool: ck.Pool) -> None:
+def test_map_raises_at_the_failed_item(pool: ck.Pool) -> None:
     results = pool.map(fail_on, range(10), itertools.repeat(4), chunksize=3)
     assert [next(results) for _ in range(4)] == [0, 1, 2, 3]
     with pytest.raises(KeyError):
         next(results)
-    assert list(results) == [5, 6, 7, 8, 9]
+    assert list(results) == []  # a generator, as Executor.map: finished after raising
+
+
+def test_a_failed_item_does_not_affect_its_chunk(pool: ck.Pool) -> None:
+    def safe(x: int) -> object:
+        try:
+            return fail_on(x, 4)
+        except KeyError as exc:
+            return exc
+
+    results = list(pool.map(safe, range(10), chunksize=10))
+    assert results[:4] == [0, 1, 2, 3]
+    assert isinstance(results[4], KeyError)
+    assert results[5:] == [5, 6, 7, 8, 9]
+
+
+def test_map_timeout(model: Model, tmp_path: Path) -> None:
+    gate = Gate(tmp_path)
+    with model.Pool(1) as pool:
+        results = pool.map(wait_at, [gate.path], timeout=0.05)
+        with pytest.raises(TimeoutError):
+            next(results)
+        if model.name == "thread":
+            gate.release()  # a thread cannot be stopped: let it finish
+        else:
+            assert pool.statistics().tasks_cancelled == 1  # its worker was killed
 
 
 def test_map_with_a_lambda(pool: ck.Pool) -> None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from concurrency_kit.pools._base import PoolStatistics
-from concurrency_kit.pools._map import MapIterator
 from concurrency_kit.pools.process import ProcessPool
 from concurrency_kit.pools.thread import ThreadPool
 
-__all__ = ["MapIterator", "PoolStatistics", "ProcessPool", "ThreadPool"]
+__all__ = ["PoolStatistics", "ProcessPool", "ThreadPool"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from concurrent.futures import Executor, Future
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -181,12 +181,14 @@ class PoolBase(Executor):
         chunksize: int | Literal["auto"] = "auto",
         ordered: bool = True,
         buffersize: int | None = None,
-    ) -> Iterator[T]:
+    ) -> Generator[T, None, None]:
         """Lazily apply ``fn`` to the items of ``iterables``, in the pool.
 
-        The input is read as results are consumed: at most ``buffersize`` items are in flight,
-        so an endless iterable is fine. An item whose call raised re-raises that exception when
-        iteration reaches it; the items after it are still delivered if iteration goes on.
+        The first chunks are submitted at once; after that the input is read as results are
+        consumed, with at most ``buffersize`` items in flight, so an endless iterable is fine.
+        An item whose call raised re-raises that exception when iteration reaches it, as in
+        :meth:`concurrent.futures.Executor.map`; the generator then ends and the calls still
+        outstanding are cancelled (closing the generator early does the same).
 
         Args:
             fn: the callable, applied as ``fn(*items)`` with one item from each iterable.
@@ -229,8 +231,10 @@ class PoolBase(Executor):
             buffersize=buffersize,
         )
 
-    def _submit_chunk(self, fn: Callable[..., Any], items: list[tuple[Any, ...]]) -> Future[Any]:
-        return self._submit_task(_map.run_chunk, (fn, items), {}, None)
+    def _submit_chunk(
+        self, fn: Callable[..., Any], items: list[Any], star: bool
+    ) -> Future[_map.ChunkResult]:
+        return self._submit_task(_map.run_chunk, (fn, items, star), None, None)
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -1,28 +1,33 @@
 """The lazy, chunked ``map`` both pools share.
 
 Items are grouped into chunks; each chunk is one pool task running :func:`run_chunk`, which
-calls the function on every item and records each outcome separately, so one failing item does
-not hide the others. The iterator keeps at most ``buffersize`` items in flight and pulls new
-input only as results are consumed.
+calls the function on every item and records a failure per item, so one failing item does not
+hide the others. The results come back as a generator that keeps at most ``buffersize`` items
+in flight and pulls new input only as results are consumed.
+
+Per item, the parent does almost nothing in Python: chunks are cut with :func:`itertools.islice`,
+a chunk without failures comes back as a plain list that is pickled and unpickled in C, and the
+generator hands it out with ``yield from``. That is what lets a map of tiny calls keep up with
+:meth:`multiprocessing.pool.Pool.map`, which is not even lazy.
 
 Chunk size ("auto"): when the input's length is known it is ``ceil(n / (4 * workers))`` — the
-rule of :meth:`multiprocessing.pool.Pool.map`, which makes a map of tiny calls cost a handful of
-round trips. When it is unknown, chunks start at one item and double until the first chunk
-reports how long its items took; from then on a chunk is sized to about
-:data:`TARGET_CHUNK_SECONDS` of work.
+rule of :meth:`multiprocessing.pool.Pool.map`. When it is unknown, chunks start at one item and
+double until the first chunk reports how long its items took; from then on a chunk is sized to
+about :data:`TARGET_CHUNK_SECONDS` of work.
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
 import math
 import operator
 import pickle
 import queue
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import CancelledError, Future
-from typing import Any, Generic, Literal, TypeVar
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import Future
+from typing import Any, Literal, TypeVar
 
 from concurrency_kit import _serialize
 
@@ -32,49 +37,59 @@ TARGET_CHUNK_SECONDS = 0.01
 MAX_AUTO_CHUNK = 1 << 16
 CHUNKS_PER_WORKER = 4
 
+SubmitChunk = Callable[[Callable[..., Any], list[Any], bool], "Future[ChunkResult]"]
+
 
 class ChunkResult:
-    """The outcomes of one chunk: ``(True, value)`` or ``(False, exception)`` per item."""
+    """The outcome of one chunk.
 
-    __slots__ = ("elapsed", "outcomes")
+    ``values`` has one entry per item (``None`` where the call failed); ``errors`` maps the
+    index of each failed item to its exception, or is ``None`` when every call succeeded.
+    """
 
-    def __init__(self, outcomes: list[tuple[bool, Any]], elapsed: float) -> None:
-        self.outcomes = outcomes
+    __slots__ = ("elapsed", "errors", "values")
+
+    def __init__(
+        self, values: list[Any], errors: dict[int, BaseException] | None, elapsed: float
+    ) -> None:
+        self.values = values
+        self.errors = errors
         self.elapsed = elapsed
 
     def __reduce__(self) -> tuple[object, ...]:
-        packed = [
-            (True, value) if ok else (False, _serialize.ExceptionWithTraceback(value))
-            for ok, value in self.outcomes
-        ]
-        return ChunkResult, (packed, self.elapsed)
+        errors: dict[int, Any] | None = None
+        if self.errors:
+            errors = {i: _serialize.ExceptionWithTraceback(e) for i, e in self.errors.items()}
+        return ChunkResult, (self.values, errors, self.elapsed)
 
     def sanitized(self) -> ChunkResult:
         """A copy whose unpicklable values are replaced by the error saying so."""
-        outcomes: list[tuple[bool, Any]] = []
-        for ok, value in self.outcomes:
+        errors = dict(self.errors or {})
+        values = list(self.values)
+        for index, value in enumerate(values):
             try:
-                pickle.dumps(value if ok else _serialize.ExceptionWithTraceback(value))
+                pickle.dumps(value)
             except Exception as exc:
-                outcomes.append(
-                    (False, _serialize.describe_unpicklable("a map result", value, exc))
-                )
-            else:
-                outcomes.append((ok, value))
-        return ChunkResult(outcomes, self.elapsed)
+                errors[index] = _serialize.describe_unpicklable("a map result", value, exc)
+                values[index] = None
+        return ChunkResult(values, errors or None, self.elapsed)
 
 
-def run_chunk(fn: Callable[..., Any], items: list[tuple[Any, ...]]) -> ChunkResult:
-    """Call ``fn(*item)`` for each item, keeping every outcome (runs in the worker)."""
-    outcomes: list[tuple[bool, Any]] = []
-    append = outcomes.append
+def run_chunk(fn: Callable[..., Any], items: list[Any], star: bool) -> ChunkResult:
+    """Call ``fn`` on each item (``fn(*item)`` when ``star``), keeping every outcome."""
+    values: list[Any] = []
+    append = values.append
+    errors: dict[int, BaseException] | None = None
     start = time.perf_counter()
     for item in items:
         try:
-            append((True, fn(*item)))
+            append(fn(*item) if star else fn(item))
         except Exception as exc:
-            append((False, exc))
-    return ChunkResult(outcomes, time.perf_counter() - start)
+            if errors is None:
+                errors = {}
+            errors[len(values)] = exc
+            append(None)
+    return ChunkResult(values, errors, time.perf_counter() - start)
 
 
 class _ChunkSizer:
@@ -97,8 +112,8 @@ class _ChunkSizer:
             self._fixed = min(self._fixed, self._cap)
 
     def observe(self, result: ChunkResult) -> None:
-        if result.outcomes:
-            per_item = result.elapsed / len(result.outcomes)
+        if self._fixed is None and result.values:
+            per_item = result.elapsed / len(result.values)
             self._per_item = per_item if self._per_item is None else (self._per_item + per_item) / 2
 
     def next_size(self) -> int:
@@ -122,18 +137,13 @@ def _known_length(iterables: tuple[Iterable[Any], ...]) -> int | None:
     return min(lengths) if lengths else None
 
 
-class MapIterator(Generic[T]):
-    """The iterator :meth:`PoolBase.map` returns.
-
-    Unlike a generator it survives an exception: after an item's exception is raised, ``next``
-    goes on with the following items. ``close()`` (or garbage collection) cancels the calls
-    still outstanding.
-    """
+class _MapState:
+    """The chunks of one ``map`` call: what is in flight and what comes next."""
 
     def __init__(
         self,
-        submit_chunk: Callable[[Callable[..., Any], list[tuple[Any, ...]]], Future[Any]],
-        fn: Callable[..., T],
+        submit_chunk: SubmitChunk,
+        fn: Callable[..., Any],
         iterables: tuple[Iterable[Any], ...],
         *,
         workers: int,
@@ -144,115 +154,103 @@ class MapIterator(Generic[T]):
     ) -> None:
         self._submit_chunk = submit_chunk
         self._fn = fn
-        self._inputs: Iterator[tuple[Any, ...]] | None = zip(*iterables)  # noqa: B905 - map() stops at the shortest, as the builtin does
+        self._star = len(iterables) > 1
+        self._inputs: Iterator[Any] | None = (
+            zip(*iterables)  # noqa: B905 - map() stops at the shortest, as the builtin does
+            if self._star
+            else iter(iterables[0])
+        )
         self._sizer = _ChunkSizer(chunksize, _known_length(iterables), workers, buffersize)
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._ordered = ordered
         self._max_items = buffersize
         self._max_chunks = None if buffersize is not None else CHUNKS_PER_WORKER * workers
-        # Chunks submitted, in input order, with their item counts.
-        self._pending: collections.deque[tuple[Future[Any], int]] = collections.deque()
-        self._done: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
-        self._in_flight_items = 0
-        self._ready: collections.deque[tuple[bool, Any]] = collections.deque()
-        self._closed = False
-        self._fill()
+        self._pending: collections.deque[tuple[Future[ChunkResult], int]] = collections.deque()
+        self._done: queue.SimpleQueue[Future[ChunkResult]] = queue.SimpleQueue()
+        self._in_flight = 0
+        self.fill()
 
-    def __iter__(self) -> MapIterator[T]:
-        return self
-
-    def __next__(self) -> T:
-        while not self._ready:
-            if self._closed:
-                raise StopIteration
-            if not self._pending:
-                self._fill()
-                if not self._pending:
-                    self._closed = True
-                    raise StopIteration
-            self._take_one_chunk()
-        ok, value = self._ready.popleft()
-        if ok:
-            return value  # type: ignore[no-any-return]
-        raise value
-
-    def _take_one_chunk(self) -> None:
-        remaining = None if self._deadline is None else self._deadline - time.monotonic()
-        if self._ordered:
-            future, count = self._pending[0]
-            try:
-                future.result(remaining)
-            except TimeoutError:
-                if not future.done():
-                    self.close()
-                    raise
-            except (Exception, CancelledError):
-                pass
-            self._pending.popleft()
-        else:
-            try:
-                future = (
-                    self._done.get(timeout=remaining)
-                    if remaining is None or remaining > 0
-                    else self._done.get_nowait()
-                )
-            except queue.Empty:
-                self.close()
-                raise TimeoutError("map() did not finish within its timeout") from None
-            index = next(i for i, (f, _) in enumerate(self._pending) if f is future)
-            count = self._pending[index][1]
-            del self._pending[index]
-        self._in_flight_items -= count
-        self._ready.extend(self._outcomes(future, count))
-        self._fill()
-
-    def _outcomes(self, future: Future[Any], count: int) -> list[tuple[bool, Any]]:
-        try:
-            result: ChunkResult = future.result(0)
-        except BaseException as exc:  # a whole-chunk failure fails each of its items
-            return [(False, exc)] * count
-        self._sizer.observe(result)
-        return result.outcomes
-
-    def _fill(self) -> None:
-        while self._inputs is not None and not self._closed:
+    def fill(self) -> None:
+        """Submit chunks until the buffer is full or the input is exhausted."""
+        while self._inputs is not None:
             if self._max_chunks is not None and len(self._pending) >= self._max_chunks:
                 return
             size = self._sizer.next_size()
             if self._max_items is not None:
-                size = min(size, self._max_items - self._in_flight_items)
+                size = min(size, self._max_items - self._in_flight)
                 if size <= 0:
                     return
-            items: list[tuple[Any, ...]] = []
-            for item in self._inputs:
-                items.append(item)
-                if len(items) >= size:
-                    break
-            else:
+            items = list(itertools.islice(self._inputs, size))
+            if len(items) < size:
                 self._inputs = None
             if not items:
                 return
-            future = self._submit_chunk(self._fn, items)
+            future = self._submit_chunk(self._fn, items, self._star)
             if not self._ordered:
                 future.add_done_callback(self._done.put)
             self._pending.append((future, len(items)))
-            self._in_flight_items += len(items)
+            self._in_flight += len(items)
+
+    def next_chunk(self) -> tuple[list[Any], dict[int, BaseException] | None] | None:
+        """Wait for the next chunk (in input order if ordered); None when all are consumed."""
+        if not self._pending:
+            return None
+        remaining = None if self._deadline is None else self._deadline - time.monotonic()
+        if self._ordered:
+            future, count = self._pending[0]
+            try:
+                future.exception(remaining)
+            except TimeoutError:
+                raise TimeoutError("map() did not finish within its timeout") from None
+            self._pending.popleft()
+        else:
+            try:
+                if remaining is None:
+                    future = self._done.get()
+                else:
+                    future = self._done.get(timeout=max(remaining, 0.0))
+            except queue.Empty:
+                raise TimeoutError("map() did not finish within its timeout") from None
+            index = next(i for i, (f, _) in enumerate(self._pending) if f is future)
+            count = self._pending[index][1]
+            del self._pending[index]
+        self._in_flight -= count
+        try:
+            result = future.result(0)
+        except BaseException as exc:  # the whole chunk failed: each of its items fails
+            return [None] * count, dict.fromkeys(range(count), exc)
+        self._sizer.observe(result)
+        self.fill()
+        return result.values, result.errors
 
     def close(self) -> None:
-        """Stop: cancel every call still outstanding and read no more input."""
-        self._closed = True
+        """Read no more input and cancel every chunk still outstanding."""
         self._inputs = None
         pending, self._pending = self._pending, collections.deque()
         for future, _ in pending:
             future.cancel()
 
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            self.close()
+
+def _results(state: _MapState) -> Generator[Any, None, None]:
+    try:
+        while True:
+            chunk = state.next_chunk()
+            if chunk is None:
+                return
+            values, errors = chunk
+            if errors is None:
+                yield from values
+            else:
+                for index, value in enumerate(values):
+                    if index in errors:
+                        raise errors[index]
+                    yield value
+    finally:
+        state.close()
 
 
 def lazy_map(
-    submit_chunk: Callable[[Callable[..., Any], list[tuple[Any, ...]]], Future[Any]],
+    submit_chunk: SubmitChunk,
     fn: Callable[..., T],
     iterables: tuple[Iterable[Any], ...],
     *,
@@ -261,8 +259,9 @@ def lazy_map(
     chunksize: int | Literal["auto"],
     ordered: bool,
     buffersize: int | None,
-) -> MapIterator[T]:
-    return MapIterator(
+) -> Generator[T, None, None]:
+    """Start a map (the first chunks are submitted now) and return its results' generator."""
+    state = _MapState(
         submit_chunk,
         fn,
         iterables,
@@ -272,3 +271,4 @@ def lazy_map(
         ordered=ordered,
         buffersize=buffersize,
     )
+    return _results(state)

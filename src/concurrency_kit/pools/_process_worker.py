@@ -5,10 +5,12 @@ The worker reads frames from its task pipe and answers on its event pipe (see ``
     parent ── TASK / TASK_TIMED / CANCEL / STOP ──> worker
     parent <── READY / START / OK / ERROR / SKIPPED / INIT_FAILED ── worker
 
-Before running a task it takes in every frame already waiting, so a CANCEL sent for a task
-still queued here is seen in time and the task is skipped. START is written before the task
-runs, so the parent always knows which task a dying worker was running; the worker's pending
-answers are flushed in one write just before it runs a task or waits for more.
+Tasks run in the order they arrive and are answered in that order, which is how the parent
+knows which task a dying worker was running. Before running a task the worker takes in every
+frame already waiting, so a CANCEL sent for a task still queued here is seen in time and the
+task is skipped. A task with a timeout (TASK_TIMED) is announced with START just before it
+runs, which starts its clock in the parent. Answers are flushed in one write before the worker
+runs a task with a timeout or waits for more work.
 
 A daemon thread blocks on the pool's *alive* pipe, whose write end only the parent holds: when
 the parent dies, however it dies, the read returns end-of-file and the worker exits at once.
@@ -19,6 +21,7 @@ is not flooded with one KeyboardInterrupt traceback per worker.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import threading
 from multiprocessing.connection import Connection
@@ -71,8 +74,8 @@ class _Worker:
         self.inbox: list[tuple[int, int, bytes]] = []
         self.cancelled: set[int] = set()
         self.outbox = bytearray()
-        self.stopping = False
-        os.set_blocking(task_fd, False)
+        self.poller = select.poll()
+        self.poller.register(task_fd, select.POLLIN)
 
     # -- I/O ---------------------------------------------------------------------------------
 
@@ -95,15 +98,9 @@ class _Worker:
         """Take in waiting frames (waiting for some if ``block``); False at end of file."""
         if block:
             self.flush()
-            os.set_blocking(self.task_fd, True)
-            try:
-                alive = self.reader.read_from(self.task_fd)
-            finally:
-                os.set_blocking(self.task_fd, False)
-            if alive:
-                alive = self.reader.drain_nonblocking(self.task_fd)
-        else:
-            alive = self.reader.drain_nonblocking(self.task_fd)
+        elif not self.poller.poll(0):
+            return True
+        alive = self.reader.read_from(self.task_fd)
         self.reader.pop_all(self._take)
         return alive
 
@@ -137,8 +134,9 @@ class _Worker:
                 self.cancelled.discard(task_id)
                 self.send(_frames.SKIPPED, task_id)
             else:
-                self.send(_frames.START, task_id)
-                self.flush()
+                if kind == _frames.TASK_TIMED:
+                    self.send(_frames.START, task_id)
+                    self.flush()
                 self.run_task(task_id, payload)
             if self.tasks_left is not None:
                 self.tasks_left -= 1

@@ -14,13 +14,15 @@ Data flow::
                             └─> kills a worker whose task timed out or was cancelled while
                                 running; replaces workers that died, were killed or recycled
 
-Every worker has pipes of its own, so the pool always knows what each worker holds: a worker
-that dies fails only the task it had started (the START frame says which), and the tasks queued
-behind it go back to the head of the queue. Small tasks are sent to each worker a few at a time
-(up to :data:`PREFETCH` when tasks are short), which turns a burst of ``submit`` calls into a few
-large writes. The parent never blocks on a pipe: task pipes are non-blocking and what does not
-fit waits in a per-worker outbox until the pipe is writable, so a worker blocked on writing a
-large result can never deadlock with a parent writing a large task.
+Every worker has pipes of its own, so the pool always knows what each worker holds. A worker
+runs its tasks in the order it received them and answers each in that order, so the oldest
+unanswered task of a worker is the one it is running: a worker that dies fails only that task,
+and the tasks queued behind it go back to the head of the queue. Only a task with a timeout
+costs an extra START frame, which starts its clock. Small tasks are sent to each worker a few
+at a time (up to :data:`PREFETCH` when tasks are short), which turns a burst of ``submit``
+calls into a few large writes. The parent never blocks on a pipe: task pipes are non-blocking
+and what does not fit waits in a per-worker outbox until the pipe is writable, so a worker
+blocked on writing a large result can never deadlock with a parent writing a large task.
 
 The state lives in :class:`_Core`, shared by the callers and the dispatcher thread under one
 lock; the public :class:`ProcessPool` is only a facade, so a forgotten pool can be collected and
@@ -78,7 +80,7 @@ class _Task:
         self.payload: bytes | None = payload
         self.timeout = timeout
         self.worker: int | None = None  # serial of the worker it was sent to
-        self.started = 0.0  # monotonic time of its START, 0 before
+        self.started = 0.0  # monotonic time of its START (tasks with a timeout only)
         self.deadline = 0.0
         self.finished = False  # its outcome has been claimed (result, error or cancel)
 
@@ -119,6 +121,7 @@ class _Worker:
         "event_conn",
         "event_fd",
         "kill_reason",
+        "last_answer",
         "outbox",
         "outstanding",
         "pid",
@@ -155,7 +158,8 @@ class _Worker:
         self.outbox: collections.deque[memoryview] = collections.deque()
         self.want_write = False
         self.outstanding: collections.deque[int] = collections.deque()  # task ids, in order
-        self.running: int | None = None
+        self.running: int | None = None  # a task with a timeout that announced its START
+        self.last_answer = 0.0  # when it last answered, while it has tasks outstanding
         self.quota = quota
         self.ready = False
         self.stop_sent = False
@@ -236,8 +240,8 @@ class _Core:
             if task.worker is not None:
                 worker = self.workers.get(task.worker)
                 if worker is not None:
-                    if worker.running == task_id:
-                        self._kill_locked(worker, "cancel")
+                    if worker.outstanding and worker.outstanding[0] == task_id:
+                        self._kill_locked(worker, "cancel")  # it is running (or about to)
                     else:
                         self._send_locked(worker, _frames.frame(_frames.CANCEL, task_id))
             return True
@@ -248,7 +252,7 @@ class _Core:
             self.shutdown = True
             if cancel_futures:
                 for task in list(self.tasks.values()):
-                    if not task.finished and not task.started:
+                    if not task.finished and not self._is_running_locked(task):
                         to_cancel.append(task.future)
             thread = self.thread
             if thread is not None:
@@ -280,9 +284,8 @@ class _Core:
 
     def statistics(self) -> PoolStatistics:
         with self.lock:
-            busy = sum(1 for w in self.workers.values() if w.running is not None)
-            started = sum(1 for t in self.tasks.values() if t.started and not t.finished)
-            queued = sum(1 for t in self.tasks.values() if not t.finished) - started
+            busy = sum(1 for w in self.workers.values() if w.outstanding)
+            queued = sum(1 for t in self.tasks.values() if not t.finished) - busy
             return PoolStatistics(
                 model="process",
                 max_workers=self.max_workers,
@@ -299,6 +302,10 @@ class _Core:
             )
 
     # -- shared helpers (lock held) ---------------------------------------------------------
+
+    def _is_running_locked(self, task: _Task) -> bool:
+        worker = None if task.worker is None else self.workers.get(task.worker)
+        return worker is not None and bool(worker.outstanding) and worker.outstanding[0] == task.id
 
     def _claim_locked(self, task: _Task) -> None:
         task.finished = True
@@ -380,6 +387,10 @@ class _Core:
             pending.popleft()
             task.worker = best.serial
             best.outstanding.append(task.id)
+            if not best.last_answer:
+                best.last_answer = time.monotonic()
+            if not task.future.running():
+                task.future.set_running_or_notify_cancel()
             if best.quota is not None:
                 best.quota -= 1
             kind = _frames.TASK if task.timeout is None else _frames.TASK_TIMED
@@ -496,7 +507,7 @@ class _Core:
         task_id: int,
         payload: bytes,
     ) -> None:
-        if kind == _frames.START:
+        if kind == _frames.START:  # only tasks with a timeout announce their start
             worker.running = task_id
             task = self.tasks.get(task_id)
             if task is None or task.finished:
@@ -504,23 +515,26 @@ class _Core:
                 self._kill_locked(worker, "cancel")
                 return
             task.started = time.monotonic()
-            task.future.set_running_or_notify_cancel()
-            if task.timeout is not None:
-                task.deadline = task.started + task.timeout
-                heapq.heappush(self.timers, (task.deadline, task_id, worker.serial))
+            assert task.timeout is not None
+            task.deadline = task.started + task.timeout
+            heapq.heappush(self.timers, (task.deadline, task_id, worker.serial))
         elif kind in (_frames.OK, _frames.ERROR):
             worker.running = None
             if worker.outstanding and worker.outstanding[0] == task_id:
                 worker.outstanding.popleft()
+            now = time.monotonic()
+            # Answers come in order, so the time since the previous answer (or since the task
+            # was sent to an idle worker) is the task's duration plus a little transport.
+            duration = now - worker.last_answer
+            worker.last_answer = now if worker.outstanding else 0.0
+            self.avg_duration = (
+                duration if self.avg_duration is None else 0.8 * self.avg_duration + 0.2 * duration
+            )
             task = self.tasks.pop(task_id, None)
             if task is None or task.finished:
                 return
             task.finished = True
             task.payload = None
-            duration = time.monotonic() - task.started
-            self.avg_duration = (
-                duration if self.avg_duration is None else 0.8 * self.avg_duration + 0.2 * duration
-            )
             if kind == _frames.OK:
                 self.completed += 1
                 actions.append(partial(_deliver_result, task.future, payload))
@@ -530,6 +544,7 @@ class _Core:
         elif kind == _frames.SKIPPED:
             if worker.outstanding and worker.outstanding[0] == task_id:
                 worker.outstanding.popleft()
+            worker.last_answer = time.monotonic() if worker.outstanding else 0.0
             self.tasks.pop(task_id, None)
         elif kind == _frames.READY:
             worker.ready = True
@@ -563,18 +578,18 @@ class _Core:
             except (KeyError, ValueError):
                 pass
         del self.workers[worker.serial]
-        if worker.running is not None:
-            task = self.tasks.get(worker.running)
+        # Its oldest unanswered task is the one it was running: that one fails (unless a
+        # timeout or a cancel already claimed it); the others go back to the head of the
+        # queue, in order.
+        outstanding = worker.outstanding
+        if outstanding:
+            task = self.tasks.pop(outstanding.popleft(), None)
             if task is not None and not task.finished:
                 task.finished = True
                 self.crashed += 1
                 error = WorkerCrashedError.from_exitcode(exitcode, worker.pid, "running a task")
                 actions.append(partial(task.future.set_exception, error))
-            self.tasks.pop(worker.running, None)
-        # Tasks sent to it but not started go back to the head of the queue, in order.
-        for task_id in reversed(worker.outstanding):
-            if task_id == worker.running:
-                continue
+        for task_id in reversed(outstanding):
             task = self.tasks.get(task_id)
             if task is None:
                 continue
