@@ -244,8 +244,15 @@ class PoolBase(Executor):
         Args:
             wait: block until every accepted task has finished and the workers are gone.
             cancel_futures: cancel the tasks that have not started yet.
+
+        Ctrl-C (or any exception) while waiting stops the pool at once instead: queued tasks
+        are cancelled and (processes) running tasks are killed, then the exception goes on.
         """
-        self._shutdown(wait=wait, cancel_futures=cancel_futures)
+        try:
+            self._shutdown(wait=wait, cancel_futures=cancel_futures)
+        except BaseException:
+            self._abort()
+            raise
 
     def __enter__(self) -> Self:
         return self

@@ -9,8 +9,11 @@ Tasks run in the order they arrive and are answered in that order, which is how 
 knows which task a dying worker was running. Before running a task the worker takes in every
 frame already waiting, so a CANCEL sent for a task still queued here is seen in time and the
 task is skipped. A task with a timeout (TASK_TIMED) is announced with START just before it
-runs, which starts its clock in the parent. Answers are flushed in one write before the worker
-runs a task with a timeout or waits for more work.
+runs, which starts its clock in the parent. Pending answers are flushed in one write before
+each task runs and before the worker waits for more work, so a task that kills the worker can
+never take finished answers down with it. When a task runs long and another worker is idle,
+the parent sends CANCELs for the tasks queued behind it and a SIGUSR1; the handler answers
+SKIPPED for them at once, and the parent hands them to the idle worker.
 
 A daemon thread blocks on the pool's *alive* pipe, whose write end only the parent holds: when
 the parent dies, however it dies, the read returns end-of-file and the worker exits at once.
@@ -72,10 +75,14 @@ class _Worker:
         self.tasks_left = max_tasks
         self.reader = _frames.FrameReader()
         self.inbox: list[tuple[int, int, bytes]] = []
+        self.position = 0  # inbox[position:] are the tasks not started yet
         self.cancelled: set[int] = set()
+        self.skipped: set[int] = set()  # answered SKIPPED already, from the signal handler
         self.outbox = bytearray()
         self.poller = select.poll()
         self.poller.register(task_fd, select.POLLIN)
+        self.in_io = False  # reading or writing a pipe: the signal handler must wait
+        self.take_back_requested = False
 
     # -- I/O ---------------------------------------------------------------------------------
 
@@ -85,7 +92,11 @@ class _Worker:
 
     def flush(self) -> None:
         if self.outbox:
-            _frames.write_all(self.event_fd, self.outbox)
+            self.in_io = True
+            try:
+                _frames.write_all(self.event_fd, self.outbox)
+            finally:
+                self.in_io = False
             self.outbox.clear()
 
     def _take(self, kind: int, task_id: int, payload: bytes) -> None:
@@ -100,9 +111,44 @@ class _Worker:
             self.flush()
         elif not self.poller.poll(0):
             return True
-        alive = self.reader.read_from(self.task_fd)
-        self.reader.pop_all(self._take)
+        self.in_io = True
+        try:
+            alive = self.reader.read_from(self.task_fd)
+            self.reader.pop_all(self._take)
+        finally:
+            self.in_io = False
         return alive
+
+    # -- taking back queued tasks while one runs ----------------------------------------------
+
+    def on_take_back_signal(self, signum: int, frame: object) -> None:
+        """SIGUSR1: the parent sent CANCELs for tasks queued here; answer them now.
+
+        The task running now may run for a long time; the parent wants the ones queued behind
+        it for an idle worker. Python runs this handler between bytecodes of the running task
+        (or when a blocking call is interrupted), so it only touches the pipes when the main
+        loop is not in the middle of using them; otherwise the main loop does it next.
+        """
+        if self.in_io:
+            self.take_back_requested = True
+        else:
+            self.take_back()
+
+    def take_back(self) -> None:
+        self.take_back_requested = False
+        self.receive(block=False)
+        queued = {task_id for _, task_id, _ in self.inbox[self.position :]}
+        answers = bytearray()
+        for task_id in self.cancelled & queued:
+            self.cancelled.discard(task_id)
+            self.skipped.add(task_id)
+            answers += _frames.frame(_frames.SKIPPED, task_id)
+        if answers:
+            self.in_io = True
+            try:  # written past the outbox: the running task's answer may be half in it
+                _frames.write_all(self.event_fd, answers)
+            finally:
+                self.in_io = False
 
     # -- main loop ---------------------------------------------------------------------------
 
@@ -115,28 +161,35 @@ class _Worker:
                 self.send(_frames.INIT_FAILED, 0, _pack_exception(exc))
                 self.flush()
                 return
+        signal.signal(signal.SIGUSR1, self.on_take_back_signal)
         self.send(_frames.READY, 0)
-        position = 0
         while True:
-            if position == len(self.inbox):
+            if self.take_back_requested:
+                self.take_back()
+            if self.position == len(self.inbox):
                 self.inbox.clear()
-                position = 0
+                self.position = 0
                 if not self.receive(block=True) and not self.inbox:
                     break
                 continue
-            kind, task_id, payload = self.inbox[position]
-            self.inbox[position] = (0, 0, b"")  # drop the payload as soon as it is used
-            position += 1
+            kind, task_id, payload = self.inbox[self.position]
+            self.inbox[self.position] = (0, 0, b"")  # drop the payload as soon as it is used
+            self.position += 1
             if kind == _frames.STOP:
                 break
             self.receive(block=False)  # see a CANCEL that arrived behind this task
-            if task_id in self.cancelled:
+            if task_id in self.skipped:
+                self.skipped.discard(task_id)
+            elif task_id in self.cancelled:
                 self.cancelled.discard(task_id)
                 self.send(_frames.SKIPPED, task_id)
             else:
                 if kind == _frames.TASK_TIMED:
                     self.send(_frames.START, task_id)
-                    self.flush()
+                # Every answer so far must be out before the next task runs: if that task
+                # kills the process, the parent must not take a finished task for the victim
+                # (and run it twice).
+                self.flush()
                 self.run_task(task_id, payload)
             if self.tasks_left is not None:
                 self.tasks_left -= 1

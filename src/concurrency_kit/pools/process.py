@@ -37,6 +37,7 @@ import itertools
 import multiprocessing
 import os
 import selectors
+import signal
 import threading
 import time
 import weakref
@@ -63,6 +64,9 @@ __all__ = ["ProcessPool"]
 PREFETCH = 64
 """The most tasks queued at one worker when tasks are short (under :data:`SHORT_TASK`)."""
 SHORT_TASK = 0.001
+STUCK_AFTER_MIN = 0.005
+"""A worker whose current task has run this long (or four average tasks, if longer) is *stuck*:
+no more tasks are queued behind it, and an idle worker takes back the ones already queued."""
 START_FAILURES_TO_BREAK = 3
 """Workers in a row that die before they are ready before the pool declares itself broken."""
 
@@ -70,7 +74,17 @@ _WAKE, _EVENTS, _SENTINEL, _WRITABLE = range(4)
 
 
 class _Task:
-    __slots__ = ("deadline", "finished", "future", "id", "payload", "started", "timeout", "worker")
+    __slots__ = (
+        "deadline",
+        "finished",
+        "future",
+        "id",
+        "payload",
+        "started",
+        "stolen",
+        "timeout",
+        "worker",
+    )
 
     def __init__(
         self, task_id: int, future: _ProcessFuture, payload: bytes, timeout: float | None
@@ -83,6 +97,7 @@ class _Task:
         self.started = 0.0  # monotonic time of its START (tasks with a timeout only)
         self.deadline = 0.0
         self.finished = False  # its outcome has been claimed (result, error or cancel)
+        self.stolen = False  # asked back from a stuck worker, for an idle one
 
 
 class _ProcessFuture(Future[Any]):
@@ -119,6 +134,7 @@ class _Worker:
 
     __slots__ = (
         "event_conn",
+        "event_eof",
         "event_fd",
         "kill_reason",
         "last_answer",
@@ -147,7 +163,8 @@ class _Worker:
     ) -> None:
         self.serial = serial
         self.process = process
-        self.pid = process.pid
+        assert process.pid is not None
+        self.pid: int = process.pid
         self.task_conn = task_conn
         self.event_conn = event_conn
         self.task_fd = task_conn.fileno()
@@ -155,6 +172,7 @@ class _Worker:
         os.set_blocking(self.task_fd, False)
         os.set_blocking(self.event_fd, False)
         self.reader = _frames.FrameReader()
+        self.event_eof = False
         self.outbox: collections.deque[memoryview] = collections.deque()
         self.want_write = False
         self.outstanding: collections.deque[int] = collections.deque()  # task ids, in order
@@ -198,7 +216,13 @@ class _Core:
         self.start_failures = 0
         self.lost_workers = 0  # died, killed or recycled, not yet replaced
         self.avg_duration: float | None = None
+        self.steal_check_at: float | None = None
         self.thread: threading.Thread | None = None
+        # Set when the dispatcher has finished. Waiting on it rather than on Thread.join()
+        # matters: on Python 3.11 a join() interrupted by Ctrl-C marks the thread as stopped
+        # (the bpo-45274 branch of _wait_for_tstate_lock), so a second join() returns at once
+        # while the dispatcher still runs, racing with interpreter exit.
+        self.stopped = threading.Event()
         self.selector: selectors.BaseSelector | None = None
         self.wake_r = self.wake_w = -1
         self.wake_pending = False
@@ -260,6 +284,7 @@ class _Core:
         for future in to_cancel:
             future.cancel()
         if wait and thread is not None and thread is not threading.current_thread():
+            self.stopped.wait()
             thread.join()
 
     def abort(self) -> None:
@@ -280,6 +305,7 @@ class _Core:
         for future in to_cancel:
             future._ck_force_cancel()
         if thread is not None and thread is not threading.current_thread():
+            self.stopped.wait()
             thread.join()
 
     def statistics(self) -> PoolStatistics:
@@ -364,10 +390,15 @@ class _Core:
             return 2
         return PREFETCH if self.avg_duration < SHORT_TASK else 1
 
+    def _stuck_after_locked(self) -> float:
+        return max(STUCK_AFTER_MIN, 4 * (self.avg_duration or 0.0))
+
     def _dispatch_locked(self) -> None:
         if self.broken is not None:
             return
         depth = self._depth_locked()
+        now = time.monotonic()
+        stuck_after = self._stuck_after_locked()
         pending = self.pending
         while pending:
             task = pending[0]
@@ -376,19 +407,21 @@ class _Core:
                 continue
             best: _Worker | None = None
             for worker in self.workers.values():
+                queued = len(worker.outstanding)
                 if (
                     worker.usable()
-                    and len(worker.outstanding) < depth
-                    and (best is None or len(worker.outstanding) < len(best.outstanding))
+                    and queued < depth
+                    and (best is None or queued < len(best.outstanding))
+                    and not (queued and now - worker.last_answer > stuck_after)
                 ):
                     best = worker
             if best is None:
-                return
+                break
             pending.popleft()
             task.worker = best.serial
             best.outstanding.append(task.id)
             if not best.last_answer:
-                best.last_answer = time.monotonic()
+                best.last_answer = now
             if not task.future.running():
                 task.future.set_running_or_notify_cancel()
             if best.quota is not None:
@@ -396,6 +429,49 @@ class _Core:
             kind = _frames.TASK if task.timeout is None else _frames.TASK_TIMED
             assert task.payload is not None
             self._send_locked(best, _frames.header(kind, task.id, len(task.payload)) + task.payload)
+        self._steal_locked(now, stuck_after)
+
+    def _steal_locked(self, now: float, stuck_after: float) -> None:
+        """Take back the tasks queued behind a stuck task when another worker is idle.
+
+        The stuck worker is asked to skip them (CANCEL); each one it skips comes back as
+        SKIPPED and returns to the queue. One it had already started simply runs there.
+        """
+        self.steal_check_at = None
+        if any(not task.finished for task in self.pending):
+            return
+        if not any(w.usable() and not w.outstanding for w in self.workers.values()):
+            return
+        for worker in self.workers.values():
+            if len(worker.outstanding) < 2 or worker.kill_reason is not None or not worker.ready:
+                continue
+            stuck_at = worker.last_answer + stuck_after
+            if now < stuck_at:
+                if self.steal_check_at is None or stuck_at < self.steal_check_at:
+                    self.steal_check_at = stuck_at
+                continue
+            asked = False
+            for task_id in itertools.islice(worker.outstanding, 1, None):
+                task = self.tasks.get(task_id)
+                if task is not None and not task.finished and not task.stolen:
+                    task.stolen = True
+                    asked = True
+                    self._send_locked(worker, _frames.frame(_frames.CANCEL, task_id))
+            if asked:  # the worker is busy in a task: its SIGUSR1 handler answers at once
+                try:
+                    os.kill(worker.pid, signal.SIGUSR1)
+                except ProcessLookupError:  # pragma: no cover - it just died
+                    pass
+
+    def _requeue_locked(self, task: _Task) -> None:
+        """Put a task back in the queue, in submission order."""
+        task.worker = None
+        task.stolen = False
+        for index, queued in enumerate(self.pending):
+            if queued.id > task.id:
+                self.pending.insert(index, task)
+                return
+        self.pending.append(task)
 
     def _start_dispatcher_locked(self) -> None:
         self.selector = selectors.DefaultSelector()
@@ -424,6 +500,8 @@ class _Core:
                         tag, worker = key.data
                         if tag == _WAKE:
                             self._drain_wake_locked()
+                        elif not self._is_current_locked(worker):
+                            continue  # reaped by an earlier event of this same batch
                         elif tag == _EVENTS:
                             self._read_events_locked(worker, actions)
                         elif tag == _SENTINEL:
@@ -444,12 +522,19 @@ class _Core:
                     self._spawn()
         finally:
             self._close()
+            self.stopped.set()
+
+    def _is_current_locked(self, worker: _Worker) -> bool:
+        return self.workers.get(worker.serial) is worker
 
     def _next_timeout(self) -> float | None:
         with self.lock:
-            if not self.timers:
-                return None
-            return max(0.0, self.timers[0][0] - time.monotonic())
+            wake_at = self.timers[0][0] if self.timers else None
+            if self.steal_check_at is not None and (
+                wake_at is None or self.steal_check_at < wake_at
+            ):
+                wake_at = self.steal_check_at
+            return None if wake_at is None else max(0.0, wake_at - time.monotonic())
 
     def _drain_wake_locked(self) -> None:
         self.wake_pending = False
@@ -495,9 +580,10 @@ class _Core:
         except OSError:
             alive = False
         worker.reader.pop_all(partial(self._on_frame_locked, worker, actions))
-        if not alive:
+        if not alive:  # the worker closed its end: only its sentinel is left to hear from
             assert self.selector is not None
             self.selector.unregister(worker.event_fd)
+            worker.event_eof = True
 
     def _on_frame_locked(
         self,
@@ -541,11 +627,18 @@ class _Core:
             else:
                 self.failed += 1
                 actions.append(partial(_deliver_error, task.future, payload))
-        elif kind == _frames.SKIPPED:
-            if worker.outstanding and worker.outstanding[0] == task_id:
-                worker.outstanding.popleft()
-            worker.last_answer = time.monotonic() if worker.outstanding else 0.0
-            self.tasks.pop(task_id, None)
+        elif kind == _frames.SKIPPED:  # may come ahead of the running task's answer
+            try:
+                worker.outstanding.remove(task_id)
+            except ValueError:  # pragma: no cover - answered twice
+                pass
+            if not worker.outstanding:
+                worker.last_answer = 0.0
+            task = self.tasks.get(task_id)
+            if task is not None and not task.finished:
+                self._requeue_locked(task)  # taken back from a stuck worker
+            else:
+                self.tasks.pop(task_id, None)
         elif kind == _frames.READY:
             worker.ready = True
             self.start_failures = 0
@@ -565,24 +658,29 @@ class _Core:
 
     def _on_exit_locked(self, worker: _Worker, actions: list[Callable[[], object]]) -> None:
         assert self.selector is not None
-        try:  # what the worker wrote before it died still counts
-            worker.reader.drain_nonblocking(worker.event_fd)
-        except OSError:
-            pass
+        if not worker.event_eof:
+            try:  # what the worker wrote before it died still counts
+                worker.reader.drain_nonblocking(worker.event_fd)
+            except OSError:
+                pass
         worker.reader.pop_all(partial(self._on_frame_locked, worker, actions))
         worker.process.join()
         exitcode = worker.process.exitcode
-        for fd in (worker.event_fd, worker.task_fd, worker.process.sentinel):
+        for fd in (worker.task_fd, worker.process.sentinel):
             try:
                 self.selector.unregister(fd)
             except (KeyError, ValueError):
                 pass
+        if not worker.event_eof:
+            self.selector.unregister(worker.event_fd)
         del self.workers[worker.serial]
         # Its oldest unanswered task is the one it was running: that one fails (unless a
         # timeout or a cancel already claimed it); the others go back to the head of the
         # queue, in order.
+        # A worker that never said READY died in its initializer (or starting up): it ran
+        # none of its tasks, so all of them go back.
         outstanding = worker.outstanding
-        if outstanding:
+        if outstanding and worker.ready:
             task = self.tasks.pop(outstanding.popleft(), None)
             if task is not None and not task.finished:
                 task.finished = True
