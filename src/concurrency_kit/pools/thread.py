@@ -52,7 +52,7 @@ class _WorkItem:
         self.future = future
         self.fn = fn
         self.args = args
-        self.kwargs = kwargs
+        self.kwargs = kwargs if kwargs is not None else {}
         self.timeout = timeout
         self.lock = threading.Lock() if timeout is not None else None
         self.state = _QUEUED
@@ -159,7 +159,20 @@ class _Core:
                     worker.cancelled += 1
                     continue
                 worker.busy = True
-                self._run(worker, item)
+                if item.lock is None:  # no timeout: the hot path, kept inline
+                    try:
+                        result = item.fn(*item.args, **item.kwargs)
+                    except BaseException as exc:
+                        worker.failed += 1
+                        item.future.set_exception(exc)
+                        del exc
+                    else:
+                        worker.completed += 1
+                        item.future.set_result(result)
+                        del result
+                else:
+                    self._run_timed(worker, item)
+                del item
                 worker.busy = False
                 if worker.abandoned:
                     return
@@ -175,16 +188,16 @@ class _Core:
         finally:
             self._retire(worker)
 
-    def _run(self, worker: _Worker, item: _WorkItem) -> None:
-        if item.lock is not None:
-            with item.lock:
-                item.state = _RUNNING
-                item.worker = worker
-                assert item.timeout is not None
-                item.deadline = time.monotonic() + item.timeout
-            self._watchdog().watch(item)
+    def _run_timed(self, worker: _Worker, item: _WorkItem) -> None:
+        assert item.lock is not None
+        assert item.timeout is not None
+        with item.lock:
+            item.state = _RUNNING
+            item.worker = worker
+            item.deadline = time.monotonic() + item.timeout
+        self._watchdog().watch(item)
         try:
-            result = item.fn(*item.args, **(item.kwargs or {}))
+            result = item.fn(*item.args, **item.kwargs)
         except BaseException as exc:
             if self._finish(item):
                 worker.failed += 1
@@ -194,14 +207,11 @@ class _Core:
             if self._finish(item):
                 worker.completed += 1
                 item.future.set_result(result)
-        finally:
-            del item
 
     @staticmethod
     def _finish(item: _WorkItem) -> bool:
         """Claim the item's outcome; False when the watchdog already timed it out."""
-        if item.lock is None:
-            return True
+        assert item.lock is not None
         with item.lock:
             if item.state == _TIMED_OUT:
                 return False
