@@ -97,6 +97,16 @@ class BrokenPoolError(ConcurrencyKitError, BrokenExecutor):
     fails; the initializer's own exception is chained as ``__cause__``.
     """
 
+    def fresh(self) -> BrokenPoolError:
+        """A new error with the same message and cause, to raise once more.
+
+        Each future and each refused call gets its own instance, so that their tracebacks do
+        not pile up on one shared exception object.
+        """
+        error = BrokenPoolError(str(self))
+        error.__cause__ = self.__cause__
+        return error
+
 
 class SerializationError(ConcurrencyKitError, pickle.PickleError):
     """A value could not be pickled or unpickled to cross a process boundary.

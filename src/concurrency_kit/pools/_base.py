@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Callable, Generator, Iterable, Mapping
 from concurrent.futures import Executor, Future
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import attrs
 from typing_extensions import ParamSpec, Self
@@ -303,3 +304,28 @@ def default_process_workers() -> int:
 
 def default_thread_workers() -> int:
     return min(32, default_process_workers() + 4)
+
+
+class _Stoppable(Protocol):
+    def stop(self, wait: bool, cancel_futures: bool) -> None: ...
+
+
+_live_cores: weakref.WeakSet[_Stoppable] = weakref.WeakSet()
+
+
+def stop_at_exit(core: _Stoppable) -> None:
+    """Have ``core`` finish its accepted work before the interpreter exits.
+
+    Like :mod:`concurrent.futures`, this hooks :func:`threading._register_atexit`, which runs
+    before non-daemon threads are joined; the pools' own threads are daemons, so that a stuck
+    thread-pool worker (which cannot be killed) can never hold the interpreter up.
+    """
+    _live_cores.add(core)
+
+
+def _stop_live_cores() -> None:
+    for core in list(_live_cores):
+        core.stop(wait=True, cancel_futures=False)
+
+
+threading._register_atexit(_stop_live_cores)  # type: ignore[attr-defined]

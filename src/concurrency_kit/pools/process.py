@@ -56,7 +56,12 @@ from concurrency_kit.errors import (
     WorkerCrashedError,
 )
 from concurrency_kit.pools import _frames
-from concurrency_kit.pools._base import PoolBase, PoolStatistics, default_process_workers
+from concurrency_kit.pools._base import (
+    PoolBase,
+    PoolStatistics,
+    default_process_workers,
+    stop_at_exit,
+)
 from concurrency_kit.pools._process_worker import worker_main
 
 __all__ = ["ProcessPool"]
@@ -234,7 +239,7 @@ class _Core:
 
     def check_open_locked(self) -> None:
         if self.broken is not None:
-            raise _copy_broken(self.broken)
+            raise self.broken.fresh()
         if self.shutdown:
             raise RuntimeError("cannot schedule new tasks after shutdown")
 
@@ -740,7 +745,7 @@ class _Core:
         for task in list(self.tasks.values()):
             if not task.finished:
                 task.finished = True
-                actions.append(partial(task.future.set_exception, _copy_broken(self.broken)))
+                actions.append(partial(task.future.set_exception, self.broken.fresh()))
         self.tasks.clear()
         self.pending.clear()
         for worker in self.workers.values():
@@ -844,12 +849,6 @@ def _deliver_error(future: Future[Any], payload: bytes) -> None:
     future.set_exception(exc)
 
 
-def _copy_broken(error: BrokenPoolError) -> BrokenPoolError:
-    copy = BrokenPoolError(str(error))
-    copy.__cause__ = error.__cause__
-    return copy
-
-
 class ProcessPool(PoolBase):
     """A pool of worker processes; a :class:`concurrent.futures.Executor`.
 
@@ -926,7 +925,7 @@ class ProcessPool(PoolBase):
             init_blob,
             max_tasks_per_worker,
         )
-        _live_cores.add(self._core)
+        stop_at_exit(self._core)
         self._finalizer = weakref.finalize(self, self._core.stop, False, False)
 
     @property
@@ -965,15 +964,3 @@ def default_start_method() -> str:
     """``forkserver`` where it exists (POSIX), else ``spawn``."""
     methods = multiprocessing.get_all_start_methods()
     return "forkserver" if "forkserver" in methods else "spawn"
-
-
-_live_cores: weakref.WeakSet[_Core] = weakref.WeakSet()
-
-
-def _at_exit() -> None:
-    # Like ProcessPoolExecutor: let accepted work finish before the interpreter exits.
-    for core in list(_live_cores):
-        core.stop(wait=True, cancel_futures=False)
-
-
-threading._register_atexit(_at_exit)  # type: ignore[attr-defined]

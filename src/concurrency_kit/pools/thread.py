@@ -30,7 +30,12 @@ from concurrent.futures import Future
 from typing import Any
 
 from concurrency_kit.errors import BrokenPoolError, TaskTimeoutError
-from concurrency_kit.pools._base import PoolBase, PoolStatistics, default_thread_workers
+from concurrency_kit.pools._base import (
+    PoolBase,
+    PoolStatistics,
+    default_thread_workers,
+    stop_at_exit,
+)
 
 __all__ = ["ThreadPool"]
 
@@ -120,7 +125,7 @@ class _Core:
     def put(self, item: _WorkItem) -> None:
         with self.lock:
             if self.broken is not None:
-                raise BrokenPoolError(str(self.broken)) from self.broken.__cause__
+                raise self.broken.fresh()
             if self.shutdown:
                 raise RuntimeError("cannot schedule new tasks after shutdown")
             self.queue.put(item)
@@ -239,7 +244,7 @@ class _Core:
             if self.broken is None:
                 self.broken = error
             self.shutdown = True
-        self._drain(lambda item: item.future.set_exception(_copy_broken(error)))
+        self._drain(lambda item: item.future.set_exception(error.fresh()))
         # Wake the other workers so they exit too.
         for _ in range(self.max_workers):
             self.queue.put(None)
@@ -331,12 +336,6 @@ class _Core:
             )
 
 
-def _copy_broken(error: BrokenPoolError) -> BrokenPoolError:
-    copy = BrokenPoolError(str(error))
-    copy.__cause__ = error.__cause__
-    return copy
-
-
 class _Watchdog:
     """A thread that fails late tasks at their deadline; started on the first timed task."""
 
@@ -424,13 +423,13 @@ class ThreadPool(PoolBase):
         self._core = _Core(
             self._name, self._max_workers, initializer, initargs, max_tasks_per_worker
         )
-        _live_cores.add(self._core)
+        stop_at_exit(self._core)
         self._finalizer = weakref.finalize(self, self._core.stop, False, False)
 
     def _check_open(self) -> None:
         core = self._core
         if core.broken is not None:
-            raise BrokenPoolError(str(core.broken)) from core.broken.__cause__
+            raise core.broken.fresh()
         if core.shutdown:
             raise RuntimeError("cannot schedule new tasks after shutdown")
 
@@ -454,16 +453,3 @@ class ThreadPool(PoolBase):
 
     def _statistics(self) -> PoolStatistics:
         return self._core.statistics()
-
-
-_live_cores: weakref.WeakSet[_Core] = weakref.WeakSet()
-
-
-def _at_exit() -> None:
-    # Like ThreadPoolExecutor: let accepted work finish before the interpreter exits. Workers
-    # are daemon threads so that an abandoned (stuck) thread cannot block exit forever.
-    for core in list(_live_cores):
-        core.stop(wait=True, cancel_futures=False)
-
-
-threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
