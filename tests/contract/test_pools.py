@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from _gates import Gate, pass_two, wait_at
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import concurrency_kit as ck
 from concurrency_kit import Model
@@ -319,3 +321,55 @@ def test_context_manager_and_repr(model: Model) -> None:
 def test_models_share_the_api() -> None:
     assert ck.PROCESS.Pool is ck.ProcessPool
     assert ck.THREAD.Pool is ck.ThreadPool
+
+
+# -- map against the builtin, property-based ---------------------------------------------------
+
+
+def negate_or_fail(x: int) -> int:
+    if x % 7 == 3:
+        raise ValueError(x)
+    return -x
+
+
+def _expected(xs: list[int]) -> tuple[list[int], bool]:
+    """The builtin's results up to the first failure, and whether one occurred."""
+    out: list[int] = []
+    for x in xs:
+        if x % 7 == 3:
+            return out, True
+        out.append(-x)
+    return out, False
+
+
+def test_map_matches_the_builtin(model: Model) -> None:
+    # One pool for all the examples (hypothesis runs the inner function many times).
+    with model.Pool(2) as pool:
+
+        @settings(max_examples=40, deadline=None)
+        @given(
+            xs=st.lists(st.integers(-1000, 1000), max_size=60),
+            chunksize=st.one_of(st.just("auto"), st.integers(1, 20)),
+            buffersize=st.one_of(st.none(), st.integers(1, 25)),
+            ordered=st.booleans(),
+        )
+        def check(
+            xs: list[int], chunksize: int | str, buffersize: int | None, ordered: bool
+        ) -> None:
+            expected, fails = _expected(xs)
+            results = pool.map(
+                negate_or_fail,
+                xs,
+                chunksize=chunksize,  # type: ignore[arg-type]
+                buffersize=buffersize,
+                ordered=ordered,
+            )
+            if fails:
+                with pytest.raises(ValueError, match=r"^-?\d+$"):
+                    list(results)
+            elif ordered:
+                assert list(results) == expected
+            else:
+                assert sorted(results) == sorted(expected)
+
+        check()
