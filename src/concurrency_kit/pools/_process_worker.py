@@ -74,11 +74,12 @@ class _Worker:
         self.event_fd = event_fd
         self.tasks_left = max_tasks
         self.reader = _frames.FrameReader()
-        self.inbox: list[tuple[int, int, bytes]] = []
+        self.inbox: list[tuple[int, int, bytes | bytearray]] = []
         self.position = 0  # inbox[position:] are the tasks not started yet
         self.cancelled: set[int] = set()
         self.skipped: set[int] = set()  # answered SKIPPED already, from the signal handler
-        self.outbox = bytearray()
+        self.outbox = _frames.Outbox()
+        os.set_blocking(task_fd, False)  # waits happen in poll(), reads never block
         self.poller = select.poll()
         self.poller.register(task_fd, select.POLLIN)
         self.in_io = False  # reading or writing a pipe: the signal handler must wait
@@ -87,19 +88,17 @@ class _Worker:
     # -- I/O ---------------------------------------------------------------------------------
 
     def send(self, kind: int, task_id: int, payload: bytes = b"") -> None:
-        self.outbox += _frames.header(kind, task_id, len(payload))
-        self.outbox += payload
+        self.outbox.add(kind, task_id, payload)
 
     def flush(self) -> None:
         if self.outbox:
             self.in_io = True
             try:
-                _frames.write_all(self.event_fd, self.outbox)
+                self.outbox.write_all(self.event_fd)
             finally:
                 self.in_io = False
-            self.outbox.clear()
 
-    def _take(self, kind: int, task_id: int, payload: bytes) -> None:
+    def _take(self, kind: int, task_id: int, payload: bytes | bytearray) -> None:
         if kind == _frames.CANCEL:
             self.cancelled.add(task_id)
         else:
@@ -109,15 +108,13 @@ class _Worker:
         """Take in waiting frames (waiting for some if ``block``); False at end of file."""
         if block:
             self.flush()
-        elif not self.poller.poll(0):
-            return True
         self.in_io = True
         try:
-            alive = self.reader.read_from(self.task_fd)
-            self.reader.pop_all(self._take)
+            if block:
+                self.poller.poll()
+            return self.reader.read(self.task_fd, self._take, block=False)
         finally:
             self.in_io = False
-        return alive
 
     # -- taking back queued tasks while one runs ----------------------------------------------
 
@@ -197,7 +194,7 @@ class _Worker:
                     break
         self.flush()
 
-    def run_task(self, task_id: int, payload: bytes) -> None:
+    def run_task(self, task_id: int, payload: bytes | bytearray) -> None:
         try:
             fn, args, kwargs = _serialize.loads(payload)
         except BaseException as exc:

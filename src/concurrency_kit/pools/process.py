@@ -178,7 +178,7 @@ class _Worker:
         os.set_blocking(self.event_fd, False)
         self.reader = _frames.FrameReader()
         self.event_eof = False
-        self.outbox: collections.deque[memoryview] = collections.deque()
+        self.outbox = _frames.Outbox()
         self.want_write = False
         self.outstanding: collections.deque[int] = collections.deque()  # task ids, in order
         self.running: int | None = None  # a task with a timeout that announced its START
@@ -272,7 +272,7 @@ class _Core:
                     if worker.outstanding and worker.outstanding[0] == task_id:
                         self._kill_locked(worker, "cancel")  # it is running (or about to)
                     else:
-                        self._send_locked(worker, _frames.frame(_frames.CANCEL, task_id))
+                        self._send_locked(worker, _frames.CANCEL, task_id)
             return True
 
     def stop(self, wait: bool, cancel_futures: bool) -> None:
@@ -360,24 +360,20 @@ class _Core:
             except BlockingIOError:  # pragma: no cover - the pipe is full: a wake-up is pending
                 pass
 
-    def _send_locked(self, worker: _Worker, data: bytes) -> None:
+    def _send_locked(self, worker: _Worker, kind: int, task_id: int, payload: bytes = b"") -> None:
         if worker.kill_reason is not None:
             return
-        view = memoryview(data)
-        if not worker.outbox:
-            try:
-                written = os.write(worker.task_fd, view)
-            except BlockingIOError:
-                written = 0
-            except OSError:  # the worker is gone; its sentinel will tell the dispatcher
+        worker.outbox.add(kind, task_id, payload)
+        if worker.want_write:
+            return  # the dispatcher writes it when the pipe has room
+        try:
+            if worker.outbox.write_some(worker.task_fd):
                 return
-            if written == len(view):
-                return
-            view = view[written:]
-        worker.outbox.append(view)
-        if not worker.want_write:
-            worker.want_write = True
-            self._wake_locked()
+        except OSError:  # the worker is gone; its sentinel will tell the dispatcher
+            worker.outbox.clear()
+            return
+        worker.want_write = True
+        self._wake_locked()
 
     def _spawn_wanted_locked(self) -> bool:
         if self.broken is not None or len(self.workers) >= self.max_workers:
@@ -433,7 +429,7 @@ class _Core:
                 best.quota -= 1
             kind = _frames.TASK if task.timeout is None else _frames.TASK_TIMED
             assert task.payload is not None
-            self._send_locked(best, _frames.header(kind, task.id, len(task.payload)) + task.payload)
+            self._send_locked(best, kind, task.id, task.payload)
         self._steal_locked(now, stuck_after)
 
     def _steal_locked(self, now: float, stuck_after: float) -> None:
@@ -461,7 +457,7 @@ class _Core:
                 if task is not None and not task.finished and not task.stolen:
                     task.stolen = True
                     asked = True
-                    self._send_locked(worker, _frames.frame(_frames.CANCEL, task_id))
+                    self._send_locked(worker, _frames.CANCEL, task_id)
             if asked:  # the worker is busy in a task: its SIGUSR1 handler answers at once
                 try:
                     os.kill(worker.pid, signal.SIGUSR1)
@@ -562,29 +558,21 @@ class _Core:
 
     def _flush_locked(self, worker: _Worker) -> None:
         assert self.selector is not None
-        while worker.outbox:
-            view = worker.outbox[0]
-            try:
-                written = os.write(worker.task_fd, view)
-            except BlockingIOError:
+        try:
+            if not worker.outbox.write_some(worker.task_fd):
                 return
-            except OSError:  # the worker is gone; its sentinel will tell
-                worker.outbox.clear()
-                break
-            if written == len(view):
-                worker.outbox.popleft()
-            else:
-                worker.outbox[0] = view[written:]
-                return
+        except OSError:  # the worker is gone; its sentinel will tell
+            worker.outbox.clear()
         worker.want_write = False
         self.selector.unregister(worker.task_fd)
 
     def _read_events_locked(self, worker: _Worker, actions: list[Callable[[], object]]) -> None:
         try:
-            alive = worker.reader.drain_nonblocking(worker.event_fd)
+            alive = worker.reader.read(
+                worker.event_fd, partial(self._on_frame_locked, worker, actions), block=False
+            )
         except OSError:
             alive = False
-        worker.reader.pop_all(partial(self._on_frame_locked, worker, actions))
         if not alive:  # the worker closed its end: only its sentinel is left to hear from
             assert self.selector is not None
             self.selector.unregister(worker.event_fd)
@@ -596,7 +584,7 @@ class _Core:
         actions: list[Callable[[], object]],
         kind: int,
         task_id: int,
-        payload: bytes,
+        payload: bytes | bytearray,
     ) -> None:
         if kind == _frames.START:  # only tasks with a timeout announce their start
             worker.running = task_id
@@ -665,10 +653,11 @@ class _Core:
         assert self.selector is not None
         if not worker.event_eof:
             try:  # what the worker wrote before it died still counts
-                worker.reader.drain_nonblocking(worker.event_fd)
+                worker.reader.read(
+                    worker.event_fd, partial(self._on_frame_locked, worker, actions), block=False
+                )
             except OSError:
                 pass
-        worker.reader.pop_all(partial(self._on_frame_locked, worker, actions))
         worker.process.join()
         exitcode = worker.process.exitcode
         for fd in (worker.task_fd, worker.process.sentinel):
@@ -762,7 +751,7 @@ class _Core:
                 return False
         for worker in self.workers.values():
             if not worker.stop_sent:
-                self._send_locked(worker, _frames.frame(_frames.STOP, 0))
+                self._send_locked(worker, _frames.STOP, 0)
                 worker.stop_sent = True
         return not self.workers
 
@@ -770,6 +759,8 @@ class _Core:
         assert self.alive is not None
         task_r, task_w = self.context.Pipe(duplex=False)
         event_r, event_w = self.context.Pipe(duplex=False)
+        _frames.grow_pipe(task_w.fileno())
+        _frames.grow_pipe(event_w.fileno())
         close_fds = (task_w.fileno(), event_r.fileno(), self.alive[1].fileno()) if self.fork else ()
         serial = next(self.serials)
         process = self.context.Process(
@@ -826,7 +817,7 @@ class _Core:
             self.wake_r = self.wake_w = -1
 
 
-def _deliver_result(future: Future[Any], payload: bytes) -> None:
+def _deliver_result(future: Future[Any], payload: bytes | bytearray) -> None:
     try:
         value = _serialize.loads(payload)
     except Exception as exc:
@@ -839,7 +830,7 @@ def _deliver_result(future: Future[Any], payload: bytes) -> None:
         future.set_result(value)
 
 
-def _deliver_error(future: Future[Any], payload: bytes) -> None:
+def _deliver_error(future: Future[Any], payload: bytes | bytearray) -> None:
     try:
         exc = _serialize.loads(payload)
     except Exception as load_exc:
