@@ -11,6 +11,8 @@ from concurrency_kit._util import fixup_module_metadata
 from concurrency_kit.errors import (
     BrokenPoolError,
     ConcurrencyKitError,
+    ConcurrencyKitWarning,
+    LockOwnerDiedWarning,
     RemoteTraceback,
     SerializationError,
     TaskTimeoutError,
@@ -19,6 +21,7 @@ from concurrency_kit.errors import (
 from concurrency_kit.models import PROCESS, THREAD, Model
 from concurrency_kit.pools import PoolStatistics, ProcessPool, ThreadPool
 from concurrency_kit.protocols import Pool
+from concurrency_kit.sync import LockStatistics, ProcessLock, ProcessRLock, ThreadLock, ThreadRLock
 
 __version__ = "0.1.0"
 
@@ -27,14 +30,21 @@ __all__ = [
     "THREAD",
     "BrokenPoolError",
     "ConcurrencyKitError",
+    "ConcurrencyKitWarning",
+    "LockOwnerDiedWarning",
+    "LockStatistics",
     "Model",
     "Pool",
     "PoolStatistics",
+    "ProcessLock",
     "ProcessPool",
+    "ProcessRLock",
     "RemoteTraceback",
     "SerializationError",
     "TaskTimeoutError",
+    "ThreadLock",
     "ThreadPool",
+    "ThreadRLock",
     "WorkerCrashedError",
     "__version__",
 ]

@@ -16,6 +16,8 @@ from concurrent.futures import BrokenExecutor
 __all__ = [
     "BrokenPoolError",
     "ConcurrencyKitError",
+    "ConcurrencyKitWarning",
+    "LockOwnerDiedWarning",
     "RemoteTraceback",
     "SerializationError",
     "TaskTimeoutError",
@@ -129,3 +131,14 @@ class RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return self.tb
+
+
+class ConcurrencyKitWarning(UserWarning):
+    """Base class of every warning concurrency_kit issues."""
+
+
+class LockOwnerDiedWarning(ConcurrencyKitWarning):
+    """A process died holding a process lock; the caller has just taken the lock over.
+
+    The data the lock protected may be half-updated: check it before trusting it.
+    """

@@ -16,6 +16,8 @@ import attrs
 
 from concurrency_kit.pools.process import ProcessPool
 from concurrency_kit.pools.thread import ThreadPool
+from concurrency_kit.sync.process import ProcessLock, ProcessRLock
+from concurrency_kit.sync.thread import ThreadLock, ThreadRLock
 
 __all__ = ["PROCESS", "THREAD", "Model"]
 
@@ -27,17 +29,21 @@ class Model:
     Attributes:
         name: ``"process"`` or ``"thread"``.
         Pool: the pool class of the model (:class:`ProcessPool` or :class:`ThreadPool`).
+        Lock: the lock class (:class:`ProcessLock` or :class:`ThreadLock`).
+        RLock: the re-entrant lock class (:class:`ProcessRLock` or :class:`ThreadRLock`).
     """
 
     name: str
     Pool: type[ProcessPool] | type[ThreadPool]
+    Lock: type[ProcessLock] | type[ThreadLock]
+    RLock: type[ProcessRLock] | type[ThreadRLock]
 
     def __repr__(self) -> str:
         return self.name.upper()
 
 
-PROCESS = Model(name="process", Pool=ProcessPool)
+PROCESS = Model(name="process", Pool=ProcessPool, Lock=ProcessLock, RLock=ProcessRLock)
 """Processes: each worker has its own interpreter and memory; a crash is contained."""
 
-THREAD = Model(name="thread", Pool=ThreadPool)
+THREAD = Model(name="thread", Pool=ThreadPool, Lock=ThreadLock, RLock=ThreadRLock)
 """Threads: workers share the interpreter and its memory; cheap to start and to talk to."""

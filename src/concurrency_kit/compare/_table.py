@@ -140,8 +140,14 @@ ASPECTS: tuple[Aspect, ...] = (
         key="synchronization",
         title="Synchronization",
         package="sync",
-        process=Claim("Processes synchronize through IPC mechanisms."),
-        thread=Claim("Threads synchronize with simpler primitives such as mutexes and semaphores."),
+        process=Claim(
+            "Processes synchronize through IPC mechanisms (shared memory, the kernel).",
+            ("ProcessLock", "ProcessRLock"),
+        ),
+        thread=Claim(
+            "Threads synchronize with simpler primitives such as mutexes and semaphores.",
+            ("ThreadLock", "ThreadRLock"),
+        ),
     ),
     Aspect(
         key="use_cases",

@@ -1,0 +1,360 @@
+"""ThreadLock and ThreadRLock: the thread column of the synchronization row.
+
+One lock is a one-token queue plus bookkeeping::
+
+    ThreadLock / ThreadRLock
+      _token         SimpleQueue    holds one token while the lock is free; acquiring takes
+                                    it, releasing puts it back; the only thing threads block on
+      _owner         thread ident   ┐ written only by the thread holding the token, while it
+      _count         recursion      │ holds it: set right after taking the token, cleared right
+      _acquisitions  counter        ┘ before putting it back (single writer: no second lock)
+      _meta          _thread.lock   ┐ guards the counters of threads that do *not* hold the
+      _waiters       counter        │ token: taken on the slow path only (the lock was busy, or
+      _contentions   counter        ┘ a timeout was given), never on the uncontended path
+
+Why a :class:`queue.SimpleQueue` and not a ``_thread.lock``: both are C, thread-safe with or
+without the GIL, and block with the GIL released (interruptibly, with a monotonic deadline).
+But a non-blocking try, which the uncontended path needs in order to count contention, is
+``lock.acquire(False)`` on a lock, whose arguments go through the generic argument parser,
+while ``SimpleQueue.get_nowait()`` takes none. On CPython 3.11 that is the difference between
+about 3.4x and 2.8x the cost of a bare :class:`threading.Lock` acquire/release pair
+(``benchmarks/bench_sync.py``; the target is 3x).
+
+No GIL reliance: every mutation of shared state happens while holding the token (the holder's
+fields) or ``_meta`` (the waiters' counters). Two reads happen without either, each justified by
+the single-writer rule: the ownership test ``_owner == me`` (only thread ``me`` ever stores
+``me`` there, and it clears it before it gives the token back, so a thread sees its own id only
+while it holds the lock) and :meth:`statistics`, which reads the holder's fields as they are at
+that moment (a snapshot taken while other threads use the lock may mix values from just before
+and just after their latest acquire).
+
+Owners are identified by :func:`threading.get_ident` (a few nanoseconds; the native id is a
+system call); :meth:`statistics` translates it to the :func:`threading.get_native_id` it
+reports. Like every thread-id-based lock (CPython's own ``RLock``), a lock left held by a thread
+that has exited could be released by a later thread that receives the same id.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from _queue import Empty, SimpleQueue
+from _thread import allocate_lock
+from threading import TIMEOUT_MAX, get_ident, get_native_id
+from types import TracebackType
+from typing import NoReturn
+
+from concurrency_kit.sync._base import LockStatistics, check_acquire_args
+
+__all__ = ["ThreadLock", "ThreadRLock"]
+
+
+class _ThreadLockBase:
+    """What both thread locks share: the fields, the slow path and the read-only methods."""
+
+    __slots__ = (
+        "__weakref__",
+        "_acquisitions",
+        "_contentions",
+        "_count",
+        "_meta",
+        "_owner",
+        "_token",
+        "_waiters",
+    )
+
+    def __init__(self) -> None:
+        self._token: SimpleQueue[None] = SimpleQueue()
+        self._token.put(None)
+        self._meta = allocate_lock()
+        self._owner: int | None = None
+        self._count = 0
+        self._acquisitions = 0
+        self._waiters = 0
+        self._contentions = 0
+
+    def _take_slow(self, blocking: bool, timeout: float) -> bool:
+        """Take the token after checking the arguments, counting contention and waiters.
+
+        Returns whether the token was taken; the caller records ownership.
+        """
+        wait = check_acquire_args(blocking, timeout)
+        if wait is not None and wait > TIMEOUT_MAX:
+            raise OverflowError("timeout value is too large")
+        try:
+            self._token.get_nowait()
+        except Empty:
+            pass
+        else:
+            return True
+        with self._meta:
+            self._contentions += 1
+            if wait == 0:
+                return False
+            self._waiters += 1
+        try:
+            self._token.get(True, wait)
+        except Empty:
+            return False
+        finally:
+            with self._meta:
+                self._waiters -= 1
+        return True
+
+    def close(self) -> None:
+        """Do nothing: a thread lock holds no resource beyond its memory.
+
+        It exists so that code written against a :class:`~concurrency_kit.Model` can close
+        its locks whichever the model (a process lock releases its shared memory).
+        """
+
+    def locked(self) -> bool:
+        """Return whether any thread holds the lock now."""
+        return self._token.empty()
+
+    def _is_owned(self) -> bool:
+        # The hook threading.Condition uses to check that its caller holds the lock.
+        return self._owner == get_ident()
+
+    def statistics(self) -> LockStatistics:
+        """Return a snapshot of the lock's state and counters.
+
+        ``owner_deaths_recovered`` is always 0: a thread cannot die without its process (an
+        exception unwinds through ``with`` and releases the lock), so there is nothing to
+        recover.
+        """
+        owner = self._owner
+        count = self._count
+        acquisitions = self._acquisitions
+        with self._meta:
+            waiters = self._waiters
+            contentions = self._contentions
+        return LockStatistics(
+            locked=self._token.empty(),
+            owner_pid=None if owner is None else os.getpid(),
+            owner_thread=None if owner is None else _native_id_of(owner),
+            recursion=0 if owner is None else count,
+            waiters=waiters,
+            acquisitions=acquisitions,
+            contentions=contentions,
+            owner_deaths_recovered=0,
+        )
+
+    def _describe(self) -> str:
+        owner = self._owner
+        if owner is None:
+            return "locked" if self._token.empty() else "unlocked"
+        return f"locked owner={_native_id_of(owner)}"
+
+    def __repr__(self) -> str:
+        cls = type(self)
+        return f"<{cls.__module__}.{cls.__qualname__} {self._describe()} at {id(self):#x}>"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            f"cannot pickle {type(self).__qualname__!r} object: a thread lock works within "
+            "one process; use a process lock to share a lock between processes"
+        )
+
+
+def _native_id_of(ident: int) -> int | None:
+    """The native id of the live thread whose :func:`threading.get_ident` is ``ident``.
+
+    ``None`` for a thread the :mod:`threading` module has never seen (one started from C that
+    has not called into :mod:`threading`).
+    """
+    if ident == get_ident():
+        return get_native_id()
+    for thread in threading.enumerate():
+        if thread.ident == ident:
+            return thread.native_id
+    return None
+
+
+class ThreadLock(_ThreadLockBase):
+    """A mutual-exclusion lock for threads: :class:`threading.Lock` with an owner.
+
+    Same methods, signatures and results as :class:`threading.Lock`, with one deliberate
+    difference: only the thread that acquired the lock may release it. Releasing a lock that
+    the calling thread does not hold raises :exc:`RuntimeError`, where :class:`threading.Lock`
+    lets any thread release it. The lock is not re-entrant: a second ``acquire()`` by its holder
+    waits (for ever, without a timeout), as with :class:`threading.Lock`; use
+    :class:`ThreadRLock` for a lock its holder may take again.
+
+    Example::
+
+        lock = ThreadLock()
+        with lock:
+            ...  # one thread at a time
+    """
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._count = 1  # the recursion statistics() reports while the lock is held
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Acquire the lock, waiting for it if ``blocking`` and for up to ``timeout`` seconds.
+
+        Args:
+            blocking: wait for the lock (``True``) or return at once (``False``).
+            timeout: the most seconds to wait; ``-1`` waits for as long as it takes. Only with
+                ``blocking=True``.
+
+        Returns:
+            Whether the lock was acquired.
+
+        Raises:
+            ValueError: a timeout with ``blocking=False``, or a negative timeout other than -1.
+            OverflowError: a timeout above :data:`threading.TIMEOUT_MAX`.
+        """
+        if timeout == -1:  # the hot path: the stdlib's default arguments, the lock free
+            try:
+                self._token.get_nowait()
+            except Empty:
+                pass
+            else:
+                self._owner = get_ident()
+                self._acquisitions += 1
+                return True
+        if self._take_slow(blocking, timeout):
+            self._owner = get_ident()
+            self._acquisitions += 1
+            return True
+        return False
+
+    def release(self) -> None:
+        """Release the lock, which the calling thread must hold.
+
+        Raises:
+            RuntimeError: the lock is not held, or is held by another thread.
+        """
+        if self._owner != get_ident():
+            self._raise_not_owner()
+        self._owner = None
+        self._token.put(None)
+
+    def _raise_not_owner(self) -> NoReturn:
+        if self._owner is None:
+            raise RuntimeError("release unlocked lock")
+        raise RuntimeError("cannot release a lock held by another thread")
+
+    __enter__ = acquire
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Release the lock at the end of a ``with`` block."""
+        if self._owner != get_ident():
+            self._raise_not_owner()
+        self._owner = None
+        self._token.put(None)
+
+
+class ThreadRLock(_ThreadLockBase):
+    """A re-entrant lock for threads: :class:`threading.RLock` with statistics.
+
+    Same methods, signatures and results as :class:`threading.RLock`: the holding thread may
+    acquire it again, and must release it as many times as it acquired it. Releasing it from a
+    thread that does not hold it raises :exc:`RuntimeError`, as in :mod:`threading`.
+    :meth:`locked` tells whether *any* thread holds it.
+
+    Example::
+
+        lock = ThreadRLock()
+        with lock:
+            with lock:  # the holder may enter again
+                ...
+    """
+
+    __slots__ = ()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Acquire the lock, or acquire it once more if the calling thread holds it already.
+
+        Args:
+            blocking: wait for the lock (``True``) or return at once (``False``).
+            timeout: the most seconds to wait; ``-1`` waits for as long as it takes. Only with
+                ``blocking=True``.
+
+        Returns:
+            Whether the lock was acquired.
+
+        Raises:
+            ValueError: a timeout with ``blocking=False``, or a negative timeout other than -1.
+            OverflowError: a timeout above :data:`threading.TIMEOUT_MAX`.
+        """
+        me = get_ident()
+        if self._owner == me:
+            if timeout != -1:
+                check_acquire_args(blocking, timeout)
+            self._count += 1
+            self._acquisitions += 1
+            return True
+        if timeout == -1:
+            try:
+                self._token.get_nowait()
+            except Empty:
+                pass
+            else:
+                self._owner = me
+                self._count = 1
+                self._acquisitions += 1
+                return True
+        if self._take_slow(blocking, timeout):
+            self._owner = me
+            self._count = 1
+            self._acquisitions += 1
+            return True
+        return False
+
+    def release(self) -> None:
+        """Release the lock once; the holder's last release makes it free.
+
+        Raises:
+            RuntimeError: the calling thread does not hold the lock.
+        """
+        if self._owner != get_ident():
+            raise RuntimeError("cannot release un-acquired lock")
+        count = self._count - 1
+        self._count = count
+        if not count:
+            self._owner = None
+            self._token.put(None)
+
+    __enter__ = acquire
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Release the lock once at the end of a ``with`` block."""
+        self.release()
+
+    def _describe(self) -> str:
+        if self._owner is None:
+            return super()._describe()
+        return f"{super()._describe()} count={self._count}"
+
+    # The hooks threading.Condition uses with a re-entrant lock: wait() drops every level of
+    # recursion and restores them all once it has the lock again.
+    def _release_save(self) -> int:
+        if self._owner != get_ident():
+            raise RuntimeError("cannot release un-acquired lock")
+        count = self._count
+        self._count = 0
+        self._owner = None
+        self._token.put(None)
+        return count
+
+    def _acquire_restore(self, count: int) -> None:
+        self._take_slow(True, -1)
+        self._owner = get_ident()
+        self._count = count
+        self._acquisitions += 1

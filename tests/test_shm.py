@@ -1,0 +1,190 @@
+"""The shared-memory segment lifecycle of ``concurrency_kit._shm``."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from multiprocessing import resource_tracker
+from pathlib import Path
+
+import pytest
+
+from concurrency_kit import _shm
+
+DEADLOCK = 60.0
+
+
+@pytest.fixture
+def segment() -> Iterator[_shm.Segment]:
+    seg = _shm.create(4096)
+    yield seg
+    seg.unlink()
+    seg.close()
+
+
+def shm_fds() -> list[str]:
+    targets = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            targets.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except FileNotFoundError:  # the descriptor listdir itself used
+            pass
+    return [t for t in targets if t.startswith("/dev/shm/")]
+
+
+def test_create_makes_a_private_zeroed_segment_without_a_descriptor() -> None:
+    before = shm_fds()
+    seg = _shm.create(1000)
+    try:
+        path = Path(seg.path)
+        assert path.parent == Path("/dev/shm")
+        assert seg.name.startswith("ck_")
+        assert len(seg.name) == 35
+        stat = path.stat()
+        assert stat.st_mode & 0o777 == 0o600
+        assert stat.st_size == seg.size == 1000
+        assert seg.buffer.raw == bytes(1000)
+        assert shm_fds() == before
+        assert seg.is_creator
+        assert seg.name in Path("/proc/self/maps").read_text()
+    finally:
+        seg.unlink()
+        seg.close()
+    assert not Path(seg.path).exists()
+    assert seg.name not in Path("/proc/self/maps").read_text()  # unmapped
+    with pytest.raises(ValueError, match="closed"):
+        seg.buffer  # noqa: B018
+
+
+def test_close_waits_for_the_last_view() -> None:
+    seg = _shm.create(64)
+    view = ctypes.c_int.from_buffer(seg.buffer, 8)
+    seg.unlink()
+    seg.close()
+    view.value = 5  # still mapped: the view keeps the mapping alive
+    assert seg.name in Path("/proc/self/maps").read_text()
+    del view
+    assert seg.name not in Path("/proc/self/maps").read_text()
+
+
+def test_names_are_unique() -> None:
+    segs = [_shm.create(64) for _ in range(5)]
+    try:
+        assert len({s.name for s in segs}) == 5
+    finally:
+        for s in segs:
+            s.unlink()
+            s.close()
+
+
+def test_attach_shares_the_bytes_and_never_unlinks(segment: _shm.Segment) -> None:
+    other = _shm.attach(segment.name, segment.size)
+    try:
+        assert not other.is_creator
+        other.buffer[:5] = b"hello"
+        assert segment.buffer[:5] == b"hello"
+        other.unlink()  # an attacher does not own the name
+        assert Path(segment.path).exists()
+    finally:
+        other.close()
+    assert segment.buffer[:5] == b"hello"
+
+
+def test_only_the_creator_talks_to_the_resource_tracker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(resource_tracker, "register", lambda n, t: calls.append(("reg", n, t)))
+    monkeypatch.setattr(resource_tracker, "unregister", lambda n, t: calls.append(("unreg", n, t)))
+    seg = _shm.create(64)
+    assert calls == [("reg", "/" + seg.name, "shared_memory")]
+    other = _shm.attach(seg.name, 64)
+    other.unlink()
+    other.close()
+    assert len(calls) == 1  # CPython issue 82300: attachers must not register
+    seg.unlink()
+    seg.unlink()  # idempotent
+    assert calls[1:] == [("unreg", "/" + seg.name, "shared_memory")]
+    seg.close()
+    assert not Path(seg.path).exists()
+
+
+def test_attach_errors(segment: _shm.Segment) -> None:
+    with pytest.raises(FileNotFoundError):
+        _shm.attach("ck_" + "0" * 32, 64)
+    for bad in ("../etc/passwd", "other", "ck_/x"):
+        with pytest.raises(ValueError, match="segment name"):
+            _shm.attach(bad, 64)
+    with pytest.raises(ValueError, match="expected at least"):
+        _shm.attach(segment.name, segment.size + 1)
+    with pytest.raises(ValueError, match="positive"):
+        _shm.create(0)
+
+
+def test_unlink_removes_the_name_but_not_the_mapping(segment: _shm.Segment) -> None:
+    segment.buffer[0] = b"\x07"
+    segment.unlink()
+    assert not Path(segment.path).exists()
+    assert segment.buffer[0] == b"\x07"
+    with pytest.raises(FileNotFoundError):
+        _shm.attach(segment.name, segment.size)
+
+
+def test_a_forked_copy_is_not_the_creator(segment: _shm.Segment) -> None:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            segment.unlink()  # must do nothing: the copy did not create it
+            os.write(w, b"1" if not segment.is_creator else b"0")
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        assert os.read(r, 1) == b"1"
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    assert Path(segment.path).exists()
+
+
+CREATOR = textwrap.dedent(
+    """
+    import sys
+    from concurrency_kit import _shm
+
+    seg = _shm.create(4096)
+    print(seg.name, flush=True)
+    sys.stdin.read()  # until the test kills us
+    """
+)
+
+
+def test_resource_tracker_removes_the_segment_of_a_killed_creator() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CREATOR],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        name = proc.stdout.readline().strip()
+        assert name.startswith("ck_")
+        path = Path("/dev/shm") / name
+        assert path.exists()
+        proc.send_signal(signal.SIGKILL)
+        # The tracker inherited our pipes: EOF on them means it has cleaned up and exited.
+        _, err = proc.communicate(timeout=DEADLOCK)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert not path.exists()
+    assert "leaked shared_memory" in err
