@@ -32,6 +32,7 @@ its finalizer shuts the core down.
 from __future__ import annotations
 
 import collections
+import gc
 import heapq
 import itertools
 import multiprocessing
@@ -769,7 +770,11 @@ class _Core:
             name=f"{self.name}-worker-{serial}",
         )
         try:
-            process.start()
+            _forking_worker.active = self.fork
+            try:
+                process.start()
+            finally:
+                _forking_worker.active = False
         except Exception as exc:
             task_w.close()
             event_r.close()
@@ -815,6 +820,23 @@ class _Core:
                 if fd >= 0:
                     os.close(fd)
             self.wake_r = self.wake_w = -1
+
+
+# A worker made by fork starts as a copy of the parent, with the parent's garbage and locks but
+# only the forking thread. If a garbage collection there ran a finalizer of that garbage (a map
+# generator cancelling its futures, say), it could block for ever on a lock that another parent
+# thread held at the moment of the fork. So the child freezes everything it inherited: the
+# collector leaves those objects alone, and collects what the worker itself creates as usual.
+_forking_worker = threading.local()
+
+
+def _freeze_inherited_objects() -> None:
+    if getattr(_forking_worker, "active", False):
+        _forking_worker.active = False
+        gc.freeze()
+
+
+os.register_at_fork(after_in_child=_freeze_inherited_objects)
 
 
 def _deliver_result(future: Future[Any], payload: bytes | bytearray) -> None:
