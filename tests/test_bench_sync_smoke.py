@@ -7,18 +7,13 @@ hang, not fail). A contender whose class does not exist yet is skipped, never fa
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "benchmarks" / "bench_sync.py"
-DEADLOCK_TIMEOUT = 180
+from _bench_runs import BENCHMARKS_DIR, DEADLOCK_TIMEOUT, run
+
+BENCH = BENCHMARKS_DIR / "bench_sync.py"
 pytestmark = pytest.mark.timeout(DEADLOCK_TIMEOUT + 60)  # let the run's own timeout fire first
 BENCHMARKS = (
     "thread_uncontended",
@@ -34,25 +29,6 @@ THREAD_RATIO = re.compile(
     r"\(latency ratio ours/theirs, lower is better; target <= 3\.0x\) (MET|MISSED)$",
     re.M,
 )
-
-
-def run(*argv: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python *argv`` from the repository root; kill its whole process group if it hangs."""
-    proc = subprocess.Popen(
-        [sys.executable, *argv],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its ping-pong children and forkserver share its group
-    )
-    try:
-        out, err = proc.communicate(timeout=DEADLOCK_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"deadlock? no exit after {DEADLOCK_TIMEOUT} s\n{out}\n{err}")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def test_smoke_run_prints_every_table_and_target() -> None:

@@ -7,18 +7,13 @@ smallest sizes; the timeout only catches a deadlock. A second run hides the peer
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "benchmarks" / "bench_pools.py"
-DEADLOCK_TIMEOUT = 180
+from _bench_runs import BENCHMARKS_DIR, DEADLOCK_TIMEOUT, run
+
+BENCH = BENCHMARKS_DIR / "bench_pools.py"
 pytestmark = pytest.mark.timeout(DEADLOCK_TIMEOUT + 60)  # let the run's own timeout fire first
 RATIO = re.compile(r"^\[map\] ProcessPool\.map vs multiprocessing\.Pool\.map: [0-9.e+-]+x ", re.M)
 
@@ -33,25 +28,6 @@ sys.path.insert(0, str(__import__("pathlib").Path(script).parent))
 sys.argv = sys.argv[1:]
 runpy.run_path(script, run_name="__main__")
 """
-
-
-def run(*argv: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python *argv`` from the repository root; kill its whole process group if it hangs."""
-    proc = subprocess.Popen(
-        [sys.executable, *argv],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its workers and forkserver share its process group
-    )
-    try:
-        out, err = proc.communicate(timeout=DEADLOCK_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"deadlock? no exit after {DEADLOCK_TIMEOUT} s\n{out}\n{err}")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def test_smoke_run_prints_every_ratio() -> None:
