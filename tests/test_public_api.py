@@ -105,10 +105,19 @@ def _public_api(cls: type) -> dict[str, inspect.Signature | None]:
 
 
 def _without_process_only(sig: inspect.Signature | None) -> inspect.Signature | None:
+    """The signature without process-only parameters and without annotations.
+
+    Names, kinds and defaults must match; the types may not, since each model takes its own
+    (a ``ProcessCondition`` needs a process lock, a ``ThreadCondition`` takes any lock).
+    """
     if sig is None:
         return None
-    kept = [p for p in sig.parameters.values() if p.name not in PROCESS_ONLY]
-    return sig.replace(parameters=kept)
+    kept = [
+        p.replace(annotation=inspect.Parameter.empty)
+        for p in sig.parameters.values()
+        if p.name not in PROCESS_ONLY
+    ]
+    return sig.replace(parameters=kept, return_annotation=inspect.Signature.empty)
 
 
 @pytest.mark.parametrize(

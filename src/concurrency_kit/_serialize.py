@@ -39,6 +39,20 @@ def dumps_fast(obj: object) -> bytes:
         return dumps(obj)
 
 
+def dumps_value(value: object, purpose: str) -> bytes:
+    """Pickle ``value`` (C pickler first, as :func:`dumps_fast`) for ``purpose``.
+
+    Raises:
+        SerializationError: it cannot be pickled; the message names it and ``purpose``.
+    """
+    try:
+        return dumps_fast(value)
+    except Exception as exc:
+        raise SerializationError(
+            f"cannot pickle {_short_repr(value)} {purpose}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
 def loads(data: bytes | bytearray | memoryview) -> Any:
     """Unpickle data produced by :func:`dumps` or :func:`dumps_fast`."""
     return pickle.loads(data)

@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import pickle
 import signal as _signal
+import threading
 from concurrent.futures import BrokenExecutor
+from typing import Any
 
 __all__ = [
+    "BrokenBarrierError",
     "BrokenPoolError",
     "ConcurrencyKitError",
     "ConcurrencyKitWarning",
+    "LockOrderError",
     "LockOwnerDiedWarning",
+    "LockTimeoutError",
+    "PoisonedError",
     "RemoteTraceback",
     "SerializationError",
     "TaskTimeoutError",
@@ -131,6 +137,49 @@ class RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return self.tb
+
+
+class LockTimeoutError(ConcurrencyKitError, TimeoutError):
+    """A lock was not acquired within the timeout given to a context manager.
+
+    ``acquire(timeout=...)`` methods return ``False`` on a timeout, as in :mod:`threading`;
+    the context managers that take a timeout (``RWLock.read()``, ``RWLock.write()``,
+    ``Guarded.lock()``) cannot return a value, so they raise this.
+    """
+
+
+class BrokenBarrierError(ConcurrencyKitError, threading.BrokenBarrierError):
+    """A barrier was aborted, reset or broken while a party was waiting on it.
+
+    A :class:`threading.BrokenBarrierError`, so code written for :class:`threading.Barrier`
+    catches it unchanged. A process barrier also breaks when a party dies while waiting.
+    """
+
+
+class PoisonedError(ConcurrencyKitError):
+    """A guarded value was left poisoned: a block that held its lock raised or died.
+
+    The value may be half-updated. It is still available as :attr:`value`; call
+    ``clear_poison()`` on the guarded value once it has been checked or repaired.
+
+    Attributes:
+        value: the guarded value as the failed block left it.
+    """
+
+    def __init__(self, message: str, value: Any) -> None:
+        super().__init__(message)
+        self.value = value
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (PoisonedError, (str(self), self.value))
+
+
+class LockOrderError(ConcurrencyKitError, RuntimeError):
+    """Two locks were taken in the opposite order of an earlier acquisition.
+
+    Raised by the lock-order checker (off by default) before the acquire that could
+    deadlock; the message names both call sites.
+    """
 
 
 class ConcurrencyKitWarning(UserWarning):

@@ -12,12 +12,34 @@ Each capability adds its attribute here when it lands.
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from concurrency_kit.pools.process import ProcessPool
 from concurrency_kit.pools.thread import ThreadPool
-from concurrency_kit.sync.process import ProcessLock, ProcessRLock
-from concurrency_kit.sync.thread import ThreadLock, ThreadRLock
+from concurrency_kit.sync.process import (
+    ProcessBarrier,
+    ProcessBoundedSemaphore,
+    ProcessCondition,
+    ProcessEvent,
+    ProcessGuarded,
+    ProcessLock,
+    ProcessRLock,
+    ProcessRWLock,
+    ProcessSemaphore,
+)
+from concurrency_kit.sync.thread import (
+    ThreadBarrier,
+    ThreadBoundedSemaphore,
+    ThreadCondition,
+    ThreadEvent,
+    ThreadGuarded,
+    ThreadLock,
+    ThreadRLock,
+    ThreadRWLock,
+    ThreadSemaphore,
+)
 
 __all__ = ["PROCESS", "THREAD", "Model"]
 
@@ -31,19 +53,57 @@ class Model:
         Pool: the pool class of the model (:class:`ProcessPool` or :class:`ThreadPool`).
         Lock: the lock class (:class:`ProcessLock` or :class:`ThreadLock`).
         RLock: the re-entrant lock class (:class:`ProcessRLock` or :class:`ThreadRLock`).
+        Semaphore: :class:`ProcessSemaphore` or :class:`ThreadSemaphore`.
+        BoundedSemaphore: :class:`ProcessBoundedSemaphore` or :class:`ThreadBoundedSemaphore`.
+        Event: :class:`ProcessEvent` or :class:`ThreadEvent`.
+        Condition: :class:`ProcessCondition` or :class:`ThreadCondition`.
+        Barrier: :class:`ProcessBarrier` or :class:`ThreadBarrier`.
+        RWLock: :class:`ProcessRWLock` or :class:`ThreadRWLock`.
+        Guarded: :class:`ProcessGuarded` or :class:`ThreadGuarded`.
     """
 
     name: str
     Pool: type[ProcessPool] | type[ThreadPool]
     Lock: type[ProcessLock] | type[ThreadLock]
     RLock: type[ProcessRLock] | type[ThreadRLock]
+    Semaphore: type[ProcessSemaphore] | type[ThreadSemaphore]
+    BoundedSemaphore: type[ProcessBoundedSemaphore] | type[ThreadBoundedSemaphore]
+    Event: type[ProcessEvent] | type[ThreadEvent]
+    Condition: type[ProcessCondition] | type[ThreadCondition]
+    Barrier: type[ProcessBarrier] | type[ThreadBarrier]
+    RWLock: type[ProcessRWLock] | type[ThreadRWLock]
+    Guarded: type[ProcessGuarded[Any]] | type[ThreadGuarded[Any]]
 
     def __repr__(self) -> str:
         return self.name.upper()
 
 
-PROCESS = Model(name="process", Pool=ProcessPool, Lock=ProcessLock, RLock=ProcessRLock)
+PROCESS = Model(
+    name="process",
+    Pool=ProcessPool,
+    Lock=ProcessLock,
+    RLock=ProcessRLock,
+    Semaphore=ProcessSemaphore,
+    BoundedSemaphore=ProcessBoundedSemaphore,
+    Event=ProcessEvent,
+    Condition=ProcessCondition,
+    Barrier=ProcessBarrier,
+    RWLock=ProcessRWLock,
+    Guarded=ProcessGuarded,
+)
 """Processes: each worker has its own interpreter and memory; a crash is contained."""
 
-THREAD = Model(name="thread", Pool=ThreadPool, Lock=ThreadLock, RLock=ThreadRLock)
+THREAD = Model(
+    name="thread",
+    Pool=ThreadPool,
+    Lock=ThreadLock,
+    RLock=ThreadRLock,
+    Semaphore=ThreadSemaphore,
+    BoundedSemaphore=ThreadBoundedSemaphore,
+    Event=ThreadEvent,
+    Condition=ThreadCondition,
+    Barrier=ThreadBarrier,
+    RWLock=ThreadRWLock,
+    Guarded=ThreadGuarded,
+)
 """Threads: workers share the interpreter and its memory; cheap to start and to talk to."""

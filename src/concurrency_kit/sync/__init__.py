@@ -1,13 +1,68 @@
-"""Synchronization — the Synchronization row: locks with the same API for both models.
+"""Synchronization — the Synchronization row: the same primitives for both models.
 
-This session's slice: ``Lock`` and ``RLock``. The rest of the row (semaphores, events,
-conditions, barriers, reader-writer locks, guarded values) is still to come.
+``thread.py`` and ``process.py`` hold one class per primitive and model; the locks are built
+there, every other primitive is its algorithm from ``_core.py`` running on the model's monitor
+(``_monitor.py``).
 """
 
 from __future__ import annotations
 
-from concurrency_kit.sync._base import LockStatistics
-from concurrency_kit.sync.process import ProcessLock, ProcessRLock
-from concurrency_kit.sync.thread import ThreadLock, ThreadRLock
+from concurrency_kit.sync._base import (
+    BarrierStatistics,
+    ConditionStatistics,
+    EventStatistics,
+    GuardedStatistics,
+    LockStatistics,
+    RWLockStatistics,
+    SemaphoreStatistics,
+)
+from concurrency_kit.sync.process import (
+    ProcessBarrier,
+    ProcessBoundedSemaphore,
+    ProcessCondition,
+    ProcessEvent,
+    ProcessGuarded,
+    ProcessLock,
+    ProcessRLock,
+    ProcessRWLock,
+    ProcessSemaphore,
+)
+from concurrency_kit.sync.thread import (
+    ThreadBarrier,
+    ThreadBoundedSemaphore,
+    ThreadCondition,
+    ThreadEvent,
+    ThreadGuarded,
+    ThreadLock,
+    ThreadRLock,
+    ThreadRWLock,
+    ThreadSemaphore,
+)
 
-__all__ = ["LockStatistics", "ProcessLock", "ProcessRLock", "ThreadLock", "ThreadRLock"]
+__all__ = [
+    "BarrierStatistics",
+    "ConditionStatistics",
+    "EventStatistics",
+    "GuardedStatistics",
+    "LockStatistics",
+    "ProcessBarrier",
+    "ProcessBoundedSemaphore",
+    "ProcessCondition",
+    "ProcessEvent",
+    "ProcessGuarded",
+    "ProcessLock",
+    "ProcessRLock",
+    "ProcessRWLock",
+    "ProcessSemaphore",
+    "RWLockStatistics",
+    "SemaphoreStatistics",
+    "ThreadBarrier",
+    "ThreadBoundedSemaphore",
+    "ThreadCondition",
+    "ThreadEvent",
+    "ThreadGuarded",
+    "ThreadLock",
+    "ThreadRLock",
+    "ThreadRWLock",
+    "ThreadSemaphore",
+]

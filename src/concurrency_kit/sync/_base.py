@@ -1,10 +1,19 @@
-"""What the thread and process locks share: argument checks and the statistics value."""
+"""What both models' primitives share: argument checks and the statistics values."""
 
 from __future__ import annotations
 
 import attrs
 
-__all__ = ["LockStatistics", "check_acquire_args"]
+__all__ = [
+    "BarrierStatistics",
+    "ConditionStatistics",
+    "EventStatistics",
+    "GuardedStatistics",
+    "LockStatistics",
+    "RWLockStatistics",
+    "SemaphoreStatistics",
+    "check_acquire_args",
+]
 
 
 @attrs.frozen
@@ -51,3 +60,105 @@ def check_acquire_args(blocking: bool, timeout: float) -> float | None:
     if timeout < 0:
         raise ValueError("timeout value must be a non-negative number")
     return float(timeout)
+
+
+@attrs.frozen
+class SemaphoreStatistics:
+    """A snapshot of a semaphore's state and counters.
+
+    Attributes:
+        value: the counter now: how many more ``acquire`` calls would succeed at once.
+        waiters: callers blocked in ``acquire`` now.
+        acquisitions: successful acquisitions since the semaphore was created.
+        contentions: acquisitions that found the counter at zero (waited or gave up).
+    """
+
+    value: int
+    waiters: int
+    acquisitions: int
+    contentions: int
+
+
+@attrs.frozen
+class EventStatistics:
+    """A snapshot of an event.
+
+    Attributes:
+        is_set: whether the flag is set now.
+        waiters: callers blocked in ``wait`` now.
+    """
+
+    is_set: bool
+    waiters: int
+
+
+@attrs.frozen
+class ConditionStatistics:
+    """A snapshot of a condition variable.
+
+    Attributes:
+        waiters: callers blocked in ``wait`` now.
+        lock: the statistics of the condition's lock, or ``None`` for a lock without any (a
+            :class:`threading.Lock` given to a thread condition).
+    """
+
+    waiters: int
+    lock: LockStatistics | None
+
+
+@attrs.frozen
+class BarrierStatistics:
+    """A snapshot of a barrier.
+
+    Attributes:
+        parties: how many parties must call ``wait`` for the barrier to open.
+        n_waiting: parties waiting now.
+        broken: whether the barrier is broken.
+        passes: how many times the barrier has opened.
+    """
+
+    parties: int
+    n_waiting: int
+    broken: bool
+    passes: int
+
+
+@attrs.frozen
+class RWLockStatistics:
+    """A snapshot of a reader-writer lock's state and counters.
+
+    Attributes:
+        readers: threads holding the read side now.
+        writer_pid: the process id of the write holder, or ``None``.
+        writer_thread: the :func:`threading.get_native_id` of the write holder, or ``None``.
+        readers_waiting: callers blocked in a read acquire now.
+        writers_waiting: callers blocked in a write acquire now.
+        read_acquisitions: successful read acquisitions since creation (re-entries included).
+        write_acquisitions: successful write acquisitions since creation.
+        contentions: acquisitions of either side that had to wait (or gave up).
+        owner_deaths_recovered: holders (readers or writer) that died holding the lock and
+            were reclaimed (processes only).
+    """
+
+    readers: int
+    writer_pid: int | None
+    writer_thread: int | None
+    readers_waiting: int
+    writers_waiting: int
+    read_acquisitions: int
+    write_acquisitions: int
+    contentions: int
+    owner_deaths_recovered: int
+
+
+@attrs.frozen
+class GuardedStatistics:
+    """A snapshot of a guarded value.
+
+    Attributes:
+        poisoned: whether the value is poisoned (a block raised or its holder died).
+        lock: the statistics of the lock that guards the value.
+    """
+
+    poisoned: bool
+    lock: LockStatistics

@@ -36,15 +36,20 @@ import time
 from typing import Any
 
 __all__ = [
+    "EAGAIN",
     "EBUSY",
     "EOWNERDEAD",
     "EPERM",
     "ETIMEDOUT",
     "FUTEX_OWNER_DIED",
     "FUTEX_TID_MASK",
+    "Futex",
     "MutexWords",
     "Pthread",
+    "futex",
     "load",
+    "process_alive",
+    "thread_alive",
 ]
 
 # (pthread_mutex_t, pthread_mutexattr_t) sizes in bytes, from glibc's
@@ -63,6 +68,7 @@ _PTHREAD_MUTEX_ROBUST = 1
 FUTEX_TID_MASK = 0x3FFFFFFF
 FUTEX_OWNER_DIED = 0x40000000
 
+EAGAIN = errno.EAGAIN
 EBUSY = errno.EBUSY
 EPERM = errno.EPERM
 ETIMEDOUT = errno.ETIMEDOUT
@@ -192,3 +198,97 @@ def load() -> Pthread:
     # which the interpreter links: the global namespace (dlopen(NULL)) has them either way.
     lib = ctypes.CDLL(None)
     return Pthread(lib, mutex_size, attr_size)
+
+
+# linux/futex.h. No FUTEX_PRIVATE_FLAG: the words live in memory shared between processes.
+_FUTEX_WAKE = 1
+_FUTEX_WAIT_BITSET = 9  # an absolute timeout, on CLOCK_MONOTONIC
+_FUTEX_BITSET_MATCH_ANY = 0xFFFFFFFF
+# asm/unistd_64.h (x86_64) and asm-generic/unistd.h (aarch64).
+_SYS_FUTEX = {"x86_64": 202, "aarch64": 98}
+
+
+class Futex:
+    """The two futex operations the process primitives sleep and wake with.
+
+    A futex is a 32-bit word in shared memory that the kernel can put threads to sleep on,
+    keyed by the page it lives in, so a thread of any process that maps the segment can be
+    woken by any other. :meth:`wait` sleeps only while the word still holds the expected value,
+    which closes the race between checking a state and going to sleep on it.
+    """
+
+    __slots__ = ("_number", "_syscall")
+
+    def __init__(self, syscall: Any, number: int) -> None:
+        self._syscall = syscall
+        self._number = number
+
+    def wait(self, address: int, expected: int, deadline_ns: int) -> int:
+        """Sleep while the word at ``address`` is ``expected``, until ``deadline_ns`` at most.
+
+        ``deadline_ns`` is on :func:`time.monotonic_ns`'s clock. A signal ends the sleep early
+        (its handler runs when the call returns).
+
+        Returns:
+            0 (woken, or the word had changed: ``EAGAIN``), ``ETIMEDOUT`` or ``EINTR``.
+        """
+        spec = _Timespec(deadline_ns // _NS, deadline_ns % _NS)
+        rc = self._syscall(
+            self._number,
+            ctypes.c_void_p(address),
+            _FUTEX_WAIT_BITSET,
+            expected,
+            ctypes.byref(spec),
+            None,
+            ctypes.c_uint32(_FUTEX_BITSET_MATCH_ANY),
+        )
+        if rc == 0:
+            return 0
+        err = ctypes.get_errno()
+        return 0 if err == EAGAIN else err
+
+    def wake(self, address: int, count: int) -> int:
+        """Wake up to ``count`` threads sleeping on the word at ``address``; return how many."""
+        return int(self._syscall(self._number, ctypes.c_void_p(address), _FUTEX_WAKE, count))
+
+
+@functools.cache
+def futex() -> Futex:
+    """Bind the futex system call for this platform (once per process).
+
+    Raises:
+        NotImplementedError: the platform is not one :func:`load` supports.
+    """
+    load()  # the same platform check as the mutexes
+    lib = ctypes.CDLL(None, use_errno=True)
+    syscall = lib.syscall
+    syscall.restype = ctypes.c_long
+    return Futex(syscall, _SYS_FUTEX[platform.machine()])
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (an unreaped zombie has exited)."""
+    if pid == os.getpid():
+        return True
+    return _task_running(f"/proc/{pid}/stat", pid)
+
+
+def thread_alive(pid: int, tid: int) -> bool:
+    """Whether the thread with kernel id ``tid`` of process ``pid`` is still running."""
+    return _task_running(f"/proc/{pid}/task/{tid}/stat", pid)
+
+
+def _task_running(stat_path: str, pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        pass
+    try:
+        with open(stat_path, "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    # The state letter follows the command name, which is in parentheses and may contain any.
+    return stat[stat.rindex(b")") + 2 :][:1] not in (b"Z", b"X")

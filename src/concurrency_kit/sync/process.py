@@ -1,4 +1,10 @@
-"""ProcessLock and ProcessRLock: the process column of the synchronization row.
+"""The process column of the synchronization row.
+
+The locks are built here; every other primitive is its algorithm from ``_core.py`` on a
+:class:`~concurrency_kit.sync._monitor.ProcessMonitor` (one shared-memory segment holding its
+state and its waiters), plus what only processes need: picklable handles and the reclaiming of
+what a dead process held (``_repair``). ``ProcessGuarded`` is a :class:`ProcessRLock` and a
+segment holding the pickled value.
 
 A lock is a small shared-memory segment (``/dev/shm/ck_<hex>``, mode 0600, see ``_shm.py``)
 holding a robust, process-shared pthread mutex (``_robust.py``) and its counters::
@@ -50,14 +56,37 @@ import threading
 import time
 import warnings
 import weakref
+from collections.abc import Callable
 from threading import TIMEOUT_MAX
 from types import TracebackType
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NoReturn, TypeVar
 
-from concurrency_kit import _shm
+from concurrency_kit import _serialize, _shm
 from concurrency_kit.errors import LockOwnerDiedWarning
 from concurrency_kit.sync import _robust
-from concurrency_kit.sync._base import LockStatistics, check_acquire_args
+from concurrency_kit.sync._base import ConditionStatistics, LockStatistics, check_acquire_args
+from concurrency_kit.sync._core import (
+    _ACTING,
+    _ARRIVING,
+    _DRAINING,
+    _FILLING,
+    _PARTIES,
+    _READERS,
+    _WRITERS,
+    BarrierCore,
+    BarrierState,
+    ConditionCore,
+    ConditionState,
+    EventCore,
+    EventState,
+    GuardedCore,
+    GuardedState,
+    RWLockCore,
+    RWLockState,
+    SemaphoreCore,
+    SemaphoreState,
+)
+from concurrency_kit.sync._monitor import SLOTS, ProcessMonitor
 from concurrency_kit.sync._robust import (
     EBUSY,
     EOWNERDEAD,
@@ -65,9 +94,23 @@ from concurrency_kit.sync._robust import (
     ETIMEDOUT,
     FUTEX_TID_MASK,
     MutexWords,
+    process_alive,
+    thread_alive,
 )
 
-__all__ = ["ProcessLock", "ProcessRLock"]
+__all__ = [
+    "ProcessBarrier",
+    "ProcessBoundedSemaphore",
+    "ProcessCondition",
+    "ProcessEvent",
+    "ProcessGuarded",
+    "ProcessLock",
+    "ProcessRLock",
+    "ProcessRWLock",
+    "ProcessSemaphore",
+]
+
+T = TypeVar("T")
 
 _MAGIC = 0x4B4C4B43  # "CKLK"
 _KIND_LOCK = 1
@@ -120,24 +163,6 @@ os.register_at_fork(after_in_child=_after_fork)
 
 def _raise_closed(*args: object) -> NoReturn:
     raise ValueError("the lock is closed")
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and has not exited (an unreaped zombie has exited)."""
-    if pid == _pid:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: it exists
-        pass
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rindex(b")") + 2 :][:1] not in (b"Z", b"X")
 
 
 class _Mapping:
@@ -259,7 +284,9 @@ class _Mapping:
                 if free < 0 and pid == 0:
                     free = i
             if free < 0:  # reclaim the slot of a process that died while waiting
-                free = next((i for i in range(_WAITER_SLOTS) if not _alive(slots[i].pid)), -1)
+                free = next(
+                    (i for i in range(_WAITER_SLOTS) if not process_alive(slots[i].pid)), -1
+                )
             if free < 0:
                 h.overflow_waiters += 1
                 return -1
@@ -292,7 +319,7 @@ class _Mapping:
             contentions = h.contentions
         finally:
             self.unlock(self.meta)
-        return sum(count for pid, count in counts if _alive(pid)) + overflow, contentions
+        return sum(count for pid, count in counts if process_alive(pid)) + overflow, contentions
 
     def wait(self, wait: float | None) -> int:
         """Wait for the mutex for ``wait`` seconds (``None``: for ever), counting the wait.
@@ -711,3 +738,560 @@ class ProcessRLock(_ProcessLockBase):
         m = self._m
         for _ in range(count - 1):
             m.trylock(m.ptr)  # re-entry by the holder: cannot fail short of 2**32 levels
+
+
+# -- the primitives built on a monitor (their algorithms are in _core.py) ----------------------
+
+_KIND_SEMAPHORE = 10
+_KIND_EVENT = 11
+_KIND_CONDITION = 12
+_KIND_BARRIER = 13
+_KIND_RWLOCK = 14
+
+
+class _Closed:
+    """Stands in for the monitor and state of a closed handle: any use raises."""
+
+    __slots__ = ("_what",)
+
+    def __init__(self, what: str) -> None:
+        object.__setattr__(self, "_what", what)
+
+    def __getattr__(self, name: str) -> NoReturn:
+        raise ValueError(f"{self._what} is closed")
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise ValueError(f"{self._what} is closed")
+
+
+def _drop_segment(segment: _shm.Segment, creator: bool) -> None:
+    segment.close()
+    if creator:
+        segment.unlink()  # in the creating process only: a forked copy is no creator
+
+
+def _attach_primitive(cls: type[_ProcessPrimitive], name: str, extra: Any) -> Any:
+    """Unpickle a process primitive handle: map the segment ``name`` in this process."""
+    handle = cls.__new__(cls)
+    handle._setup(ProcessMonitor.attach(name, cls._KIND, cls._STATE), creator=False)
+    handle._restore(extra)
+    return handle
+
+
+class _ProcessPrimitive:
+    """A handle's lifecycle, written once: create or attach the segment, close, pickle, repr.
+
+    The concrete classes name their segment's ``_KIND`` and ``_STATE`` structure. (The
+    handle fields live in an instance dict: slots cannot come from two bases.)
+    """
+
+    _KIND: ClassVar[int]
+    _STATE: ClassVar[type[ctypes.Structure]]
+    _m: Any
+    _s: Any
+    _finalizer: weakref.finalize[Any, Any]
+    _name: str
+
+    def _create(self) -> Any:
+        """Create the segment; return the state for the caller to fill in."""
+        monitor = ProcessMonitor.create(self._KIND, self._STATE)
+        self._setup(monitor, creator=True)
+        return monitor.state
+
+    def _setup(self, monitor: ProcessMonitor, *, creator: bool) -> None:
+        self._m = monitor
+        self._s = self._state_of(monitor)
+        self._name = monitor.segment.name
+        self._finalizer = weakref.finalize(self, _drop_segment, monitor.segment, creator)
+
+    def _state_of(self, monitor: ProcessMonitor) -> Any:
+        return monitor.state
+
+    def _extra(self) -> Any:
+        """What a pickled handle carries besides the segment name."""
+        return None
+
+    def _restore(self, extra: Any) -> None:
+        """Set up what :meth:`_extra` carried, in the unpickling process."""
+
+    def close(self) -> None:
+        """Release this process's mapping of the primitive (idempotent).
+
+        Closing the handle that created it also removes the shared-memory segment: processes
+        that have it keep using it, but no more handles can be unpickled. A handle that is
+        garbage collected is closed by a finalizer, and the segment is removed when the
+        creating process exits, however it exits. Using a closed handle raises
+        :exc:`ValueError`.
+        """
+        what = f"{type(self).__qualname__} {self._name}"
+        self._m = self._s = _Closed(what)
+        self._finalizer()
+
+    def _describe(self) -> str:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        cls = type(self)
+        state = "closed" if isinstance(self._m, _Closed) else self._describe()
+        return f"<{cls.__module__}.{cls.__qualname__} {state} {self._name} at {id(self):#x}>"
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, str, Any]]:
+        if isinstance(self._m, _Closed):
+            raise ValueError(f"cannot pickle a closed {type(self).__qualname__}")
+        return _attach_primitive, (type(self), self._name, self._extra())
+
+
+class ProcessSemaphore(SemaphoreCore, _ProcessPrimitive):
+    """A counting semaphore shared by processes.
+
+    Same methods, signatures, results and errors as :class:`threading.Semaphore` and
+    :obj:`multiprocessing.Semaphore`, plus :meth:`statistics`; waiters are woken in the order
+    they started waiting, in any process. A picklable handle, like
+    :class:`ProcessLock` (pass it to pool tasks or to any process, with any start method).
+
+    A semaphore has no owner: a process that dies after ``acquire`` does not give its unit
+    back (nobody can tell a death from a hand-over to another process).
+
+    Example::
+
+        slots = ProcessSemaphore(2)
+        with ProcessPool(4) as pool:
+            pool.map(use_a_scarce_resource, [slots] * 8)
+        slots.close()
+    """
+
+    _KIND = _KIND_SEMAPHORE
+    _STATE = SemaphoreState
+
+    def __init__(self, value: int = 1) -> None:
+        """Create a semaphore whose counter starts at ``value``.
+
+        Raises:
+            ValueError: ``value`` is negative.
+            NotImplementedError: the platform has no robust process-shared mutexes we support.
+            OSError: the shared-memory segment could not be created.
+        """
+        initial = self._initial_state(value, bounded=False)
+        ctypes.pointer(self._create())[0] = initial
+
+
+class ProcessBoundedSemaphore(SemaphoreCore, _ProcessPrimitive):
+    """A process semaphore that refuses to be released above its initial value.
+
+    As :class:`ProcessSemaphore`, with the check of :class:`threading.BoundedSemaphore`: a
+    :meth:`release` that would raise the counter above the initial value raises
+    :exc:`ValueError` and leaves the counter unchanged.
+
+    Example::
+
+        connections = ProcessBoundedSemaphore(4)
+    """
+
+    _KIND = _KIND_SEMAPHORE + 100
+    _STATE = SemaphoreState
+
+    def __init__(self, value: int = 1) -> None:
+        """Create a bounded semaphore whose counter starts at, and may not exceed, ``value``.
+
+        Raises:
+            ValueError: ``value`` is negative.
+            NotImplementedError: the platform has no robust process-shared mutexes we support.
+            OSError: the shared-memory segment could not be created.
+        """
+        initial = self._initial_state(value, bounded=True)
+        ctypes.pointer(self._create())[0] = initial
+
+
+class ProcessEvent(EventCore, _ProcessPrimitive):
+    """A flag processes wait for: :class:`threading.Event` semantics across processes.
+
+    Same methods, signatures and results as :class:`threading.Event` and
+    :obj:`multiprocessing.Event`, plus :meth:`statistics`. A picklable handle, like
+    :class:`ProcessLock`.
+
+    Example::
+
+        stop = ProcessEvent()
+        with ProcessPool(2) as pool:
+            futures = [pool.submit(work_until, stop) for _ in range(2)]
+            stop.set()
+        stop.close()
+    """
+
+    _KIND = _KIND_EVENT
+    _STATE = EventState
+
+    def __init__(self) -> None:
+        """Create an event, its flag clear.
+
+        Raises:
+            NotImplementedError: the platform has no robust process-shared mutexes we support.
+            OSError: the shared-memory segment could not be created.
+        """
+        self._create()
+
+
+class ProcessCondition(ConditionCore, _ProcessPrimitive):
+    """A condition variable shared by processes, over a :class:`ProcessLock` or
+    :class:`ProcessRLock`.
+
+    Same methods, signatures, results and errors as :class:`threading.Condition` and
+    :obj:`multiprocessing.Condition`; :meth:`notify` wakes the longest-waiting callers first,
+    in any process, and never gives a wake-up to a waiter that has died. A picklable handle:
+    the lock travels with it.
+
+    Example::
+
+        cond = ProcessCondition()
+        with cond:
+            cond.wait_for(lambda: ready.is_set())
+        cond.close()
+    """
+
+    _KIND = _KIND_CONDITION
+    _STATE = ConditionState
+
+    def __init__(self, lock: ProcessLock | ProcessRLock | None = None) -> None:
+        """Create a condition over ``lock`` (a new :class:`ProcessRLock` when ``None``).
+
+        Raises:
+            TypeError: ``lock`` is not a process lock (a condition shared by processes needs a
+                lock they share).
+            NotImplementedError: the platform has no robust process-shared mutexes we support.
+            OSError: the shared-memory segment could not be created.
+        """
+        if lock is not None and not isinstance(lock, (ProcessLock, ProcessRLock)):
+            raise TypeError(
+                "a ProcessCondition needs a ProcessLock or ProcessRLock, got "
+                f"{type(lock).__qualname__}"
+            )
+        self._owns_lock = lock is None
+        self._bind(ProcessRLock() if lock is None else lock)
+        self._create()
+
+    def _extra(self) -> Any:
+        return self._lock
+
+    def _restore(self, extra: Any) -> None:
+        self._owns_lock = True  # this process's handle of the lock came with the condition
+        self._bind(extra)
+
+    def close(self) -> None:
+        """Release this process's mapping (idempotent); also close the lock if it came with
+        the condition (the default lock, or the one an unpickled handle brought), but not a
+        lock the caller passed in."""
+        super().close()
+        if self._owns_lock:
+            self._lock.close()
+
+    def statistics(self) -> ConditionStatistics:
+        """Return a snapshot: the waiters and the lock's statistics."""
+        return ConditionStatistics(waiters=self._waiters(), lock=self._lock.statistics())
+
+    def _describe(self) -> str:
+        return f"waiters={self._waiters()} lock={self._lock!r}"
+
+
+class ProcessBarrier(BarrierCore, _ProcessPrimitive):
+    """A barrier for processes: :class:`threading.Barrier` semantics across processes.
+
+    Same methods, properties, results and errors as :class:`threading.Barrier` and
+    :obj:`multiprocessing.Barrier`. The ``action`` travels with the handle (pickled with
+    cloudpickle, so a lambda will do) and runs in the process of the last party to arrive.
+    A party that *dies* while waiting (or while running the action) breaks the barrier: the
+    others get :exc:`~concurrency_kit.BrokenBarrierError` instead of waiting for ever.
+
+    Example::
+
+        barrier = ProcessBarrier(2)
+        with ProcessPool(2) as pool:
+            pool.map(phase_one_then_two, [barrier] * 2)
+        barrier.close()
+    """
+
+    _KIND = _KIND_BARRIER
+    _STATE = BarrierState
+
+    def __init__(
+        self,
+        parties: int,
+        action: Callable[[], object] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Create a barrier for ``parties`` processes (or threads of them).
+
+        Args:
+            parties: how many callers must :meth:`wait` for the barrier to open.
+            action: called by the last caller to arrive each time it opens; must be
+                picklable with cloudpickle.
+            timeout: the default timeout of :meth:`wait`.
+
+        Raises:
+            ValueError: ``parties`` is less than 1.
+            SerializationError: ``action`` cannot be pickled.
+            NotImplementedError: the platform has no robust process-shared mutexes we support.
+            OSError: the shared-memory segment could not be created.
+        """
+        initial = self._initial_state(parties, timeout)
+        if action is not None:
+            _serialize.dumps_value(action, "as a barrier action")  # fail here, not at pickling
+        self._action = action
+        ctypes.pointer(self._create())[0] = initial
+
+    def _extra(self) -> Any:
+        return None if self._action is None else _serialize.dumps(self._action)
+
+    def _restore(self, extra: Any) -> None:
+        self._action = None if extra is None else _serialize.loads(extra)
+
+    def _repair(self) -> bool:
+        s, m = self._s, self._m
+        m.dead_waiters(_ARRIVING)
+        died_waiting, died_woken = m.dead_waiters(_PARTIES)
+        s.count -= died_waiting + died_woken
+        broken = died_waiting > 0
+        if s.state == _ACTING and not thread_alive(s.actor_pid, s.actor_tid):
+            s.count -= 1
+            broken = True
+        if broken:
+            self._break()
+            return True
+        if died_woken and s.count == 0 and s.state == _DRAINING:
+            s.state = _FILLING
+            m.wake_all(_ARRIVING)
+            return True
+        return False
+
+
+class _ReaderEntry(ctypes.Structure):
+    _fields_ = (("owner", ctypes.c_uint64), ("count", ctypes.c_int64))
+
+
+class _RWLockSegment(ctypes.Structure):
+    _fields_ = (
+        ("core", RWLockState),
+        ("high", ctypes.c_int64),  # entries [high, SLOTS) have never been used
+        ("entries", _ReaderEntry * SLOTS),
+    )
+
+
+def _identity(pid: int, tid: int) -> int:
+    return (pid << 32) | tid
+
+
+class ProcessRWLock(RWLockCore, _ProcessPrimitive):
+    """A reader-writer lock shared by processes: many readers or one writer.
+
+    The same API and fairness as :class:`ThreadRWLock` (writer-preferring, re-entrant reads),
+    for threads of any process. A reader or writer that dies holding the lock (SIGKILL
+    included) is reclaimed by the next caller that has to wait: counted in
+    :meth:`statistics` and reported with :class:`~concurrency_kit.LockOwnerDiedWarning`.
+    A picklable handle, like :class:`ProcessLock`. At most
+    :data:`~concurrency_kit.sync._monitor.SLOTS` threads may hold the read side at once.
+
+    Example::
+
+        rw = ProcessRWLock()
+        with rw.read():
+            ...  # shared with readers in every process
+        rw.close()
+    """
+
+    _KIND = _KIND_RWLOCK
+    _STATE = _RWLockSegment
+
+    def __init__(self) -> None:
+        """Create a reader-writer lock, unlocked.
+
+        Raises:
+            NotImplementedError: the platform has no robust process-shared mutexes we support.
+            OSError: the shared-memory segment could not be created.
+        """
+        self._create()
+
+    def _state_of(self, monitor: ProcessMonitor) -> Any:
+        self._segment_state = monitor.state
+        self._entries = monitor.state.entries
+        return monitor.state.core
+
+    def _me(self) -> int:
+        return _identity(os.getpid(), threading.get_native_id())
+
+    def _entry(self, me: int) -> _ReaderEntry | None:
+        entries = self._entries
+        for i in range(self._segment_state.high):
+            entry = entries[i]
+            if entry.owner == me:
+                return entry  # type: ignore[no-any-return]
+        return None
+
+    def _read_count(self, me: int) -> int:
+        entry = self._entry(me)
+        return 0 if entry is None else int(entry.count)
+
+    def _set_read_count(self, me: int, count: int) -> None:
+        entry = self._entry(me)
+        if entry is None:
+            segment = self._segment_state
+            entries = self._entries
+            free = next((i for i in range(segment.high) if not entries[i].owner), -1)
+            if free < 0:
+                if segment.high == SLOTS:
+                    raise RuntimeError(f"more than {SLOTS} threads hold one ProcessRWLock")
+                free = segment.high
+                segment.high += 1
+            entry = entries[free]
+            entry.owner = me
+        entry.count = count
+        if not count:
+            entry.owner = 0
+
+    def _writer_thread(self, writer: int) -> tuple[int | None, int | None]:
+        return writer >> 32, writer & 0xFFFFFFFF
+
+    def _repair(self) -> bool:
+        s, m = self._s, self._m
+        changed = False
+        for queue, field in ((_READERS, "readers_waiting"), (_WRITERS, "writers_waiting")):
+            died_waiting, died_woken = m.dead_waiters(queue)
+            if died_waiting or died_woken:
+                setattr(s, field, getattr(s, field) - died_waiting - died_woken)
+                changed = True
+        if s.writer and not thread_alive(s.writer >> 32, s.writer & 0xFFFFFFFF):
+            s.writer = 0
+            s.owner_deaths += 1
+            changed = True
+        entries = self._entries
+        for i in range(self._segment_state.high):
+            entry = entries[i]
+            owner = int(entry.owner)
+            if owner and not thread_alive(owner >> 32, owner & 0xFFFFFFFF):
+                entry.owner = entry.count = 0
+                s.readers -= 1
+                s.owner_deaths += 1
+                changed = True
+        if changed and not s.writer:
+            if s.writers_waiting and not s.readers:
+                m.wake(1, _WRITERS)
+            elif not s.writers_waiting:
+                m.wake_all(_READERS)
+        return changed
+
+
+_GUARDED_HEADER = ctypes.sizeof(GuardedState)
+
+
+def _attach_guarded(lock: ProcessRLock, name: str, max_bytes: int) -> ProcessGuarded[Any]:
+    """Unpickle a guarded value handle: map its data segment in this process."""
+    handle: ProcessGuarded[Any] = ProcessGuarded.__new__(ProcessGuarded)
+    handle._setup(lock, _shm.attach(name, _GUARDED_HEADER + max_bytes), max_bytes, creator=False)
+    return handle
+
+
+class ProcessGuarded(GuardedCore[T]):
+    """A value owned by a lock, shared by processes (Rust's ``Mutex<T>`` in shared memory).
+
+    ``with guarded.lock() as value:`` holds the lock (a :class:`ProcessRLock`) and gives a
+    copy of the value, unpickled from shared memory; when the block ends, the value (with the
+    block's changes, or what :meth:`set` put in its place) is pickled back, and every process
+    sees it from then on. :meth:`get`, :meth:`set` and :meth:`update` access the whole value
+    under the lock.
+
+    A block that raises poisons the value (it is stored as the block left it), and so does a
+    process that dies inside a block (the value stays as last stored): later calls raise
+    :exc:`~concurrency_kit.PoisonedError` until :meth:`clear_poison`. A picklable handle, like
+    :class:`ProcessLock`.
+
+    Example::
+
+        accounts = ProcessGuarded({"alice": 10, "bob": 0})
+        with accounts.lock() as balances:
+            balances["alice"] -= 5
+            balances["bob"] += 5
+        accounts.close()
+    """
+
+    __slots__ = ("_data", "_finalizer", "_max_bytes", "_segment")
+
+    def __init__(self, value: T, *, max_bytes: int = 1 << 20) -> None:
+        """Guard ``value``, stored in a new shared-memory segment.
+
+        Args:
+            value: the initial value; it must be picklable (cloudpickle).
+            max_bytes: the largest pickled value the segment holds. Pages are only used as
+                they are written, so a large limit costs nothing until it is reached.
+
+        Raises:
+            SerializationError: ``value`` cannot be pickled.
+            ValueError: its pickle is larger than ``max_bytes``, or ``max_bytes`` < 1.
+            NotImplementedError: the platform has no robust process-shared mutexes we support.
+            OSError: the shared-memory segments could not be created.
+        """
+        if not isinstance(max_bytes, int) or max_bytes < 1:
+            raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
+        data = self._pickle(value, max_bytes)
+        lock = ProcessRLock()
+        try:
+            segment = _shm.create(_GUARDED_HEADER + max_bytes)
+        except BaseException:
+            lock.close()
+            raise
+        self._setup(lock, segment, max_bytes, creator=True)
+        self._write(data)
+
+    def _setup(
+        self, lock: ProcessRLock, segment: _shm.Segment, max_bytes: int, *, creator: bool
+    ) -> None:
+        self._lock = lock
+        self._segment = segment
+        self._max_bytes = max_bytes
+        self._flags = GuardedState.from_buffer(segment.buffer)
+        self._data = (ctypes.c_char * max_bytes).from_buffer(segment.buffer, _GUARDED_HEADER)
+        self._value: T | None = None
+        self._depth = 0
+        self._finalizer = weakref.finalize(self, _drop_guarded, lock, segment, creator)
+
+    @staticmethod
+    def _pickle(value: object, max_bytes: int) -> bytes:
+        data = _serialize.dumps_value(value, "into a ProcessGuarded")
+        if len(data) > max_bytes:
+            raise ValueError(
+                f"the value pickles to {len(data)} bytes, more than this ProcessGuarded's "
+                f"max_bytes={max_bytes}; the stored value is unchanged"
+            )
+        return data
+
+    def _write(self, data: bytes) -> None:
+        ctypes.memmove(self._data, data, len(data))
+        self._flags.size = len(data)
+
+    def _load(self) -> T:
+        size = int(self._flags.size)
+        value: T = _serialize.loads(memoryview(self._data).cast("B")[:size])
+        return value
+
+    def _store(self, value: T) -> None:
+        self._write(self._pickle(value, self._max_bytes))
+
+    def close(self) -> None:
+        """Release this process's mappings (idempotent); the creating handle also removes the
+        shared memory. Using a closed handle raises :exc:`ValueError`."""
+        what = f"{type(self).__qualname__} {self._segment.name}"
+        self._flags = _Closed(what)
+        self._finalizer()
+
+    def __repr__(self) -> str:
+        cls = type(self)
+        state = "closed" if isinstance(self._flags, _Closed) else self._describe()
+        name = self._segment.name
+        return f"<{cls.__module__}.{cls.__qualname__} {state} {name} at {id(self):#x}>"
+
+    def __reduce__(self) -> tuple[Any, tuple[ProcessRLock, str, int]]:
+        if isinstance(self._flags, _Closed):
+            raise ValueError("cannot pickle a closed ProcessGuarded")
+        return _attach_guarded, (self._lock, self._segment.name, self._max_bytes)
+
+
+def _drop_guarded(lock: ProcessRLock, segment: _shm.Segment, creator: bool) -> None:
+    lock.close()
+    _drop_segment(segment, creator)

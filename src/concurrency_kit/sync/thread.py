@@ -1,4 +1,7 @@
-"""ThreadLock and ThreadRLock: the thread column of the synchronization row.
+"""The thread column of the synchronization row.
+
+The locks are built here; every other primitive is its algorithm from ``_core.py`` on a
+:class:`~concurrency_kit.sync._monitor.ThreadMonitor`, with its state in private memory.
 
 One lock is a one-token queue plus bookkeeping::
 
@@ -40,13 +43,39 @@ import os
 import threading
 from _queue import Empty, SimpleQueue
 from _thread import allocate_lock
+from collections.abc import Callable
 from threading import TIMEOUT_MAX, get_ident, get_native_id
 from types import TracebackType
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
-from concurrency_kit.sync._base import LockStatistics, check_acquire_args
+from concurrency_kit.sync._base import ConditionStatistics, LockStatistics, check_acquire_args
+from concurrency_kit.sync._core import (
+    BarrierCore,
+    ConditionCore,
+    ConditionState,
+    EventCore,
+    EventState,
+    GuardedCore,
+    GuardedState,
+    RWLockCore,
+    RWLockState,
+    SemaphoreCore,
+)
+from concurrency_kit.sync._monitor import ThreadMonitor
 
-__all__ = ["ThreadLock", "ThreadRLock"]
+__all__ = [
+    "ThreadBarrier",
+    "ThreadBoundedSemaphore",
+    "ThreadCondition",
+    "ThreadEvent",
+    "ThreadGuarded",
+    "ThreadLock",
+    "ThreadRLock",
+    "ThreadRWLock",
+    "ThreadSemaphore",
+]
+
+T = TypeVar("T")
 
 
 class _ThreadLockBase:
@@ -358,3 +387,249 @@ class ThreadRLock(_ThreadLockBase):
         self._owner = get_ident()
         self._count = count
         self._acquisitions += 1
+
+
+# -- the primitives built on a monitor (their algorithms are in _core.py) ----------------------
+
+
+class _ThreadPrimitive:
+    """What every monitor-based thread primitive adds to its algorithm: no resources to close,
+    no pickling, a repr."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        """Do nothing: a thread primitive holds no resource beyond its memory.
+
+        It exists so that code written against a :class:`~concurrency_kit.Model` can close
+        its primitives whichever the model (a process primitive releases its shared memory).
+        """
+
+    def _describe(self) -> str:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        cls = type(self)
+        return f"<{cls.__module__}.{cls.__qualname__} {self._describe()} at {id(self):#x}>"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            f"cannot pickle {type(self).__qualname__!r} object: a thread primitive works "
+            "within one process; use its Process... counterpart to share it between processes"
+        )
+
+
+class ThreadSemaphore(SemaphoreCore, _ThreadPrimitive):
+    """A counting semaphore for threads: :class:`threading.Semaphore` with statistics.
+
+    Same methods, signatures, results and errors as :class:`threading.Semaphore`. Waiters are
+    woken in the order they started waiting.
+
+    Example::
+
+        slots = ThreadSemaphore(2)
+        with slots:  # at most two threads in here at a time
+            ...
+    """
+
+    __slots__ = ()
+
+    def __init__(self, value: int = 1) -> None:
+        """Create a semaphore whose counter starts at ``value``.
+
+        Raises:
+            ValueError: ``value`` is negative.
+        """
+        self._s = self._initial_state(value, bounded=False)
+        self._m = ThreadMonitor()
+
+
+class ThreadBoundedSemaphore(SemaphoreCore, _ThreadPrimitive):
+    """A semaphore that refuses to be released above its initial value.
+
+    Same methods, signatures, results and errors as :class:`threading.BoundedSemaphore`:
+    a :meth:`release` that would raise the counter above the initial value raises
+    :exc:`ValueError` and leaves the counter unchanged.
+
+    Example::
+
+        connections = ThreadBoundedSemaphore(4)
+        with connections:
+            ...
+    """
+
+    __slots__ = ()
+
+    def __init__(self, value: int = 1) -> None:
+        """Create a bounded semaphore whose counter starts at, and may not exceed, ``value``.
+
+        Raises:
+            ValueError: ``value`` is negative.
+        """
+        self._s = self._initial_state(value, bounded=True)
+        self._m = ThreadMonitor()
+
+
+class ThreadEvent(EventCore, _ThreadPrimitive):
+    """A flag threads wait for: :class:`threading.Event` with statistics.
+
+    Example::
+
+        ready = ThreadEvent()
+        ...           # another thread calls ready.set()
+        ready.wait()
+    """
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        """Create an event, its flag clear."""
+        self._s = EventState()
+        self._m = ThreadMonitor()
+
+
+class ThreadCondition(ConditionCore, _ThreadPrimitive):
+    """A condition variable for threads: :class:`threading.Condition` with statistics.
+
+    Same methods, signatures, results and errors as :class:`threading.Condition`, over any
+    lock with ``acquire``/``release`` (a :class:`ThreadLock`, a :class:`ThreadRLock`, a
+    :class:`threading.Lock`, ...); :meth:`notify` wakes the longest-waiting threads first.
+
+    Example::
+
+        cond = ThreadCondition()
+        with cond:
+            cond.wait_for(lambda: queue)
+    """
+
+    __slots__ = ()
+
+    def __init__(self, lock: Any = None) -> None:
+        """Create a condition over ``lock`` (a new :class:`ThreadRLock` when ``None``)."""
+        self._s = ConditionState()
+        self._m = ThreadMonitor()
+        self._bind(ThreadRLock() if lock is None else lock)
+
+    def statistics(self) -> ConditionStatistics:
+        """Return a snapshot: the waiters, and the lock's statistics if it has any."""
+        stats = getattr(self._lock, "statistics", None)
+        return ConditionStatistics(
+            waiters=self._waiters(), lock=stats() if callable(stats) else None
+        )
+
+    def _describe(self) -> str:
+        return f"waiters={self._waiters()} lock={self._lock!r}"
+
+
+class ThreadBarrier(BarrierCore, _ThreadPrimitive):
+    """A barrier for threads: :class:`threading.Barrier` with statistics.
+
+    Same methods, properties, results and errors as :class:`threading.Barrier`; the error is
+    :exc:`~concurrency_kit.BrokenBarrierError`, a :class:`threading.BrokenBarrierError`.
+
+    Example::
+
+        barrier = ThreadBarrier(3)
+        index = barrier.wait()  # in each of three threads
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        parties: int,
+        action: Callable[[], object] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Create a barrier for ``parties`` threads.
+
+        Args:
+            parties: how many threads must call :meth:`wait` for the barrier to open.
+            action: called by one of the threads (the last to arrive) each time it opens.
+            timeout: the default timeout of :meth:`wait`.
+
+        Raises:
+            ValueError: ``parties`` is less than 1.
+        """
+        self._s = self._initial_state(parties, timeout)
+        self._m = ThreadMonitor(queues=2)
+        self._action = action
+
+
+class ThreadRWLock(RWLockCore, _ThreadPrimitive):
+    """A reader-writer lock for threads: many readers or one writer.
+
+    Writer-preferring: once a writer waits, new readers wait behind it, so a steady stream of
+    readers cannot starve writers (a thread that already reads may read again at once).
+    See the synchronization guide for the fairness rules.
+
+    Example::
+
+        rw = ThreadRWLock()
+        with rw.read():
+            ...  # shared with other readers
+        with rw.write():
+            ...  # alone
+    """
+
+    __slots__ = ("_reads",)
+
+    def __init__(self) -> None:
+        """Create a reader-writer lock, unlocked."""
+        self._s = RWLockState()
+        self._m = ThreadMonitor(queues=2)
+        self._reads: dict[int, int] = {}  # thread ident -> read holds; under the monitor
+
+    def _me(self) -> int:
+        return get_ident()
+
+    def _read_count(self, me: int) -> int:
+        return self._reads.get(me, 0)
+
+    def _set_read_count(self, me: int, count: int) -> None:
+        if count:
+            self._reads[me] = count
+        else:
+            del self._reads[me]
+
+    def _writer_thread(self, writer: int) -> tuple[int | None, int | None]:
+        return os.getpid(), _native_id_of(writer)
+
+
+class ThreadGuarded(GuardedCore[T], _ThreadPrimitive):
+    """A value owned by a lock, for threads (Rust's ``Mutex<T>``).
+
+    ``with guarded.lock() as value:`` holds the lock and gives the value; :meth:`get`,
+    :meth:`set` and :meth:`update` access the whole value under the lock. A block that raises
+    poisons the value: later calls raise :exc:`~concurrency_kit.PoisonedError` until
+    :meth:`clear_poison`. The threads share the very object (no copies).
+
+    Example::
+
+        accounts = ThreadGuarded({"alice": 10, "bob": 0})
+        with accounts.lock() as balances:
+            balances["alice"] -= 5
+            balances["bob"] += 5
+    """
+
+    __slots__ = ("_stored",)
+
+    def __init__(self, value: T, *, max_bytes: int = 1 << 20) -> None:
+        """Guard ``value``.
+
+        Args:
+            value: the initial value.
+            max_bytes: accepted for code written against either model; a thread value is not
+                serialized, so it has no size limit.
+        """
+        self._lock = ThreadRLock()
+        self._flags = GuardedState()
+        self._stored = value
+        self._value: T | None = None
+        self._depth = 0
+
+    def _load(self) -> T:
+        return self._stored
+
+    def _store(self, value: T) -> None:
+        self._stored = value

@@ -1,0 +1,1050 @@
+"""The algorithms of the synchronization primitives, written once for both models.
+
+Each primitive is a *core* class here, holding a monitor (``_monitor.py``) and a state: a
+:mod:`ctypes` structure. The thread classes (``thread.py``) allocate the structure in private
+memory and use a :class:`~concurrency_kit.sync._monitor.ThreadMonitor`; the process classes
+(``process.py``) map it in a shared-memory segment with a
+:class:`~concurrency_kit.sync._monitor.ProcessMonitor`. Every read or write of the state
+happens inside the monitor, never relying on the GIL.
+
+The algorithms follow :mod:`threading` (``Semaphore``, ``Event``, ``Condition`` and ``Barrier``
+are close ports of their semantics, so the stdlib's behaviour and error messages carry over),
+plus two things only processes need, both in the :meth:`_Core._repair` hook that sleepers call
+between slices of their sleep: a barrier party or a lock holder that *died* is found and
+reclaimed, so the survivors do not wait for ever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from threading import TIMEOUT_MAX, get_native_id
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from concurrency_kit.errors import (
+    BrokenBarrierError,
+    LockOwnerDiedWarning,
+    LockTimeoutError,
+    PoisonedError,
+)
+from concurrency_kit.sync._base import (
+    BarrierStatistics,
+    EventStatistics,
+    GuardedStatistics,
+    RWLockStatistics,
+    SemaphoreStatistics,
+    check_acquire_args,
+)
+from concurrency_kit.sync._monitor import Monitor, deadline_after
+
+__all__ = [
+    "BarrierCore",
+    "BarrierState",
+    "ConditionCore",
+    "ConditionState",
+    "EventCore",
+    "EventState",
+    "GuardedCore",
+    "GuardedState",
+    "RWLockCore",
+    "RWLockState",
+    "SemaphoreCore",
+    "SemaphoreState",
+]
+
+T = TypeVar("T")
+
+
+def _whoami() -> tuple[int, int]:
+    """(pid, native thread id) of the caller."""
+    return os.getpid(), get_native_id()
+
+
+def _expired(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def _wait_seconds(blocking: bool, timeout: float) -> float | None:
+    """``acquire(blocking, timeout)`` checked as :meth:`threading.Lock.acquire` does."""
+    wait = check_acquire_args(blocking, timeout)
+    if wait is not None and wait > TIMEOUT_MAX:
+        raise OverflowError("timeout value is too large")
+    return wait
+
+
+class _Core:
+    """A monitor and a state; :meth:`_sleep` is the one way the algorithms wait."""
+
+    __slots__ = ("__weakref__", "_m", "_s")
+    _m: Monitor
+    _s: Any
+
+    def _repair(self) -> bool:
+        """Inside the monitor: reclaim what dead processes left; return whether anything was.
+
+        The thread model has nothing to reclaim: a thread cannot die without its process.
+        """
+        return False
+
+    def _sleep(self, deadline: float | None, queue: int = 0) -> bool:
+        """Inside the monitor: wait to be woken, until ``deadline`` at most.
+
+        Returns with the monitor held again: ``True`` if woken (or if :meth:`_repair` changed
+        the state), ``False`` at the deadline. Callers re-check their condition either way.
+        """
+        m = self._m
+        ticket = m.prepare(queue)
+        m.exit()
+        try:
+            while not m.sleep(ticket, deadline):
+                if _expired(deadline):
+                    break
+                m.enter()
+                try:
+                    repaired = self._repair()
+                finally:
+                    m.exit()
+                if repaired:
+                    break
+        finally:
+            m.enter()
+            woken = m.finish(ticket)
+        return woken or not _expired(deadline)
+
+
+# -- Semaphore and BoundedSemaphore ------------------------------------------------------------
+
+
+class SemaphoreState(ctypes.Structure):
+    _fields_ = (
+        ("value", ctypes.c_int64),
+        ("bound", ctypes.c_int64),  # the initial value of a bounded semaphore; -1: unbounded
+        ("acquisitions", ctypes.c_uint64),
+        ("contentions", ctypes.c_uint64),
+    )
+
+
+class SemaphoreCore(_Core):
+    """:class:`threading.Semaphore` and :class:`threading.BoundedSemaphore` semantics."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _initial_state(value: int, bounded: bool) -> SemaphoreState:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"semaphore initial value must be an int, got {value!r}")
+        if value < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        return SemaphoreState(value=value, bound=value if bounded else -1)
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Decrement the counter, waiting while it is zero.
+
+        Args:
+            blocking: wait for the counter to be positive (``True``) or return at once.
+            timeout: the most seconds to wait (``None``: for as long as it takes). Only with
+                ``blocking=True``.
+
+        Returns:
+            Whether the counter was decremented.
+
+        Raises:
+            ValueError: a timeout with ``blocking=False``.
+        """
+        if not blocking and timeout is not None:
+            raise ValueError("can't specify timeout for non-blocking acquire")
+        m, s = self._m, self._s
+        m.enter()
+        try:
+            if s.value <= 0:
+                s.contentions += 1
+                if not blocking:
+                    return False
+                deadline = deadline_after(timeout)
+                while s.value <= 0:
+                    if _expired(deadline):
+                        return False
+                    self._sleep(deadline)
+            s.value -= 1
+            s.acquisitions += 1
+            return True
+        finally:
+            m.exit()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def release(self, n: int = 1) -> None:
+        """Increment the counter by ``n``, waking up to ``n`` waiters.
+
+        Raises:
+            ValueError: ``n`` is less than one, or (bounded semaphore) the counter would go
+                above its initial value; the counter is then unchanged.
+        """
+        if n < 1:
+            raise ValueError("n must be one or more")
+        m, s = self._m, self._s
+        m.enter()
+        try:
+            if s.bound >= 0 and s.value + n > s.bound:
+                raise ValueError("Semaphore released too many times")
+            s.value += n
+            m.wake(n)
+        finally:
+            m.exit()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def statistics(self) -> SemaphoreStatistics:
+        """Return a snapshot of the counter and the counters of use."""
+        m, s = self._m, self._s
+        m.enter()
+        try:
+            return SemaphoreStatistics(
+                value=int(s.value),
+                waiters=m.waiters(),
+                acquisitions=int(s.acquisitions),
+                contentions=int(s.contentions),
+            )
+        finally:
+            m.exit()
+
+    def _describe(self) -> str:
+        s = self._s
+        bound = "" if s.bound < 0 else f"/{s.bound}"
+        return f"value={s.value}{bound}"
+
+
+# -- Event -------------------------------------------------------------------------------------
+
+
+class EventState(ctypes.Structure):
+    _fields_ = (
+        ("flag", ctypes.c_int32),
+        ("_reserved", ctypes.c_int32),
+        ("generation", ctypes.c_uint64),  # how many times the flag went from clear to set
+    )
+
+
+class EventCore(_Core):
+    """:class:`threading.Event` semantics."""
+
+    __slots__ = ()
+
+    def is_set(self) -> bool:
+        """Return whether the flag is set."""
+        return bool(self._s.flag)
+
+    def set(self) -> None:
+        """Set the flag and wake every waiter."""
+        m, s = self._m, self._s
+        m.enter()
+        try:
+            if not s.flag:
+                s.flag = 1
+                s.generation += 1
+            m.wake_all()
+        finally:
+            m.exit()
+
+    def clear(self) -> None:
+        """Clear the flag: later :meth:`wait` calls block until :meth:`set`."""
+        m = self._m
+        m.enter()
+        try:
+            self._s.flag = 0
+        finally:
+            m.exit()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the flag is set, for up to ``timeout`` seconds (``None``: no limit).
+
+        Returns:
+            ``True`` if the flag was set (even if it has been cleared again since), ``False`` if
+            the timeout expired first.
+        """
+        m, s = self._m, self._s
+        m.enter()
+        try:
+            if s.flag:
+                return True
+            generation = s.generation
+            deadline = deadline_after(timeout)
+            while s.generation == generation:
+                if _expired(deadline):
+                    return False
+                self._sleep(deadline)
+            return True
+        finally:
+            m.exit()
+
+    def statistics(self) -> EventStatistics:
+        """Return a snapshot of the flag and the number of waiters."""
+        m = self._m
+        m.enter()
+        try:
+            return EventStatistics(is_set=bool(self._s.flag), waiters=m.waiters())
+        finally:
+            m.exit()
+
+    def _describe(self) -> str:
+        return "set" if self._s.flag else "unset"
+
+
+# -- Condition ---------------------------------------------------------------------------------
+
+
+class ConditionState(ctypes.Structure):
+    _fields_ = (("notifications", ctypes.c_uint64),)
+
+
+class ConditionCore(_Core):
+    """:class:`threading.Condition` semantics over a lock of the same model.
+
+    The monitor only queues the waiters; the caller's lock protects the caller's predicate,
+    as in :mod:`threading`.
+    """
+
+    __slots__ = ("_acquire_restore", "_is_owned", "_lock", "_release_save", "acquire", "release")
+
+    def _bind(self, lock: Any) -> None:
+        """Take the lock's methods, and the hooks of a re-entrant lock, as threading does."""
+        self._lock = lock
+        self.acquire = lock.acquire
+        self.release = lock.release
+        self._release_save = getattr(lock, "_release_save", self._release_plain)
+        self._acquire_restore = getattr(lock, "_acquire_restore", self._acquire_plain)
+        self._is_owned = getattr(lock, "_is_owned", self._is_owned_plain)
+
+    def _release_plain(self) -> None:
+        self._lock.release()
+
+    def _acquire_plain(self, saved: object) -> None:
+        self._lock.acquire()
+
+    def _is_owned_plain(self) -> bool:
+        # A lock without ownership: held by someone if a try fails (what threading assumes).
+        if self._lock.acquire(False):
+            self._lock.release()
+            return False
+        return True
+
+    def __enter__(self) -> bool:
+        return bool(self._lock.__enter__())
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._lock.__exit__(exc_type, exc, tb)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Release the lock, wait to be notified or for ``timeout`` seconds, take it back.
+
+        A re-entrant lock is released and restored whatever its depth.
+
+        Returns:
+            ``True`` if notified, ``False`` if the timeout expired first.
+
+        Raises:
+            RuntimeError: the calling thread does not hold the lock.
+        """
+        if not self._is_owned():
+            raise RuntimeError("cannot wait on un-acquired lock")
+        m = self._m
+        m.enter()
+        try:
+            ticket = m.prepare()
+        finally:
+            m.exit()
+        deadline = deadline_after(timeout)
+        saved = self._release_save()
+        try:
+            while not m.sleep(ticket, deadline) and not _expired(deadline):
+                pass
+        finally:
+            self._acquire_restore(saved)
+            m.enter()
+            try:
+                woken = m.finish(ticket)
+            finally:
+                m.exit()
+        return woken
+
+    def wait_for(self, predicate: Callable[[], T], timeout: float | None = None) -> T:
+        """Wait until ``predicate()`` is true, for up to ``timeout`` seconds.
+
+        Returns:
+            The last value of ``predicate()``: false-ish only if the timeout expired.
+
+        Raises:
+            RuntimeError: the calling thread does not hold the lock.
+        """
+        deadline = deadline_after(timeout)
+        result = predicate()
+        while not result:
+            wait = None
+            if deadline is not None:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    break
+            self.wait(wait)
+            result = predicate()
+        return result
+
+    def notify(self, n: int = 1) -> None:
+        """Wake up to ``n`` of the threads waiting on the condition, longest-waiting first.
+
+        Raises:
+            RuntimeError: the calling thread does not hold the lock.
+        """
+        if not self._is_owned():
+            raise RuntimeError("cannot notify on un-acquired lock")
+        m = self._m
+        m.enter()
+        try:
+            self._s.notifications += m.wake(n)
+        finally:
+            m.exit()
+
+    def notify_all(self) -> None:
+        """Wake every thread waiting on the condition.
+
+        Raises:
+            RuntimeError: the calling thread does not hold the lock.
+        """
+        if not self._is_owned():
+            raise RuntimeError("cannot notify on un-acquired lock")
+        m = self._m
+        m.enter()
+        try:
+            m.wake_all()
+        finally:
+            m.exit()
+
+    def _waiters(self) -> int:
+        m = self._m
+        m.enter()
+        try:
+            return m.waiters()
+        finally:
+            m.exit()
+
+
+# -- Barrier -----------------------------------------------------------------------------------
+
+_FILLING = 0
+_DRAINING = 1
+_ACTING = 2  # the last party runs the action outside the monitor
+_RESETTING = -1
+_BROKEN = -2
+
+_PARTIES = 0  # queue of the parties of the current generation
+_ARRIVING = 1  # queue of callers waiting for the previous generation to drain
+
+
+class BarrierState(ctypes.Structure):
+    _fields_ = (
+        ("parties", ctypes.c_int64),
+        ("count", ctypes.c_int64),
+        ("state", ctypes.c_int32),
+        ("actor_pid", ctypes.c_int32),
+        ("actor_tid", ctypes.c_int32),
+        ("_reserved", ctypes.c_int32),
+        ("timeout", ctypes.c_double),  # the default timeout; negative: none
+        ("passes", ctypes.c_uint64),
+    )
+
+
+class BarrierCore(_Core):
+    """:class:`threading.Barrier` semantics; the action runs outside the monitor."""
+
+    __slots__ = ("_action",)
+    _action: Callable[[], object] | None
+
+    @staticmethod
+    def _initial_state(parties: int, timeout: float | None) -> BarrierState:
+        if not isinstance(parties, int) or isinstance(parties, bool):
+            raise TypeError(f"parties must be an int, got {parties!r}")
+        if parties < 1:
+            raise ValueError("parties must be >= 1")
+        return BarrierState(parties=parties, timeout=-1.0 if timeout is None else timeout)
+
+    @property
+    def parties(self) -> int:
+        """The number of parties that must call :meth:`wait` for the barrier to open."""
+        return int(self._s.parties)
+
+    @property
+    def n_waiting(self) -> int:
+        """The number of parties waiting now."""
+        s = self._s
+        return int(s.count) if s.state == _FILLING else 0
+
+    @property
+    def broken(self) -> bool:
+        """Whether the barrier is broken."""
+        return bool(self._s.state == _BROKEN)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait until every party has called ``wait``; then all return together.
+
+        Args:
+            timeout: the most seconds to wait; ``None`` uses the barrier's own timeout.
+
+        Returns:
+            An index from 0 to ``parties - 1``, different for each party of one opening.
+
+        Raises:
+            BrokenBarrierError: the barrier was broken, aborted or reset while waiting, the
+                timeout expired (which breaks it for every party), or the action raised.
+        """
+        s = self._s
+        if timeout is None and s.timeout >= 0:
+            timeout = float(s.timeout)
+        deadline = deadline_after(timeout)
+        m = self._m
+        m.enter()
+        try:
+            while s.state in (_DRAINING, _RESETTING, _ACTING):
+                self._sleep(None, _ARRIVING)
+            if s.state < 0:
+                raise BrokenBarrierError
+            index = int(s.count)
+            s.count += 1
+            try:
+                if index + 1 == s.parties:
+                    self._open()
+                else:
+                    self._wait_open(deadline)
+                return index
+            finally:
+                s.count -= 1
+                if s.count == 0 and s.state in (_RESETTING, _DRAINING):
+                    s.state = _FILLING
+                    self._m.wake_all(_ARRIVING)
+        finally:
+            m.exit()
+
+    def _open(self) -> None:
+        """The last party: run the action (outside the monitor), then let everyone go."""
+        s, m = self._s, self._m
+        if self._action is not None:
+            s.state = _ACTING
+            s.actor_pid, s.actor_tid = _whoami()
+            m.exit()
+            try:
+                self._action()
+            except BaseException:
+                m.enter()
+                self._break()
+                raise
+            m.enter()
+            if s.state != _ACTING:  # broken meanwhile (abort, or this process presumed dead)
+                raise BrokenBarrierError
+        s.state = _DRAINING
+        s.passes += 1
+        m.wake_all(_PARTIES)
+
+    def _wait_open(self, deadline: float | None) -> None:
+        s = self._s
+        while s.state in (_FILLING, _ACTING):
+            if _expired(deadline):
+                self._break()
+                raise BrokenBarrierError
+            self._sleep(deadline, _PARTIES)
+        if s.state < 0:
+            raise BrokenBarrierError
+
+    def _break(self) -> None:
+        self._s.state = _BROKEN
+        self._m.wake_all(_PARTIES)
+        self._m.wake_all(_ARRIVING)
+
+    def reset(self) -> None:
+        """Return the barrier to its initial state; parties waiting now get BrokenBarrierError."""
+        s, m = self._s, self._m
+        m.enter()
+        try:
+            if s.count > 0:
+                if s.state in (_FILLING, _BROKEN, _ACTING):
+                    s.state = _RESETTING
+            else:
+                s.state = _FILLING
+            m.wake_all(_PARTIES)
+            m.wake_all(_ARRIVING)
+        finally:
+            m.exit()
+
+    def abort(self) -> None:
+        """Break the barrier: waiting and future calls to :meth:`wait` raise, until reset."""
+        m = self._m
+        m.enter()
+        try:
+            self._break()
+        finally:
+            m.exit()
+
+    def statistics(self) -> BarrierStatistics:
+        """Return a snapshot of the barrier."""
+        s, m = self._s, self._m
+        m.enter()
+        try:
+            return BarrierStatistics(
+                parties=int(s.parties),
+                n_waiting=int(s.count) if s.state == _FILLING else 0,
+                broken=s.state == _BROKEN,
+                passes=int(s.passes),
+            )
+        finally:
+            m.exit()
+
+    def _describe(self) -> str:
+        s = self._s
+        state = "broken" if s.state == _BROKEN else f"waiters={self.n_waiting}/{s.parties}"
+        return state
+
+
+# -- RWLock ------------------------------------------------------------------------------------
+
+_READERS = 0
+_WRITERS = 1
+
+
+class RWLockState(ctypes.Structure):
+    _fields_ = (
+        ("writer", ctypes.c_uint64),  # the writer's identity (see _whoami), 0: none
+        ("readers", ctypes.c_int64),  # holders of the read side
+        ("readers_waiting", ctypes.c_int64),
+        ("writers_waiting", ctypes.c_int64),
+        ("read_acquisitions", ctypes.c_uint64),
+        ("write_acquisitions", ctypes.c_uint64),
+        ("contentions", ctypes.c_uint64),
+        ("owner_deaths", ctypes.c_uint64),
+    )
+
+
+class RWLockCore(_Core):
+    """A writer-preferring reader-writer lock with re-entrant reads.
+
+    Rules, checked inside the monitor:
+
+    * a read acquire succeeds at once if the caller already reads (re-entry), or if no
+      writer holds the lock *and none waits*; otherwise it waits (writers are preferred);
+    * a write acquire succeeds when nobody holds either side;
+    * releasing the write side wakes the next writer if one waits, else every reader;
+      releasing the last read hold wakes one writer.
+
+    The model provides the per-thread read counts (``_read_count``/``_set_read_count``) and
+    the caller's identity (``_me``).
+    """
+
+    __slots__ = ()
+
+    def _me(self) -> int:
+        raise NotImplementedError
+
+    def _read_count(self, me: int) -> int:
+        raise NotImplementedError
+
+    def _set_read_count(self, me: int, count: int) -> None:
+        raise NotImplementedError
+
+    def _warn_recovered(self, release: Callable[[], None] | None) -> None:
+        """Warn that holders were reclaimed during this call (outside the monitor).
+
+        If the warning is turned into an error, the side just acquired is released first
+        (``release``), so a caller that sees an exception does not hold the lock.
+        """
+        try:
+            warnings.warn(
+                LockOwnerDiedWarning(
+                    f"{type(self).__qualname__}: a holder died or exited holding it and was "
+                    "reclaimed; the data it protects may be half-updated"
+                ),
+                stacklevel=3,
+            )
+        except BaseException:
+            if release is not None:
+                release()
+            raise
+
+    def acquire_read(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Acquire the read side, shared with other readers.
+
+        A thread that already holds the read side acquires it again at once (release it as
+        many times). Arguments and results as :meth:`threading.Lock.acquire`.
+
+        Raises:
+            RuntimeError: the calling thread holds the write side.
+        """
+        wait = _wait_seconds(blocking, timeout)
+        me = self._me()
+        m, s = self._m, self._s
+        deaths = s.owner_deaths
+        m.enter()
+        try:
+            if s.writer == me:
+                raise RuntimeError("cannot acquire the read side: this thread holds the write side")
+            count = self._read_count(me)
+            if count or (not s.writer and not s.writers_waiting):
+                acquired = self._add_reader(me, count)
+            else:
+                s.contentions += 1
+                acquired = wait != 0 and self._wait_for_read(deadline_after(wait))
+                if acquired:
+                    self._add_reader(me, 0)
+        finally:
+            m.exit()
+        if s.owner_deaths != deaths:
+            self._warn_recovered(self.release_read if acquired else None)
+        return acquired
+
+    def _add_reader(self, me: int, count: int) -> bool:
+        s = self._s
+        self._set_read_count(me, count + 1)
+        if not count:
+            s.readers += 1
+        s.read_acquisitions += 1
+        return True
+
+    def _wait_for_read(self, deadline: float | None) -> bool:
+        s = self._s
+        s.readers_waiting += 1
+        try:
+            self._repair()
+            while s.writer or s.writers_waiting:
+                if _expired(deadline):
+                    return False
+                self._sleep(deadline, _READERS)
+            return True
+        finally:
+            s.readers_waiting -= 1
+
+    def release_read(self) -> None:
+        """Release one read hold of the calling thread.
+
+        Raises:
+            RuntimeError: the calling thread does not hold the read side.
+        """
+        me = self._me()
+        m, s = self._m, self._s
+        m.enter()
+        try:
+            count = self._read_count(me)
+            if not count:
+                raise RuntimeError("cannot release a read lock this thread does not hold")
+            self._set_read_count(me, count - 1)
+            if count == 1:
+                s.readers -= 1
+                if not s.readers:
+                    m.wake(1, _WRITERS)
+        finally:
+            m.exit()
+
+    def acquire_write(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Acquire the write side, exclusive of every reader and writer.
+
+        Arguments and results as :meth:`threading.Lock.acquire`.
+
+        Raises:
+            RuntimeError: the calling thread already holds the write side, or holds the read
+                side (an upgrade would wait for itself for ever).
+        """
+        wait = _wait_seconds(blocking, timeout)
+        me = self._me()
+        m, s = self._m, self._s
+        deaths = s.owner_deaths
+        m.enter()
+        try:
+            if s.writer == me:
+                raise RuntimeError("the write side is not re-entrant: this thread holds it")
+            if self._read_count(me):
+                raise RuntimeError(
+                    "cannot acquire the write side while holding the read side (it would "
+                    "deadlock): release the read side first"
+                )
+            acquired = True
+            if s.writer or s.readers:
+                s.contentions += 1
+                acquired = wait != 0 and self._wait_for_write(deadline_after(wait))
+            if acquired:
+                s.writer = me
+                s.write_acquisitions += 1
+        finally:
+            m.exit()
+        if s.owner_deaths != deaths:
+            self._warn_recovered(self.release_write if acquired else None)
+        return acquired
+
+    def _wait_for_write(self, deadline: float | None) -> bool:
+        s = self._s
+        s.writers_waiting += 1
+        acquired = False
+        try:
+            self._repair()
+            while s.writer or s.readers:
+                if _expired(deadline):
+                    return False
+                self._sleep(deadline, _WRITERS)
+            acquired = True
+            return True
+        finally:
+            s.writers_waiting -= 1
+            if not acquired and not s.writers_waiting and not s.writer:
+                # Readers held back only for this writer may go now.
+                self._m.wake_all(_READERS)
+
+    def release_write(self) -> None:
+        """Release the write side.
+
+        Raises:
+            RuntimeError: the calling thread does not hold the write side.
+        """
+        me = self._me()
+        m, s = self._m, self._s
+        m.enter()
+        try:
+            if s.writer != me:
+                raise RuntimeError("cannot release a write lock this thread does not hold")
+            s.writer = 0
+            if s.writers_waiting:
+                m.wake(1, _WRITERS)
+            else:
+                m.wake_all(_READERS)
+        finally:
+            m.exit()
+
+    @contextlib.contextmanager
+    def read(self, timeout: float | None = None) -> Iterator[None]:
+        """A context manager holding the read side for the ``with`` block.
+
+        Raises:
+            LockTimeoutError: the read side was not acquired within ``timeout`` seconds.
+            RuntimeError: as :meth:`acquire_read`.
+        """
+        if not self.acquire_read(True, -1 if timeout is None else timeout):
+            raise LockTimeoutError(f"the read side was not acquired within {timeout} seconds")
+        try:
+            yield
+        finally:
+            self.release_read()
+
+    @contextlib.contextmanager
+    def write(self, timeout: float | None = None) -> Iterator[None]:
+        """A context manager holding the write side for the ``with`` block.
+
+        Raises:
+            LockTimeoutError: the write side was not acquired within ``timeout`` seconds.
+            RuntimeError: as :meth:`acquire_write`.
+        """
+        if not self.acquire_write(True, -1 if timeout is None else timeout):
+            raise LockTimeoutError(f"the write side was not acquired within {timeout} seconds")
+        try:
+            yield
+        finally:
+            self.release_write()
+
+    def _writer_thread(self, writer: int) -> tuple[int | None, int | None]:
+        """(pid, native thread id) of the writer identity ``writer``."""
+        raise NotImplementedError
+
+    def statistics(self) -> RWLockStatistics:
+        """Return a snapshot of the lock's state and counters."""
+        m, s = self._m, self._s
+        m.enter()
+        try:
+            writer_pid, writer_thread = (
+                self._writer_thread(int(s.writer)) if s.writer else (None, None)
+            )
+            return RWLockStatistics(
+                readers=int(s.readers),
+                writer_pid=writer_pid,
+                writer_thread=writer_thread,
+                readers_waiting=int(s.readers_waiting),
+                writers_waiting=int(s.writers_waiting),
+                read_acquisitions=int(s.read_acquisitions),
+                write_acquisitions=int(s.write_acquisitions),
+                contentions=int(s.contentions),
+                owner_deaths_recovered=int(s.owner_deaths),
+            )
+        finally:
+            m.exit()
+
+    def _describe(self) -> str:
+        s = self._s
+        if s.writer:
+            return "write-locked"
+        return f"readers={s.readers}" if s.readers else "unlocked"
+
+
+# -- Guarded -----------------------------------------------------------------------------------
+
+
+class GuardedState(ctypes.Structure):
+    _fields_ = (
+        ("poisoned", ctypes.c_int32),
+        ("in_block", ctypes.c_int32),  # a lock() block is running (its holder may have died)
+        ("size", ctypes.c_uint64),  # process model: bytes of the pickled value that follow
+    )
+
+
+class GuardedCore(Generic[T]):
+    """A value owned by a re-entrant lock, poisoned when a block holding it fails.
+
+    The model provides ``_lock`` (its re-entrant lock), ``_flags`` (a :class:`GuardedState`,
+    shared by every process in the process model) and the value's storage: ``_load()`` and
+    ``_store(value)``. While a block runs, its holder keeps the value it works on in
+    ``_value`` (written by the holder only, while holding the lock); it is stored when the
+    outermost block ends, so a process killed inside a block leaves the last committed value.
+    """
+
+    __slots__ = ("__weakref__", "_depth", "_flags", "_lock", "_value")
+    _lock: Any
+    _flags: Any
+    _value: T | None
+    _depth: int
+
+    def _load(self) -> T:
+        raise NotImplementedError
+
+    def _store(self, value: T) -> None:
+        raise NotImplementedError
+
+    def _enter(self, timeout: float | None) -> T:
+        if not self._lock.acquire(True, -1 if timeout is None else timeout):
+            raise LockTimeoutError(f"the guarded value was not locked within {timeout} seconds")
+        try:
+            if self._depth == 0:
+                flags = self._flags
+                if flags.in_block:  # its previous holder died inside a block
+                    flags.in_block = 0
+                    flags.poisoned = 1
+                if flags.poisoned:
+                    raise PoisonedError(
+                        f"{type(self).__qualname__} is poisoned: a block holding it raised or "
+                        "died; check the value (the error's .value) and call clear_poison()",
+                        self._load(),
+                    )
+                self._value = self._load()
+                flags.in_block = 1
+            self._depth += 1
+            return self._value  # type: ignore[return-value]
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _exit(self, failed: bool) -> None:
+        try:
+            if failed:
+                self._flags.poisoned = 1
+            self._depth -= 1
+            if self._depth == 0:
+                value = self._value
+                self._value = None
+                try:
+                    self._store(value)  # type: ignore[arg-type]
+                finally:
+                    self._flags.in_block = 0
+        finally:
+            self._lock.release()
+
+    @contextlib.contextmanager
+    def lock(self, timeout: float | None = None) -> Iterator[T]:
+        """Hold the lock for a ``with`` block, which gets the value.
+
+        Changes the block makes to a mutable value are kept (stored, for processes) when the
+        block ends; :meth:`set` inside the block replaces the value. The holder may lock
+        again, and call :meth:`get`, :meth:`set` and :meth:`update`, inside the block.
+
+        If the block raises, the value is kept as the block left it, the guarded value is
+        poisoned, and the exception propagates.
+
+        Args:
+            timeout: the most seconds to wait for the lock (``None``: for as long as it takes).
+
+        Raises:
+            PoisonedError: the value is poisoned (see :meth:`clear_poison`).
+            LockTimeoutError: the lock was not acquired within ``timeout`` seconds.
+        """
+        value = self._enter(timeout)
+        try:
+            yield value
+        except BaseException:
+            self._exit(failed=True)
+            raise
+        self._exit(failed=False)
+
+    def _in_block(self) -> bool:
+        return bool(self._depth) and bool(self._lock._is_owned())
+
+    def get(self) -> T:
+        """Return the value (inside a block: the block's value).
+
+        Raises:
+            PoisonedError: the value is poisoned.
+        """
+        if self._in_block():
+            return self._value  # type: ignore[return-value]
+        self._enter(None)
+        try:
+            return self._value  # type: ignore[return-value]
+        finally:
+            self._exit(failed=False)
+
+    def set(self, value: T) -> None:
+        """Replace the value (inside a block: the value the block will store).
+
+        Raises:
+            PoisonedError: the value is poisoned.
+        """
+        if self._in_block():
+            self._value = value
+            return
+        self._enter(None)
+        try:
+            self._value = value
+        finally:
+            self._exit(failed=False)
+
+    def update(self, fn: Callable[[T], T]) -> T:
+        """Replace the value with ``fn(value)`` atomically and return the new value.
+
+        Raises:
+            PoisonedError: the value is poisoned (also afterwards, if ``fn`` raises).
+        """
+        with self.lock() as value:
+            new = fn(value)
+            self._value = new
+        return new
+
+    def is_poisoned(self) -> bool:
+        """Return whether the value is poisoned."""
+        return bool(self._flags.poisoned)
+
+    def clear_poison(self) -> None:
+        """Mark the value as sound again, after checking or repairing it."""
+        with self._lock:
+            self._flags.poisoned = 0
+            if not self._depth:  # a block's holder that died left it set
+                self._flags.in_block = 0
+
+    def statistics(self) -> GuardedStatistics:
+        """Return a snapshot: the poison flag and the lock's statistics."""
+        return GuardedStatistics(poisoned=bool(self._flags.poisoned), lock=self._lock.statistics())
+
+    def _describe(self) -> str:
+        return "poisoned" if self._flags.poisoned else "sound"

@@ -1,0 +1,371 @@
+"""Monitors: the one waiting machinery every primitive but the plain locks is built on.
+
+A monitor is a mutex plus queues of sleeping callers, the shape of :class:`threading.Condition`
+split into steps, so the algorithms in ``_core.py`` can be written once for both models::
+
+    enter() ─ check / update the primitive's state ─ exit()
+                 │ must wait
+                 v
+    ticket = prepare(queue)      (inside: joins the queue; FIFO within a queue)
+    exit() ── sleep(ticket, deadline) ── enter()     (outside: the state may change meanwhile)
+    finish(ticket) -> woken?     (inside: leaves the queue if still on it)
+
+    wake(n, queue) / wake_all(queue)   (inside: the n longest-waiting callers of the queue)
+
+``ThreadMonitor``: a ``_thread.lock`` and a deque of per-waiter locks per queue, exactly the
+design of :class:`threading.Condition`, which needs no GIL for correctness.
+
+``ProcessMonitor``: a shared-memory segment (``_shm.py``) holding a robust process-shared
+mutex (``_robust.py``), the primitive's state, and a table of waiter slots::
+
+    offset   size          field
+    0        64            mutex      robust pthread mutex guarding everything below
+    64       64            header     magic, kind, waiting, high-water slot, next ticket,
+                                      mutex owner deaths recovered
+    128      state size    state      the primitive's ctypes structure (``_core.py``)
+    ...      24 x SLOTS    slots      word (FREE/WAITING/SIGNALLED, a futex), queue, pid, tid,
+                                      ticket
+
+A sleeper waits on its own slot's word with a futex, so a wake-up goes to exactly the callers
+chosen (no thundering herd) in any process. Sleeps are cut into slices of
+:data:`SLICE_SECONDS`: between slices the primitive may look for dead owners (``repair``) and
+signal handlers run.
+
+Dead processes: a waiter that dies leaves its slot WAITING. :meth:`ProcessMonitor.wake` learns
+from the futex call how many threads it actually woke; when that is none, the sleeper is either
+between two slices (it will see SIGNALLED) or dead, and only then is its liveness checked, so a
+wake-up is never given to a dead waiter and lost. A process that dies *inside* the mutex (a few
+lines of bookkeeping) makes the next caller get ``EOWNERDEAD``; it takes the mutex over and
+counts it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from _thread import allocate_lock
+from collections import deque
+from collections.abc import Callable
+from threading import get_native_id
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from concurrency_kit import _shm
+from concurrency_kit.sync import _robust
+from concurrency_kit.sync._robust import EOWNERDEAD, MutexWords, thread_alive
+
+__all__ = [
+    "SLICE_SECONDS",
+    "SLOTS",
+    "Monitor",
+    "ProcessMonitor",
+    "ThreadMonitor",
+    "deadline_after",
+]
+
+SLICE_SECONDS = 0.05
+"""How long a process sleeper sleeps before checking for dead owners and pending signals."""
+
+SLOTS = 128
+"""How many threads (of all processes) may wait on one process primitive at the same time."""
+
+_FREE = 0
+_WAITING = 1
+_SIGNALLED = 2
+_MAGIC = 0x4D4B4342  # "BCKM"
+_STATE_OFFSET = 128
+
+StateT = TypeVar("StateT", bound=ctypes.Structure)
+
+
+def deadline_after(timeout: float | None) -> float | None:
+    """The :func:`time.monotonic` time ``timeout`` seconds from now (``None``: never)."""
+    return None if timeout is None else time.monotonic() + timeout
+
+
+class Monitor(Protocol):
+    """What the algorithms of ``_core.py`` need from a model (see the module docstring)."""
+
+    @property
+    def enter(self) -> Callable[[], object]: ...
+    @property
+    def exit(self) -> Callable[[], object]: ...
+    def prepare(self, queue: int = 0) -> Any: ...
+    def sleep(self, ticket: Any, deadline: float | None) -> bool: ...
+    def finish(self, ticket: Any) -> bool: ...
+    def wake(self, n: int, queue: int = 0) -> int: ...
+    def wake_all(self, queue: int = 0) -> None: ...
+    def waiters(self, queue: int | None = None) -> int: ...
+    def dead_waiters(self, queue: int) -> tuple[int, int]: ...
+
+
+class ThreadMonitor:
+    """The thread model's monitor: a lock and FIFO queues of one-shot locks."""
+
+    __slots__ = ("_queues", "enter", "exit", "mutex")
+
+    def __init__(self, queues: int = 1) -> None:
+        self.mutex = allocate_lock()
+        self.enter = self.mutex.acquire
+        self.exit = self.mutex.release
+        self._queues: tuple[deque[Any], ...] = tuple(deque() for _ in range(queues))
+
+    def prepare(self, queue: int = 0) -> Any:
+        waiter = allocate_lock()
+        waiter.acquire()
+        self._queues[queue].append(waiter)
+        return queue, waiter
+
+    def sleep(self, ticket: Any, deadline: float | None) -> bool:
+        _, waiter = ticket
+        if deadline is None:
+            return bool(waiter.acquire())
+        return bool(waiter.acquire(True, max(0.0, deadline - time.monotonic())))
+
+    def finish(self, ticket: Any) -> bool:
+        queue, waiter = ticket
+        try:
+            self._queues[queue].remove(waiter)
+        except ValueError:  # a waker took it off the queue: it was woken
+            return True
+        return False
+
+    def wake(self, n: int, queue: int = 0) -> int:
+        waiting = self._queues[queue]
+        woken = 0
+        while waiting and woken < n:
+            waiting.popleft().release()
+            woken += 1
+        return woken
+
+    def wake_all(self, queue: int = 0) -> None:
+        waiting = self._queues[queue]
+        while waiting:
+            waiting.popleft().release()
+
+    def waiters(self, queue: int | None = None) -> int:
+        if queue is not None:
+            return len(self._queues[queue])
+        return sum(len(q) for q in self._queues)
+
+    def dead_waiters(self, queue: int) -> tuple[int, int]:
+        return 0, 0  # a thread cannot die while it waits
+
+
+class _Slot(ctypes.Structure):
+    _fields_ = (
+        ("word", ctypes.c_uint32),  # the futex: FREE, WAITING or SIGNALLED
+        ("queue", ctypes.c_int32),
+        ("pid", ctypes.c_int32),
+        ("tid", ctypes.c_int32),
+        ("ticket", ctypes.c_uint64),
+    )
+
+
+class _Header(ctypes.Structure):
+    _fields_ = (
+        ("magic", ctypes.c_uint32),
+        ("kind", ctypes.c_uint32),
+        ("waiting", ctypes.c_int32),  # slots WAITING now (dead sleepers included until found)
+        ("high", ctypes.c_int32),  # slots [high, SLOTS) have never been used
+        ("next_ticket", ctypes.c_uint64),
+        ("mutex_recoveries", ctypes.c_uint64),
+    )
+
+
+def _round_up(n: int) -> int:
+    return (n + 63) // 64 * 64
+
+
+class ProcessMonitor:
+    """The process model's monitor: one shared-memory segment (see the module docstring).
+
+    Attributes:
+        segment: the mapped segment; its name is how another process attaches.
+        state: the primitive's state, a ctypes structure in the segment.
+        kind: which primitive the segment belongs to (checked on attach).
+    """
+
+    __slots__ = ("_futex", "_header", "_mutex", "_pthread", "_slots", "kind", "segment", "state")
+    _sizes: ClassVar[dict[type[ctypes.Structure], int]] = {}
+
+    def __init__(self, segment: _shm.Segment, kind: int, state_type: type[ctypes.Structure]):
+        self.segment = segment
+        self.kind = kind
+        buffer = segment.buffer
+        self._pthread = _robust.load()
+        self._futex = _robust.futex()
+        self._mutex: Any = ctypes.pointer(MutexWords.from_buffer(buffer, 0))
+        self._header = _Header.from_buffer(buffer, 64)
+        self.state: Any = state_type.from_buffer(buffer, _STATE_OFFSET)
+        slots_offset = _STATE_OFFSET + _round_up(ctypes.sizeof(state_type))
+        self._slots = (_Slot * SLOTS).from_buffer(buffer, slots_offset)
+
+    @staticmethod
+    def size(state_type: type[ctypes.Structure]) -> int:
+        """The segment size for a primitive whose state is ``state_type``."""
+        return _STATE_OFFSET + _round_up(ctypes.sizeof(state_type)) + ctypes.sizeof(_Slot) * SLOTS
+
+    @classmethod
+    def create(cls, kind: int, state_type: type[ctypes.Structure]) -> ProcessMonitor:
+        """Create a segment for a new primitive; the caller fills in :attr:`state`.
+
+        Raises:
+            NotImplementedError: the platform has no robust process-shared mutexes we support.
+            OSError: the segment could not be created.
+        """
+        pthread = _robust.load()
+        _robust.futex()
+        segment = _shm.create(cls.size(state_type))
+        try:
+            monitor = cls(segment, kind, state_type)
+            pthread.init_mutex(monitor._mutex, recursive=False)
+            monitor._header.kind = kind
+            monitor._header.magic = _MAGIC
+        except BaseException:
+            segment.unlink()
+            raise
+        return monitor
+
+    @classmethod
+    def attach(cls, name: str, kind: int, state_type: type[ctypes.Structure]) -> ProcessMonitor:
+        """Map the segment of an existing primitive of ``kind``.
+
+        Raises:
+            FileNotFoundError: its creator closed it or exited.
+            ValueError: the segment holds another kind of primitive.
+        """
+        try:
+            segment = _shm.attach(name, cls.size(state_type))
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"the process primitive {name!r} no longer exists: the process that created "
+                "it closed it or exited"
+            ) from None
+        monitor = cls(segment, kind, state_type)
+        if monitor._header.magic != _MAGIC or monitor._header.kind != kind:
+            raise ValueError(f"segment {name!r} does not hold a primitive of this kind")
+        return monitor
+
+    @property
+    def mutex_recoveries(self) -> int:
+        """Times a process died inside the monitor's mutex and a later caller took over."""
+        return int(self._header.mutex_recoveries)
+
+    def enter(self) -> None:
+        rc = self._pthread.lock(self._mutex)
+        if rc == EOWNERDEAD:
+            self._pthread.consistent(self._mutex)
+            self._header.mutex_recoveries += 1
+        elif rc:
+            raise OSError(rc, f"pthread_mutex_lock: {os.strerror(rc)}")
+
+    def exit(self) -> None:
+        self._pthread.unlock(self._mutex)
+
+    def prepare(self, queue: int = 0) -> Any:
+        h = self._header
+        slots = self._slots
+        index = -1
+        for i in range(h.high):
+            if slots[i].word == _FREE:
+                index = i
+                break
+        if index < 0:
+            if h.high < SLOTS:
+                index = h.high
+                h.high += 1
+            elif sum(self.dead_waiters(None)):
+                return self.prepare(queue)
+            else:
+                raise RuntimeError(
+                    f"more than {SLOTS} threads are waiting on one process primitive at once"
+                )
+        slot = slots[index]
+        slot.queue = queue
+        slot.pid = os.getpid()
+        slot.tid = get_native_id()
+        slot.ticket = h.next_ticket
+        h.next_ticket += 1
+        slot.word = _WAITING
+        h.waiting += 1
+        return slot
+
+    def sleep(self, ticket: Any, deadline: float | None) -> bool:
+        slot = ticket
+        now = time.monotonic()
+        end = now + SLICE_SECONDS
+        if deadline is not None and deadline < end:
+            end = deadline
+        if slot.word == _WAITING and end > now:
+            self._futex.wait(ctypes.addressof(slot), _WAITING, int(end * 1e9))
+        return bool(slot.word == _SIGNALLED)
+
+    def finish(self, ticket: Any) -> bool:
+        slot = ticket
+        word = slot.word
+        if word == _WAITING:
+            self._header.waiting -= 1
+        slot.word = _FREE
+        return bool(word == _SIGNALLED)
+
+    def _queued(self, queue: int) -> list[_Slot]:
+        slots = self._slots
+        waiting = [s for s in slots[: self._header.high] if s.word == _WAITING and s.queue == queue]
+        waiting.sort(key=lambda s: s.ticket)
+        return waiting
+
+    def wake(self, n: int, queue: int = 0) -> int:
+        if self._header.waiting == 0 or n <= 0:
+            return 0
+        woken = 0
+        for slot in self._queued(queue):
+            if woken == n:
+                break
+            if self._signal(slot):
+                woken += 1
+        return woken
+
+    def wake_all(self, queue: int = 0) -> None:
+        if self._header.waiting:
+            for slot in self._queued(queue):
+                self._signal(slot)
+
+    def _signal(self, slot: _Slot) -> bool:
+        """Signal one WAITING slot; return ``False`` (and free it) if its sleeper is dead."""
+        slot.word = _SIGNALLED
+        self._header.waiting -= 1
+        if self._futex.wake(ctypes.addressof(slot), 1) == 0 and not thread_alive(
+            slot.pid, slot.tid
+        ):
+            slot.word = _FREE
+            return False
+        return True
+
+    def waiters(self, queue: int | None = None) -> int:
+        return sum(
+            1
+            for s in self._slots[: self._header.high]
+            if s.word == _WAITING and (queue is None or s.queue == queue)
+        )
+
+    def dead_waiters(self, queue: int | None) -> tuple[int, int]:
+        """Free the slots of the sleepers of ``queue`` (``None``: all) that died.
+
+        Returns:
+            How many died waiting, and how many died after being woken but before
+            :meth:`finish` (so what they were woken for was not done).
+        """
+        waiting = woken = 0
+        for slot in self._slots[: self._header.high]:
+            word = slot.word
+            if word == _FREE or (queue is not None and slot.queue != queue):
+                continue
+            if not thread_alive(slot.pid, slot.tid):
+                if word == _WAITING:
+                    self._header.waiting -= 1
+                    waiting += 1
+                else:
+                    woken += 1
+                slot.word = _FREE
+        return waiting, woken
