@@ -15,6 +15,18 @@ Benchmarks (``--only NAME``):
   (throughput), ``ProcessLock`` against ``multiprocessing.Lock`` (and the RLocks).
 * ``thread_pingpong``, ``process_pingpong``: two threads (two processes) pass ownership back
   and forth; the time of one round trip (two hand-offs, latency).
+* ``thread_semaphore``, ``process_semaphore``: ``acquire(); release()`` of a free
+  ``Semaphore(1)`` and ``BoundedSemaphore(1)`` (latency for threads, throughput for
+  processes), against :mod:`threading` and :mod:`multiprocessing`.
+* ``thread_event_pingpong``, ``process_event_pingpong``: two events, ``ping`` and ``pong``;
+  side A sets ``ping`` and waits for ``pong``, side B waits for ``ping`` and sets ``pong`` (each
+  clears what it waited for); the time of one round trip.
+* ``thread_condition_pingpong``, ``process_condition_pingpong``: a shared turn flag under one
+  condition; each side waits for its turn, hands the turn over and notifies; one round trip.
+* ``thread_rwlock``, ``process_rwlock``: 8 readers and 1 writer, each making the same number of
+  acquire/release pairs around the same critical section (hashing 16 KiB, which releases the
+  GIL); operations per second. ``RWLock`` lets the readers in together; the plain-lock rows
+  use one ``Lock`` for readers and writer alike, the design ``RWLock`` replaces.
 
 The ping-pong uses three locks and only ever releases a lock its releaser holds, so it runs
 unchanged on owner-checked locks. Invariant at the start of step ``k``: A holds ``L[k]`` and
@@ -28,6 +40,7 @@ B cannot run ahead: its next acquire (``L[k+1]``) waits for A's next release.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import sys
 import threading
@@ -41,12 +54,22 @@ from typing import Any, Final
 
 from _runner import Benchmark, Config, Contender, Measure, Target, main
 
-from concurrency_kit.sync.thread import ThreadLock, ThreadRLock
+from concurrency_kit.sync.thread import (
+    ThreadBoundedSemaphore,
+    ThreadCondition,
+    ThreadEvent,
+    ThreadLock,
+    ThreadRLock,
+    ThreadRWLock,
+    ThreadSemaphore,
+)
 
 START_METHOD: Final = "forkserver"
 PROCESS_MODULE: Final = "concurrency_kit.sync.process"
 OURS_PROCESS = (PROCESS_MODULE,)
 PACKAGES = ("concurrency_kit",)
+DEADLOCK: Final = 60.0
+"""Seconds before a peer that never answers counts as hung (only catches deadlocks)."""
 
 
 def mp_context() -> Any:
@@ -65,12 +88,60 @@ def process_rlock() -> Any:
     return ProcessRLock()
 
 
+def process_semaphore() -> Any:
+    from concurrency_kit.sync.process import ProcessSemaphore  # type: ignore[import-not-found]
+
+    return ProcessSemaphore()
+
+
+def process_bounded_semaphore() -> Any:
+    from concurrency_kit.sync.process import (  # type: ignore[import-not-found]
+        ProcessBoundedSemaphore,
+    )
+
+    return ProcessBoundedSemaphore()
+
+
+def process_event() -> Any:
+    from concurrency_kit.sync.process import ProcessEvent  # type: ignore[import-not-found]
+
+    return ProcessEvent()
+
+
+def process_condition() -> Any:
+    from concurrency_kit.sync.process import ProcessCondition  # type: ignore[import-not-found]
+
+    return ProcessCondition()
+
+
+def process_rwlock() -> Any:
+    from concurrency_kit.sync.process import ProcessRWLock  # type: ignore[import-not-found]
+
+    return ProcessRWLock()
+
+
 def mp_lock() -> Any:
     return mp_context().Lock()
 
 
 def mp_rlock() -> Any:
     return mp_context().RLock()
+
+
+def mp_semaphore() -> Any:
+    return mp_context().Semaphore()
+
+
+def mp_bounded_semaphore() -> Any:
+    return mp_context().BoundedSemaphore()
+
+
+def mp_event() -> Any:
+    return mp_context().Event()
+
+
+def mp_condition() -> Any:
+    return mp_context().Condition()
 
 
 def close_lock(lock: Any) -> None:
@@ -158,41 +229,36 @@ def pingpong_b(locks: Sequence[Any], n: int, conn: Connection) -> None:
         conn.close()
 
 
-def pingpong_b_process(locks: Sequence[Any], n: int, conn: Connection) -> None:
-    try:
-        pingpong_b(locks, n, conn)
-    finally:
-        for lock in locks:
-            close_lock(lock)
+def run_with_peer(
+    peer: Callable[..., None],
+    args: tuple[Any, ...],
+    closables: Sequence[Any],
+    in_process: bool,
+    side_a: Callable[[], float],
+) -> float:
+    """Start side B, ``peer(*args, conn)``, in a thread or a child process; run side A here.
 
-
-def run_pingpong(locks: Sequence[Any], n: int, in_process: bool) -> float:
-    """Side A, in this thread: one round of ``n`` round trips; the seconds of one."""
-    locks[0].acquire()
-    locks[1].acquire()
+    Side B sends ``"ready"`` on ``conn`` once it is set up; then ``side_a()`` runs (timed by
+    itself) and its result is returned. A child process closes ``closables`` (the process
+    primitives it attached to) before it exits.
+    """
     conn, child_conn = multiprocessing.Pipe(duplex=False)
     runner: Any
     if in_process:
         runner = mp_context().Process(
-            target=pingpong_b_process, args=(locks, n, child_conn), name="bench-pingpong"
+            target=peer_process, args=(peer, args, closables, child_conn), name="bench-peer"
         )
     else:
-        runner = threading.Thread(target=pingpong_b, args=(locks, n, child_conn))
+        runner = threading.Thread(target=peer, args=(*args, child_conn))
     runner.start()
     try:
         if in_process:
             child_conn.close()
-        if not conn.poll(60) or conn.recv() != "ready":
+        if not conn.poll(DEADLOCK) or conn.recv() != "ready":
             raise AssertionError("side B never started")
-        start = time.perf_counter()
-        for k in range(n):
-            locks[k % 3].release()
-            locks[(k + 2) % 3].acquire()
-        elapsed = time.perf_counter() - start
-        locks[n % 3].release()
-        locks[(n + 1) % 3].release()
+        return side_a()
     finally:
-        runner.join(60)
+        runner.join(DEADLOCK)
         if in_process:
             if runner.exitcode is None:
                 runner.kill()
@@ -201,7 +267,35 @@ def run_pingpong(locks: Sequence[Any], n: int, in_process: bool) -> float:
         else:
             child_conn.close()
         conn.close()
-    return elapsed / n
+
+
+def peer_process(
+    peer: Callable[..., None], args: tuple[Any, ...], closables: Sequence[Any], conn: Connection
+) -> None:
+    """The body of a child process running side B."""
+    try:
+        peer(*args, conn)
+    finally:
+        for primitive in closables:
+            close_lock(primitive)
+
+
+def run_pingpong(locks: Sequence[Any], n: int, in_process: bool) -> float:
+    """Side A, in this thread: one round of ``n`` round trips; the seconds of one."""
+
+    def side_a() -> float:
+        start = time.perf_counter()
+        for k in range(n):
+            locks[k % 3].release()
+            locks[(k + 2) % 3].acquire()
+        elapsed = time.perf_counter() - start
+        locks[n % 3].release()
+        locks[(n + 1) % 3].release()
+        return elapsed / n
+
+    locks[0].acquire()
+    locks[1].acquire()
+    return run_with_peer(pingpong_b, (locks, n), locks, in_process, side_a)
 
 
 @contextmanager
@@ -212,6 +306,197 @@ def pingpong_contender(make: Callable[[], Any], n: int, in_process: bool) -> Ite
     finally:
         for lock in locks:
             close_lock(lock)
+
+
+def check(waited: bool, what: str) -> None:
+    """Fail (rather than hang) when a wait that only guards against deadlocks expires."""
+    if not waited:
+        raise AssertionError(f"{what}: no answer within {DEADLOCK:g} s (deadlock?)")
+
+
+def event_b(ping: Any, pong: Any, n: int, conn: Connection) -> None:
+    """Side B of the event ping-pong: wait for ``ping``, clear it, set ``pong``."""
+    try:
+        conn.send("ready")
+        for _ in repeat(None, n):
+            check(ping.wait(DEADLOCK), "event ping")
+            ping.clear()
+            pong.set()
+    finally:
+        conn.close()
+
+
+def run_event_pingpong(ping: Any, pong: Any, n: int, in_process: bool) -> float:
+    """Side A: set ``ping``, wait for ``pong``, clear it; the seconds of one round trip."""
+
+    def side_a() -> float:
+        start = time.perf_counter()
+        for _ in repeat(None, n):
+            ping.set()
+            check(pong.wait(DEADLOCK), "event pong")
+            pong.clear()
+        return (time.perf_counter() - start) / n
+
+    return run_with_peer(event_b, (ping, pong, n), (ping, pong), in_process, side_a)
+
+
+@contextmanager
+def event_pingpong_contender(
+    make: Callable[[], Any], n: int, in_process: bool
+) -> Iterator[Measure]:
+    ping, pong = make(), make()
+    try:
+        yield partial(run_event_pingpong, ping, pong, n, in_process)
+    finally:
+        close_lock(ping)
+        close_lock(pong)
+
+
+def take_turns(cond: Any, turn: Any, me: int, n: int) -> None:
+    """``n`` times: wait under ``cond`` until ``turn`` is ``me``, give the turn away, notify."""
+    for _ in repeat(None, n):
+        with cond:
+            while turn.value != me:
+                check(cond.wait(DEADLOCK), "condition turn")
+            turn.value = 1 - me
+            cond.notify()
+
+
+def condition_b(cond: Any, turn: Any, n: int, conn: Connection) -> None:
+    try:
+        conn.send("ready")
+        take_turns(cond, turn, 1, n)
+    finally:
+        conn.close()
+
+
+def run_condition_pingpong(cond: Any, turn: Any, n: int, in_process: bool) -> float:
+    """Side A takes turn 0, side B turn 1; the seconds of one round trip (two hand-offs)."""
+
+    def side_a() -> float:
+        start = time.perf_counter()
+        take_turns(cond, turn, 0, n)
+        with cond:  # B's last turn ends the last round trip
+            while turn.value != 0:
+                check(cond.wait(DEADLOCK), "condition last turn")
+        return (time.perf_counter() - start) / n
+
+    turn.value = 0
+    return run_with_peer(condition_b, (cond, turn, n), (cond,), in_process, side_a)
+
+
+@contextmanager
+def condition_pingpong_contender(
+    make: Callable[[], Any], n: int, in_process: bool
+) -> Iterator[Measure]:
+    cond = make()
+    turn = mp_context().RawValue("i", 0)  # shared memory; threads can use it as well
+    try:
+        yield partial(run_condition_pingpong, cond, turn, n, in_process)
+    finally:
+        close_lock(cond)
+
+
+# -- readers and writers ----------------------------------------------------------------------
+
+READERS: Final = 8
+BLOCK: Final = bytes(16 * 1024)
+
+
+def critical_section() -> None:
+    """The work done under the lock: hashing 16 KiB, which runs with the GIL released."""
+    hashlib.sha256(BLOCK).digest()
+
+
+def rw_worker(lock: Any, rw: bool, writer: bool, n: int, start: Any, done: Any, stop: Any) -> None:
+    """A reader or the writer: ``n`` acquire/release pairs around the critical section per round.
+
+    Rounds are framed by two barriers shared with the measuring thread (``start``, ``done``);
+    ``stop`` set when ``start`` opens ends the worker.
+    """
+    if not rw:
+        acquire, release = lock.acquire, lock.release
+    elif writer:
+        acquire, release = lock.acquire_write, lock.release_write
+    else:
+        acquire, release = lock.acquire_read, lock.release_read
+    while True:
+        start.wait(DEADLOCK)
+        if stop.is_set():
+            return
+        for _ in repeat(None, n):
+            acquire()
+            try:
+                critical_section()
+            finally:
+                release()
+        done.wait(DEADLOCK)
+
+
+def rw_worker_process(
+    lock: Any, rw: bool, writer: bool, n: int, start: Any, done: Any, stop: Any
+) -> None:
+    try:
+        rw_worker(lock, rw, writer, n, start, done, stop)
+    finally:
+        close_lock(lock)
+
+
+@contextmanager
+def rw_contender(make: Callable[[], Any], rw: bool, n: int, in_process: bool) -> Iterator[Measure]:
+    """8 readers and 1 writer, started once; each round times ``n`` operations of each.
+
+    Args:
+        make: creates the lock.
+        rw: whether it is a reader-writer lock (else readers and writer share one plain lock).
+        n: acquire/release pairs per worker per round.
+        in_process: workers are processes (else threads).
+    """
+    lock = make()
+    ctx = mp_context()
+    parties = READERS + 2  # the workers and the measuring thread
+    if in_process:
+        start, done, stop = ctx.Barrier(parties), ctx.Barrier(parties), ctx.Event()
+        workers: list[Any] = [
+            ctx.Process(
+                target=rw_worker_process,
+                args=(lock, rw, i == READERS, n, start, done, stop),
+                name=f"bench-rw-{i}",
+            )
+            for i in range(READERS + 1)
+        ]
+    else:
+        start, done = threading.Barrier(parties), threading.Barrier(parties)
+        stop = threading.Event()
+        workers = [
+            threading.Thread(target=rw_worker, args=(lock, rw, i == READERS, n, start, done, stop))
+            for i in range(READERS + 1)
+        ]
+    for worker in workers:
+        worker.start()
+
+    def measure() -> float:
+        start.wait(DEADLOCK)
+        began = time.perf_counter()
+        done.wait(DEADLOCK)
+        return time.perf_counter() - began
+
+    try:
+        yield measure
+    finally:
+        stop.set()
+        try:
+            start.wait(DEADLOCK)
+        except threading.BrokenBarrierError:
+            pass  # a worker failed: the error was reported by measure()
+        for worker in workers:
+            worker.join(DEADLOCK)
+            if in_process:
+                if worker.exitcode is None:
+                    worker.kill()
+                    worker.join()
+                worker.close()
+        close_lock(lock)
 
 
 # -- the benchmarks ---------------------------------------------------------------------------
@@ -340,12 +625,217 @@ def pingpong_benchmarks(config: Config) -> list[Benchmark]:
     ]
 
 
+def semaphore_benchmarks(config: Config) -> list[Benchmark]:
+    n_thread = config.size(300_000, 30_000, 3_000)
+    n_process = config.size(200_000, 20_000, 2_000)
+    return [
+        Benchmark(
+            name="thread_semaphore",
+            title=f"acquire(); release() of a free Semaphore(1), one thread, {n_thread} pairs "
+            "per round",
+            kind="latency",
+            unit="ns",
+            reference="threading.Semaphore",
+            contenders=(
+                Contender(
+                    "threading.Semaphore",
+                    partial(pairs_contender, threading.Semaphore, n_thread, True),
+                ),
+                Contender(
+                    "ThreadSemaphore", partial(pairs_contender, ThreadSemaphore, n_thread, True)
+                ),
+                Contender(
+                    "threading.BoundedSemaphore",
+                    partial(pairs_contender, threading.BoundedSemaphore, n_thread, True),
+                ),
+                Contender(
+                    "ThreadBoundedSemaphore",
+                    partial(pairs_contender, ThreadBoundedSemaphore, n_thread, True),
+                ),
+            ),
+        ),
+        Benchmark(
+            name="process_semaphore",
+            title=f"acquire(); release() of a free process Semaphore(1), {n_process} pairs per "
+            "round",
+            kind="throughput",
+            unit="pairs",
+            reference="multiprocessing.Semaphore",
+            contenders=(
+                Contender(
+                    "multiprocessing.Semaphore",
+                    partial(pairs_contender, mp_semaphore, n_process, False),
+                    items=n_process,
+                ),
+                Contender(
+                    "ProcessSemaphore",
+                    partial(pairs_contender, process_semaphore, n_process, False),
+                    items=n_process,
+                    requires=OURS_PROCESS,
+                ),
+                Contender(
+                    "multiprocessing.BoundedSemaphore",
+                    partial(pairs_contender, mp_bounded_semaphore, n_process, False),
+                    items=n_process,
+                ),
+                Contender(
+                    "ProcessBoundedSemaphore",
+                    partial(pairs_contender, process_bounded_semaphore, n_process, False),
+                    items=n_process,
+                    requires=OURS_PROCESS,
+                ),
+            ),
+        ),
+    ]
+
+
+def signalling_benchmarks(config: Config) -> list[Benchmark]:
+    n = config.size(5_000, 500, 50)
+    return [
+        Benchmark(
+            name="thread_event_pingpong",
+            title=f"two threads signal each other with two events, {n} round trips per round",
+            kind="latency",
+            unit="us",
+            reference="threading.Event",
+            contenders=(
+                Contender(
+                    "threading.Event",
+                    partial(event_pingpong_contender, threading.Event, n, False),
+                ),
+                Contender("ThreadEvent", partial(event_pingpong_contender, ThreadEvent, n, False)),
+            ),
+        ),
+        Benchmark(
+            name="process_event_pingpong",
+            title=f"two processes signal each other with two events, {n} round trips per round",
+            kind="latency",
+            unit="us",
+            reference="multiprocessing.Event",
+            contenders=(
+                Contender(
+                    "multiprocessing.Event", partial(event_pingpong_contender, mp_event, n, True)
+                ),
+                Contender(
+                    "ProcessEvent",
+                    partial(event_pingpong_contender, process_event, n, True),
+                    requires=OURS_PROCESS,
+                ),
+            ),
+        ),
+        Benchmark(
+            name="thread_condition_pingpong",
+            title=f"two threads take turns under one condition, {n} round trips per round",
+            kind="latency",
+            unit="us",
+            reference="threading.Condition",
+            contenders=(
+                Contender(
+                    "threading.Condition",
+                    partial(condition_pingpong_contender, threading.Condition, n, False),
+                ),
+                Contender(
+                    "ThreadCondition",
+                    partial(condition_pingpong_contender, ThreadCondition, n, False),
+                ),
+            ),
+        ),
+        Benchmark(
+            name="process_condition_pingpong",
+            title=f"two processes take turns under one condition, {n} round trips per round",
+            kind="latency",
+            unit="us",
+            reference="multiprocessing.Condition",
+            contenders=(
+                Contender(
+                    "multiprocessing.Condition",
+                    partial(condition_pingpong_contender, mp_condition, n, True),
+                ),
+                Contender(
+                    "ProcessCondition",
+                    partial(condition_pingpong_contender, process_condition, n, True),
+                    requires=OURS_PROCESS,
+                ),
+            ),
+        ),
+    ]
+
+
+def rwlock_benchmarks(config: Config) -> list[Benchmark]:
+    n = config.size(2_000, 300, 10)
+    items = (READERS + 1) * n
+    title = (
+        f"{READERS} readers and 1 writer, {n} acquire/release pairs each per round around "
+        "a 16 KiB hash"
+    )
+    plain_note = "one plain lock for readers and writer alike"
+    return [
+        Benchmark(
+            name="thread_rwlock",
+            title=f"{title}, threads",
+            kind="throughput",
+            unit="ops",
+            reference="threading.Lock",
+            contenders=(
+                Contender(
+                    "threading.Lock",
+                    partial(rw_contender, threading.Lock, False, n, False),
+                    items=items,
+                    note=plain_note,
+                ),
+                Contender(
+                    "ThreadLock",
+                    partial(rw_contender, ThreadLock, False, n, False),
+                    items=items,
+                    note=plain_note,
+                ),
+                Contender(
+                    "ThreadRWLock",
+                    partial(rw_contender, ThreadRWLock, True, n, False),
+                    items=items,
+                ),
+            ),
+        ),
+        Benchmark(
+            name="process_rwlock",
+            title=f"{title}, processes",
+            kind="throughput",
+            unit="ops",
+            reference="multiprocessing.Lock",
+            contenders=(
+                Contender(
+                    "multiprocessing.Lock",
+                    partial(rw_contender, mp_lock, False, n, True),
+                    items=items,
+                    note=plain_note,
+                ),
+                Contender(
+                    "ProcessLock",
+                    partial(rw_contender, process_lock, False, n, True),
+                    items=items,
+                    requires=OURS_PROCESS,
+                    note=plain_note,
+                ),
+                Contender(
+                    "ProcessRWLock",
+                    partial(rw_contender, process_rwlock, True, n, True),
+                    items=items,
+                    requires=OURS_PROCESS,
+                ),
+            ),
+        ),
+    ]
+
+
 def build(config: Config) -> list[Benchmark]:
     """Every benchmark of this script, sized for ``config``."""
     return [
         *thread_benchmarks(config),
         *process_benchmarks(config),
         *pingpong_benchmarks(config),
+        *semaphore_benchmarks(config),
+        *signalling_benchmarks(config),
+        *rwlock_benchmarks(config),
     ]
 
 

@@ -53,6 +53,9 @@ nitpick_ignore = [
     # object.
     ("py:class", "concurrency_kit.pools._base.T"),
     ("py:class", "concurrency_kit.protocols.T"),
+    ("py:class", "concurrency_kit.sync._core.T"),
+    ("py:class", "concurrency_kit.sync.thread.T"),
+    ("py:class", "concurrency_kit.sync.process.T"),
     # src/concurrency_kit/pools/_map.py, MapIterator's docstring, refers to the private
     # PoolBase.map (reported to the lead; the public targets are ProcessPool.map and
     # ThreadPool.map). Remove once the docstring is fixed.

@@ -142,11 +142,31 @@ ASPECTS: tuple[Aspect, ...] = (
         package="sync",
         process=Claim(
             "Processes synchronize through IPC mechanisms (shared memory, the kernel).",
-            ("ProcessLock", "ProcessRLock"),
+            (
+                "ProcessLock",
+                "ProcessRLock",
+                "ProcessSemaphore",
+                "ProcessBoundedSemaphore",
+                "ProcessEvent",
+                "ProcessCondition",
+                "ProcessBarrier",
+                "ProcessRWLock",
+                "ProcessGuarded",
+            ),
         ),
         thread=Claim(
             "Threads synchronize with simpler primitives such as mutexes and semaphores.",
-            ("ThreadLock", "ThreadRLock"),
+            (
+                "ThreadLock",
+                "ThreadRLock",
+                "ThreadSemaphore",
+                "ThreadBoundedSemaphore",
+                "ThreadEvent",
+                "ThreadCondition",
+                "ThreadBarrier",
+                "ThreadRWLock",
+                "ThreadGuarded",
+            ),
         ),
     ),
     Aspect(

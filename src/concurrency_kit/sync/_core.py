@@ -924,7 +924,7 @@ class GuardedCore(Generic[T]):
     def _store(self, value: T) -> None:
         raise NotImplementedError
 
-    def _enter(self, timeout: float | None) -> T:
+    def _enter(self, timeout: float | None, ignore_poison: bool = False) -> T:
         if not self._lock.acquire(True, -1 if timeout is None else timeout):
             raise LockTimeoutError(f"the guarded value was not locked within {timeout} seconds")
         try:
@@ -933,7 +933,7 @@ class GuardedCore(Generic[T]):
                 if flags.in_block:  # its previous holder died inside a block
                     flags.in_block = 0
                     flags.poisoned = 1
-                if flags.poisoned:
+                if flags.poisoned and not ignore_poison:
                     raise PoisonedError(
                         f"{type(self).__qualname__} is poisoned: a block holding it raised or "
                         "died; check the value (the error's .value) and call clear_poison()",
@@ -963,7 +963,7 @@ class GuardedCore(Generic[T]):
             self._lock.release()
 
     @contextlib.contextmanager
-    def lock(self, timeout: float | None = None) -> Iterator[T]:
+    def lock(self, timeout: float | None = None, *, ignore_poison: bool = False) -> Iterator[T]:
         """Hold the lock for a ``with`` block, which gets the value.
 
         Changes the block makes to a mutable value are kept (stored, for processes) when the
@@ -975,12 +975,15 @@ class GuardedCore(Generic[T]):
 
         Args:
             timeout: the most seconds to wait for the lock (``None``: for as long as it takes).
+            ignore_poison: enter even if the value is poisoned, to repair it under the lock;
+                call :meth:`clear_poison` inside the block once it is sound (Rust's
+                ``PoisonError::into_inner``).
 
         Raises:
             PoisonedError: the value is poisoned (see :meth:`clear_poison`).
             LockTimeoutError: the lock was not acquired within ``timeout`` seconds.
         """
-        value = self._enter(timeout)
+        value = self._enter(timeout, ignore_poison)
         try:
             yield value
         except BaseException:
@@ -1036,7 +1039,14 @@ class GuardedCore(Generic[T]):
         return bool(self._flags.poisoned)
 
     def clear_poison(self) -> None:
-        """Mark the value as sound again, after checking or repairing it."""
+        """Mark the value as sound again, after checking or repairing it.
+
+        To repair and clear atomically, do both in one block::
+
+            with guarded.lock(ignore_poison=True) as value:
+                repair(value)
+                guarded.clear_poison()
+        """
         with self._lock:
             self._flags.poisoned = 0
             if not self._depth:  # a block's holder that died left it set

@@ -1086,8 +1086,8 @@ class ProcessRWLock(RWLockCore, _ProcessPrimitive):
     for threads of any process. A reader or writer that dies holding the lock (SIGKILL
     included) is reclaimed by the next caller that has to wait: counted in
     :meth:`statistics` and reported with :class:`~concurrency_kit.LockOwnerDiedWarning`.
-    A picklable handle, like :class:`ProcessLock`. At most
-    :data:`~concurrency_kit.sync._monitor.SLOTS` threads may hold the read side at once.
+    A picklable handle, like :class:`ProcessLock`. At most 128 threads (of all processes) may
+    hold the read side at once, and 128 may wait.
 
     Example::
 
@@ -1110,6 +1110,7 @@ class ProcessRWLock(RWLockCore, _ProcessPrimitive):
         self._create()
 
     def _state_of(self, monitor: ProcessMonitor) -> Any:
+        self._local = threading.local()
         self._segment_state = monitor.state
         self._entries = monitor.state.entries
         return monitor.state.core
@@ -1118,10 +1119,17 @@ class ProcessRWLock(RWLockCore, _ProcessPrimitive):
         return _identity(os.getpid(), threading.get_native_id())
 
     def _entry(self, me: int) -> _ReaderEntry | None:
+        # Each thread remembers where its entry was: one check instead of a scan. (A forked
+        # child inherits the memory, but its identity differs, so it scans afresh.)
         entries = self._entries
+        local = self._local
+        index = getattr(local, "index", -1)
+        if index >= 0 and entries[index].owner == me:
+            return entries[index]  # type: ignore[no-any-return]
         for i in range(self._segment_state.high):
             entry = entries[i]
             if entry.owner == me:
+                local.index = i
                 return entry  # type: ignore[no-any-return]
         return None
 
@@ -1134,7 +1142,11 @@ class ProcessRWLock(RWLockCore, _ProcessPrimitive):
         if entry is None:
             segment = self._segment_state
             entries = self._entries
-            free = next((i for i in range(segment.high) if not entries[i].owner), -1)
+            # An entry stays its thread's while its count is 0, so the next read finds it at
+            # once; the table takes such entries back only when no entry was ever used.
+            free = -1
+            if segment.high == SLOTS:
+                free = next((i for i in range(SLOTS) if not entries[i].count), -1)
             if free < 0:
                 if segment.high == SLOTS:
                     raise RuntimeError(f"more than {SLOTS} threads hold one ProcessRWLock")
@@ -1142,9 +1154,8 @@ class ProcessRWLock(RWLockCore, _ProcessPrimitive):
                 segment.high += 1
             entry = entries[free]
             entry.owner = me
+            self._local.index = free
         entry.count = count
-        if not count:
-            entry.owner = 0
 
     def _writer_thread(self, writer: int) -> tuple[int | None, int | None]:
         return writer >> 32, writer & 0xFFFFFFFF
@@ -1165,7 +1176,7 @@ class ProcessRWLock(RWLockCore, _ProcessPrimitive):
         for i in range(self._segment_state.high):
             entry = entries[i]
             owner = int(entry.owner)
-            if owner and not thread_alive(owner >> 32, owner & 0xFFFFFFFF):
+            if entry.count and not thread_alive(owner >> 32, owner & 0xFFFFFFFF):
                 entry.owner = entry.count = 0
                 s.readers -= 1
                 s.owner_deaths += 1
