@@ -51,6 +51,8 @@ from concurrency_kit.sync import (
     ThreadRLock,
     ThreadRWLock,
     ThreadSemaphore,
+    disable_lock_order_checking,
+    enable_lock_order_checking,
 )
 
 __version__ = "0.1.0"
@@ -101,6 +103,8 @@ __all__ = [
     "ThreadSemaphore",
     "WorkerCrashedError",
     "__version__",
+    "disable_lock_order_checking",
+    "enable_lock_order_checking",
 ]
 
 fixup_module_metadata(__name__, __all__, globals())

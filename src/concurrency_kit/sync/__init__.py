@@ -16,6 +16,10 @@ from concurrency_kit.sync._base import (
     RWLockStatistics,
     SemaphoreStatistics,
 )
+from concurrency_kit.sync._lockorder import (
+    disable_lock_order_checking,
+    enable_lock_order_checking,
+)
 from concurrency_kit.sync.process import (
     ProcessBarrier,
     ProcessBoundedSemaphore,
@@ -65,4 +69,6 @@ __all__ = [
     "ThreadRLock",
     "ThreadRWLock",
     "ThreadSemaphore",
+    "disable_lock_order_checking",
+    "enable_lock_order_checking",
 ]

@@ -7,6 +7,11 @@ have been seen, even if the run that would deadlock never happens. It is off by 
 lock created while it is off is a plain lock for its whole life, so the checker costs nothing
 unless it is used.
 
+What is checked: a *blocking* acquire (with or without a timeout) made while the thread holds
+other checked locks. ``acquire(blocking=False)`` cannot deadlock: it is not checked, but a lock
+taken that way counts as held. Re-entering a held re-entrant lock cannot block and is not
+checked; a blocking acquire of a held non-re-entrant lock (a certain self-deadlock) raises.
+
 Data structures::
 
     order graph (one per process, guarded by _graph_lock, a _thread lock)
@@ -59,11 +64,11 @@ import os
 import sys
 import threading
 import weakref
-from _queue import Empty, SimpleQueue
+from _queue import SimpleQueue
 from _thread import allocate_lock, get_ident
 from collections.abc import Callable
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from concurrency_kit.errors import LockOrderError
 from concurrency_kit.sync._base import check_acquire_args
@@ -153,11 +158,8 @@ _state = _ThreadState()
 
 def _drain_dead() -> None:
     """Forget the locks that were garbage-collected. Call with ``_graph_lock`` held."""
-    while True:
-        try:
-            key = _dead.get_nowait()
-        except Empty:
-            return
+    while not _dead.empty():  # only the graph lock's holder takes items: not empty, one is there
+        key = _dead.get_nowait()
         _nodes.pop(key, None)
         for after in _succ.pop(key, {}):
             _pred.get(after, set()).discard(key)
@@ -249,19 +251,20 @@ def _message(key: int, site: str, path: list[int], held_site: str) -> str:
 
     held = path[-1]
     if held == key:
-        lines = [
-            f"{name(key)} acquired at {site}",
-            f"while this thread already holds it (acquired at {held_site}); "
-            f"{_type_name(name(key))} is not re-entrant, so this acquire could only wait, for "
-            "ever or until its timeout",
-        ]
-        lines.append(f"{name(key)} was created at {_nodes[key].created_at}")
-        return "\n".join(lines)
+        return "\n".join(
+            [
+                f"self-deadlock: {name(key)} acquired by the thread that holds it; "
+                f"{_type_name(name(key))} is not re-entrant, so this acquire could only wait "
+                "(for ever, or until its timeout)",
+                f"  now:     {name(key)} acquired at {site}",
+                f"           while holding it, acquired at {held_site}",
+                f"  lock:    {name(key)} created at {_nodes[key].created_at}",
+            ]
+        )
     order = " -> ".join(name(k) for k in path)
     lines = [
-        f"lock order inversion: {name(key)} acquired while holding {name(held)}, but earlier "
-        f"{name(key)} was held first ({order}); two threads taking them in these orders "
-        "can deadlock",
+        f"lock order inversion: acquiring {name(key)} while holding {name(held)} reverses the "
+        f"order seen before ({order}); threads taking the locks in both orders can deadlock",
         f"  now:     {name(key)} acquired at {site}",
         f"           while holding {name(held)}, acquired at {held_site}",
     ]
@@ -329,7 +332,9 @@ def enable_lock_order_checking() -> None:
     made while the thread holds other checked locks records the order (held lock first), and
     an acquire that takes two locks in the opposite order of an earlier one, directly or
     through a chain of locks, raises :exc:`~concurrency_kit.LockOrderError` before it blocks.
-    Calling it while checking is enabled does nothing.
+    So does a blocking acquire of a :class:`~concurrency_kit.ThreadLock` by its holder.
+    ``acquire(blocking=False)`` is never checked: it cannot deadlock. Calling it while checking
+    is enabled does nothing.
     """
     global _enabled
     with _graph_lock:
@@ -375,8 +380,8 @@ class _CheckedLock(_LockBase):
     else:
         __slots__ = ()
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # a subclass may take arguments
+        super().__init__(*args, **kwargs)
         self._lockorder_key = _register(self)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
@@ -420,8 +425,8 @@ class _CheckedRLock(_RLockBase):
     else:
         __slots__ = ()
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # a subclass may take arguments
+        super().__init__(*args, **kwargs)
         self._lockorder_key = _register(self)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:

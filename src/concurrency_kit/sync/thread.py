@@ -48,6 +48,8 @@ from threading import TIMEOUT_MAX, get_ident, get_native_id
 from types import TracebackType
 from typing import Any, NoReturn, TypeVar
 
+from typing_extensions import Self
+
 from concurrency_kit.sync._base import ConditionStatistics, LockStatistics, check_acquire_args
 from concurrency_kit.sync._core import (
     BarrierCore,
@@ -61,6 +63,7 @@ from concurrency_kit.sync._core import (
     RWLockState,
     SemaphoreCore,
 )
+from concurrency_kit.sync._lockorder import checked_class, lock_order_checking_enabled
 from concurrency_kit.sync._monitor import ThreadMonitor
 
 __all__ = [
@@ -91,6 +94,13 @@ class _ThreadLockBase:
         "_token",
         "_waiters",
     )
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        # A lock created while the lock-order checker is on is checked for its whole life
+        # (_lockorder.py); one created while it is off pays nothing for it.
+        if lock_order_checking_enabled():
+            cls = checked_class(cls)
+        return object.__new__(cls)
 
     def __init__(self) -> None:
         self._token: SimpleQueue[None] = SimpleQueue()
