@@ -393,14 +393,19 @@ class ConditionCore(_Core):
         Raises:
             RuntimeError: the calling thread does not hold the lock.
         """
-        deadline = deadline_after(timeout)
+        # As threading: the first wait happens whatever the timeout, so a caller that does
+        # not hold the lock is told so even with no time left to wait.
+        deadline: float | None = None
+        wait = timeout
         result = predicate()
         while not result:
-            wait = None
-            if deadline is not None:
-                wait = deadline - time.monotonic()
-                if wait <= 0:
-                    break
+            if wait is not None:
+                if deadline is None:
+                    deadline = time.monotonic() + wait
+                else:
+                    wait = deadline - time.monotonic()
+                    if wait <= 0:
+                        break
             self.wait(wait)
             result = predicate()
         return result
