@@ -49,6 +49,7 @@ __all__ = [
     "ConditionState",
     "EventCore",
     "EventState",
+    "GuardedBlock",
     "GuardedCore",
     "GuardedState",
     "RWLockCore",
@@ -757,6 +758,8 @@ class RWLockCore(_Core):
                 s.readers -= 1
                 if not s.readers:
                     m.wake(1, _WRITERS)
+                    if m.has_dead():  # dead writers must not hold readers back
+                        self._repair()
         finally:
             m.exit()
 
@@ -826,10 +829,10 @@ class RWLockCore(_Core):
             if s.writer != me:
                 raise RuntimeError("cannot release a write lock this thread does not hold")
             s.writer = 0
-            if s.writers_waiting:
-                m.wake(1, _WRITERS)
-            else:
+            if not (s.writers_waiting and m.wake(1, _WRITERS)):
                 m.wake_all(_READERS)
+            if m.has_dead():  # dead waiters must not stay counted as waiting
+                self._repair()
         finally:
             m.exit()
 
@@ -907,21 +910,36 @@ class GuardedState(ctypes.Structure):
     )
 
 
+class GuardedBlock:
+    """The block in progress on a guarded value, in one process: how deep, and its value.
+
+    One per value and process, shared by all of that process's handles of the value, so that
+    a second handle used by the holder inside a block re-enters the same block. Only the
+    thread holding the value's lock reads or writes it.
+    """
+
+    __slots__ = ("__weakref__", "depth", "value")
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.value: Any = None
+
+
 class GuardedCore(Generic[T]):
     """A value owned by a re-entrant lock, poisoned when a block holding it fails.
 
     The model provides ``_lock`` (its re-entrant lock), ``_flags`` (a :class:`GuardedState`,
-    shared by every process in the process model) and the value's storage: ``_load()`` and
-    ``_store(value)``. While a block runs, its holder keeps the value it works on in
-    ``_value`` (written by the holder only, while holding the lock); it is stored when the
+    shared by every process in the process model), ``_block`` (a :class:`GuardedBlock`,
+    shared by every handle of the value in one process) and the value's storage: ``_load()``
+    and ``_store(value)``. While a block runs, its holder keeps the value it works on in the
+    block record (written by the holder only, while holding the lock); it is stored when the
     outermost block ends, so a process killed inside a block leaves the last committed value.
     """
 
-    __slots__ = ("__weakref__", "_depth", "_flags", "_lock", "_value")
+    __slots__ = ("__weakref__", "_block", "_flags", "_lock")
     _lock: Any
     _flags: Any
-    _value: T | None
-    _depth: int
+    _block: GuardedBlock
 
     def _load(self) -> T:
         raise NotImplementedError
@@ -933,7 +951,7 @@ class GuardedCore(Generic[T]):
         if not self._lock.acquire(True, -1 if timeout is None else timeout):
             raise LockTimeoutError(f"the guarded value was not locked within {timeout} seconds")
         try:
-            if self._depth == 0:
+            if self._block.depth == 0:
                 flags = self._flags
                 if flags.in_block:  # its previous holder died inside a block
                     flags.in_block = 0
@@ -944,10 +962,10 @@ class GuardedCore(Generic[T]):
                         "died; check the value (the error's .value) and call clear_poison()",
                         self._load(),
                     )
-                self._value = self._load()
+                self._block.value = self._load()
                 flags.in_block = 1
-            self._depth += 1
-            return self._value  # type: ignore[return-value]
+            self._block.depth += 1
+            return self._block.value  # type: ignore[no-any-return]
         except BaseException:
             self._lock.release()
             raise
@@ -956,12 +974,12 @@ class GuardedCore(Generic[T]):
         try:
             if failed:
                 self._flags.poisoned = 1
-            self._depth -= 1
-            if self._depth == 0:
-                value = self._value
-                self._value = None
+            self._block.depth -= 1
+            if self._block.depth == 0:
+                value = self._block.value
+                self._block.value = None
                 try:
-                    self._store(value)  # type: ignore[arg-type]
+                    self._store(value)
                 finally:
                     self._flags.in_block = 0
         finally:
@@ -997,7 +1015,7 @@ class GuardedCore(Generic[T]):
         self._exit(failed=False)
 
     def _in_block(self) -> bool:
-        return bool(self._depth) and bool(self._lock._is_owned())
+        return bool(self._block.depth) and bool(self._lock._is_owned())
 
     def get(self) -> T:
         """Return the value (inside a block: the block's value).
@@ -1006,10 +1024,10 @@ class GuardedCore(Generic[T]):
             PoisonedError: the value is poisoned.
         """
         if self._in_block():
-            return self._value  # type: ignore[return-value]
+            return self._block.value  # type: ignore[no-any-return]
         self._enter(None)
         try:
-            return self._value  # type: ignore[return-value]
+            return self._block.value  # type: ignore[no-any-return]
         finally:
             self._exit(failed=False)
 
@@ -1020,11 +1038,11 @@ class GuardedCore(Generic[T]):
             PoisonedError: the value is poisoned.
         """
         if self._in_block():
-            self._value = value
+            self._block.value = value
             return
         self._enter(None)
         try:
-            self._value = value
+            self._block.value = value
         finally:
             self._exit(failed=False)
 
@@ -1036,7 +1054,7 @@ class GuardedCore(Generic[T]):
         """
         with self.lock() as value:
             new = fn(value)
-            self._value = new
+            self._block.value = new
         return new
 
     def is_poisoned(self) -> bool:
@@ -1054,7 +1072,7 @@ class GuardedCore(Generic[T]):
         """
         with self._lock:
             self._flags.poisoned = 0
-            if not self._depth:  # a block's holder that died left it set
+            if not self._block.depth:  # a block's holder that died left it set
                 self._flags.in_block = 0
 
     def statistics(self) -> GuardedStatistics:

@@ -34,9 +34,10 @@ signal handlers run.
 Dead processes: a waiter that dies leaves its slot WAITING. :meth:`ProcessMonitor.wake` learns
 from the futex call how many threads it actually woke; when that is none, the sleeper is either
 between two slices (it will see SIGNALLED) or dead, and only then is its liveness checked, so a
-wake-up is never given to a dead waiter and lost. A process that dies *inside* the mutex (a few
-lines of bookkeeping) makes the next caller get ``EOWNERDEAD``; it takes the mutex over and
-counts it.
+wake-up is never given to a dead waiter and lost. The dead sleeper's slot is marked DEAD for
+the primitive's ``repair`` to account for (:meth:`ProcessMonitor.dead_waiters`). A process
+that dies *inside* the mutex (a few lines of bookkeeping) makes the next caller get
+``EOWNERDEAD``; it takes the mutex over and counts it.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ SLOTS = 128
 _FREE = 0
 _WAITING = 1
 _SIGNALLED = 2
+_DEAD = 3  # a wake-up found its sleeper dead: left for the primitive's repair to account for
 _MAGIC = 0x4D4B4342  # "BCKM"
 _STATE_OFFSET = 128
 
@@ -97,6 +99,7 @@ class Monitor(Protocol):
     def wake_all(self, queue: int = 0) -> None: ...
     def waiters(self, queue: int | None = None) -> int: ...
     def dead_waiters(self, queue: int) -> tuple[int, int]: ...
+    def has_dead(self) -> bool: ...
 
 
 class ThreadMonitor:
@@ -151,6 +154,9 @@ class ThreadMonitor:
     def dead_waiters(self, queue: int) -> tuple[int, int]:
         return 0, 0  # a thread cannot die while it waits
 
+    def has_dead(self) -> bool:
+        return False
+
 
 class _Slot(ctypes.Structure):
     _fields_ = (
@@ -170,6 +176,7 @@ class _Header(ctypes.Structure):
         ("high", ctypes.c_int32),  # slots [high, SLOTS) have never been used
         ("next_ticket", ctypes.c_uint64),
         ("mutex_recoveries", ctypes.c_uint64),
+        ("dead", ctypes.c_int64),  # slots marked DEAD by a wake-up, not yet accounted for
     )
 
 
@@ -332,15 +339,25 @@ class ProcessMonitor:
                 self._signal(slot)
 
     def _signal(self, slot: _Slot) -> bool:
-        """Signal one WAITING slot; return ``False`` (and free it) if its sleeper is dead."""
+        """Signal one WAITING slot; return ``False`` if its sleeper is dead.
+
+        A dead sleeper's slot is marked DEAD, not freed: the primitive may count its waiters
+        (an RWLock's waiting writers hold readers back), and its ``repair`` learns of the
+        death from :meth:`dead_waiters`.
+        """
         slot.word = _SIGNALLED
         self._header.waiting -= 1
         if self._futex.wake(ctypes.addressof(slot), 1) == 0 and not thread_alive(
             slot.pid, slot.tid
         ):
-            slot.word = _FREE
+            slot.word = _DEAD
+            self._header.dead += 1
             return False
         return True
+
+    def has_dead(self) -> bool:
+        """Whether a wake-up found dead sleepers that :meth:`dead_waiters` has not collected."""
+        return bool(self._header.dead)
 
     def waiters(self, queue: int | None = None) -> int:
         return sum(
@@ -361,7 +378,11 @@ class ProcessMonitor:
             word = slot.word
             if word == _FREE or (queue is not None and slot.queue != queue):
                 continue
-            if not thread_alive(slot.pid, slot.tid):
+            if word == _DEAD:
+                waiting += 1
+                self._header.dead -= 1
+                slot.word = _FREE
+            elif not thread_alive(slot.pid, slot.tid):
                 if word == _WAITING:
                     self._header.waiting -= 1
                     waiting += 1

@@ -79,6 +79,7 @@ from concurrency_kit.sync._core import (
     ConditionState,
     EventCore,
     EventState,
+    GuardedBlock,
     GuardedCore,
     GuardedState,
     RWLockCore,
@@ -1190,6 +1191,8 @@ class ProcessRWLock(RWLockCore, _ProcessPrimitive):
 
 
 _GUARDED_HEADER = ctypes.sizeof(GuardedState)
+# Per process: segment name -> the block in progress, shared by the handles of one value.
+_guarded_blocks: weakref.WeakValueDictionary[str, GuardedBlock] = weakref.WeakValueDictionary()
 
 
 def _attach_guarded(lock: ProcessRLock, name: str, max_bytes: int) -> ProcessGuarded[Any]:
@@ -1258,8 +1261,11 @@ class ProcessGuarded(GuardedCore[T]):
         self._max_bytes = max_bytes
         self._flags = GuardedState.from_buffer(segment.buffer)
         self._data = (ctypes.c_char * max_bytes).from_buffer(segment.buffer, _GUARDED_HEADER)
-        self._value: T | None = None
-        self._depth = 0
+        with _registry_lock:  # every handle of this value in this process: one block record
+            block = _guarded_blocks.get(segment.name)
+            if block is None:
+                block = _guarded_blocks[segment.name] = GuardedBlock()
+        self._block = block
         self._finalizer = weakref.finalize(self, _drop_guarded, lock, segment, creator)
 
     @staticmethod

@@ -57,6 +57,7 @@ from concurrency_kit.sync._core import (
     ConditionState,
     EventCore,
     EventState,
+    GuardedBlock,
     GuardedCore,
     GuardedState,
     RWLockCore,
@@ -635,8 +636,7 @@ class ThreadGuarded(GuardedCore[T], _ThreadPrimitive):
         self._lock = ThreadRLock()
         self._flags = GuardedState()
         self._stored = value
-        self._value: T | None = None
-        self._depth = 0
+        self._block = GuardedBlock()
 
     def _load(self) -> T:
         return self._stored

@@ -1,0 +1,454 @@
+"""Real faults in the process sync primitives: parties SIGKILLed while holding or waiting.
+
+A child process reports over a pipe when it holds a lock or is about to wait; the test then
+kills it (``SIGKILL``) and checks that the survivors go on: a dead holder of an RWLock side is
+reclaimed by the next party (``owner_deaths_recovered``, :class:`LockOwnerDiedWarning`); a dead
+holder of a Guarded block poisons the value, which keeps its last committed state; a dead
+barrier party breaks the barrier; a dead waiter of a Semaphore, Event, Condition or RWLock
+neither swallows a later release or notification nor leaves a lock stuck.
+
+When the test must know that a child is *blocked*, it polls the primitive's state
+(``statistics().waiters`` and the like); a killer thread does the same when the kill must land
+while the test itself is blocked. :data:`DEADLOCK` only turns a hang into a failure. The
+``Child`` helper and the conventions come from ``test_process_locks.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
+from typing import Any
+
+import pytest
+from test_process_locks import DEADLOCK, Child, wait_until
+
+from concurrency_kit import (
+    BrokenBarrierError,
+    LockOwnerDiedWarning,
+    PoisonedError,
+    ProcessBarrier,
+    ProcessBoundedSemaphore,
+    ProcessCondition,
+    ProcessEvent,
+    ProcessGuarded,
+    ProcessRWLock,
+    ProcessSemaphore,
+)
+
+METHOD = "forkserver"
+
+
+@pytest.fixture
+def children() -> Iterator[Callable[..., Child]]:
+    """``children(target, primitive, *args)`` starts a child; all are killed and reaped after."""
+    started: list[Child] = []
+
+    def start(target: Callable[..., None], *args: Any) -> Child:
+        child = Child(METHOD, target, *args)
+        started.append(child)
+        return child
+
+    yield start
+    for child in started:
+        child.finish()
+
+
+@pytest.fixture
+def rw() -> Iterator[ProcessRWLock]:
+    lock = ProcessRWLock()
+    yield lock
+    lock.close()
+
+
+@contextlib.contextmanager
+def kill_when(predicate: Callable[[], bool], what: str, child: Child) -> Iterator[None]:
+    """Run the ``with`` block (which blocks) while a thread kills ``child`` once ``predicate``."""
+
+    def kill() -> None:
+        wait_until(predicate, what)
+        child.process.kill()
+
+    killer = threading.Thread(target=kill, name="killer")
+    killer.start()
+    try:
+        yield
+    finally:
+        killer.join(DEADLOCK)
+    assert not killer.is_alive()
+
+
+@contextlib.contextmanager
+def no_warnings() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
+# -- children: module-level so that the forkserver children can import them -------------------
+
+
+def child_rw_hold(rw: Any, conn: Connection, side: str, depth: int) -> None:
+    """Hold ``side`` of ``rw`` (``depth`` times), report, then wait for a command."""
+    for _ in range(depth):
+        assert getattr(rw, f"acquire_{side}")(True, DEADLOCK)
+    conn.send(os.getpid())
+    conn.recv()  # "release", or be killed (EOF if the test failed first)
+    for _ in range(depth):
+        getattr(rw, f"release_{side}")()
+    conn.send("released")
+
+
+def child_rw_wait(rw: Any, conn: Connection, side: str) -> None:
+    """Report, then wait for ``side`` of ``rw`` (the test kills us while we wait)."""
+    conn.send("waiting")
+    conn.send(getattr(rw, f"acquire_{side}")(True, DEADLOCK))
+
+
+def child_guarded_die_in_block(g: Any, conn: Connection) -> None:
+    """Commit ``[1]``, then change the value inside a block and wait there to be killed."""
+    g.set([1])
+    with g.lock() as value:
+        value.append(2)
+        g.set([1, 2, 3])
+        conn.send("in block")
+        conn.recv()
+
+
+def child_call(primitive: Any, conn: Connection, method: str, *args: Any) -> None:
+    """Report, call ``primitive.method(*args)`` (which waits), report its outcome."""
+    conn.send("calling")
+    try:
+        result: object = getattr(primitive, method)(*args)
+    except Exception as exc:
+        result = type(exc)
+    conn.send(result)
+
+
+def child_condition_wait(condition: Any, conn: Connection) -> None:
+    with condition:
+        conn.send("locked")
+        conn.send(condition.wait(DEADLOCK))
+
+
+# -- RWLock: a holder dies ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("blocked", [False, True], ids=["then-acquire", "acquire-waiting"])
+@pytest.mark.parametrize("next_side", ["write", "read"])
+def test_rwlock_writer_killed_holding_write(
+    rw: ProcessRWLock, children: Callable[..., Child], next_side: str, blocked: bool
+) -> None:
+    child = children(child_rw_hold, rw, "write", 1)
+    pid = child.recv()
+    assert rw.statistics().writer_pid == pid
+    acquire = getattr(rw, f"acquire_{next_side}")
+    waiting = "writers_waiting" if next_side == "write" else "readers_waiting"
+    if blocked:
+        with (
+            kill_when(lambda: getattr(rw.statistics(), waiting) == 1, "waiting", child),
+            pytest.warns(LockOwnerDiedWarning),
+        ):
+            assert acquire(True, DEADLOCK) is True
+    else:
+        child.process.kill()
+        child.join()
+        with pytest.warns(LockOwnerDiedWarning, match="reclaimed"):
+            assert acquire(True, DEADLOCK) is True
+    assert child.join() == -signal.SIGKILL
+    stats = rw.statistics()
+    assert stats.owner_deaths_recovered == 1
+    if next_side == "write":
+        assert (stats.writer_pid, stats.writer_thread) == (os.getpid(), threading.get_native_id())
+    else:
+        assert (stats.writer_pid, stats.readers) == (None, 1)
+    getattr(rw, f"release_{next_side}")()
+    with no_warnings(), rw.write():
+        pass  # recovered for good: no second warning
+    assert rw.statistics().owner_deaths_recovered == 1
+
+
+@pytest.mark.parametrize("blocked", [False, True], ids=["then-acquire", "acquire-waiting"])
+@pytest.mark.parametrize("depth", [1, 2])
+def test_rwlock_reader_killed_holding_read(
+    rw: ProcessRWLock, children: Callable[..., Child], depth: int, blocked: bool
+) -> None:
+    child = children(child_rw_hold, rw, "read", depth)
+    child.recv()
+    assert rw.statistics().readers == 1
+    if blocked:
+        with (
+            kill_when(lambda: rw.statistics().writers_waiting == 1, "the writer waits", child),
+            pytest.warns(LockOwnerDiedWarning),
+        ):
+            assert rw.acquire_write(True, DEADLOCK) is True
+    else:
+        child.process.kill()
+        child.join()
+        with pytest.warns(LockOwnerDiedWarning):
+            assert rw.acquire_write(True, DEADLOCK) is True
+    assert child.join() == -signal.SIGKILL
+    stats = rw.statistics()
+    assert (stats.readers, stats.writers_waiting, stats.owner_deaths_recovered) == (0, 0, 1)
+    assert stats.writer_pid == os.getpid()
+    rw.release_write()
+    with no_warnings(), rw.read():  # the dead reader's holds are gone, all of them
+        assert rw.statistics().readers == 1
+    with no_warnings(), rw.write():
+        pass
+    assert rw.statistics().owner_deaths_recovered == 1
+
+
+def test_rwlock_writer_waits_for_live_readers_not_dead_ones(
+    rw: ProcessRWLock, children: Callable[..., Child]
+) -> None:
+    doomed = children(child_rw_hold, rw, "read", 1)
+    live = children(child_rw_hold, rw, "read", 1)
+    doomed.recv()
+    live.recv()
+    seen: list[Any] = []
+
+    def choreography() -> None:
+        wait_until(lambda: rw.statistics().writers_waiting == 1, "the writer waits")
+        doomed.process.kill()
+        wait_until(lambda: rw.statistics().owner_deaths_recovered == 1, "dead reader reclaimed")
+        seen.append(rw.statistics())  # the writer still waits: a live reader reads
+        live.conn.send("release")
+
+    helper = threading.Thread(target=choreography)
+    helper.start()
+    try:
+        with pytest.warns(LockOwnerDiedWarning):
+            assert rw.acquire_write(True, DEADLOCK) is True
+    finally:
+        helper.join(DEADLOCK)
+    assert live.recv() == "released"
+    (stats,) = seen
+    assert (stats.readers, stats.writers_waiting, stats.writer_pid) == (1, 1, None)
+    assert rw.statistics().writer_pid == os.getpid()
+    rw.release_write()
+
+
+# -- RWLock: a waiter dies ---------------------------------------------------------------------
+
+
+def read_in_a_thread(rw: ProcessRWLock) -> Any:
+    """Acquire the read side in a new thread; return the statistics it saw while reading."""
+    seen: list[Any] = []
+
+    def read() -> None:
+        if rw.acquire_read(True, DEADLOCK):
+            seen.append(rw.statistics())
+            rw.release_read()
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    thread.join(DEADLOCK + 5)
+    assert not thread.is_alive()
+    assert seen, "a reader waited in vain (for a writer that had died?)"
+    return seen[0]
+
+
+@pytest.mark.parametrize("reader_left_first", [False, True])
+def test_rwlock_killed_waiting_writer_does_not_hold_readers_back(
+    rw: ProcessRWLock, children: Callable[..., Child], reader_left_first: bool
+) -> None:
+    # A waiting writer holds new readers back (writer preference); a dead one must not, whether
+    # the reader it waited for leaves before or after the next reader comes.
+    reader = children(child_rw_hold, rw, "read", 1)
+    reader.recv()
+    writer = children(child_rw_wait, rw, "write")
+    assert writer.recv() == "waiting"
+    wait_until(lambda: rw.statistics().writers_waiting == 1, "the writer waits")
+    writer.process.kill()
+    assert writer.join() == -signal.SIGKILL
+    if reader_left_first:
+        reader.conn.send("release")
+        assert reader.recv() == "released"
+    stats = read_in_a_thread(rw)
+    assert stats.readers == (1 if reader_left_first else 2)
+    assert stats.writers_waiting == 0
+    if not reader_left_first:
+        reader.conn.send("release")
+        assert reader.recv() == "released"
+    with no_warnings():  # a dead waiter is no dead owner: nothing was reclaimed
+        assert rw.acquire_write(False) is True
+    rw.release_write()
+    stats = rw.statistics()
+    assert (stats.readers, stats.writers_waiting, stats.owner_deaths_recovered) == (0, 0, 0)
+
+
+def test_rwlock_killed_waiting_reader_leaves_nothing_behind(
+    rw: ProcessRWLock, children: Callable[..., Child]
+) -> None:
+    assert rw.acquire_write()
+    reader = children(child_rw_wait, rw, "read")
+    assert reader.recv() == "waiting"
+    wait_until(lambda: rw.statistics().readers_waiting == 1, "the reader waits")
+    reader.process.kill()
+    assert reader.join() == -signal.SIGKILL
+    rw.release_write()
+    assert read_in_a_thread(rw).readers == 1
+    with no_warnings():
+        assert rw.acquire_write(True, DEADLOCK) is True
+    rw.release_write()
+    stats = rw.statistics()
+    assert (stats.readers, stats.readers_waiting, stats.writers_waiting) == (0, 0, 0)
+    assert stats.owner_deaths_recovered == 0
+
+
+# -- Guarded: a holder dies inside a block ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("blocked", [False, True], ids=["then-lock", "lock-waiting"])
+def test_guarded_holder_killed_in_a_block_poisons_it(
+    children: Callable[..., Child], blocked: bool
+) -> None:
+    g = ProcessGuarded([0])
+    try:
+        child = children(child_guarded_die_in_block, g)
+        assert child.recv() == "in block"
+        waiting: contextlib.AbstractContextManager[None]
+        if blocked:
+            waiting = kill_when(lambda: g.statistics().lock.waiters == 1, "lock() waits", child)
+        else:
+            child.process.kill()
+            child.join()
+            waiting = contextlib.nullcontext()
+        with (
+            waiting,
+            pytest.warns(LockOwnerDiedWarning),
+            pytest.raises(PoisonedError) as info,
+            g.lock(DEADLOCK),
+        ):
+            pytest.fail("the block must not run: the value is poisoned")
+        assert child.join() == -signal.SIGKILL
+        assert info.value.value == [1]  # the last committed value, not the dead block's
+        assert g.is_poisoned()
+        stats = g.statistics()
+        assert (stats.poisoned, stats.lock.locked, stats.lock.owner_deaths_recovered) == (
+            True,
+            False,
+            1,
+        )
+        with no_warnings():
+            with pytest.raises(PoisonedError):
+                g.get()
+            g.clear_poison()
+            assert g.get() == [1]
+            assert g.update(lambda value: [*value, 4]) == [1, 4]
+        assert not g.is_poisoned()
+    finally:
+        g.close()
+
+
+# -- Barrier: a party dies while waiting -----------------------------------------------------------
+
+
+def test_barrier_party_killed_while_waiting_breaks_it(children: Callable[..., Child]) -> None:
+    barrier = ProcessBarrier(4)
+    try:
+        doomed = children(child_call, barrier, "wait", DEADLOCK)
+        survivor = children(child_call, barrier, "wait", DEADLOCK)
+        assert doomed.recv() == survivor.recv() == "calling"
+        with (
+            kill_when(lambda: barrier.n_waiting == 3, "three parties wait", doomed),
+            pytest.raises(BrokenBarrierError),
+        ):
+            barrier.wait(DEADLOCK)  # the test is the third party
+        assert doomed.join() == -signal.SIGKILL
+        assert survivor.recv() is BrokenBarrierError  # the other survivor was released too
+        assert survivor.join() == 0
+        assert barrier.broken
+        stats = barrier.statistics()
+        assert (stats.broken, stats.n_waiting, stats.passes) == (True, 0, 0)
+        with pytest.raises(BrokenBarrierError):
+            barrier.wait(0)  # broken until reset
+        barrier.reset()
+        assert not barrier.broken
+        assert barrier.n_waiting == 0
+    finally:
+        barrier.close()
+
+
+# -- Semaphore, Event, Condition: a waiter dies ----------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [ProcessSemaphore, ProcessBoundedSemaphore])
+def test_semaphore_release_is_not_lost_to_a_dead_waiter(
+    children: Callable[..., Child], cls: type[ProcessSemaphore] | type[ProcessBoundedSemaphore]
+) -> None:
+    sem = cls(1)
+    try:
+        assert sem.acquire()
+        doomed = children(child_call, sem, "acquire", True, DEADLOCK)
+        assert doomed.recv() == "calling"
+        wait_until(lambda: sem.statistics().waiters == 1, "the first waiter waits")
+        survivor = children(child_call, sem, "acquire", True, DEADLOCK)
+        assert survivor.recv() == "calling"
+        wait_until(lambda: sem.statistics().waiters == 2, "the second waiter waits")
+        doomed.process.kill()  # the longest-waiting one: first in line for the release
+        assert doomed.join() == -signal.SIGKILL
+        sem.release()
+        assert survivor.recv() is True
+        assert survivor.join() == 0
+        stats = sem.statistics()
+        assert (stats.value, stats.waiters, stats.acquisitions) == (0, 0, 2)
+    finally:
+        sem.close()
+
+
+def test_event_set_wakes_the_survivors_of_a_dead_waiter(children: Callable[..., Child]) -> None:
+    event = ProcessEvent()
+    try:
+        doomed = children(child_call, event, "wait", DEADLOCK)
+        survivor = children(child_call, event, "wait", DEADLOCK)
+        assert doomed.recv() == survivor.recv() == "calling"
+        wait_until(lambda: event.statistics().waiters == 2, "both wait")
+        doomed.process.kill()
+        assert doomed.join() == -signal.SIGKILL
+        event.set()
+        assert survivor.recv() is True
+        assert survivor.join() == 0
+        assert event.statistics().waiters == 0
+        assert event.wait(0) is True
+    finally:
+        event.close()
+
+
+def test_condition_notify_is_not_lost_to_a_dead_waiter(children: Callable[..., Child]) -> None:
+    condition = ProcessCondition()
+    try:
+
+        def waiting(n: int) -> bool:
+            stats = condition.statistics()
+            return stats.waiters == n and not stats.lock.locked  # inside wait(), lock released
+
+        doomed = children(child_condition_wait, condition)
+        assert doomed.recv() == "locked"
+        wait_until(lambda: waiting(1), "the first waiter waits")
+        first = children(child_condition_wait, condition)
+        assert first.recv() == "locked"
+        wait_until(lambda: waiting(2), "the second waiter waits")
+        second = children(child_condition_wait, condition)
+        assert second.recv() == "locked"
+        wait_until(lambda: waiting(3), "the third waiter waits")
+        doomed.process.kill()  # the longest-waiting one: first in line for notify(1)
+        assert doomed.join() == -signal.SIGKILL
+        with no_warnings(), condition:  # it died waiting, not holding the lock
+            condition.notify(1)
+        assert first.recv() is True  # the live waiter got the notification ...
+        assert first.join() == 0
+        assert condition.statistics().waiters == 1  # ... and only it
+        assert not second.conn.poll()
+        with condition:
+            condition.notify(1)
+        assert second.recv() is True
+        assert second.join() == 0
+        assert condition.statistics().waiters == 0
+    finally:
+        condition.close()
