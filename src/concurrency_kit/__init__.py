@@ -25,6 +25,17 @@ from concurrency_kit.errors import (
 from concurrency_kit.models import PROCESS, THREAD, Model
 from concurrency_kit.pools import PoolStatistics, ProcessPool, ThreadPool
 from concurrency_kit.protocols import Pool
+from concurrency_kit.state import (
+    ProcessSharedArray,
+    ProcessSharedCounter,
+    ProcessSharedValue,
+    SharedArrayStatistics,
+    SharedCounterStatistics,
+    SharedValueStatistics,
+    ThreadSharedArray,
+    ThreadSharedCounter,
+    ThreadSharedValue,
+)
 from concurrency_kit.sync import (
     BarrierStatistics,
     ConditionStatistics,
@@ -86,10 +97,16 @@ __all__ = [
     "ProcessRLock",
     "ProcessRWLock",
     "ProcessSemaphore",
+    "ProcessSharedArray",
+    "ProcessSharedCounter",
+    "ProcessSharedValue",
     "RWLockStatistics",
     "RemoteTraceback",
     "SemaphoreStatistics",
     "SerializationError",
+    "SharedArrayStatistics",
+    "SharedCounterStatistics",
+    "SharedValueStatistics",
     "TaskTimeoutError",
     "ThreadBarrier",
     "ThreadBoundedSemaphore",
@@ -101,6 +118,9 @@ __all__ = [
     "ThreadRLock",
     "ThreadRWLock",
     "ThreadSemaphore",
+    "ThreadSharedArray",
+    "ThreadSharedCounter",
+    "ThreadSharedValue",
     "WorkerCrashedError",
     "__version__",
     "disable_lock_order_checking",

@@ -18,6 +18,12 @@ import attrs
 
 from concurrency_kit.pools.process import ProcessPool
 from concurrency_kit.pools.thread import ThreadPool
+from concurrency_kit.state.process import (
+    ProcessSharedArray,
+    ProcessSharedCounter,
+    ProcessSharedValue,
+)
+from concurrency_kit.state.thread import ThreadSharedArray, ThreadSharedCounter, ThreadSharedValue
 from concurrency_kit.sync.process import (
     ProcessBarrier,
     ProcessBoundedSemaphore,
@@ -60,6 +66,9 @@ class Model:
         Barrier: :class:`ProcessBarrier` or :class:`ThreadBarrier`.
         RWLock: :class:`ProcessRWLock` or :class:`ThreadRWLock`.
         Guarded: :class:`ProcessGuarded` or :class:`ThreadGuarded`.
+        SharedCounter: :class:`ProcessSharedCounter` or :class:`ThreadSharedCounter`.
+        SharedValue: :class:`ProcessSharedValue` or :class:`ThreadSharedValue`.
+        SharedArray: :class:`ProcessSharedArray` or :class:`ThreadSharedArray`.
     """
 
     name: str
@@ -73,6 +82,9 @@ class Model:
     Barrier: type[ProcessBarrier] | type[ThreadBarrier]
     RWLock: type[ProcessRWLock] | type[ThreadRWLock]
     Guarded: type[ProcessGuarded[Any]] | type[ThreadGuarded[Any]]
+    SharedCounter: type[ProcessSharedCounter] | type[ThreadSharedCounter]
+    SharedValue: type[ProcessSharedValue] | type[ThreadSharedValue]
+    SharedArray: type[ProcessSharedArray] | type[ThreadSharedArray]
 
     def __repr__(self) -> str:
         return self.name.upper()
@@ -90,6 +102,9 @@ PROCESS = Model(
     Barrier=ProcessBarrier,
     RWLock=ProcessRWLock,
     Guarded=ProcessGuarded,
+    SharedCounter=ProcessSharedCounter,
+    SharedValue=ProcessSharedValue,
+    SharedArray=ProcessSharedArray,
 )
 """Processes: each worker has its own interpreter and memory; a crash is contained."""
 
@@ -105,5 +120,8 @@ THREAD = Model(
     Barrier=ThreadBarrier,
     RWLock=ThreadRWLock,
     Guarded=ThreadGuarded,
+    SharedCounter=ThreadSharedCounter,
+    SharedValue=ThreadSharedValue,
+    SharedArray=ThreadSharedArray,
 )
 """Threads: workers share the interpreter and its memory; cheap to start and to talk to."""

@@ -69,8 +69,14 @@ ASPECTS: tuple[Aspect, ...] = (
         key="memory_space",
         title="Memory Space",
         package="state",
-        process=Claim("Every process has a separate address space; nothing is shared by default."),
-        thread=Claim("All threads of a process see one address space."),
+        process=Claim(
+            "Every process has a separate address space; nothing is shared by default.",
+            ("ProcessSharedArray", "ProcessSharedValue"),
+        ),
+        thread=Claim(
+            "All threads of a process see one address space.",
+            ("ThreadSharedArray", "ThreadSharedValue"),
+        ),
     ),
     Aspect(
         key="resource_sharing",
@@ -78,9 +84,13 @@ ASPECTS: tuple[Aspect, ...] = (
         package="state",
         process=Claim(
             "Processes do not share resources unless they set it up explicitly "
-            "(shared memory, inherited or passed file descriptors)."
+            "(shared memory, inherited or passed file descriptors).",
+            ("ProcessSharedCounter", "ProcessGuarded"),
         ),
-        thread=Claim("Threads share the process's code, data and open files."),
+        thread=Claim(
+            "Threads share the process's code, data and open files.",
+            ("ThreadSharedCounter", "ThreadGuarded"),
+        ),
     ),
     Aspect(
         key="creation_time",

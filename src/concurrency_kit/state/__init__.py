@@ -1,0 +1,38 @@
+"""Shared state — the Memory Space and Resource Sharing rows: containers both models share.
+
+Threads share one memory space, processes do not: ``thread.py`` holds containers that are
+ordinary objects updated under locks (never relying on the GIL), ``process.py`` the same API
+over shared-memory segments (no server process). Type codes, value checks, statistics and the
+array algorithm are written once in ``_base.py``; the lock-free operations of the process
+containers come from libatomic (``_atomic.py``).
+"""
+
+from __future__ import annotations
+
+from concurrency_kit.state._base import (
+    SharedArrayStatistics,
+    SharedCounterStatistics,
+    SharedValueStatistics,
+)
+from concurrency_kit.state.process import (
+    ProcessSharedArray,
+    ProcessSharedCounter,
+    ProcessSharedValue,
+)
+from concurrency_kit.state.thread import (
+    ThreadSharedArray,
+    ThreadSharedCounter,
+    ThreadSharedValue,
+)
+
+__all__ = [
+    "ProcessSharedArray",
+    "ProcessSharedCounter",
+    "ProcessSharedValue",
+    "SharedArrayStatistics",
+    "SharedCounterStatistics",
+    "SharedValueStatistics",
+    "ThreadSharedArray",
+    "ThreadSharedCounter",
+    "ThreadSharedValue",
+]

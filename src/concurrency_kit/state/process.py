@@ -1,0 +1,627 @@
+"""The process column of the shared-state row: containers in shared memory, no server process.
+
+Processes do not share memory, so a process container lives in a shared-memory segment
+(``_shm.py``: ``/dev/shm/ck_<hex>``, mode 0600) that every process using it maps; a handle is
+picklable and maps the same segment in the process that unpickles it. Nothing is copied and
+no server process relays operations (a :func:`multiprocessing.Manager` value costs a round trip
+per operation).
+
+Counter and value: a :class:`~concurrency_kit.sync._monitor.ProcessMonitor` segment (a robust
+mutex, a header counting mutex recoveries, then this state)::
+
+    offset  size  field
+    0       64    mutex       robust process-shared pthread mutex (only used in MUTEX mode)
+    64      64    header      magic, kind, ..., mutex_recoveries
+    128     4     mode        ATOMIC (libatomic) or MUTEX, chosen by the creator for everyone
+    132     1     typecode    the array-module type code
+    136     8     value       the value, 8-byte aligned, in its own width (1, 2, 4 or 8 bytes)
+
+ATOMIC mode (libatomic is there, ``_atomic.py``): ``add`` is one ``__atomic_fetch_add_8``,
+``compare_and_set`` one ``__atomic_compare_exchange_N`` (floats compared as bit patterns),
+``set`` one ``__atomic_store_N``, ``get`` one aligned load. A process killed at any moment
+leaves the value as it was before or after its operation: there is no lock to leave held.
+
+MUTEX mode (no lock-free libatomic): every write holds the robust mutex; a reader loads the
+value directly (one aligned load cannot be torn). A process killed holding the mutex leaves
+the value as it was before or after its one store; the next caller gets ``EOWNERDEAD``, takes
+the mutex over and counts it (``statistics().mutex_recoveries``). The mode is written in the
+segment, so every process uses the creator's choice: mixing a hardware compare-and-swap with a
+mutex on one value would not be atomic.
+
+Array: a :class:`~concurrency_kit.ProcessRLock` (its own segment) and a data segment::
+
+    offset  size            field
+    0       64              header   magic, typecode, length
+    64      length x size   items    what memoryview(), numpy and every index operation see
+
+A process killed while holding the array's lock (in a slice assignment, or inside
+``with arr.lock():``) is taken over by the next caller with a
+:class:`~concurrency_kit.LockOwnerDiedWarning`: items are plain numbers, so nothing can be
+corrupted, but a bulk update may be half done.
+
+Lifecycle (both kinds): the creating handle owns the names. Its ``close()`` (or its finalizer,
+or the resource tracker when the creator dies, however it dies) unlinks the segments; every
+process unmaps its mapping when its handles are closed or collected (a memoryview or NumPy
+array on an array's items keeps the items mapped until it goes). A process that only attached
+never unlinks anything (``_shm.py``, CPython issue 82300).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import weakref
+from types import TracebackType
+from typing import Any, NoReturn
+
+from typing_extensions import Self
+
+from concurrency_kit import _shm
+from concurrency_kit.state import _atomic
+from concurrency_kit.state._atomic import SEQ_CST
+from concurrency_kit.state._base import (
+    INT64_MAX,
+    INT64_MIN,
+    ArrayCore,
+    Codec,
+    SharedCounterStatistics,
+    SharedValueStatistics,
+    codec,
+    wrap_int64,
+)
+from concurrency_kit.sync.process import (
+    ProcessRLock,
+    _Closed,
+    _drop_segment,
+    _ProcessPrimitive,
+)
+
+__all__ = ["ProcessSharedArray", "ProcessSharedCounter", "ProcessSharedValue"]
+
+_KIND_COUNTER = 20
+_KIND_VALUE = 21
+_ATOMIC = 1
+_MUTEX = 2
+
+_INT64 = codec("q")
+_ONE = ctypes.c_int64(1)  # passed by value: never written
+
+
+class _ScalarState(ctypes.Structure):
+    _fields_ = (
+        ("mode", ctypes.c_uint32),
+        ("typecode", ctypes.c_char),
+        ("value", ctypes.c_uint64),  # storage only: viewed through the type code's ctype
+    )
+
+
+_VALUE_OFFSET = _ScalarState.value.offset
+
+
+def _raise_closed(*args: object) -> NoReturn:
+    raise ValueError("the shared container is closed")
+
+
+class _ProcessScalar(_ProcessPrimitive):
+    """What the counter and the value share: mode, views, ``set``, ``get``, ``close``, ``with``.
+
+    Hot-path fields (bound by :meth:`_bind`, replaced by :meth:`close`)::
+
+        _view      the value, a ctypes view of its type in the segment (loads; MUTEX stores)
+        _ptr       a pointer to it, passed to libatomic (keeps the mapping alive during a call)
+        _cas       __atomic_compare_exchange_N, or None in MUTEX mode
+        _store     __atomic_store_N, or None in MUTEX mode
+    """
+
+    _STATE = _ScalarState
+    _codec: Codec
+    _view: Any
+    _ptr: Any
+    _cas: Any
+    _store: Any
+
+    def _create_scalar(self, codec_: Codec, initial: Any) -> None:
+        """Create the segment holding ``initial`` (already checked)."""
+        atomics = _atomic.load()
+        state = self._create()
+        state.mode = _ATOMIC if atomics is not None else _MUTEX
+        state.typecode = codec_.typecode.encode()
+        codec_.ctype.from_buffer(state, _VALUE_OFFSET).value = initial
+        self._bind()
+
+    def _restore(self, extra: Any) -> None:
+        self._bind()
+
+    def _bind(self) -> None:
+        state = self._s
+        self._codec = codec(state.typecode.decode())
+        self._view = self._codec.ctype.from_buffer(state, _VALUE_OFFSET)
+        self._ptr = ctypes.pointer(self._view)
+        if state.mode == _ATOMIC:
+            atomics = _atomic.load()
+            if atomics is None:  # pragma: no cover - the creator's machine has it, we do not
+                raise RuntimeError(
+                    f"{type(self).__qualname__} {self._name} is updated with libatomic, which "
+                    "this process cannot load"
+                )
+            self._atomics(atomics)
+        else:
+            self._cas = self._store = None
+            self._mutex_mode()
+
+    def _atomics(self, atomics: _atomic.Atomics) -> None:
+        self._cas = atomics.cas[self._codec.itemsize]
+        self._store = atomics.store[self._codec.itemsize]
+
+    def _mutex_mode(self) -> None:
+        """Hook: the subclass clears its own atomic functions."""
+
+    @property
+    def _lock_free(self) -> bool:
+        return bool(self._s.mode == _ATOMIC)
+
+    def get(self) -> Any:
+        """Return the value (one aligned load from shared memory)."""
+        return self._view.value
+
+    def set(self, value: Any) -> None:
+        """Replace the value.
+
+        Raises:
+            TypeError: ``value`` is not a number of the type code's kind (unchanged).
+            OverflowError: it is outside the type code's range (unchanged).
+            ValueError: the handle is closed.
+        """
+        codec_ = self._codec
+        checked = codec_.check(value)
+        store = self._store
+        if store is not None:
+            store(self._ptr, codec_.arg(checked), SEQ_CST)
+            return
+        m = self._m
+        m.enter()
+        try:
+            self._view.value = checked
+        finally:
+            m.exit()
+
+    def compare_and_set(self, expected: Any, new: Any) -> bool:
+        """Set the value to ``new`` if it is ``expected`` (same bits), atomically.
+
+        Returns:
+            Whether the value was ``expected`` (and is now ``new``).
+
+        Raises:
+            TypeError: ``expected`` or ``new`` is not a number of the type code's kind.
+            OverflowError: ``new`` is outside the type code's range.
+            ValueError: the handle is closed.
+        """
+        codec_ = self._codec
+        new = codec_.check(new)
+        try:
+            expected = codec_.check(expected)
+        except OverflowError:
+            return False  # the value cannot hold it, so does not
+        cas = self._cas
+        if cas is not None:
+            return bool(
+                cas(
+                    self._ptr, ctypes.byref(codec_.arg(expected)), codec_.arg(new), SEQ_CST, SEQ_CST
+                )
+            )
+        m = self._m
+        m.enter()
+        try:
+            view = self._view
+            if not codec_.same(view.value, expected):
+                return False
+            view.value = new
+            return True
+        finally:
+            m.exit()
+
+    def close(self) -> None:
+        """Release this process's mapping (idempotent).
+
+        Closing the handle that created the container also removes its shared-memory segment:
+        processes that have it keep using it, but no more handles can be unpickled. A handle
+        that is garbage collected is closed by a finalizer, and the segment is removed when the
+        creating process exits, however it exits. Using a closed handle raises
+        :exc:`ValueError`.
+        """
+        closed = _Closed(f"{type(self).__qualname__} {self._name}")
+        # Functions first: a thread still in a call either has the real function and a live
+        # pointer, or gets the error; never a function with a dangling argument.
+        self._close_functions()
+        self._view = self._ptr = closed
+        super().close()
+
+    def _close_functions(self) -> None:
+        if self._cas is not None:
+            self._cas = self._store = _raise_closed
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class ProcessSharedCounter(_ProcessScalar):
+    """A 64-bit signed integer that processes update atomically, in shared memory.
+
+    :meth:`add` is one hardware atomic instruction (libatomic's ``__atomic_fetch_add_8``): no
+    lock, no server process, and no lock for a killed process to leave held. Without a
+    lock-free libatomic the counter falls back to a robust mutex (see
+    :meth:`statistics`). The same API as :class:`ThreadSharedCounter`.
+
+    A picklable handle: pass it to a :class:`~concurrency_kit.ProcessPool` task or to a
+    :class:`multiprocessing.Process` with any start method, and the other process updates the
+    same counter. Unlike :func:`multiprocessing.Value`, nothing needs to be inherited at fork
+    time. Linux with glibc (x86_64 or aarch64) only, as :class:`~concurrency_kit.ProcessLock`.
+
+    Example::
+
+        hits = ProcessSharedCounter()
+        with ProcessPool(2) as pool:
+            pool.map(lambda c: c.add(), [hits] * 1000)
+        assert hits.get() == 1000
+        hits.close()
+    """
+
+    _KIND = _KIND_COUNTER
+    _fetch_add: Any
+
+    def __init__(self, initial: int = 0) -> None:
+        """Create a counter holding ``initial``.
+
+        Raises:
+            TypeError: ``initial`` is not an integer.
+            OverflowError: it is outside the signed 64-bit range.
+            NotImplementedError: the platform has no robust process-shared mutexes we support.
+            OSError: the shared-memory segment could not be created.
+        """
+        self._create_scalar(_INT64, _INT64.check(initial))
+
+    def _atomics(self, atomics: _atomic.Atomics) -> None:
+        super()._atomics(atomics)
+        self._fetch_add = atomics.fetch_add_8
+
+    def _mutex_mode(self) -> None:
+        self._fetch_add = None
+
+    def _close_functions(self) -> None:
+        super()._close_functions()
+        if self._fetch_add is not None:
+            self._fetch_add = _raise_closed
+
+    def get(self) -> int:
+        """Return the value (one aligned load from shared memory)."""
+        value: int = self._view.value
+        return value
+
+    def set(self, value: int) -> None:
+        """Replace the value.
+
+        Raises:
+            TypeError: ``value`` is not an integer.
+            OverflowError: it is outside the signed 64-bit range (the counter is unchanged).
+            ValueError: the handle is closed.
+        """
+        super().set(value)
+
+    def add(self, n: int = 1) -> int:
+        """Add ``n`` (negative to subtract) atomically and return the new value.
+
+        Past the signed 64-bit range the value wraps around, as a C ``int64_t``, Java's
+        ``AtomicLong`` and Rust's ``AtomicI64`` do: a failed add cannot be undone without
+        other processes seeing it, and checking first would need a compare-and-swap loop at
+        twice the cost.
+
+        Raises:
+            TypeError: ``n`` is not an integer.
+            OverflowError: ``n`` itself is outside the signed 64-bit range (nothing added).
+            ValueError: the handle is closed.
+        """
+        if type(n) is not int or not INT64_MIN <= n <= INT64_MAX:
+            n = _INT64.check(n)
+        fetch_add = self._fetch_add
+        if fetch_add is not None:
+            new: int = fetch_add(self._ptr, _ONE if n == 1 else ctypes.c_int64(n), SEQ_CST) + n
+        else:
+            m = self._m
+            m.enter()
+            try:
+                view = self._view
+                new = view.value + n
+                if not INT64_MIN <= new <= INT64_MAX:
+                    new = wrap_int64(new)
+                view.value = new
+            finally:
+                m.exit()
+            return new
+        if not INT64_MIN <= new <= INT64_MAX:
+            new = wrap_int64(new)
+        return new
+
+    def compare_and_set(self, expected: int, new: int) -> bool:
+        """Set the value to ``new`` if it is ``expected``, atomically; return whether it was.
+
+        Raises:
+            TypeError: ``expected`` or ``new`` is not an integer.
+            OverflowError: ``new`` is outside the signed 64-bit range.
+            ValueError: the handle is closed.
+        """
+        return super().compare_and_set(expected, new)
+
+    def statistics(self) -> SharedCounterStatistics:
+        """A snapshot: the value, whether it is updated lock-free, mutex recoveries.
+
+        Raises:
+            ValueError: the handle is closed.
+        """
+        return SharedCounterStatistics(
+            value=self.get(), lock_free=self._lock_free, mutex_recoveries=self._m.mutex_recoveries
+        )
+
+    def _describe(self) -> str:
+        return f"value={self.get()}"
+
+
+class ProcessSharedValue(_ProcessScalar):
+    """A typed value (an :mod:`array` type code) that processes update atomically.
+
+    The shared-memory counterpart of :func:`multiprocessing.Value` (without a lock to take
+    around every read-modify-write, and passable to any process, not only inherited).
+    :meth:`compare_and_set` is one hardware compare-and-swap for every type code (1, 2, 4 or
+    8 bytes); floats are compared as bit patterns, so ``-0.0`` differs from ``0.0`` and a NaN
+    matches itself. Without a lock-free libatomic every update holds a robust mutex instead
+    (see :meth:`statistics`). The same API as :class:`ThreadSharedValue`; a picklable handle,
+    like :class:`ProcessSharedCounter`.
+
+    Example::
+
+        best = ProcessSharedValue("d", float("inf"))
+        current = best.get()
+        while score < current and not best.compare_and_set(current, score):
+            current = best.get()
+        best.close()
+    """
+
+    _KIND = _KIND_VALUE
+
+    def __init__(self, typecode: str, initial: float = 0) -> None:
+        """Create a value of type code ``typecode`` holding ``initial``.
+
+        Args:
+            typecode: one of ``b B h H i I l L q Q f d`` (the numeric :mod:`array` codes).
+            initial: the first value.
+
+        Raises:
+            ValueError: ``typecode`` is not one of these.
+            TypeError: ``initial`` is not a number of the code's kind.
+            OverflowError: it is outside the code's range.
+            NotImplementedError: the platform has no robust process-shared mutexes we support.
+            OSError: the shared-memory segment could not be created.
+        """
+        codec_ = codec(typecode)
+        self._create_scalar(codec_, codec_.check(initial))
+
+    @property
+    def typecode(self) -> str:
+        """The value's :mod:`array` type code."""
+        return self._codec.typecode
+
+    def statistics(self) -> SharedValueStatistics:
+        """A snapshot: type code, value, whether it is updated lock-free, mutex recoveries.
+
+        Raises:
+            ValueError: the handle is closed.
+        """
+        return SharedValueStatistics(
+            typecode=self._codec.typecode,
+            value=self.get(),
+            lock_free=self._lock_free,
+            mutex_recoveries=self._m.mutex_recoveries,
+        )
+
+    def _describe(self) -> str:
+        return f"typecode={self._codec.typecode!r} value={self.get()!r}"
+
+
+# -- arrays ------------------------------------------------------------------------------------
+
+_ARRAY_MAGIC = 0x59415243  # "CRAY"
+_DATA_OFFSET = 64
+
+
+class _ArrayHeader(ctypes.Structure):
+    _fields_ = (
+        ("magic", ctypes.c_uint32),
+        ("typecode", ctypes.c_char),
+        ("length", ctypes.c_uint64),
+    )
+
+
+class _ClosedLock(_Closed):
+    """The lock of a closed array: ``with`` on it raises :exc:`ValueError` too."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> NoReturn:
+        raise ValueError(f"{self._what} is closed")
+
+    def __exit__(self, *exc: object) -> None:  # pragma: no cover - __enter__ raised
+        pass
+
+
+def _drop_array(lock: ProcessRLock, segment: _shm.Segment, creator: bool) -> None:
+    lock.close()
+    _drop_segment(segment, creator)
+
+
+def _attach_array(lock: ProcessRLock, name: str, typecode: str, length: int) -> ProcessSharedArray:
+    """Unpickle an array handle: map its data segment in this process."""
+    codec_ = codec(typecode)
+    try:
+        try:
+            segment = _shm.attach(name, _DATA_OFFSET + length * codec_.itemsize)
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"the shared array {name!r} no longer exists: the process that created it "
+                "closed it or exited"
+            ) from None
+        header = _ArrayHeader.from_buffer(segment.buffer)
+        if (header.magic, header.typecode, header.length) != (
+            _ARRAY_MAGIC,
+            typecode.encode(),
+            length,
+        ):
+            del header
+            segment.close()
+            raise ValueError(f"segment {name!r} does not hold this shared array")
+        del header
+    except BaseException:
+        lock.close()
+        raise
+    handle = ProcessSharedArray.__new__(ProcessSharedArray)
+    handle._setup(codec_, lock, segment, length, creator=False)
+    return handle
+
+
+class ProcessSharedArray(ArrayCore):
+    """A fixed-size typed array in shared memory, with a lock for bulk updates.
+
+    The shared-memory counterpart of :func:`multiprocessing.Array`, passable to any process
+    (not only inherited). Indexing, slicing, iteration (over a snapshot) and :meth:`tolist`
+    hold the array's lock (a :class:`~concurrency_kit.ProcessRLock`), so ``with arr.lock():``
+    makes several operations one update that no other process sees half-done.
+
+    :meth:`memoryview` (and, on Python 3.12+, the buffer protocol: ``memoryview(arr)``,
+    ``numpy.frombuffer(arr, ...)``) and ``numpy.asarray(arr)`` give the shared memory itself:
+    a NumPy array on it is seen by every process at once, without copies.
+
+    A picklable handle, like :class:`ProcessSharedCounter`. The same API as
+    :class:`ThreadSharedArray`. Linux with glibc (x86_64 or aarch64) only.
+
+    Example::
+
+        arr = ProcessSharedArray("d", 1000)
+        with ProcessPool(2) as pool:
+            pool.map(fill_a_slice, [arr] * 4, range(4))
+        total = numpy.frombuffer(arr.memoryview(), dtype=numpy.float64).sum()
+        arr.close()
+    """
+
+    __slots__ = ("_finalizer", "_name", "_segment")
+    _lock: ProcessRLock
+
+    def __init__(self, typecode: str, size_or_initializer: int | Any) -> None:
+        """Create an array of type code ``typecode`` in a new shared-memory segment.
+
+        Args:
+            typecode: one of ``b B h H i I l L q Q f d`` (the numeric :mod:`array` codes).
+            size_or_initializer: a length (the items start at zero) or an iterable of the
+                items, as for :func:`multiprocessing.Array`.
+
+        Raises:
+            ValueError: a bad type code, or a negative length.
+            TypeError: an item is not a number of the code's kind.
+            OverflowError: an item is outside the code's range.
+            NotImplementedError: the platform has no robust process-shared mutexes we support.
+            OSError: the shared-memory segments could not be created.
+        """
+        codec_ = codec(typecode)
+        items = None
+        if isinstance(size_or_initializer, int):
+            if size_or_initializer < 0:
+                raise ValueError(f"an array cannot have a negative length ({size_or_initializer})")
+            length = size_or_initializer  # the segment starts zero-filled
+        else:
+            items = codec_.to_array(size_or_initializer)
+            length = len(items)
+        lock = ProcessRLock()
+        try:
+            segment = _shm.create(_DATA_OFFSET + length * codec_.itemsize)
+        except BaseException:
+            lock.close()
+            raise
+        header = _ArrayHeader.from_buffer(segment.buffer)
+        header.typecode = typecode.encode()
+        header.length = length
+        self._setup(codec_, lock, segment, length, creator=True)
+        if items:
+            self._mv[:] = items
+        header.magic = _ARRAY_MAGIC  # last: the segment is complete
+
+    def _setup(
+        self,
+        codec_: Codec,
+        lock: ProcessRLock,
+        segment: _shm.Segment,
+        length: int,
+        *,
+        creator: bool,
+    ) -> None:
+        self._codec = codec_
+        self._lock = lock
+        self._segment = segment
+        self._name = segment.name
+        self._length = length
+        data = (ctypes.c_char * (length * codec_.itemsize)).from_buffer(
+            segment.buffer, _DATA_OFFSET
+        )
+        self._mv = memoryview(data).cast("B").cast(codec_.typecode)  # type: ignore[call-overload]
+        self._finalizer = weakref.finalize(self, _drop_array, lock, segment, creator)
+
+    def lock(self) -> ProcessRLock:
+        """The array's re-entrant lock: ``with arr.lock():`` holds it for a bulk update.
+
+        Every indexing operation takes it too, in every process, so other callers wait for
+        the block to end; the holder may index the array inside the block. It is a
+        :class:`~concurrency_kit.ProcessRLock`: a holder that dies is taken over by the next
+        caller, with a :class:`~concurrency_kit.LockOwnerDiedWarning`.
+
+        Raises:
+            ValueError: the handle is closed.
+        """
+        self._open_view()
+        return self._lock
+
+    def close(self) -> None:
+        """Release this process's mappings (idempotent).
+
+        Closing the handle that created the array also removes its shared memory: processes
+        that have it keep using it, but no more handles can be unpickled. The items stay
+        mapped in this process while a :meth:`memoryview` (or NumPy array) of them exists.
+        Using a closed handle raises :exc:`ValueError`.
+        """
+        what = f"{type(self).__qualname__} {self._name}"
+        self._mv = _Closed(what)
+        self._lock = _ClosedLock(what)  # type: ignore[assignment]
+        self._finalizer()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        cls = type(self)
+        state = "closed" if isinstance(self._mv, _Closed) else self._describe()
+        return f"<{cls.__module__}.{cls.__qualname__} {state} {self._name} at {id(self):#x}>"
+
+    def __reduce__(self) -> tuple[Any, tuple[ProcessRLock, str, str, int]]:
+        if isinstance(self._mv, _Closed):
+            raise ValueError(f"cannot pickle a closed {type(self).__qualname__}")
+        return _attach_array, (self._lock, self._name, self._codec.typecode, self._length)
