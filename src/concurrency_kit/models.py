@@ -21,9 +21,15 @@ from concurrency_kit.pools.thread import ThreadPool
 from concurrency_kit.state.process import (
     ProcessSharedArray,
     ProcessSharedCounter,
+    ProcessSharedDict,
     ProcessSharedValue,
 )
-from concurrency_kit.state.thread import ThreadSharedArray, ThreadSharedCounter, ThreadSharedValue
+from concurrency_kit.state.thread import (
+    ThreadSharedArray,
+    ThreadSharedCounter,
+    ThreadSharedDict,
+    ThreadSharedValue,
+)
 from concurrency_kit.sync.process import (
     ProcessBarrier,
     ProcessBoundedSemaphore,
@@ -66,6 +72,7 @@ class Model:
         Barrier: :class:`ProcessBarrier` or :class:`ThreadBarrier`.
         RWLock: :class:`ProcessRWLock` or :class:`ThreadRWLock`.
         Guarded: :class:`ProcessGuarded` or :class:`ThreadGuarded`.
+        SharedDict: :class:`ProcessSharedDict` or :class:`ThreadSharedDict`.
         SharedCounter: :class:`ProcessSharedCounter` or :class:`ThreadSharedCounter`.
         SharedValue: :class:`ProcessSharedValue` or :class:`ThreadSharedValue`.
         SharedArray: :class:`ProcessSharedArray` or :class:`ThreadSharedArray`.
@@ -82,6 +89,7 @@ class Model:
     Barrier: type[ProcessBarrier] | type[ThreadBarrier]
     RWLock: type[ProcessRWLock] | type[ThreadRWLock]
     Guarded: type[ProcessGuarded[Any]] | type[ThreadGuarded[Any]]
+    SharedDict: type[ProcessSharedDict] | type[ThreadSharedDict]
     SharedCounter: type[ProcessSharedCounter] | type[ThreadSharedCounter]
     SharedValue: type[ProcessSharedValue] | type[ThreadSharedValue]
     SharedArray: type[ProcessSharedArray] | type[ThreadSharedArray]
@@ -102,6 +110,7 @@ PROCESS = Model(
     Barrier=ProcessBarrier,
     RWLock=ProcessRWLock,
     Guarded=ProcessGuarded,
+    SharedDict=ProcessSharedDict,
     SharedCounter=ProcessSharedCounter,
     SharedValue=ProcessSharedValue,
     SharedArray=ProcessSharedArray,
@@ -120,6 +129,7 @@ THREAD = Model(
     Barrier=ThreadBarrier,
     RWLock=ThreadRWLock,
     Guarded=ThreadGuarded,
+    SharedDict=ThreadSharedDict,
     SharedCounter=ThreadSharedCounter,
     SharedValue=ThreadSharedValue,
     SharedArray=ThreadSharedArray,

@@ -49,13 +49,17 @@ never unlinks anything (``_shm.py``, CPython issue 82300).
 from __future__ import annotations
 
 import ctypes
+import io
+import pickle
 import weakref
+from collections.abc import Iterable, Iterator, KeysView, Mapping
 from types import TracebackType
 from typing import Any, NoReturn
 
 from typing_extensions import Self
 
-from concurrency_kit import _shm
+from concurrency_kit import _serialize, _shm
+from concurrency_kit.errors import SerializationError
 from concurrency_kit.state import _atomic
 from concurrency_kit.state._atomic import SEQ_CST
 from concurrency_kit.state._base import (
@@ -68,6 +72,8 @@ from concurrency_kit.state._base import (
     codec,
     wrap_int64,
 )
+from concurrency_kit.state._hashtable import SharedHashTable, key_hash
+from concurrency_kit.state._mapping import MISSING, SharedDictCore, SharedDictStatistics
 from concurrency_kit.sync.process import (
     ProcessRLock,
     _Closed,
@@ -75,7 +81,12 @@ from concurrency_kit.sync.process import (
     _ProcessPrimitive,
 )
 
-__all__ = ["ProcessSharedArray", "ProcessSharedCounter", "ProcessSharedValue"]
+__all__ = [
+    "ProcessSharedArray",
+    "ProcessSharedCounter",
+    "ProcessSharedDict",
+    "ProcessSharedValue",
+]
 
 _KIND_COUNTER = 20
 _KIND_VALUE = 21
@@ -625,3 +636,198 @@ class ProcessSharedArray(ArrayCore):
         if isinstance(self._mv, _Closed):
             raise ValueError(f"cannot pickle a closed {type(self).__qualname__}")
         return _attach_array, (self._lock, self._name, self._codec.typecode, self._length)
+
+
+# -- SharedDict --------------------------------------------------------------------------------
+
+_SMALL_INT = 10**18
+
+
+def _encode_key(key: Any) -> bytes:
+    """The bytes a key is stored and compared as: equal bytes, same key.
+
+    ``str``, ``bytes`` and ``int`` (and ``bool``, equal to ``0``/``1`` as in a dict) get a
+    short tagged form of their own; anything else is pickled without the memo, so that the
+    same value always gives the same bytes, whoever built it (a pickle with the memo would
+    differ between ``("ab", "ab")`` built from one string object and from two).
+
+    Raises:
+        TypeError: the key is unhashable, as for a :class:`dict`.
+        SerializationError: it cannot be pickled.
+    """
+    kind = type(key)
+    if kind is str:
+        return b"s" + str.encode(key, "utf-8", "surrogatepass")
+    if kind is bytes:
+        return b"b" + bytes(key)
+    if (kind is int or kind is bool) and -_SMALL_INT < key < _SMALL_INT:
+        return b"i%d" % key
+    hash(key)  # an unhashable key is refused as a dict refuses it
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=_serialize.PROTOCOL)
+    pickler.fast = True  # no memo: the bytes depend on the value only
+    try:
+        pickler.dump(key)
+    except Exception as exc:
+        raise SerializationError(
+            f"cannot pickle {key!r:.80} as a ProcessSharedDict key: {type(exc).__name__}: {exc}"
+        ) from exc
+    return b"p" + buffer.getvalue()
+
+
+def _decode_key(data: bytes) -> Any:
+    tag = data[:1]
+    if tag == b"s":
+        return data[1:].decode("utf-8", "surrogatepass")
+    if tag == b"b":
+        return data[1:]
+    if tag == b"i":
+        return int(data[1:])
+    return pickle.loads(data[1:])
+
+
+class _TableLock:
+    """The table's recursive mutex as a ``with`` lock, for the mapping algorithm."""
+
+    __slots__ = ("__enter__", "_exit")
+
+    def __init__(self, table: SharedHashTable) -> None:
+        self.__enter__ = table.enter
+        self._exit = table.exit
+
+    def __exit__(self, *exc: object) -> None:
+        self._exit()
+
+
+def _attach_dict(name: str) -> ProcessSharedDict:
+    """Unpickle a ProcessSharedDict handle: map its table in this process."""
+    handle = ProcessSharedDict.__new__(ProcessSharedDict)
+    handle._setup(SharedHashTable.attach(name))
+    return handle
+
+
+class ProcessSharedDict(SharedDictCore):
+    """A dict shared by processes, in shared memory, without a server process.
+
+    The same API as :class:`ThreadSharedDict`: a full :class:`collections.abc.MutableMapping`
+    plus :meth:`update_item` and :meth:`transaction`. Keys and values are pickled into a hash
+    table in a shared-memory segment that every process maps; an operation is a few memory
+    accesses under a robust mutex, where a :func:`multiprocessing.Manager` dict makes a round
+    trip to a server process. Reads of unchanged entries are served from a per-handle cache
+    validated by the table's version, without the mutex. The table grows (and compacts) as
+    needed. A picklable handle: pass it to pool tasks or to any process, with any start
+    method.
+
+    Differences from a :class:`dict`, all due to pickling:
+
+    * a value read back is a copy: mutating it does not change the dict (use
+      :meth:`update_item`);
+    * keys are equal when their stored forms are: ``str``, ``bytes``, ``int``, ``None`` and
+      tuples of those behave exactly as in a dict, but ``1``, ``1.0`` and an ``IntEnum`` of
+      value 1 are different keys (``True`` is ``1``, as in a dict).
+
+    A process killed in the middle of an update never leaves the table corrupt or locked: the
+    next user takes the mutex over (counted in :meth:`statistics`) and repairs the counts.
+
+    Example::
+
+        counts = ProcessSharedDict()
+        with ProcessPool(2) as pool:
+            pool.map(count_words, [counts] * 4, chunks)
+        print(counts.to_dict())
+        counts.close()
+    """
+
+    __slots__ = ("__weakref__", "_lock", "_table")
+
+    def __init__(self, data: Mapping[Any, Any] | Iterable[tuple[Any, Any]] = (), /) -> None:
+        """Create a dict in a new shared-memory segment, filled from ``data`` as ``dict()``.
+
+        Raises:
+            NotImplementedError: the platform has no robust process-shared mutexes we support.
+            OSError: the segment could not be created.
+            SerializationError: a key or value of ``data`` cannot be pickled (nothing leaks).
+        """
+        self._setup(SharedHashTable.create())
+        try:
+            self._initial(data)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, table: SharedHashTable) -> None:
+        self._table = table
+        self._lock = _TableLock(table)
+
+    def _lookup(self, key: Any) -> Any:
+        data = _encode_key(key)
+        value = self._table.get(data, key_hash(data))
+        return MISSING if value is None else _serialize.loads(value)
+
+    def _store(self, key: Any, value: Any) -> None:
+        data = _encode_key(key)
+        self._table.set(
+            data, key_hash(data), _serialize.dumps_value(value, "into a ProcessSharedDict")
+        )
+
+    def _remove(self, key: Any) -> bool:
+        data = _encode_key(key)
+        return self._table.delete(data, key_hash(data))
+
+    def _snapshot(self) -> dict[Any, Any]:
+        loads = _serialize.loads
+        return {_decode_key(k): loads(v) for k, v in self._table.items()}
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter([_decode_key(k) for k in self._table.keys()])  # noqa: SIM118 - not a dict
+
+    def keys(self) -> KeysView[Any]:
+        """The keys, as of now (a snapshot: later changes do not show in it)."""
+        return dict.fromkeys(self).keys()
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        self._table.clear()
+
+    def statistics(self) -> SharedDictStatistics:
+        """Return a snapshot: length, shared memory committed and used, growths, recoveries."""
+        t = self._table.statistics()
+        return SharedDictStatistics(
+            length=t.count,
+            capacity_bytes=t.committed_bytes,
+            used_bytes=t.arena_bytes - t.garbage_bytes,
+            growths=t.rebuilds,
+            mutex_recoveries=t.mutex_recoveries,
+        )
+
+    def close(self) -> None:
+        """Release this process's mapping (idempotent); the creating handle also removes the
+        table, which processes that have it mapped keep using. Using a closed handle raises
+        :exc:`ValueError`."""
+        self._table.unlink()
+        self._table.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        cls = type(self)
+        table = self._table
+        state = "closed" if table.closed else f"len={len(table)}"
+        return f"<{cls.__module__}.{cls.__qualname__} {state} {table.name} at {id(self):#x}>"
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        if self._table.closed:
+            raise ValueError("cannot pickle a closed ProcessSharedDict")
+        return _attach_dict, (self._table.name,)

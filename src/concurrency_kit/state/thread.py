@@ -8,6 +8,10 @@ uses directly; what it adds is atomicity that does not depend on the GIL::
                                       without the GIL); replaced only under _lock
       _lock    _thread.lock           held by every write: set, add, compare_and_set
 
+    ThreadSharedDict
+      _data    dict                   every operation under _lock (a C re-entrant lock); the
+      _lock    _thread.RLock          MutableMapping algorithm is written once in _mapping.py
+
     ThreadSharedArray
       _store   array.array            the items; never resized, so views stay valid
       _mv      memoryview(_store)     what every operation indexes (ArrayCore in _base.py)
@@ -20,7 +24,8 @@ moved from one model to the other accepts and refuses the same values: a thread 
 
 from __future__ import annotations
 
-from _thread import allocate_lock
+from _thread import RLock, allocate_lock
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -35,9 +40,10 @@ from concurrency_kit.state._base import (
     initial_items,
     wrap_int64,
 )
+from concurrency_kit.state._mapping import MISSING, SharedDictCore, SharedDictStatistics
 from concurrency_kit.sync.thread import ThreadRLock, _ThreadPrimitive
 
-__all__ = ["ThreadSharedArray", "ThreadSharedCounter", "ThreadSharedValue"]
+__all__ = ["ThreadSharedArray", "ThreadSharedCounter", "ThreadSharedDict", "ThreadSharedValue"]
 
 _INT64 = codec("q")
 
@@ -285,3 +291,78 @@ class ThreadSharedArray(ArrayCore, _ThreadContainer):
         the holder may index the array inside the block.
         """
         return self._lock
+
+
+class ThreadSharedDict(SharedDictCore, _ThreadContainer):
+    """A dict that threads share, with atomic compound operations.
+
+    A full :class:`collections.abc.MutableMapping` (every :class:`dict` method but
+    ``fromkeys`` and ``copy``; :meth:`to_dict` makes a plain copy), plus
+    :meth:`update_item`, an atomic read-modify-write, and :meth:`transaction`, which holds the
+    dict's lock for several operations. Every operation holds a re-entrant lock: nothing
+    relies on the GIL. Values are the very objects stored (no copies); iteration and the
+    views work on a snapshot.
+
+    Example::
+
+        counts = ThreadSharedDict()
+        counts.update_item("apples", lambda n: n + 1, default=0)
+        with counts.transaction():
+            counts["pears"] = counts.get("pears", 0) + counts.pop("apples")
+    """
+
+    __slots__ = ("_data", "_lock")
+
+    def __init__(self, data: Mapping[Any, Any] | Iterable[tuple[Any, Any]] = (), /) -> None:
+        """Create a dict, filled from ``data`` (a mapping or (key, value) pairs) as ``dict()``."""
+        self._data: dict[Any, Any] = {}
+        self._lock = RLock()
+        self._initial(data)
+
+    # The single operations are written out (not built on _lookup/_store) because they are the
+    # hot path: one lock and one dict operation each.
+    def __getitem__(self, key: Any) -> Any:
+        with self._lock:
+            return self._data[key]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        with self._lock:
+            del self._data[key]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._data)
+
+    def _lookup(self, key: Any) -> Any:
+        with self._lock:
+            return self._data.get(key, MISSING)
+
+    def _store(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+
+    def _remove(self, key: Any) -> bool:
+        with self._lock:
+            return self._data.pop(key, MISSING) is not MISSING
+
+    def _snapshot(self) -> dict[Any, Any]:
+        with self._lock:
+            return self._data.copy()
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        with self._lock:
+            self._data.clear()
+
+    def statistics(self) -> SharedDictStatistics:
+        """Return a snapshot: the length (the other fields concern processes and are 0)."""
+        return SharedDictStatistics(
+            length=len(self), capacity_bytes=0, used_bytes=0, growths=0, mutex_recoveries=0
+        )
+
+    def _describe(self) -> str:
+        return f"len={len(self)}"

@@ -1,0 +1,1134 @@
+"""The engine of ``ProcessSharedDict``: a hash table of bytes in one shared-memory segment.
+
+Several processes use the table at once, without a server: every change takes the table's
+robust process-shared mutex (``sync/_robust.py``), writes the segment through :mod:`ctypes`
+views, and lets go. Keys and values arrive already pickled; the caller hashes the key bytes
+with :func:`key_hash` (CRC-32: the same in every process, unlike :func:`hash`, and about 70 ns
+against 450 ns for an 8-byte BLAKE2b of a short key; only 27 of its bits are used)::
+
+    offset           area      what
+    0                header    robust recursive mutex (64 B), then 8-byte words: magic,
+                               root, version, arena area size A, recoveries, repairs,
+                               bytes committed in each of the four areas,
+                               and per index area: top, limit, count, used
+    PAGE             index 0   ┐ open addressing, linear probing; one 8-byte word a slot:
+    PAGE + A/2       index 1   ┘ 0 empty | 1 << 63 deleted | tag (27 bits) << 36 | offset / 8
+    PAGE + A         arena 0   ┐ records appended at ``top`` (8-aligned):
+    PAGE + 2A        arena 1   ┘ [klen | vlen << 32] [key bytes] [value bytes]
+
+    root word = dirty << 63 | generation << 16 | arena area << 9 | index area << 8 | log2(slots)
+
+Growth without remapping: the segment's file is sparse (``ftruncate``, ``A`` is half the size
+of ``/dev/shm``) and mapped whole in every process, so the table never moves; tmpfs allocates
+a page only when it is touched. Before any byte of an area is used, :func:`_commit` allocates
+its pages with ``madvise(MADV_POPULATE_WRITE)`` (``posix_fallocate`` on the file before Linux
+5.14), which *fails* when ``/dev/shm`` is full: :exc:`TableFullError` (a :exc:`MemoryError`)
+and the table unchanged, where touching an unallocated page would kill the process with
+``SIGBUS``. When 70% of the slots are taken, or the arena is full, a *rebuild* writes a new
+index into the other index area (twice the slots), and if half the arena is garbage (records
+overwritten or deleted) copies the live records, compacted, into the other arena area; then
+one store of the root word publishes it. The areas left idle are given back with
+``madvise(MADV_REMOVE)``, but for :data:`_KEEP` bytes each, reused by the next rebuild.
+
+Crash safety: a process may die at any instruction (SIGKILL). Every change is written where
+nothing refers to it yet, then published by one aligned 8-byte store (``ctypes`` stores a
+``c_uint64`` with ``memcpy``: one ``mov``): a record is written above ``top``, ``top`` is
+raised, then the slot word is stored; a rebuild is invisible until the root word switches;
+pages are committed before an area's committed size says so. All a death can leave wrong is
+derived: the counts (``count``, ``used``) and pages not yet given back. The next locker gets
+``EOWNERDEAD`` from the robust mutex, counts the recovery, and marks the root dirty; the next
+operation *repairs*: recounts from the index and gives back idle pages. An exception inside a
+change (a ``KeyboardInterrupt`` from a signal handler) marks the root dirty the same way.
+Tests kill a writer at every store of a sequence of growing sets.
+
+Reads: each handle keeps a small cache of what it read (``_CACHE_ENTRIES``), valid while the
+header's version word is unchanged; every change bumps the version (before its publishing
+store), so a read that finds the version unchanged is served without the mutex: one word read
+and a dict lookup. Otherwise it takes the mutex, reads, and refills the cache. The version is
+read with a plain load: on x86-64 (TSO) a change is seen as soon as the ``set`` that made it
+has returned; on aarch64, as soon as the store reaches the reader's core, which anything that
+orders the two processes (a pipe, a lock) implies.
+
+Speed: everything is pure Python on :mod:`ctypes` views: a ``c_uint64`` array over the whole
+segment (one index operation reads a word, ~25 ns), ``c_char`` slices for payloads (one
+``bytes`` copy), and the mutex taken with ``pthread_mutex_trylock`` bound through
+:class:`ctypes.PyDLL` (no GIL release for a call that cannot block). A busy mutex is retried a
+few times, then waited for with the GIL released, in slices so that signal handlers run.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import functools
+import mmap
+import os
+import sys
+import threading
+import time
+import weakref
+import zlib
+from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+import attrs
+
+from concurrency_kit import _shm
+from concurrency_kit.sync import _robust
+from concurrency_kit.sync._robust import EBUSY, EOWNERDEAD, ETIMEDOUT, FUTEX_TID_MASK, MutexWords
+
+__all__ = ["SharedHashTable", "TableFullError", "TableStatistics", "key_hash"]
+
+key_hash: Final = zlib.crc32
+"""The hash of a key's bytes the table expects: deterministic in every process (CRC-32)."""
+
+_MAGIC: Final = 0x314854534B43  # "CKSTH1"
+_PAGE: Final = mmap.PAGESIZE
+
+# Header words (8-byte units from the start of the segment); the mutex is words 0-7.
+_W_MAGIC: Final = 8
+_W_ROOT: Final = 9  # the root word; bit 63: dirty (a change was interrupted: repair first)
+_W_VERSION: Final = 10  # bumped by every change: validates the handles' read caches
+_W_ARENA_SIZE: Final = 11
+_W_RECOVERIES: Final = 12
+_W_REPAIRS: Final = 13
+_W_COMMITTED: Final = 16  # 4 words: bytes committed in index 0, index 1, arena 0, arena 1
+_W_GEN: Final = 24  # 2 x 4 words, one set per index area: top, limit, count, used
+_TOP, _LIMIT, _COUNT, _USED = 0, 1, 2, 3
+_DIRTY: Final = 1 << 63
+
+# Slot words.
+_OFF_BITS: Final = 36
+_OFF_MASK: Final = (1 << _OFF_BITS) - 1
+_TAG_MASK: Final = (1 << 27) - 1
+_TOMB: Final = 1 << 63
+_LOW32: Final = 0xFFFFFFFF
+
+_MAX_LOAD: Final = 0.7
+_MIN_SLOTS: Final = 16
+_MIN_ARENA: Final = 64 * 1024
+_KEEP: Final = 256 * 1024  # an idle area keeps this much committed, for the next rebuild
+_MIN_AREA: Final = 1 << 20
+_MAX_AREA: Final = 1 << 37  # offsets are 36 bits of 8-byte units: 512 GiB of segment
+_SPIN: Final = 200  # trylock attempts (~20 us) before sleeping on a busy mutex
+_SLICE_NS: Final = 100_000_000  # a waiter wakes this often so that signal handlers run
+
+_CACHE_ENTRIES: Final = 2048  # a handle's read cache holds at most this many keys ...
+_CACHE_VALUE_BYTES: Final = 4096  # ... of values at most this long
+_ABSENT: Final = b""  # in a read cache: the key is not in the table (a value is never empty)
+_BYTEORDER: Final = sys.byteorder  # records are read as native c_uint64 words
+
+_MADV_REMOVE: Final = 9
+_MADV_POPULATE_WRITE: Final = 23
+
+
+class TableFullError(MemoryError):
+    """The table cannot grow: ``/dev/shm`` is full, or the table's reservation is."""
+
+
+@attrs.frozen
+class TableStatistics:
+    """A snapshot of a table's shape and history.
+
+    Attributes:
+        count: live entries.
+        slots: slots in the index.
+        used_slots: slots that are not empty (live entries and deletion markers).
+        arena_bytes: bytes of records in the arena, live and garbage.
+        garbage_bytes: bytes of overwritten and deleted records, reclaimed by the next
+            compaction.
+        committed_bytes: bytes of shared memory allocated to the table now.
+        reserved_bytes: the size of the reservation (address space, not memory).
+        rebuilds: times the index was rebuilt (growth, compaction, :meth:`clear`).
+        mutex_recoveries: times a process died holding the table's mutex and the next user
+            took it over.
+        repairs: times the counts were recomputed after an interrupted change.
+    """
+
+    count: int
+    slots: int
+    used_slots: int
+    arena_bytes: int
+    garbage_bytes: int
+    committed_bytes: int
+    reserved_bytes: int
+    rebuilds: int
+    mutex_recoveries: int
+    repairs: int
+
+
+# -- memory: commit and give back pages --------------------------------------------------------
+
+
+class _Libc:
+    __slots__ = ("madvise",)
+
+    def __init__(self) -> None:
+        lib = ctypes.CDLL(None, use_errno=True)
+        self.madvise: Any = lib.madvise
+        self.madvise.restype = ctypes.c_int
+        self.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+
+
+_libc: _Libc | None = None
+_populate_supported = True
+
+
+def _madvise(address: int, length: int, advice: int) -> int:
+    """``madvise``; returns 0 or the error number."""
+    global _libc
+    if _libc is None:
+        _libc = _Libc()
+    if _libc.madvise(address, length, advice) == 0:
+        return 0
+    return ctypes.get_errno() or errno.EINVAL
+
+
+def _commit(base: int, path: str, offset: int, length: int) -> None:
+    """Allocate the pages of ``[offset, offset + length)`` of the segment mapped at ``base``.
+
+    Raises:
+        TableFullError: ``/dev/shm`` has no room for them (nothing is left allocated).
+    """
+    global _populate_supported
+    if length <= 0:
+        return
+    if _populate_supported:
+        err = _madvise(base + offset, length, _MADV_POPULATE_WRITE)
+        if err == 0:
+            return
+        if err == errno.EINVAL:  # Linux < 5.14: no MADV_POPULATE_WRITE
+            _populate_supported = False
+        else:
+            _punch(base, offset, length)
+            raise TableFullError(
+                f"shared memory exhausted: cannot allocate {length} more bytes for a shared "
+                f"dict in {_shm.SHM_DIR} ({os.strerror(err)})"
+            )
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise TableFullError(
+            "cannot grow the shared dict: its segment was removed by its creator and this "
+            "kernel has no MADV_POPULATE_WRITE (Linux 5.14)"
+        ) from None
+    try:
+        os.posix_fallocate(fd, offset, length)
+    except OSError as exc:
+        _punch(base, offset, length)
+        raise TableFullError(
+            f"shared memory exhausted: cannot allocate {length} more bytes for a shared dict "
+            f"in {_shm.SHM_DIR} ({exc.strerror})"
+        ) from None
+    finally:
+        os.close(fd)
+
+
+def _punch(base: int, offset: int, length: int) -> None:
+    """Give the pages of ``[offset, offset + length)`` back to the system (they read zero)."""
+    if length > 0:
+        _madvise(base + offset, length, _MADV_REMOVE)  # failing only keeps memory allocated
+
+
+def _round_page(n: int) -> int:
+    return (n + _PAGE - 1) // _PAGE * _PAGE
+
+
+def _pow2_at_least(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
+
+
+def _default_area_size() -> int:
+    """The arena area size: half of ``/dev/shm`` (compaction copies), as a power of two."""
+    try:
+        st = os.statvfs(_shm.SHM_DIR)
+        total = st.f_blocks * st.f_frsize
+    except OSError:  # pragma: no cover - no /dev/shm: _shm.create fails anyway
+        total = _MIN_AREA
+    return min(_MAX_AREA, max(_MIN_AREA, _pow2_at_least(total) // 2))
+
+
+def _segment_size(area: int) -> int:
+    # header page, two index areas of area / 2 bytes, two arena areas of ``area`` bytes
+    return _PAGE + 3 * area
+
+
+# -- the lock functions ----------------------------------------------------------------------
+
+_pylib = ctypes.PyDLL(None)
+# Never block: bound without releasing the GIL, the cheapest foreign call ctypes makes.
+_trylock: Any = _pylib.pthread_mutex_trylock
+_unlock: Any = _pylib.pthread_mutex_unlock
+
+
+# -- one mapping per segment per process -----------------------------------------------------
+
+
+class _Mapping:
+    """This process's mapping of one table, shared by every handle of it here.
+
+    A robust mutex must have one address per process: the holder's robust list (walked by the
+    kernel when the thread dies) points into the mapping, so a mapping whose mutex is held by
+    a thread of this process is never unmapped (see ``_release``).
+    """
+
+    __slots__ = (
+        "area",
+        "base",
+        "buf",
+        "handles",
+        "mutex",
+        "mvb",
+        "mvq",
+        "name",
+        "path",
+        "ptr",
+        "segment",
+        "words",
+    )
+
+    def __init__(self, segment: _shm.Segment, area: int) -> None:
+        self.segment = segment
+        self.name = segment.name
+        self.path = segment.path
+        self.area = area
+        self.handles = 0
+        buf = segment.buffer
+        self.buf: Any = buf
+        self.base = ctypes.addressof(buf)
+        self.words: Any = (ctypes.c_uint64 * (segment.size // 8)).from_buffer(buf)
+        self.mvb = memoryview(buf).cast("B")
+        self.mvq = self.mvb.cast("Q")
+        self.mutex = MutexWords.from_buffer(buf, 0)
+        # A pointer object keeps the view, hence the mapping, alive during every call.
+        self.ptr: Any = ctypes.pointer(self.mutex)
+
+    def held_here(self) -> bool:
+        tid = int(self.mutex.lock) & FUTEX_TID_MASK
+        return tid != 0 and os.path.exists(f"/proc/self/task/{tid}")
+
+
+_registry: dict[str, _Mapping] = {}
+# Re-entrant: a handle's finalizer (``_release``) may run from a garbage collection that starts
+# while this thread is inside ``attach``.
+_registry_lock = threading.RLock()
+_pinned: list[_Mapping] = []
+
+
+def _after_fork() -> None:
+    global _registry_lock
+    _registry_lock = threading.RLock()  # another thread may have held it at fork time
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def _forget(m: _Mapping, segment: _shm.Segment | None) -> None:
+    """The finalizer of a handle collected without :meth:`SharedHashTable.close`."""
+    if segment is not None:
+        segment.unlink()
+    _release(m)
+
+
+def _release(m: _Mapping) -> None:
+    """Forget one handle of ``m``; the last one unmaps (unless this process holds the mutex)."""
+    with _registry_lock:
+        m.handles -= 1
+        if m.handles > 0:
+            return
+        if _registry.get(m.name) is m:
+            del _registry[m.name]
+    if m.held_here():
+        _pinned.append(m)  # unmapping would leave the holder's robust list dangling
+        return
+    m.segment.close()  # unmapped once the views built on it are gone with ``m``
+
+
+class _Closed:
+    """Stands in for the views of a closed handle: every use raises :exc:`ValueError`."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise ValueError("the shared hash table is closed")
+
+    def __getitem__(self, index: Any) -> Any:
+        raise ValueError("the shared hash table is closed")
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        raise ValueError("the shared hash table is closed")
+
+
+_CLOSED: Any = _Closed()
+
+
+@functools.cache
+def _closed_ptr() -> Any:
+    """The mutex of a closed handle: a robust mutex "held" by a thread id that cannot exist.
+
+    Its ``trylock`` returns ``EBUSY`` (the hot paths go to :meth:`_acquire_slow`, which raises)
+    and its ``unlock`` returns ``EPERM`` (the hot paths' ``finally`` changes nothing).
+    """
+    buffer = ctypes.create_string_buffer(64)  # malloc'd: aligned for the mutex
+    pointer = ctypes.pointer(MutexWords.from_buffer(buffer))
+    _robust.load().init_mutex(pointer, recursive=False)
+    pointer.contents.lock = FUTEX_TID_MASK  # above any pid_max: nobody's thread id
+    return pointer
+
+
+_NO_CACHE: tuple[int, dict[bytes, bytes]] = (-1, {})
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+
+class SharedHashTable:
+    """A handle on a shared hash table of ``bytes`` keys and values (see the module docstring).
+
+    Every method takes the table's mutex for its duration; :meth:`locked` (or
+    :meth:`enter`/:meth:`exit`) holds it across several calls. The mutex is recursive: the
+    holder may call any method. Handles are picklable: unpickling attaches by name.
+
+    Attributes:
+        name: the segment's name; :meth:`attach` takes it.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_buf",
+        "_cache",
+        "_finalizer",
+        "_geo",
+        "_m",
+        "_mvb",
+        "_ptr",
+        "_segment",
+        "_words",
+        "name",
+    )
+
+    def __init__(self, m: _Mapping, owner: bool) -> None:
+        self._m: Any = m
+        self._segment = m.segment if owner else None
+        self.name = m.name
+        self._buf = m.buf
+        self._words = m.words
+        self._mvb = m.mvb
+        self._ptr = m.ptr
+        self._geo: tuple[int, ...] = (-1,)
+        # (version, {key: value or _ABSENT}): what this handle read, valid while the table's
+        # version word is unchanged (every change bumps it).
+        self._cache: tuple[int, dict[bytes, bytes]] = _NO_CACHE
+        # Collected without close(): let go of the mapping and, for the creator, the name.
+        self._finalizer = weakref.finalize(self, _forget, m, self._segment)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, initial_capacity: int = 8, *, max_bytes: int | None = None) -> SharedHashTable:
+        """Create a new, empty table in a new segment; this handle owns its name.
+
+        Args:
+            initial_capacity: entries to make room for up front (the table grows anyway).
+            max_bytes: bound the arena (the bytes of records) to about this much; by default
+                the size of ``/dev/shm``.
+
+        Raises:
+            NotImplementedError: the platform has no robust process-shared mutexes we support.
+            OSError: the segment could not be created.
+            TableFullError: ``/dev/shm`` has no room for the initial size.
+        """
+        if initial_capacity < 0:
+            raise ValueError(f"initial_capacity must be >= 0, got {initial_capacity}")
+        pthread = _robust.load()
+        if max_bytes is None:
+            area = _default_area_size()
+        else:
+            area = min(_MAX_AREA, max(_MIN_AREA, _pow2_at_least(max_bytes)))
+        while True:
+            try:
+                segment = _shm.create(_segment_size(area))
+                break
+            except OSError as exc:  # address space limited (ulimit -v): reserve less
+                if exc.errno != errno.ENOMEM or area <= _MIN_AREA:
+                    raise
+                area //= 2
+        try:
+            m = _Mapping(segment, area)
+            _commit(m.base, m.path, 0, _PAGE)
+            pthread.init_mutex(m.ptr, recursive=True)
+            words = m.words
+            words[_W_ARENA_SIZE] = area
+            slots = max(_MIN_SLOTS, _pow2_at_least(int(initial_capacity / _MAX_LOAD * 1.5) + 1))
+            slots = min(slots, area // 16)
+            arena = _round_page(max(_MIN_ARENA, initial_capacity * 64))
+            table = cls(m, owner=True)
+            m.handles = 1
+            root = table._build(0, [], slots, 0, arena, None)
+            words[_W_ROOT] = root
+            words[_W_MAGIC] = _MAGIC  # last: the table is complete
+        except BaseException:
+            segment.unlink()
+            raise
+        with _registry_lock:
+            _registry[m.name] = m
+        return table
+
+    @classmethod
+    def attach(cls, name: str) -> SharedHashTable:
+        """Map the existing table ``name`` in this process (never owns or unlinks it).
+
+        Raises:
+            FileNotFoundError: its creator removed it (closed it or exited).
+            ValueError: ``name`` is not a shared hash table.
+        """
+        _robust.load()
+        with _registry_lock:
+            m = _registry.get(name)
+            if m is None:
+                try:
+                    # The header page tells the size of the whole reservation.
+                    first = _shm.attach(name, _PAGE)
+                    header = (ctypes.c_uint64 * 16).from_buffer(first.buffer)
+                    magic, area = int(header[_W_MAGIC]), int(header[_W_ARENA_SIZE])
+                    del header
+                    first.close()
+                    if magic != _MAGIC:
+                        raise ValueError(f"segment {name!r} does not hold a shared hash table")
+                    segment = _shm.attach(name, _segment_size(area))
+                except FileNotFoundError:
+                    raise FileNotFoundError(
+                        f"the shared dict {name!r} no longer exists: the process that created "
+                        "it closed it or exited"
+                    ) from None
+                m = _Mapping(segment, area)
+                _registry[name] = m
+            m.handles += 1
+        return cls(m, owner=False)
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return SharedHashTable.attach, (self.name,)
+
+    def close(self) -> None:
+        """Let go of this handle (idempotent); the last handle of a process unmaps the table.
+
+        This does not remove the table: the creator calls :meth:`unlink` for that.
+
+        Raises:
+            RuntimeError: the calling thread holds the table's mutex (inside :meth:`locked`).
+        """
+        m = self._m
+        if m is not _CLOSED and int(m.mutex.lock) & FUTEX_TID_MASK == threading.get_native_id():
+            raise RuntimeError("cannot close a shared hash table while holding its lock")
+        if self._finalizer.detach() is not None:
+            m = self._m
+            self._m = self._buf = self._words = self._mvb = _CLOSED
+            self._ptr = _closed_ptr()
+            self._cache = _NO_CACHE
+            _release(m)
+
+    def unlink(self) -> None:
+        """Remove the table's name, from the handle that created it only (idempotent).
+
+        Processes that have the table mapped keep using it; no more can attach. Elsewhere (an
+        attached handle, a forked copy of the creator) this does nothing.
+        """
+        if self._segment is not None:
+            self._segment.unlink()  # checks the pid: a forked copy is no creator
+
+    @property
+    def closed(self) -> bool:
+        return self._m is _CLOSED
+
+    # -- the mutex -----------------------------------------------------------------------------
+
+    def enter(self) -> None:
+        """Take the table's mutex (recursive); recover it if its holder died."""
+        # An exception raised as the trylock call returns (a signal handler's) would leave the
+        # mutex taken, as with ``threading.Lock.acquire``; the hot paths take it inside their
+        # ``try`` instead.
+        rc = _trylock(self._ptr)
+        if rc:
+            self._acquire_slow(rc)
+
+    def exit(self) -> None:
+        """Release the table's mutex once.
+
+        Raises:
+            RuntimeError: the calling thread does not hold it.
+        """
+        if self._m is _CLOSED:
+            raise ValueError("the shared hash table is closed")
+        rc = _unlock(self._ptr)
+        if rc:
+            raise RuntimeError(
+                f"the shared hash table's mutex is not held by this thread ({os.strerror(rc)})"
+            )
+
+    @contextmanager
+    def locked(self) -> Iterator[SharedHashTable]:
+        """Hold the mutex across a block (re-entrant: the holder may call every method)."""
+        self.enter()
+        try:
+            yield self
+        finally:
+            self.exit()
+
+    def _acquire_slow(self, rc: int) -> None:
+        """Finish taking the mutex after a first ``trylock`` returned ``rc`` (not 0).
+
+        On an exception (a signal handler's, say) the mutex is not held when this returns.
+        """
+        if self._m is _CLOSED:
+            raise ValueError("the shared hash table is closed")
+        ptr = self._ptr
+        pthread = _robust.load()
+        try:
+            spins = _SPIN
+            while rc == EBUSY and spins:  # the holder is likely running: a short wait
+                spins -= 1
+                rc = _trylock(ptr)
+            while rc in (EBUSY, ETIMEDOUT):
+                # Wait with the GIL released, in slices so that signal handlers run.
+                rc = pthread.lock_until(ptr, time.monotonic_ns() + _SLICE_NS)
+            if rc == EOWNERDEAD:
+                pthread.consistent(ptr)
+                words = self._words
+                words[_W_RECOVERIES] += 1
+                words[_W_VERSION] += 1  # no read cache may outlive a change it did not see
+                words[_W_ROOT] |= _DIRTY  # the holder may have died inside a change
+            elif rc:
+                raise OSError(rc, f"pthread_mutex_lock: {os.strerror(rc)}")
+        except BaseException:
+            if int(self._m.mutex.lock) & FUTEX_TID_MASK == threading.get_native_id():
+                # Interrupted with the mutex taken: perhaps before it was made consistent.
+                pthread.consistent(ptr)  # EINVAL if it was: harmless
+                self._words[_W_ROOT] |= _DIRTY
+                _unlock(ptr)
+            raise
+
+    # -- geometry ------------------------------------------------------------------------------
+
+    def _refresh(self, root: int) -> tuple[int, ...]:
+        """The geometry for the root word ``root``, repairing the table first if it is dirty."""
+        if root & _DIRTY:
+            self._repair()
+            root = self._words[_W_ROOT]
+        return self._load(root)
+
+    def _load(self, root: int) -> tuple[int, ...]:
+        """The geometry of generation ``root`` (a clean root word), cached in ``_geo``."""
+        area = self._m.area
+        index_area = (root >> 8) & 1
+        arena_area = (root >> 9) & 1
+        slots = 1 << (root & 0xFF)
+        geo = (
+            root,
+            (_PAGE + index_area * (area // 2)) >> 3,  # 1: word of the first slot
+            slots - 1,  # 2: slot mask
+            _W_GEN + 4 * index_area,  # 3: word of the generation's counters
+            _PAGE + area + arena_area * area,  # 4: arena start (bytes)
+            int(slots * _MAX_LOAD),  # 5: used slots that trigger a rebuild
+            index_area,  # 6
+            arena_area,  # 7
+        )
+        self._geo = geo
+        return geo
+
+    def _current(self) -> tuple[int, ...]:
+        """The geometry of the current generation (under the mutex)."""
+        root = self._words[_W_ROOT]
+        geo = self._geo
+        return geo if geo[0] == root else self._refresh(root)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, key: bytes, h: int) -> bytes | None:
+        """The value stored for ``key`` (whose :func:`key_hash` is ``h``), or ``None``."""
+        cache = self._cache
+        if self._words[10] == cache[0]:  # _W_VERSION: nothing changed since it was cached
+            value = cache[1].get(key)
+            if value is not None:
+                return None if value is _ABSENT else value
+        return self._get(key, h)
+
+    def _get(self, key: bytes, h: int) -> bytes | None:
+        """:meth:`get` under the mutex; remember the answer in the read cache."""
+        ptr = self._ptr
+        try:
+            # Inside the try: an exception raised as the call returns still unlocks.
+            rc = _trylock(ptr)
+            if rc:
+                self._acquire_slow(rc)
+            words = self._words
+            root = words[9]  # _W_ROOT; literals on the hot paths: no global lookups
+            geo = self._geo
+            if geo[0] != root:
+                geo = self._refresh(root)
+            version = words[10]  # _W_VERSION
+            ib = geo[1]
+            mask = geo[2]
+            tag = (h >> 5) & 0x7FFFFFF  # _TAG_MASK
+            i = tag & mask
+            value = _ABSENT
+            while True:
+                w = words[ib + i]
+                if not w:
+                    break
+                if w >> 36 == tag:  # never a deletion marker: its "tag" is 1 << 27
+                    off = w & 0xFFFFFFFFF  # _OFF_MASK
+                    lens = words[off]
+                    a = (off + 1) << 3
+                    b = a + (lens & 0xFFFFFFFF)
+                    buf = self._buf
+                    if buf[a:b] == key:
+                        value = buf[b : b + (lens >> 32)]
+                        break
+                i = (i + 1) & mask
+        finally:
+            _unlock(ptr)
+        if len(value) <= _CACHE_VALUE_BYTES:
+            cache = self._cache
+            if cache[0] == version and len(cache[1]) < _CACHE_ENTRIES:
+                cache[1][key] = value
+            else:
+                self._cache = (version, {key: value})
+        return None if value is _ABSENT else value
+
+    def __len__(self) -> int:
+        self.enter()
+        try:
+            return int(self._words[self._current()[3] + _COUNT])
+        finally:
+            self.exit()
+
+    def _live_words(self, geo: tuple[int, ...]) -> list[int]:
+        """The live slot words of generation ``geo``, in arena order (order of last write)."""
+        ib = geo[1]
+        slots = self._m.mvq[ib : ib + geo[2] + 1].tolist()
+        live = [w for w in slots if 0 < w < _TOMB]
+        live.sort(key=_OFF_MASK.__and__)
+        return live
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        """A snapshot of every (key, value), in the order of their last write."""
+        self.enter()
+        try:
+            words = self._words
+            buf = self._buf
+            out = []
+            for w in self._live_words(self._current()):
+                off = w & _OFF_MASK
+                lens = words[off]
+                a = (off + 1) << 3
+                b = a + (lens & _LOW32)
+                out.append((buf[a:b], buf[b : b + (lens >> 32)]))
+            return out
+        finally:
+            self.exit()
+
+    def keys(self) -> list[bytes]:
+        """A snapshot of every key, in the order of their last write."""
+        self.enter()
+        try:
+            words = self._words
+            buf = self._buf
+            out = []
+            for w in self._live_words(self._current()):
+                off = w & _OFF_MASK
+                a = (off + 1) << 3
+                out.append(buf[a : a + (words[off] & _LOW32)])
+            return out
+        finally:
+            self.exit()
+
+    def values(self) -> list[bytes]:
+        """A snapshot of every value, in the order of their last write."""
+        return [v for _, v in self.items()]
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def set(self, key: bytes, h: int, value: bytes) -> None:
+        """Store ``value`` for ``key`` (whose :func:`key_hash` is ``h``).
+
+        Raises:
+            TableFullError: no room left (``/dev/shm`` or the reservation is full); the table
+                is unchanged.
+            ValueError: the key or the value is longer than 4 GiB.
+        """
+        klen = len(key)
+        vlen = len(value)
+        if (klen | vlen) >> 32:
+            raise ValueError("keys and values of a shared dict are limited to 4 GiB each")
+        # The record, built before taking the mutex: [klen | vlen << 32] [key] [value].
+        record = (klen | (vlen << 32)).to_bytes(8, _BYTEORDER) + key + value
+        n = len(record)
+        size = (n + 7) & ~7
+        tag = (h >> 5) & 0x7FFFFFF  # _TAG_MASK
+        ptr = self._ptr
+        try:
+            rc = _trylock(ptr)
+            if rc:
+                self._acquire_slow(rc)
+            words = self._words
+            try:
+                root = words[9]  # _W_ROOT
+                geo = self._geo
+                if geo[0] != root:
+                    geo = self._refresh(root)
+                gen = geo[3]
+                top = words[gen]  # + _TOP
+                if top + size > words[gen + 1]:  # + _LIMIT: the committed end of the arena
+                    geo = self._make_room(geo, size, False)
+                    gen = geo[3]
+                    top = words[gen]
+                ib = geo[1]
+                mask = geo[2]
+                i = tag & mask
+                free = -1
+                buf = self._buf
+                while True:
+                    w = words[ib + i]
+                    if not w:
+                        break
+                    if w >> 36 == tag:
+                        off = w & 0xFFFFFFFFF  # _OFF_MASK
+                        a = (off + 1) << 3
+                        if buf[a : a + (words[off] & 0xFFFFFFFF)] == key:
+                            # Overwrite: a new record, then one store switches the slot to it.
+                            self._mvb[top : top + n] = record
+                            words[gen] = top + size
+                            words[10] += 1  # _W_VERSION
+                            words[ib + i] = (tag << 36) | (top >> 3)
+                            return
+                    elif free < 0 and w == 0x8000000000000000:  # _TOMB: reusable
+                        free = i
+                    i = (i + 1) & mask
+                if free < 0:
+                    if words[gen + 3] >= geo[5]:  # _USED: too many slots taken, rebuild first
+                        geo = self._make_room(geo, size, True)
+                        gen = geo[3]
+                        top = words[gen]
+                        ib = geo[1]
+                        mask = geo[2]
+                        i = tag & mask
+                        while words[ib + i]:  # a fresh index has no deletion markers
+                            i = (i + 1) & mask
+                    words[gen + 3] += 1  # _USED, counted before the slot is taken
+                else:
+                    i = free
+                self._mvb[top : top + n] = record
+                words[gen] = top + size
+                words[10] += 1  # _W_VERSION
+                words[ib + i] = (tag << 36) | (top >> 3)
+                words[gen + 2] += 1  # _COUNT
+            except TableFullError:
+                raise  # raised before any change
+            except BaseException:
+                words[9] |= _DIRTY  # interrupted inside a change: recount before the next
+                raise
+        finally:
+            _unlock(ptr)
+
+    def delete(self, key: bytes, h: int) -> bool:
+        """Remove ``key`` (whose :func:`key_hash` is ``h``); whether it was there."""
+        ptr = self._ptr
+        try:
+            rc = _trylock(ptr)
+            if rc:
+                self._acquire_slow(rc)
+            words = self._words
+            try:
+                root = words[9]  # _W_ROOT
+                geo = self._geo
+                if geo[0] != root:
+                    geo = self._refresh(root)
+                ib = geo[1]
+                mask = geo[2]
+                tag = (h >> 5) & 0x7FFFFFF  # _TAG_MASK
+                i = tag & mask
+                buf = self._buf
+                while True:
+                    w = words[ib + i]
+                    if not w:
+                        return False
+                    if w >> 36 == tag:
+                        off = w & 0xFFFFFFFFF  # _OFF_MASK
+                        a = (off + 1) << 3
+                        if buf[a : a + (words[off] & 0xFFFFFFFF)] == key:
+                            break
+                    i = (i + 1) & mask
+                gen = geo[3]
+                words[_W_VERSION] += 1
+                if words[ib + ((i + 1) & mask)]:
+                    words[ib + i] = _TOMB
+                else:
+                    # The end of a probe chain: no lookup goes past it, so it can be empty,
+                    # and so can the deletion markers just before it.
+                    freed = 0
+                    while True:
+                        words[ib + i] = 0
+                        freed += 1
+                        i = (i - 1) & mask
+                        if words[ib + i] != _TOMB:
+                            break
+                    words[gen + _USED] -= freed  # after the stores: too high is safe
+                words[gen + _COUNT] -= 1
+                return True
+            except BaseException:
+                words[_W_ROOT] |= _DIRTY
+                raise
+        finally:
+            _unlock(ptr)
+
+    def clear(self) -> None:
+        """Remove every entry and give the memory back (one switch: a crash keeps all or none)."""
+        self.enter()
+        try:
+            words = self._words
+            try:
+                geo = self._current()
+                root = self._build(1 - geo[6], [], _MIN_SLOTS, 1 - geo[7], _MIN_ARENA, geo)
+                words[_W_VERSION] += 1
+                self._switch(root)
+            except TableFullError:
+                raise  # raised before any change
+            except BaseException:
+                words[_W_ROOT] |= _DIRTY
+                raise
+        finally:
+            self.exit()
+
+    # -- growth --------------------------------------------------------------------------------
+
+    def _make_room(self, geo: tuple[int, ...], size: int, slot: bool) -> tuple[int, ...]:
+        """Make room for a record of ``size`` bytes (and with ``slot``, for one more slot).
+
+        Returns the (new) current geometry.
+
+        Raises:
+            TableFullError: there is no room (the table is unchanged).
+        """
+        words = self._words
+        area = self._m.area
+        gen = geo[3]
+        top = words[gen + _TOP]
+        arena_start = geo[4]
+        room = top + size <= words[gen + _LIMIT]
+        live = self._live_words(geo)
+        live_bytes = self._record_bytes(live)
+        arena_used = top - arena_start
+        compact = not room and (
+            2 * (arena_used - live_bytes) >= arena_used or size > area - arena_used
+        )
+        if compact and live_bytes + size > area:
+            raise TableFullError(
+                f"the shared dict is full: {live_bytes + size} bytes of records do not fit in "
+                f"its arena of {area} bytes"
+            )
+        if slot or compact:
+            # Half the most load: the index doubles when it grows.
+            slots = max(_MIN_SLOTS, _pow2_at_least(int(len(live) / _MAX_LOAD * 2) + 1))
+            slots = min(slots, area // 16)
+            if len(live) + 1 > slots * _MAX_LOAD:
+                raise TableFullError(
+                    f"the shared dict is full: {len(live)} entries fill the index its "
+                    f"reservation of {_segment_size(area)} bytes allows"
+                )
+            arena_area = 1 - geo[7] if compact else geo[7]
+            arena = _round_page(max(_MIN_ARENA, 2 * (live_bytes + size))) if compact else 0
+            root = self._build(1 - geo[6], live, slots, arena_area, min(arena, area), geo)
+            geo = self._switch(root)
+            gen = geo[3]
+            top = words[gen + _TOP]
+            if top + size <= words[gen + _LIMIT]:
+                return geo
+        # Commit more arena in place: double it, at least to what the record needs.
+        w_committed = _W_COMMITTED + 2 + geo[7]
+        committed = words[w_committed]
+        want = min(area, _round_page(max(2 * committed, top + size - arena_start)))
+        if top + size > arena_start + want:
+            raise TableFullError(
+                f"the shared dict is full: {top - arena_start + size} bytes of records do not "
+                f"fit in its arena of {area} bytes"
+            )
+        m = self._m
+        _commit(m.base, m.path, arena_start + committed, want - committed)
+        words[w_committed] = want  # what to give back later, then what may be used
+        words[gen + _LIMIT] = arena_start + want
+        return geo
+
+    def _record_bytes(self, live: list[int]) -> int:
+        """The bytes of the records the slot words ``live`` point to."""
+        words = self._words
+        total = 0
+        for w in live:
+            lens = words[w & _OFF_MASK]
+            total += (15 + (lens & _LOW32) + (lens >> 32)) & ~7
+        return total
+
+    def _build(
+        self,
+        index_area: int,
+        live: list[int],
+        slots: int,
+        arena_area: int,
+        arena: int,
+        old: tuple[int, ...] | None,
+    ) -> int:
+        """Write a complete generation where nothing refers; return the root that publishes it.
+
+        ``live`` are the live slot words of the current generation ``old``, in arena order. If
+        ``arena_area`` is ``old``'s, the records stay where they are; otherwise they are copied
+        (compacted) into that area, committed to ``arena`` bytes first.
+        """
+        m = self._m
+        words = self._words
+        area = m.area
+        index_off = _PAGE + index_area * (area // 2)
+        self._prepare(index_off, _W_COMMITTED + index_area, _round_page(slots * 8))
+        mask = slots - 1
+        table = [0] * slots
+        if old is not None and arena_area == old[7]:
+            top = words[old[3] + _TOP]
+            limit = words[old[3] + _LIMIT]
+            for w in live:
+                i = (w >> 36) & mask
+                while table[i]:
+                    i = (i + 1) & mask
+                table[i] = w
+        else:
+            arena_off = _PAGE + area + arena_area * area
+            limit = arena_off + self._prepare(arena_off, _W_COMMITTED + 2 + arena_area, arena)
+            flat = m.mvb
+            top = arena_off
+            # Copy runs of adjacent live records with one memmove each.
+            run_src = run_dst = run_len = 0
+            for w in live:
+                off = w & _OFF_MASK
+                lens = words[off]
+                src = off << 3
+                size = (15 + (lens & _LOW32) + (lens >> 32)) & ~7
+                if src == run_src + run_len:
+                    run_len += size
+                else:
+                    if run_len:
+                        flat[run_dst : run_dst + run_len] = flat[run_src : run_src + run_len]
+                    run_src, run_dst, run_len = src, top, size
+                i = (w >> 36) & mask
+                while table[i]:
+                    i = (i + 1) & mask
+                table[i] = (w & ~_OFF_MASK) | (top >> 3)
+                top += size
+            if run_len:
+                flat[run_dst : run_dst + run_len] = flat[run_src : run_src + run_len]
+        index_word = index_off >> 3
+        m.mvq[index_word : index_word + slots] = array("Q", table)
+        gen = _W_GEN + 4 * index_area
+        words[gen + _TOP] = top
+        words[gen + _LIMIT] = limit
+        words[gen + _COUNT] = len(live)
+        words[gen + _USED] = len(live)
+        generation = 0 if old is None else (old[0] >> 16) + 1
+        return (generation << 16) | (arena_area << 9) | (index_area << 8) | (mask.bit_length())
+
+    def _switch(self, root: int) -> tuple[int, ...]:
+        """Publish generation ``root`` (one store), then free the areas it does not use."""
+        self._words[_W_ROOT] = root
+        geo = self._load(root)
+        self._free_unused(geo)
+        return geo
+
+    def _prepare(self, start: int, w_committed: int, need: int) -> int:
+        """Have the first ``need`` bytes of the idle area at ``start`` committed.
+
+        Pages the area already holds are reused (up to :data:`_KEEP` more than needed: the
+        rest is given back). Returns the bytes committed now, which may exceed ``need``.
+        """
+        m = self._m
+        words = self._words
+        committed = words[w_committed]
+        keep = max(need, _KEEP)
+        if committed > keep:
+            words[w_committed] = keep  # first: a recorded page is always an allocated page
+            _punch(m.base, start + keep, committed - keep)
+            committed = keep
+        if committed < need:
+            _commit(m.base, m.path, start + committed, need - committed)
+            words[w_committed] = committed = need
+        return int(committed)
+
+    def _free_unused(self, geo: tuple[int, ...], *, thorough: bool = False) -> None:
+        """Give back the pages of the areas generation ``geo`` does not use, but :data:`_KEEP`.
+
+        With ``thorough`` (after a crash), also every page past what each area records as
+        committed, which an interrupted commit may have allocated.
+        """
+        m = self._m
+        words = self._words
+        area = m.area
+        half = area // 2
+        areas = (
+            (_PAGE, half, 0),
+            (_PAGE + half, half, 1),
+            (_PAGE + area, area, 2),
+            (_PAGE + 2 * area, area, 3),
+        )
+        in_use = (geo[6], 2 + geo[7])
+        for start, size, k in areas:
+            w = _W_COMMITTED + k
+            committed = words[w]
+            if k not in in_use and committed > _KEEP:
+                words[w] = _KEEP  # first: a recorded page is always an allocated page
+                if not thorough:
+                    _punch(m.base, start + _KEEP, committed - _KEEP)
+                committed = _KEEP
+            if thorough:
+                _punch(m.base, start + committed, size - committed)
+
+    # -- repair --------------------------------------------------------------------------------
+
+    def _repair(self) -> None:
+        """Recompute what an interrupted change may have left wrong (under the mutex).
+
+        The structure is consistent at every instant (see the module docstring); only the
+        counts may be stale, and areas not in use may still hold pages.
+        """
+        words = self._words
+        geo = self._load(words[_W_ROOT] & ~_DIRTY)
+        gen = geo[3]
+        ib = geo[1]
+        slots = self._m.mvq[ib : ib + geo[2] + 1].tolist()
+        tombs = slots.count(_TOMB)
+        count = len(slots) - slots.count(0) - tombs
+        words[gen + _COUNT] = count
+        words[gen + _USED] = count + tombs
+        self._free_unused(geo, thorough=True)
+        words[_W_REPAIRS] += 1
+        words[_W_VERSION] += 1
+        words[_W_ROOT] = geo[0]  # clean again
+
+    # -- statistics ----------------------------------------------------------------------------
+
+    def statistics(self) -> TableStatistics:
+        """A snapshot of the table's shape and history (counts the garbage: O(entries))."""
+        self.enter()
+        try:
+            words = self._words
+            geo = self._current()
+            gen = geo[3]
+            arena_bytes = int(words[gen + _TOP] - geo[4])
+            return TableStatistics(
+                count=int(words[gen + _COUNT]),
+                slots=geo[2] + 1,
+                used_slots=int(words[gen + _USED]),
+                arena_bytes=arena_bytes,
+                garbage_bytes=arena_bytes - self._record_bytes(self._live_words(geo)),
+                committed_bytes=_PAGE + sum(int(words[_W_COMMITTED + k]) for k in range(4)),
+                reserved_bytes=_segment_size(self._m.area),
+                rebuilds=geo[0] >> 16,
+                mutex_recoveries=int(words[_W_RECOVERIES]),
+                repairs=int(words[_W_REPAIRS]),
+            )
+        finally:
+            self.exit()
