@@ -145,7 +145,7 @@ class SharedDictCore(MutableMapping[Any, Any]):
             return value
 
     def popitem(self) -> tuple[Any, Any]:
-        """Remove and return the most recently inserted (key, value) pair still present.
+        """Remove and return the last (key, value) pair in iteration order.
 
         Raises:
             KeyError: the dict is empty.
@@ -168,9 +168,24 @@ class SharedDictCore(MutableMapping[Any, Any]):
             return value
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
-        """Store every pair of ``other`` (a mapping or pairs) and of ``kwargs``, atomically."""
+        """Store every pair of ``other`` (a mapping or pairs) and of ``kwargs``, atomically.
+
+        A pair that cannot be stored (a key or value that cannot be pickled, for processes)
+        fails the call before anything is stored.
+        """
+        if isinstance(other, Mapping):
+            pairs = list(other.items())
+        elif hasattr(other, "keys"):
+            pairs = [(key, other[key]) for key in other.keys()]  # noqa: SIM118 - dict() does
+        else:
+            pairs = [(key, value) for key, value in other]
+        pairs += kwargs.items()
+        self._store_many(pairs)
+
+    def _store_many(self, pairs: list[tuple[Any, Any]]) -> None:
         with self._lock:
-            super().update(other, **kwargs)
+            for key, value in pairs:
+                self._store(key, value)
 
     def clear(self) -> None:
         """Remove every entry."""

@@ -646,10 +646,10 @@ _SMALL_INT = 10**18
 def _encode_key(key: Any) -> bytes:
     """The bytes a key is stored and compared as: equal bytes, same key.
 
-    ``str``, ``bytes`` and ``int`` (and ``bool``, equal to ``0``/``1`` as in a dict) get a
-    short tagged form of their own; anything else is pickled without the memo, so that the
-    same value always gives the same bytes, whoever built it (a pickle with the memo would
-    differ between ``("ab", "ab")`` built from one string object and from two).
+    ``str``, ``bytes``, ``int`` (``bool`` included: ``True`` is the key ``1``, as in a dict),
+    ``None`` and tuples of those get a tagged form of their own, equal exactly when the keys
+    are equal in a :class:`dict`; anything else is pickled without the memo, so that the same
+    value gives the same bytes whoever built it.
 
     Raises:
         TypeError: the key is unhashable, as for a :class:`dict`.
@@ -662,6 +662,11 @@ def _encode_key(key: Any) -> bytes:
         return b"b" + bytes(key)
     if (kind is int or kind is bool) and -_SMALL_INT < key < _SMALL_INT:
         return b"i%d" % key
+    if key is None:
+        return b"n"
+    if kind is tuple:
+        parts = [_encode_key(item) for item in key]
+        return b"t" + b"".join(len(part).to_bytes(4, "little") + part for part in parts)
     hash(key)  # an unhashable key is refused as a dict refuses it
     buffer = io.BytesIO()
     pickler = pickle.Pickler(buffer, protocol=_serialize.PROTOCOL)
@@ -683,6 +688,17 @@ def _decode_key(data: bytes) -> Any:
         return data[1:]
     if tag == b"i":
         return int(data[1:])
+    if tag == b"n":
+        return None
+    if tag == b"t":
+        items = []
+        position = 1
+        while position < len(data):
+            size = int.from_bytes(data[position : position + 4], "little")
+            position += 4
+            items.append(_decode_key(data[position : position + size]))
+            position += size
+        return tuple(items)
     return pickle.loads(data[1:])
 
 
@@ -760,7 +776,10 @@ class ProcessSharedDict(SharedDictCore):
         self._lock = _TableLock(table)
 
     def _lookup(self, key: Any) -> Any:
-        data = _encode_key(key)
+        try:
+            data = _encode_key(key)
+        except SerializationError:  # a key that cannot be pickled was never stored
+            return MISSING
         value = self._table.get(data, key_hash(data))
         return MISSING if value is None else _serialize.loads(value)
 
@@ -771,8 +790,23 @@ class ProcessSharedDict(SharedDictCore):
         )
 
     def _remove(self, key: Any) -> bool:
-        data = _encode_key(key)
+        try:
+            data = _encode_key(key)
+        except SerializationError:  # a key that cannot be pickled was never stored
+            return False
         return self._table.delete(data, key_hash(data))
+
+    def _store_many(self, pairs: list[tuple[Any, Any]]) -> None:
+        # Everything is pickled before anything is stored: bad input leaves the dict unchanged.
+        dumps = _serialize.dumps_value
+        encoded = []
+        for key, value in pairs:
+            data = _encode_key(key)
+            encoded.append((data, key_hash(data), dumps(value, "into a ProcessSharedDict")))
+        table = self._table
+        with self._lock:
+            for data, h, value_data in encoded:
+                table.set(data, h, value_data)
 
     def _snapshot(self) -> dict[Any, Any]:
         loads = _serialize.loads
