@@ -30,6 +30,8 @@ from concurrency_kit.state.thread import (
     ThreadSharedDict,
     ThreadSharedValue,
 )
+from concurrency_kit.supervision.process import ProcessSupervisor
+from concurrency_kit.supervision.thread import ThreadSupervisor
 from concurrency_kit.sync.process import (
     ProcessBarrier,
     ProcessBoundedSemaphore,
@@ -73,6 +75,7 @@ class Model:
         RWLock: :class:`ProcessRWLock` or :class:`ThreadRWLock`.
         Guarded: :class:`ProcessGuarded` or :class:`ThreadGuarded`.
         SharedDict: :class:`ProcessSharedDict` or :class:`ThreadSharedDict`.
+        Supervisor: :class:`ProcessSupervisor` or :class:`ThreadSupervisor`.
         SharedCounter: :class:`ProcessSharedCounter` or :class:`ThreadSharedCounter`.
         SharedValue: :class:`ProcessSharedValue` or :class:`ThreadSharedValue`.
         SharedArray: :class:`ProcessSharedArray` or :class:`ThreadSharedArray`.
@@ -90,6 +93,7 @@ class Model:
     RWLock: type[ProcessRWLock] | type[ThreadRWLock]
     Guarded: type[ProcessGuarded[Any]] | type[ThreadGuarded[Any]]
     SharedDict: type[ProcessSharedDict] | type[ThreadSharedDict]
+    Supervisor: type[ProcessSupervisor] | type[ThreadSupervisor]
     SharedCounter: type[ProcessSharedCounter] | type[ThreadSharedCounter]
     SharedValue: type[ProcessSharedValue] | type[ThreadSharedValue]
     SharedArray: type[ProcessSharedArray] | type[ThreadSharedArray]
@@ -111,6 +115,7 @@ PROCESS = Model(
     RWLock=ProcessRWLock,
     Guarded=ProcessGuarded,
     SharedDict=ProcessSharedDict,
+    Supervisor=ProcessSupervisor,
     SharedCounter=ProcessSharedCounter,
     SharedValue=ProcessSharedValue,
     SharedArray=ProcessSharedArray,
@@ -130,6 +135,7 @@ THREAD = Model(
     RWLock=ThreadRWLock,
     Guarded=ThreadGuarded,
     SharedDict=ThreadSharedDict,
+    Supervisor=ThreadSupervisor,
     SharedCounter=ThreadSharedCounter,
     SharedValue=ThreadSharedValue,
     SharedArray=ThreadSharedArray,

@@ -138,12 +138,12 @@ ASPECTS: tuple[Aspect, ...] = (
         package="supervision",
         process=Claim(
             "A process that crashes leaves the other processes running.",
-            ("ProcessPool", "WorkerCrashedError"),
+            ("ProcessSupervisor", "ProcessPool", "WorkerCrashedError"),
         ),
         thread=Claim(
             "A thread that crashes the interpreter (a fault in native code) takes the whole "
             "process, and every other thread, with it.",
-            ("ThreadPool",),
+            ("ThreadSupervisor", "ThreadPool"),
         ),
     ),
     Aspect(

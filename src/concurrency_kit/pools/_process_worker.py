@@ -16,7 +16,8 @@ the parent sends CANCELs for the tasks queued behind it and a SIGUSR1; the handl
 SKIPPED for them at once, and the parent hands them to the idle worker.
 
 A daemon thread blocks on the pool's *alive* pipe, whose write end only the parent holds: when
-the parent dies, however it dies, the read returns end-of-file and the worker exits at once.
+the parent dies, however it dies, the read returns end-of-file and the worker exits at once
+(``_lifeline.py``).
 SIGINT is ignored: Ctrl-C is the parent's to handle (it shuts the pool down), so the terminal
 is not flooded with one KeyboardInterrupt traceback per worker.
 """
@@ -26,25 +27,16 @@ from __future__ import annotations
 import os
 import select
 import signal
-import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
 from concurrency_kit import _serialize
+from concurrency_kit._lifeline import watch_parent
 from concurrency_kit.errors import SerializationError
 from concurrency_kit.pools import _frames
 from concurrency_kit.pools._map import ChunkResult
 
 EXIT_PARENT_DIED = 70
-
-
-def _watch_parent(alive_fd: int) -> None:
-    try:
-        while os.read(alive_fd, 1):
-            pass
-    except OSError:
-        pass
-    os._exit(EXIT_PARENT_DIED)
 
 
 def worker_main(
@@ -62,9 +54,7 @@ def worker_main(
             os.close(fd)
         except OSError:
             pass
-    threading.Thread(
-        target=_watch_parent, args=(alive_conn.fileno(),), name="parent-watch", daemon=True
-    ).start()
+    watch_parent(alive_conn.fileno(), EXIT_PARENT_DIED)
     _Worker(task_conn.fileno(), event_conn.fileno(), max_tasks).run(initializer)
 
 

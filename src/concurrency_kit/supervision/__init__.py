@@ -1,0 +1,64 @@
+"""Supervision — the Crash Impact row: OTP supervisors with the same API for both models.
+
+``_spec.py`` holds the values (child specs, policies, events, :func:`current_child`),
+``_core.py`` the restart algorithm written once, ``thread.py`` and ``process.py`` the runners
+that start, stop and watch each model's children.
+"""
+
+from __future__ import annotations
+
+from concurrency_kit.supervision._spec import (
+    ALL_SIGNIFICANT,
+    ANY_SIGNIFICANT,
+    BRUTAL_KILL,
+    NEVER,
+    ONE_FOR_ALL,
+    ONE_FOR_ONE,
+    PERMANENT,
+    REST_FOR_ONE,
+    TEMPORARY,
+    TRANSIENT,
+    AutoShutdown,
+    Backoff,
+    ChildContext,
+    ChildCounts,
+    ChildInfo,
+    ChildSpec,
+    Restart,
+    Shutdown,
+    Strategy,
+    SupervisorEvent,
+    SupervisorGaveUp,
+    SupervisorStatistics,
+    current_child,
+)
+from concurrency_kit.supervision.process import ProcessSupervisor
+from concurrency_kit.supervision.thread import ThreadSupervisor
+
+__all__ = [
+    "ALL_SIGNIFICANT",
+    "ANY_SIGNIFICANT",
+    "BRUTAL_KILL",
+    "NEVER",
+    "ONE_FOR_ALL",
+    "ONE_FOR_ONE",
+    "PERMANENT",
+    "REST_FOR_ONE",
+    "TEMPORARY",
+    "TRANSIENT",
+    "AutoShutdown",
+    "Backoff",
+    "ChildContext",
+    "ChildCounts",
+    "ChildInfo",
+    "ChildSpec",
+    "ProcessSupervisor",
+    "Restart",
+    "Shutdown",
+    "Strategy",
+    "SupervisorEvent",
+    "SupervisorGaveUp",
+    "SupervisorStatistics",
+    "ThreadSupervisor",
+    "current_child",
+]

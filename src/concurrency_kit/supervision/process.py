@@ -1,0 +1,246 @@
+"""ProcessSupervisor: the process column of the crash-impact row.
+
+A process child is a :class:`multiprocessing.Process` (``forkserver`` by default) running
+:func:`_child_main`, which runs the target and reports how it ended::
+
+    parent                                       child process
+    spawn(spec) ── Process(target=_child_main) ──> lifeline thread: exit when the parent dies
+      keeps: the process's sentinel,               SIGTERM -> current_child() asked to stop
+             the read end of a result pipe         target(*args, **kwargs)
+    loop: wait(sentinels + wake pipe)              raises -> result pipe: (type, traceback),
+      a sentinel is ready -> the child exited              exit code 1
+      exit code, signal, result pipe -> exit       returns / raises Shutdown -> exit code 0
+
+Exits are seen through sentinels (:func:`multiprocessing.connection.wait`), never by polling.
+Stopping a child sends SIGTERM, waits its ``shutdown`` time, then SIGKILL (``BRUTAL_KILL``:
+SIGKILL at once). A child whose supervising process dies, however it dies, exits at once
+(``_lifeline.py``), so no child outlives its supervisor.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Iterable
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from concurrency_kit import _serialize
+from concurrency_kit._lifeline import watch_parent
+from concurrency_kit.pools.process import default_start_method
+from concurrency_kit.supervision._core import SupervisorCore
+from concurrency_kit.supervision._spec import (
+    AutoShutdown,
+    Backoff,
+    ChildContext,
+    ChildSpec,
+    Shutdown,
+    Strategy,
+    set_process_context,
+)
+
+__all__ = ["ProcessSupervisor"]
+
+EXIT_PARENT_DIED = 70
+"""The exit code of a child whose supervising process died."""
+
+
+def _child_main(child_id: str, payload: bytes, alive: Connection, result: Connection) -> None:
+    """The body of a process child (runs in the child)."""
+    watch_parent(alive.fileno(), EXIT_PARENT_DIED)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervising process's
+    context = ChildContext(child_id)
+    set_process_context(context)
+    signal.signal(signal.SIGTERM, lambda signum, frame: context.request_stop())
+    try:
+        target, args, kwargs = _serialize.loads(payload)
+        target(*args, **(kwargs or {}))
+    except Shutdown:
+        pass
+    except SystemExit:
+        raise  # its code is the exit code, as multiprocessing does
+    except BaseException as exc:
+        try:
+            result.send((type(exc).__name__, traceback.format_exc()))
+        finally:
+            os._exit(1)
+
+
+class _ProcessExit:
+    __slots__ = ("exception", "exitcode", "normal", "signal", "traceback")
+
+    def __init__(self, exitcode: int | None, exception: str | None, tb: str | None) -> None:
+        self.exitcode = exitcode
+        self.signal = -exitcode if exitcode is not None and exitcode < 0 else None
+        self.normal = exitcode == 0
+        self.exception = exception
+        self.traceback = tb
+
+
+class _ProcessHandle:
+    __slots__ = ("exit", "pid", "process", "reaped", "result", "spec", "started_at")
+
+    def __init__(self, spec: ChildSpec, process: Any, result: Connection) -> None:
+        self.spec = spec
+        self.process = process
+        self.pid: int | None = process.pid
+        self.result = result
+        self.reaped = False
+        self.started_at = time.monotonic()
+        self.exit: _ProcessExit | None = None
+
+
+class _ProcessRunner:
+    """Runs process children for a supervisor (the ``Runner`` of ``_core.py``)."""
+
+    def __init__(self, name: str, context: Any) -> None:
+        self._name = name
+        self._context = context
+        self._alive_r, self._alive_w = context.Pipe(duplex=False)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._lock = threading.Lock()
+        self._live: list[_ProcessHandle] = []
+
+    def spawn(self, spec: ChildSpec) -> _ProcessHandle:
+        payload = _serialize.dumps_call(spec.target, spec.args, spec.kwargs)
+        result_r, result_w = self._context.Pipe(duplex=False)
+        process = self._context.Process(
+            target=_child_main,
+            args=(spec.id, payload, self._alive_r, result_w),
+            name=f"{self._name}:{spec.id}",
+        )
+        try:
+            process.start()
+        except BaseException:
+            result_r.close()
+            raise
+        finally:
+            result_w.close()
+        handle = _ProcessHandle(spec, process, result_r)
+        with self._lock:
+            self._live.append(handle)
+        self.wake()  # the loop must wait on the new sentinel too
+        return handle
+
+    def request_stop(self, handle: Any) -> None:
+        if handle.process.exitcode is None:
+            handle.process.terminate()
+
+    def kill(self, handle: Any) -> bool:
+        if handle.process.exitcode is None:
+            handle.process.kill()
+        return True
+
+    def join(self, handle: Any, timeout: float | None) -> bool:
+        handle.process.join(timeout)
+        return handle.process.exitcode is not None
+
+    def exit_of(self, handle: Any) -> _ProcessExit:
+        if handle.exit is None:
+            handle.process.join()
+            exception = tb = None
+            try:
+                if handle.result.poll():
+                    exception, tb = handle.result.recv()
+            except (EOFError, OSError):
+                pass
+            handle.exit = _ProcessExit(handle.process.exitcode, exception, tb)
+            handle.result.close()
+            handle.process.close()
+            with self._lock:
+                if handle in self._live:
+                    self._live.remove(handle)
+        exit_: _ProcessExit = handle.exit
+        return exit_
+
+    def wait_exits(self, timeout: float | None) -> list[Any]:
+        with self._lock:
+            live = list(self._live)
+        sentinels = {h.process.sentinel: h for h in live}
+        ready = wait([*sentinels, self._wake_r], timeout)
+        if self._wake_r in ready:
+            try:
+                os.read(self._wake_r, 4096)
+            except BlockingIOError:
+                pass
+        return [sentinels[r] for r in ready if r in sentinels]
+
+    def wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"!")
+        except BlockingIOError:  # the pipe is full: the loop has wake-ups waiting already
+            pass
+
+    def close(self) -> None:
+        for handle in list(self._live):
+            self.exit_of(handle)  # reap whatever is left (all stopped by now)
+        self._alive_w.close()
+        self._alive_r.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+
+class ProcessSupervisor(SupervisorCore):
+    """An OTP supervisor of processes: restarts children that crash, by a strategy.
+
+    Each child is a process running its spec's target (pickled with cloudpickle, so lambdas
+    and closures work): a crash of any kind — an exception, a non-zero exit, a segfault,
+    SIGKILL — ends that child only, and the supervisor answers it (restart one, all or the
+    rest, within the restart intensity). Children are stopped with SIGTERM (which
+    :func:`~concurrency_kit.current_child` reports as a stop request), then SIGKILL after
+    their ``shutdown`` time; they exit by themselves if the supervising process dies. The
+    same API as :class:`ThreadSupervisor`.
+
+    Example::
+
+        with ProcessSupervisor([ChildSpec("worker", serve_forever)]) as supervisor:
+            supervisor.wait()
+    """
+
+    _model = "process"
+
+    def __init__(
+        self,
+        children: Iterable[ChildSpec] = (),
+        *,
+        strategy: Strategy = Strategy.ONE_FOR_ONE,
+        intensity: int = 3,
+        period: float = 5.0,
+        backoff: Backoff | None = None,
+        auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
+        name: str | None = None,
+    ) -> None:
+        """Create a supervisor of ``children`` (started by :meth:`start`).
+
+        Args:
+            children: the children, in start order.
+            strategy: :data:`ONE_FOR_ONE`, :data:`ONE_FOR_ALL` or :data:`REST_FOR_ONE`.
+            intensity: the most restarts allowed within ``period`` seconds; one more and the
+                supervisor stops its children and gives up. 0: no restarts at all.
+            period: the window of ``intensity``, in seconds.
+            backoff: a delay before each restart of a child that keeps crashing, or ``None``.
+            auto_shutdown: :data:`NEVER`, :data:`ANY_SIGNIFICANT` or :data:`ALL_SIGNIFICANT`.
+            name: a name for logs and reprs.
+
+        Raises:
+            ValueError: duplicate child ids, a significant child with ``auto_shutdown=NEVER``,
+                or a bad intensity or period.
+            TypeError: a child that is not a :class:`ChildSpec`, or a bad policy value.
+        """
+        super().__init__(
+            children,
+            strategy=strategy,
+            intensity=intensity,
+            period=period,
+            backoff=backoff,
+            auto_shutdown=auto_shutdown,
+            name=name,
+        )
+
+    def _make_runner(self) -> _ProcessRunner:
+        return _ProcessRunner(self.name, multiprocessing.get_context(default_start_method()))

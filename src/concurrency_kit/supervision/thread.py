@@ -1,0 +1,203 @@
+"""ThreadSupervisor: the thread column of the crash-impact row.
+
+A thread child is a daemon thread running its target; when the target returns or raises, the
+thread puts its handle on the runner's exit queue, which the supervisor's loop waits on::
+
+    child thread:  target(*args, **kwargs) ── returns / raises ──> exits.put(handle)
+    loop thread:   exits.get() ──> _on_exit(handle)   (``_core.py``)
+
+An exception in a child is contained: the supervisor sees an abnormal exit and restarts by
+its strategy. What a thread supervisor cannot contain is a *hard* crash (a segfault in C code,
+``os._exit``): it takes the whole process down, supervisor included — the crash-impact row of
+the table. And a thread cannot be killed: stopping a child asks it to stop through
+:func:`~concurrency_kit.current_child` and waits its ``shutdown`` time; a thread still running
+then is *abandoned* (reported, left to finish on its own), so ``BRUTAL_KILL`` is refused.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Iterable
+from typing import Any
+
+from concurrency_kit.supervision._core import SupervisorCore
+from concurrency_kit.supervision._spec import (
+    BRUTAL_KILL,
+    AutoShutdown,
+    Backoff,
+    ChildContext,
+    ChildSpec,
+    Shutdown,
+    Strategy,
+    set_thread_context,
+)
+
+__all__ = ["ThreadSupervisor"]
+
+_WAKE = None  # what wake() puts on the exit queue
+
+
+class _ThreadExit:
+    __slots__ = ("exception", "exitcode", "normal", "signal", "traceback")
+
+    def __init__(self, normal: bool, exception: str | None = None, tb: str | None = None) -> None:
+        self.normal = normal
+        self.exitcode: int | None = None
+        self.signal: int | None = None
+        self.exception = exception
+        self.traceback = tb
+
+
+class _ThreadHandle:
+    __slots__ = ("context", "exit", "pid", "reaped", "spec", "started_at", "thread")
+
+    def __init__(self, spec: ChildSpec) -> None:
+        self.spec = spec
+        self.pid: int | None = None
+        self.reaped = False
+        self.started_at = time.monotonic()
+        self.context = ChildContext(spec.id)
+        self.exit = _ThreadExit(normal=False, exception="Running")
+        self.thread: threading.Thread | None = None
+
+
+class _ThreadRunner:
+    """Runs thread children for a supervisor (the ``Runner`` of ``_core.py``)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._exits: queue.SimpleQueue[_ThreadHandle | None] = queue.SimpleQueue()
+
+    def spawn(self, spec: ChildSpec) -> _ThreadHandle:
+        handle = _ThreadHandle(spec)
+        thread = threading.Thread(
+            target=self._run, args=(handle,), name=f"{self._name}:{spec.id}", daemon=True
+        )
+        handle.thread = thread
+        thread.start()
+        return handle
+
+    def _run(self, handle: _ThreadHandle) -> None:
+        spec = handle.spec
+        set_thread_context(handle.context)
+        try:
+            spec.target(*spec.args, **(spec.kwargs or {}))
+        except Shutdown:
+            handle.exit = _ThreadExit(normal=True)
+        except BaseException as exc:  # contained: the supervisor decides what follows
+            handle.exit = _ThreadExit(False, type(exc).__name__, traceback.format_exc())
+        else:
+            handle.exit = _ThreadExit(normal=True)
+        finally:
+            set_thread_context(None)
+            self._exits.put(handle)
+
+    def request_stop(self, handle: Any) -> None:
+        handle.context.request_stop()
+
+    def kill(self, handle: Any) -> bool:
+        return False  # a thread cannot be killed
+
+    def join(self, handle: Any, timeout: float | None) -> bool:
+        handle.thread.join(timeout)
+        return not handle.thread.is_alive()
+
+    def exit_of(self, handle: Any) -> _ThreadExit:
+        handle.thread.join()
+        exit_: _ThreadExit = handle.exit
+        return exit_
+
+    def wait_exits(self, timeout: float | None) -> list[Any]:
+        try:
+            first = self._exits.get(timeout=timeout)
+        except queue.Empty:
+            return []
+        exited = [] if first is _WAKE else [first]
+        while True:
+            try:
+                item = self._exits.get_nowait()
+            except queue.Empty:
+                return exited
+            if item is not _WAKE:
+                exited.append(item)
+
+    def wake(self) -> None:
+        self._exits.put(_WAKE)
+
+    def close(self) -> None:
+        pass
+
+
+class ThreadSupervisor(SupervisorCore):
+    """An OTP supervisor of threads: restarts children that crash, by a strategy.
+
+    Children are threads running their specs' targets. An exception that ends a target is a
+    crash the supervisor contains and answers (restart one, all or the rest, within the
+    restart intensity); a hard crash (a segfault, ``os._exit``) ends the whole process, as
+    the table says of threads. Children stop cooperatively (see
+    :func:`~concurrency_kit.current_child`); one that does not stop within its ``shutdown``
+    time is abandoned and reported. The same API as :class:`ProcessSupervisor`.
+
+    Example::
+
+        def worker():
+            while not current_child().should_stop():
+                do_some_work()
+
+        with ThreadSupervisor([ChildSpec("worker", worker)]) as supervisor:
+            ...
+    """
+
+    _model = "thread"
+
+    def __init__(
+        self,
+        children: Iterable[ChildSpec] = (),
+        *,
+        strategy: Strategy = Strategy.ONE_FOR_ONE,
+        intensity: int = 3,
+        period: float = 5.0,
+        backoff: Backoff | None = None,
+        auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
+        name: str | None = None,
+    ) -> None:
+        """Create a supervisor of ``children`` (started by :meth:`start`).
+
+        Args:
+            children: the children, in start order.
+            strategy: :data:`ONE_FOR_ONE`, :data:`ONE_FOR_ALL` or :data:`REST_FOR_ONE`.
+            intensity: the most restarts allowed within ``period`` seconds; one more and the
+                supervisor stops its children and gives up. 0: no restarts at all.
+            period: the window of ``intensity``, in seconds.
+            backoff: a delay before each restart of a child that keeps crashing, or ``None``.
+            auto_shutdown: :data:`NEVER`, :data:`ANY_SIGNIFICANT` or :data:`ALL_SIGNIFICANT`.
+            name: a name for logs and reprs.
+
+        Raises:
+            ValueError: duplicate child ids, a significant child with ``auto_shutdown=NEVER``,
+                a child with ``shutdown=BRUTAL_KILL`` (a thread cannot be killed), or a bad
+                intensity or period.
+            TypeError: a child that is not a :class:`ChildSpec`, or a bad policy value.
+        """
+        super().__init__(
+            children,
+            strategy=strategy,
+            intensity=intensity,
+            period=period,
+            backoff=backoff,
+            auto_shutdown=auto_shutdown,
+            name=name,
+        )
+
+    def _check_spec(self, spec: ChildSpec) -> None:
+        if spec.shutdown is BRUTAL_KILL:
+            raise ValueError(
+                f"child {spec.id!r}: a thread cannot be killed, so BRUTAL_KILL is for process "
+                "children only; give a shutdown time in seconds"
+            )
+
+    def _make_runner(self) -> _ThreadRunner:
+        return _ThreadRunner(self.name)
