@@ -1,12 +1,14 @@
 """ProcessSupervisor: the process column of the crash-impact row.
 
 A process child is a :class:`multiprocessing.Process` (``forkserver`` by default) running
-:func:`_child_main`, which runs the target and reports how it ended::
+:func:`_standby_main`: started ahead of need, it waits for the child it is to be, then runs
+its target and reports how it ended::
 
-    parent                                       child process
-    spawn(spec) ── Process(target=_child_main) ──> lifeline thread: exit when the parent dies
-      keeps: the process's sentinel,               SIGTERM -> current_child() asked to stop
-             the read end of a result pipe         target(*args, **kwargs)
+    parent                                       child process (started as the standby)
+    spawn(spec) ── assignment pipe: (id, call) ──> lifeline thread: exit when the parent dies
+      then starts the next standby                 SIGTERM -> current_child() asked to stop
+      keeps: the process's sentinel,               target(*args, **kwargs)
+             the read end of a result pipe
     loop: wait(sentinels + wake pipe)              raises -> result pipe: (type, traceback),
       a sentinel is ready -> the child exited              exit code 1
       exit code, signal, result pipe -> exit       returns / raises Shutdown -> exit code 0
@@ -49,10 +51,24 @@ EXIT_PARENT_DIED = 70
 """The exit code of a child whose supervising process died."""
 
 
-def _child_main(child_id: str, payload: bytes, alive: Connection, result: Connection) -> None:
-    """The body of a process child (runs in the child)."""
+def _standby_main(alive: Connection, assignments: Connection, result: Connection) -> None:
+    """The body of a process child (runs in the child): wait for a child to be, then be it.
+
+    A child process is started *before* it is needed, as a standby that has already paid for
+    the start method and the imports; the supervisor sends it its child's id and target when
+    a child starts, so a crashed child is replaced in about a millisecond.
+    """
     watch_parent(alive.fileno(), EXIT_PARENT_DIED)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervising process's
+    try:
+        assignment = assignments.recv()
+    except (EOFError, OSError):  # the supervisor stopped without needing it
+        return
+    finally:
+        assignments.close()
+    if assignment is None:
+        return
+    child_id, payload = assignment
     context = ChildContext(child_id)
     set_process_context(context)
     signal.signal(signal.SIGTERM, lambda signum, frame: context.request_stop())
@@ -105,27 +121,57 @@ class _ProcessRunner:
         os.set_blocking(self._wake_w, False)
         self._lock = threading.Lock()
         self._live: list[_ProcessHandle] = []
+        self._standby: tuple[Any, Connection, Connection] | None = None
 
-    def spawn(self, spec: ChildSpec) -> _ProcessHandle:
-        payload = _serialize.dumps_call(spec.target, spec.args, spec.kwargs)
+    def _start_standby(self) -> tuple[Any, Connection, Connection]:
+        """Start a process that waits to become a child (see :func:`_standby_main`)."""
         result_r, result_w = self._context.Pipe(duplex=False)
+        assign_r, assign_w = self._context.Pipe(duplex=False)
         process = self._context.Process(
-            target=_child_main,
-            args=(spec.id, payload, self._alive_r, result_w),
-            name=f"{self._name}:{spec.id}",
+            target=_standby_main,
+            args=(self._alive_r, assign_r, result_w),
+            name=f"{self._name}:standby",
         )
         try:
             process.start()
         except BaseException:
             result_r.close()
+            assign_w.close()
             raise
         finally:
             result_w.close()
+            assign_r.close()
+        return process, assign_w, result_r
+
+    def spawn(self, spec: ChildSpec) -> _ProcessHandle:
+        payload = _serialize.dumps_call(spec.target, spec.args, spec.kwargs)
+        standby, self._standby = self._standby, None
+        if standby is None:
+            standby = self._start_standby()
+        process, assign_w, result_r = standby
+        try:
+            assign_w.send((spec.id, payload))
+        except OSError:  # the standby died before it was needed: start one now
+            self._discard(standby)
+            process, assign_w, result_r = self._start_standby()
+            assign_w.send((spec.id, payload))
+        finally:
+            assign_w.close()
+        process.name = f"{self._name}:{spec.id}"
         handle = _ProcessHandle(spec, process, result_r)
         with self._lock:
             self._live.append(handle)
         self.wake()  # the loop must wait on the new sentinel too
+        self._standby = self._start_standby()  # the next child, already started
         return handle
+
+    @staticmethod
+    def _discard(standby: tuple[Any, Connection, Connection]) -> None:
+        process, assign_w, result_r = standby
+        assign_w.close()  # end-of-file: a standby still waiting exits by itself
+        process.join()
+        process.close()
+        result_r.close()
 
     def request_stop(self, handle: Any) -> None:
         if handle.process.exitcode is None:
@@ -177,6 +223,9 @@ class _ProcessRunner:
             pass
 
     def close(self) -> None:
+        if self._standby is not None:
+            self._discard(self._standby)
+            self._standby = None
         for handle in list(self._live):
             self.exit_of(handle)  # reap whatever is left (all stopped by now)
         self._alive_w.close()
