@@ -53,12 +53,10 @@ import io
 import pickle
 import weakref
 from collections.abc import Iterable, Iterator, KeysView, Mapping
-from types import TracebackType
 from typing import Any, NoReturn
 
-from typing_extensions import Self
-
 from concurrency_kit import _serialize, _shm
+from concurrency_kit._util import Closing
 from concurrency_kit.errors import SerializationError
 from concurrency_kit.state import _atomic
 from concurrency_kit.state._atomic import SEQ_CST
@@ -112,7 +110,7 @@ def _raise_closed(*args: object) -> NoReturn:
     raise ValueError("the shared container is closed")
 
 
-class _ProcessScalar(_ProcessPrimitive):
+class _ProcessScalar(Closing, _ProcessPrimitive):
     """What the counter and the value share: mode, views, ``set``, ``get``, ``close``, ``with``.
 
     Hot-path fields (bound by :meth:`_bind`, replaced by :meth:`close`)::
@@ -249,17 +247,6 @@ class _ProcessScalar(_ProcessPrimitive):
     def _close_functions(self) -> None:
         if self._cas is not None:
             self._cas = self._store = _raise_closed
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class ProcessSharedCounter(_ProcessScalar):
@@ -504,7 +491,7 @@ def _attach_array(lock: ProcessRLock, name: str, typecode: str, length: int) -> 
     return handle
 
 
-class ProcessSharedArray(ArrayCore):
+class ProcessSharedArray(ArrayCore, Closing):
     """A fixed-size typed array in shared memory, with a lock for bulk updates.
 
     The shared-memory counterpart of :func:`multiprocessing.Array`, passable to any process
@@ -616,17 +603,6 @@ class ProcessSharedArray(ArrayCore):
         self._lock = _ClosedLock(what)  # type: ignore[assignment]
         self._finalizer()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         cls = type(self)
         state = "closed" if isinstance(self._mv, _Closed) else self._describe()
@@ -722,7 +698,7 @@ def _attach_dict(name: str) -> ProcessSharedDict:
     return handle
 
 
-class ProcessSharedDict(SharedDictCore):
+class ProcessSharedDict(SharedDictCore, Closing):
     """A dict shared by processes, in shared memory, without a server process.
 
     The same API as :class:`ThreadSharedDict`: a full :class:`collections.abc.MutableMapping`
@@ -843,17 +819,6 @@ class ProcessSharedDict(SharedDictCore):
         :exc:`ValueError`."""
         self._table.unlink()
         self._table.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         cls = type(self)

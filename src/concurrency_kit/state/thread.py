@@ -26,11 +26,9 @@ from __future__ import annotations
 
 from _thread import RLock, allocate_lock
 from collections.abc import Iterable, Mapping
-from types import TracebackType
 from typing import Any
 
-from typing_extensions import Self
-
+from concurrency_kit._util import Closing
 from concurrency_kit.state._base import (
     ArrayCore,
     Codec,
@@ -48,21 +46,10 @@ __all__ = ["ThreadSharedArray", "ThreadSharedCounter", "ThreadSharedDict", "Thre
 _INT64 = codec("q")
 
 
-class _ThreadContainer(_ThreadPrimitive):
+class _ThreadContainer(Closing, _ThreadPrimitive):
     """``close()`` (nothing to release), no pickling, a repr, and ``with`` closing it."""
 
     __slots__ = ()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class ThreadSharedCounter(_ThreadContainer):

@@ -38,6 +38,8 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from typing_extensions import Self
+
 from concurrency_kit.supervision._spec import (
     BRUTAL_KILL,
     AutoShutdown,
@@ -129,6 +131,24 @@ class SupervisorCore:
         auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
         name: str | None = None,
     ) -> None:
+        """Create a supervisor of ``children`` (started by :meth:`start`).
+
+        Args:
+            children: the children, in start order.
+            strategy: :data:`ONE_FOR_ONE`, :data:`ONE_FOR_ALL` or :data:`REST_FOR_ONE`.
+            intensity: the most restarts allowed within ``period`` seconds; one more and the
+                supervisor stops its children and gives up. 0: no restarts at all.
+            period: the window of ``intensity``, in seconds.
+            backoff: a delay before each restart of a child that keeps crashing, or ``None``.
+            auto_shutdown: :data:`NEVER`, :data:`ANY_SIGNIFICANT` or :data:`ALL_SIGNIFICANT`.
+            name: a name for logs and reprs.
+
+        Raises:
+            ValueError: duplicate child ids, a significant child with ``auto_shutdown=NEVER``,
+                a bad intensity or period, or (thread supervisor) a child with
+                ``shutdown=BRUTAL_KILL``: a thread cannot be killed.
+            TypeError: a child that is not a :class:`ChildSpec`, or a bad policy value.
+        """
         if not isinstance(strategy, Strategy):
             raise TypeError(f"strategy must be a Strategy, got {strategy!r}")
         if not isinstance(auto_shutdown, AutoShutdown):
@@ -304,7 +324,7 @@ class SupervisorCore:
         if runner is not None:
             runner.wake()
 
-    def __enter__(self) -> SupervisorCore:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -27,7 +27,6 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Iterable
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -36,12 +35,9 @@ from concurrency_kit._lifeline import watch_parent
 from concurrency_kit.pools.process import default_start_method
 from concurrency_kit.supervision._core import SupervisorCore
 from concurrency_kit.supervision._spec import (
-    AutoShutdown,
-    Backoff,
     ChildContext,
     ChildSpec,
     Shutdown,
-    Strategy,
     set_process_context,
 )
 
@@ -252,44 +248,6 @@ class ProcessSupervisor(SupervisorCore):
     """
 
     _model = "process"
-
-    def __init__(
-        self,
-        children: Iterable[ChildSpec] = (),
-        *,
-        strategy: Strategy = Strategy.ONE_FOR_ONE,
-        intensity: int = 3,
-        period: float = 5.0,
-        backoff: Backoff | None = None,
-        auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
-        name: str | None = None,
-    ) -> None:
-        """Create a supervisor of ``children`` (started by :meth:`start`).
-
-        Args:
-            children: the children, in start order.
-            strategy: :data:`ONE_FOR_ONE`, :data:`ONE_FOR_ALL` or :data:`REST_FOR_ONE`.
-            intensity: the most restarts allowed within ``period`` seconds; one more and the
-                supervisor stops its children and gives up. 0: no restarts at all.
-            period: the window of ``intensity``, in seconds.
-            backoff: a delay before each restart of a child that keeps crashing, or ``None``.
-            auto_shutdown: :data:`NEVER`, :data:`ANY_SIGNIFICANT` or :data:`ALL_SIGNIFICANT`.
-            name: a name for logs and reprs.
-
-        Raises:
-            ValueError: duplicate child ids, a significant child with ``auto_shutdown=NEVER``,
-                or a bad intensity or period.
-            TypeError: a child that is not a :class:`ChildSpec`, or a bad policy value.
-        """
-        super().__init__(
-            children,
-            strategy=strategy,
-            intensity=intensity,
-            period=period,
-            backoff=backoff,
-            auto_shutdown=auto_shutdown,
-            name=name,
-        )
 
     def _make_runner(self) -> _ProcessRunner:
         return _ProcessRunner(self.name, multiprocessing.get_context(default_start_method()))

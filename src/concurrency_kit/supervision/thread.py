@@ -20,18 +20,14 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Iterable
 from typing import Any
 
 from concurrency_kit.supervision._core import SupervisorCore
 from concurrency_kit.supervision._spec import (
     BRUTAL_KILL,
-    AutoShutdown,
-    Backoff,
     ChildContext,
     ChildSpec,
     Shutdown,
-    Strategy,
     set_thread_context,
 )
 
@@ -152,45 +148,6 @@ class ThreadSupervisor(SupervisorCore):
     """
 
     _model = "thread"
-
-    def __init__(
-        self,
-        children: Iterable[ChildSpec] = (),
-        *,
-        strategy: Strategy = Strategy.ONE_FOR_ONE,
-        intensity: int = 3,
-        period: float = 5.0,
-        backoff: Backoff | None = None,
-        auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
-        name: str | None = None,
-    ) -> None:
-        """Create a supervisor of ``children`` (started by :meth:`start`).
-
-        Args:
-            children: the children, in start order.
-            strategy: :data:`ONE_FOR_ONE`, :data:`ONE_FOR_ALL` or :data:`REST_FOR_ONE`.
-            intensity: the most restarts allowed within ``period`` seconds; one more and the
-                supervisor stops its children and gives up. 0: no restarts at all.
-            period: the window of ``intensity``, in seconds.
-            backoff: a delay before each restart of a child that keeps crashing, or ``None``.
-            auto_shutdown: :data:`NEVER`, :data:`ANY_SIGNIFICANT` or :data:`ALL_SIGNIFICANT`.
-            name: a name for logs and reprs.
-
-        Raises:
-            ValueError: duplicate child ids, a significant child with ``auto_shutdown=NEVER``,
-                a child with ``shutdown=BRUTAL_KILL`` (a thread cannot be killed), or a bad
-                intensity or period.
-            TypeError: a child that is not a :class:`ChildSpec`, or a bad policy value.
-        """
-        super().__init__(
-            children,
-            strategy=strategy,
-            intensity=intensity,
-            period=period,
-            backoff=backoff,
-            auto_shutdown=auto_shutdown,
-            name=name,
-        )
 
     def _check_spec(self, spec: ChildSpec) -> None:
         if spec.shutdown is BRUTAL_KILL:

@@ -836,35 +836,38 @@ class RWLockCore(_Core):
         finally:
             m.exit()
 
-    @contextlib.contextmanager
-    def read(self, timeout: float | None = None) -> Iterator[None]:
+    def read(self, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
         """A context manager holding the read side for the ``with`` block.
 
         Raises:
             LockTimeoutError: the read side was not acquired within ``timeout`` seconds.
             RuntimeError: as :meth:`acquire_read`.
         """
-        if not self.acquire_read(True, -1 if timeout is None else timeout):
-            raise LockTimeoutError(f"the read side was not acquired within {timeout} seconds")
-        try:
-            yield
-        finally:
-            self.release_read()
+        return self._held("read", self.acquire_read, self.release_read, timeout)
 
-    @contextlib.contextmanager
-    def write(self, timeout: float | None = None) -> Iterator[None]:
+    def write(self, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
         """A context manager holding the write side for the ``with`` block.
 
         Raises:
             LockTimeoutError: the write side was not acquired within ``timeout`` seconds.
             RuntimeError: as :meth:`acquire_write`.
         """
-        if not self.acquire_write(True, -1 if timeout is None else timeout):
-            raise LockTimeoutError(f"the write side was not acquired within {timeout} seconds")
+        return self._held("write", self.acquire_write, self.release_write, timeout)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _held(
+        side: str,
+        acquire: Callable[[bool, float], bool],
+        release: Callable[[], None],
+        timeout: float | None,
+    ) -> Iterator[None]:
+        if not acquire(True, -1 if timeout is None else timeout):
+            raise LockTimeoutError(f"the {side} side was not acquired within {timeout} seconds")
         try:
             yield
         finally:
-            self.release_write()
+            release()
 
     def _writer_thread(self, writer: int) -> tuple[int | None, int | None]:
         """(pid, native thread id) of the writer identity ``writer``."""

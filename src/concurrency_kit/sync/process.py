@@ -863,20 +863,22 @@ class ProcessSemaphore(SemaphoreCore, _ProcessPrimitive):
 
     _KIND = _KIND_SEMAPHORE
     _STATE = SemaphoreState
+    _BOUNDED: ClassVar[bool] = False
 
     def __init__(self, value: int = 1) -> None:
-        """Create a semaphore whose counter starts at ``value``.
+        """Create a semaphore whose counter starts at ``value`` (and, bounded, may not exceed
+        it).
 
         Raises:
             ValueError: ``value`` is negative.
             NotImplementedError: the platform has no robust process-shared mutexes we support.
             OSError: the shared-memory segment could not be created.
         """
-        initial = self._initial_state(value, bounded=False)
+        initial = self._initial_state(value, bounded=self._BOUNDED)
         ctypes.pointer(self._create())[0] = initial
 
 
-class ProcessBoundedSemaphore(SemaphoreCore, _ProcessPrimitive):
+class ProcessBoundedSemaphore(ProcessSemaphore):
     """A process semaphore that refuses to be released above its initial value.
 
     As :class:`ProcessSemaphore`, with the check of :class:`threading.BoundedSemaphore`: a
@@ -889,18 +891,7 @@ class ProcessBoundedSemaphore(SemaphoreCore, _ProcessPrimitive):
     """
 
     _KIND = _KIND_SEMAPHORE + 100
-    _STATE = SemaphoreState
-
-    def __init__(self, value: int = 1) -> None:
-        """Create a bounded semaphore whose counter starts at, and may not exceed, ``value``.
-
-        Raises:
-            ValueError: ``value`` is negative.
-            NotImplementedError: the platform has no robust process-shared mutexes we support.
-            OSError: the shared-memory segment could not be created.
-        """
-        initial = self._initial_state(value, bounded=True)
-        ctypes.pointer(self._create())[0] = initial
+    _BOUNDED = True
 
 
 class ProcessEvent(EventCore, _ProcessPrimitive):

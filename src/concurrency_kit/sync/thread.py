@@ -46,7 +46,7 @@ from _thread import allocate_lock
 from collections.abc import Callable
 from threading import TIMEOUT_MAX, get_ident, get_native_id
 from types import TracebackType
-from typing import Any, NoReturn, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 from typing_extensions import Self
 
@@ -444,18 +444,20 @@ class ThreadSemaphore(SemaphoreCore, _ThreadPrimitive):
     """
 
     __slots__ = ()
+    _BOUNDED: ClassVar[bool] = False
 
     def __init__(self, value: int = 1) -> None:
-        """Create a semaphore whose counter starts at ``value``.
+        """Create a semaphore whose counter starts at ``value`` (and, bounded, may not exceed
+        it).
 
         Raises:
             ValueError: ``value`` is negative.
         """
-        self._s = self._initial_state(value, bounded=False)
+        self._s = self._initial_state(value, bounded=self._BOUNDED)
         self._m = ThreadMonitor()
 
 
-class ThreadBoundedSemaphore(SemaphoreCore, _ThreadPrimitive):
+class ThreadBoundedSemaphore(ThreadSemaphore):
     """A semaphore that refuses to be released above its initial value.
 
     Same methods, signatures, results and errors as :class:`threading.BoundedSemaphore`:
@@ -470,15 +472,7 @@ class ThreadBoundedSemaphore(SemaphoreCore, _ThreadPrimitive):
     """
 
     __slots__ = ()
-
-    def __init__(self, value: int = 1) -> None:
-        """Create a bounded semaphore whose counter starts at, and may not exceed, ``value``.
-
-        Raises:
-            ValueError: ``value`` is negative.
-        """
-        self._s = self._initial_state(value, bounded=True)
-        self._m = ThreadMonitor()
+    _BOUNDED = True
 
 
 class ThreadEvent(EventCore, _ThreadPrimitive):
