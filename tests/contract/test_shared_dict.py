@@ -31,6 +31,7 @@ from typing import Any
 
 import attrs
 import pytest
+from _parallel import run_child, run_parallel
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -67,77 +68,6 @@ def is_process(model: Model) -> bool:
 
 
 # -- workers: threads or processes lined up on a barrier -----------------------------------------
-
-
-def _child(target: Callable[..., Any], args: tuple[Any, ...], conn: Connection) -> None:
-    try:
-        conn.send(("ok", target(*args)))
-    except BaseException as exc:
-        conn.send(("raised", f"{type(exc).__name__}: {exc}"))
-    finally:
-        conn.close()
-
-
-def run_parallel(
-    model: Model, target: Callable[..., Any], arg_lists: list[tuple[Any, ...]]
-) -> list[Any]:
-    """Run ``target(barrier, *args)`` once per ``args`` in parallel workers of ``model``.
-
-    Every worker gets the same barrier (of the model) to wait on before it starts its work.
-    Returns the results in order; a worker that raised fails the test.
-    """
-    n = len(arg_lists)
-    barrier = model.Barrier(n)
-    try:
-        if not is_process(model):
-            results: list[Any] = [None] * n
-
-            def run(i: int) -> None:
-                try:
-                    results[i] = ("ok", target(barrier, *arg_lists[i]))
-                except BaseException as exc:
-                    results[i] = ("raised", f"{type(exc).__name__}: {exc}")
-
-            threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(DEADLOCK)
-                assert not t.is_alive(), "a worker thread hung"
-        else:
-            ctx = multiprocessing.get_context("forkserver")
-            pipes = [ctx.Pipe(duplex=False) for _ in range(n)]
-            procs = [
-                ctx.Process(target=_child, args=(target, (barrier, *args), send))
-                for args, (_, send) in zip(arg_lists, pipes, strict=True)
-            ]
-            try:
-                for p in procs:
-                    p.start()
-                for _, send in pipes:
-                    send.close()
-                results = []
-                for recv, _ in pipes:
-                    assert recv.poll(DEADLOCK), "a worker process did not answer (deadlock?)"
-                    results.append(recv.recv())
-                for p in procs:
-                    p.join(DEADLOCK)
-                    assert p.exitcode == 0
-            finally:
-                for p in procs:
-                    if p.is_alive():
-                        p.kill()
-                        p.join()
-                    p.close()
-                for recv, _ in pipes:
-                    recv.close()
-    finally:
-        barrier_close = getattr(barrier, "close", None)
-        if barrier_close is not None:
-            barrier_close()
-    failures = [r[1] for r in results if r[0] != "ok"]
-    assert not failures, failures
-    return [r[1] for r in results]
 
 
 def workers(model: Model) -> int:
@@ -491,7 +421,7 @@ def test_transaction_excludes_other_workers(model: Model, make: Callable[..., An
             if is_process(model):
                 ctx = multiprocessing.get_context("forkserver")
                 recv, send = ctx.Pipe(duplex=False)
-                p = ctx.Process(target=_child, args=(_announce_then_set, (d, ctx_event), send))
+                p = ctx.Process(target=run_child, args=(_announce_then_set, (d, ctx_event), send))
                 p.start()
                 send.close()
             else:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import array
 import math
-import multiprocessing
 import os
 import pickle
 import struct
@@ -27,12 +26,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from multiprocessing.connection import Connection
 from types import SimpleNamespace
 from typing import Any
 
 import numpy
 import pytest
+from _parallel import run_parallel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -113,77 +112,6 @@ def stored(tc: str, value: float) -> float:
 
 
 # -- workers: threads or processes lined up on a barrier -----------------------------------------
-
-
-def _child(target: Callable[..., Any], args: tuple[Any, ...], conn: Connection) -> None:
-    try:
-        conn.send(("ok", target(*args)))
-    except BaseException as exc:
-        conn.send(("raised", f"{type(exc).__name__}: {exc}"))
-    finally:
-        conn.close()
-
-
-def run_parallel(
-    model: Model, target: Callable[..., Any], arg_lists: list[tuple[Any, ...]]
-) -> list[Any]:
-    """Run ``target(barrier, *args)`` once per ``args`` in parallel workers of ``model``.
-
-    Every worker gets the same barrier (of the model) to wait on before it starts its work.
-    Returns the results in order; a worker that raised fails the test.
-    """
-    n = len(arg_lists)
-    barrier = model.Barrier(n)
-    try:
-        if model.name == "thread":
-            results: list[Any] = [None] * n
-
-            def run(i: int) -> None:
-                try:
-                    results[i] = ("ok", target(barrier, *arg_lists[i]))
-                except BaseException as exc:
-                    results[i] = ("raised", f"{type(exc).__name__}: {exc}")
-
-            threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(DEADLOCK)
-                assert not t.is_alive(), "a worker thread hung"
-        else:
-            ctx = multiprocessing.get_context("forkserver")
-            pipes = [ctx.Pipe(duplex=False) for _ in range(n)]
-            procs = [
-                ctx.Process(target=_child, args=(target, (barrier, *args), send))
-                for args, (_, send) in zip(arg_lists, pipes, strict=True)
-            ]
-            try:
-                for p in procs:
-                    p.start()
-                for _, send in pipes:
-                    send.close()
-                results = []
-                for recv, _ in pipes:
-                    assert recv.poll(DEADLOCK), "a worker process did not answer (deadlock?)"
-                    results.append(recv.recv())
-                for p in procs:
-                    p.join(DEADLOCK)
-                    assert p.exitcode == 0
-            finally:
-                for p in procs:
-                    if p.is_alive():
-                        p.kill()
-                        p.join()
-                    p.close()
-                for recv, _ in pipes:
-                    recv.close()
-    finally:
-        barrier_close = getattr(barrier, "close", None)
-        if barrier_close is not None:
-            barrier_close()
-    failures = [r[1] for r in results if r[0] != "ok"]
-    assert not failures, failures
-    return [r[1] for r in results]
 
 
 def add_many(barrier: Any, counter: Any, n: int, step: int) -> int:

@@ -1,0 +1,90 @@
+"""Run one function in parallel workers of a model: threads, or forkserver processes.
+
+Shared by the contract suites of the shared-state containers. Each worker waits on a barrier
+of the model before it works, so the workers really overlap; results come back in order, and
+a worker that raised fails the test with its error.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from concurrency_kit import Model
+
+DEADLOCK = 60.0
+"""Seconds after which a worker that has not answered is a deadlock (a failure)."""
+
+
+def run_child(target: Callable[..., Any], args: tuple[Any, ...], conn: Connection) -> None:
+    try:
+        conn.send(("ok", target(*args)))
+    except BaseException as exc:
+        conn.send(("raised", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+def run_parallel(
+    model: Model, target: Callable[..., Any], arg_lists: list[tuple[Any, ...]]
+) -> list[Any]:
+    """Run ``target(barrier, *args)`` once per ``args`` in parallel workers of ``model``.
+
+    Every worker gets the same barrier (of the model) to wait on before it starts its work.
+    Returns the results in order; a worker that raised fails the test.
+    """
+    n = len(arg_lists)
+    barrier = model.Barrier(n)
+    try:
+        if model.name == "thread":
+            results: list[Any] = [None] * n
+
+            def run(i: int) -> None:
+                try:
+                    results[i] = ("ok", target(barrier, *arg_lists[i]))
+                except BaseException as exc:
+                    results[i] = ("raised", f"{type(exc).__name__}: {exc}")
+
+            threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(DEADLOCK)
+                assert not t.is_alive(), "a worker thread hung"
+        else:
+            ctx = multiprocessing.get_context("forkserver")
+            pipes = [ctx.Pipe(duplex=False) for _ in range(n)]
+            procs = [
+                ctx.Process(target=run_child, args=(target, (barrier, *args), send))
+                for args, (_, send) in zip(arg_lists, pipes, strict=True)
+            ]
+            try:
+                for p in procs:
+                    p.start()
+                for _, send in pipes:
+                    send.close()
+                results = []
+                for recv, _ in pipes:
+                    assert recv.poll(DEADLOCK), "a worker process did not answer (deadlock?)"
+                    results.append(recv.recv())
+                for p in procs:
+                    p.join(DEADLOCK)
+                    assert p.exitcode == 0
+            finally:
+                for p in procs:
+                    if p.is_alive():
+                        p.kill()
+                        p.join()
+                    p.close()
+                for recv, _ in pipes:
+                    recv.close()
+    finally:
+        barrier_close = getattr(barrier, "close", None)
+        if barrier_close is not None:
+            barrier_close()
+    failures = [r[1] for r in results if r[0] != "ok"]
+    assert not failures, failures
+    return [r[1] for r in results]
