@@ -271,6 +271,8 @@ class SupervisorCore:
                 self._started = True
                 self._stopped.set()
                 return
+            if self._stopped.is_set():
+                return
             self._shutdown_requested = True
             if self._loop is not None:
                 self._runner.wake()
@@ -321,7 +323,7 @@ class SupervisorCore:
         """Ask the loop to stop everything (from a signal handler or another thread)."""
         self._shutdown_requested = True
         runner = getattr(self, "_runner", None)
-        if runner is not None:
+        if runner is not None and not self._stopped.is_set():
             runner.wake()
 
     def __enter__(self) -> Self:

@@ -118,6 +118,7 @@ class _ProcessRunner:
         self._lock = threading.Lock()
         self._live: list[_ProcessHandle] = []
         self._standby: tuple[Any, Connection, Connection] | None = None
+        self._closed = False
 
     def _start_standby(self) -> tuple[Any, Connection, Connection]:
         """Start a process that waits to become a child (see :func:`_standby_main`)."""
@@ -213,12 +214,17 @@ class _ProcessRunner:
         return [sentinels[r] for r in ready if r in sentinels]
 
     def wake(self) -> None:
+        if self._closed:  # the loop has ended: nothing to wake
+            return
         try:
             os.write(self._wake_w, b"!")
         except BlockingIOError:  # the pipe is full: the loop has wake-ups waiting already
             pass
+        except OSError:  # closed by the loop's end in another thread meanwhile
+            pass
 
     def close(self) -> None:
+        self._closed = True
         if self._standby is not None:
             self._discard(self._standby)
             self._standby = None
