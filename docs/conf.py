@@ -56,6 +56,8 @@ nitpick_ignore = [
     ("py:class", "concurrency_kit.sync._core.T"),
     ("py:class", "concurrency_kit.sync.thread.T"),
     ("py:class", "concurrency_kit.sync.process.T"),
+    # ChildSpec.shutdown's type: the class of the BRUTAL_KILL constant (documented as data).
+    ("py:class", "_BrutalKill"),
     # src/concurrency_kit/pools/_map.py, MapIterator's docstring, refers to the private
     # PoolBase.map (reported to the lead; the public targets are ProcessPool.map and
     # ThreadPool.map). Remove once the docstring is fixed.

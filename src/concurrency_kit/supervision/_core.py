@@ -499,6 +499,7 @@ class SupervisorCore:
             )
         else:  # a thread that would not stop: abandoned, still running
             self._abandoned += 1
+            self._crashes += 1
             self._record("exit", handle.spec.id, normal=False, exception="AbandonedThread")
 
     # -- dynamic children -----------------------------------------------------------------------

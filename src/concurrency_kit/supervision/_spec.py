@@ -241,7 +241,7 @@ class SupervisorEvent:
 
 @attrs.frozen
 class ChildInfo:
-    """One child, as :meth:`which_children` reports it.
+    """One child, as :meth:`ProcessSupervisor.which_children` reports it.
 
     Attributes:
         id: its id.
@@ -296,14 +296,15 @@ class ChildContext:
     """What a running child can ask its supervisor: its id, and whether it should stop.
 
     Returned by :func:`current_child`. A stop request is the supervisor stopping the child
-    (its own shutdown, a restart of siblings, :meth:`terminate_child`); in a process child a
-    SIGTERM is one too.
+    (its own shutdown, a restart of siblings, :meth:`ProcessSupervisor.terminate_child`); in a
+    process child a SIGTERM is one too.
     """
 
-    __slots__ = ("_callbacks", "_lock", "_stop", "id")
+    __slots__ = ("_callbacks", "_lock", "_stop", "id", "observed")
 
     def __init__(self, child_id: str) -> None:
         self.id = child_id
+        self.observed = False  # the target asked for its context (current_child())
         self._stop = threading.Event()
         # Re-entrant: request_stop may run in a signal handler that interrupted on_stop.
         self._lock = threading.RLock()
@@ -373,4 +374,5 @@ def current_child() -> ChildContext:
         context = _process_context[0]
     if context is None:
         raise RuntimeError("current_child() is only available inside a supervised child")
+    context.observed = True
     return context

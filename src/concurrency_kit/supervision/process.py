@@ -7,6 +7,7 @@ its target and reports how it ended::
     parent                                       child process (started as the standby)
     spawn(spec) ── assignment pipe: (id, call) ──> lifeline thread: exit when the parent dies
       then starts the next standby                 SIGTERM -> current_child() asked to stop
+                                                     (Shutdown raised if it never asked)
       keeps: the process's sentinel,               target(*args, **kwargs)
              the read end of a result pipe
     loop: wait(sentinels + wake pipe)              raises -> result pipe: (type, traceback),
@@ -67,7 +68,15 @@ def _standby_main(alive: Connection, assignments: Connection, result: Connection
     child_id, payload = assignment
     context = ChildContext(child_id)
     set_process_context(context)
-    signal.signal(signal.SIGTERM, lambda signum, frame: context.request_stop())
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        # A stop request. A target that never asked for its context cannot see one: it ends
+        # with Shutdown raised where it runs (a normal exit), as SIGTERM would end it.
+        context.request_stop()
+        if not context.observed:
+            raise Shutdown
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         target, args, kwargs = _serialize.loads(payload)
         target(*args, **(kwargs or {}))

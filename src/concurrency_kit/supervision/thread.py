@@ -83,6 +83,9 @@ class _ThreadRunner:
             spec.target(*spec.args, **(spec.kwargs or {}))
         except Shutdown:
             handle.exit = _ThreadExit(normal=True)
+        except SystemExit as exc:  # as a process child: sys.exit() or sys.exit(0) is normal
+            normal = exc.code is None or exc.code == 0
+            handle.exit = _ThreadExit(normal, None if normal else "SystemExit", None)
         except BaseException as exc:  # contained: the supervisor decides what follows
             handle.exit = _ThreadExit(False, type(exc).__name__, traceback.format_exc())
         else:
