@@ -50,6 +50,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from concurrency_kit import _serialize
+from concurrency_kit._util import mp_context
 from concurrency_kit.errors import (
     BrokenPoolError,
     SerializationError,
@@ -934,7 +935,7 @@ class ProcessPool(PoolBase):
         self._core = _Core(
             self._name,
             self._max_workers,
-            multiprocessing.get_context(start_method),
+            mp_context(start_method),
             init_blob,
             max_tasks_per_worker,
         )

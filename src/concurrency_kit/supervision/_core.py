@@ -349,10 +349,10 @@ class SupervisorCore:
                     if self._shutdown_requested or self._gave_up:
                         break
         finally:
-            with self._lock:
+            with self._lock:  # stop() checks _stopped under the lock: no wake() after close()
                 runner.close()
                 _live.discard(self)
-            self._stopped.set()
+                self._stopped.set()
 
     def _on_exit(self, handle: Handle) -> None:
         if handle.reaped:

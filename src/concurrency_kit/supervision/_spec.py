@@ -300,11 +300,10 @@ class ChildContext:
     process child a SIGTERM is one too.
     """
 
-    __slots__ = ("_callbacks", "_lock", "_stop", "id", "observed")
+    __slots__ = ("_callbacks", "_lock", "_stop", "id")
 
     def __init__(self, child_id: str) -> None:
         self.id = child_id
-        self.observed = False  # the target asked for its context (current_child())
         self._stop = threading.Event()
         # Re-entrant: request_stop may run in a signal handler that interrupted on_stop.
         self._lock = threading.RLock()
@@ -374,5 +373,4 @@ def current_child() -> ChildContext:
         context = _process_context[0]
     if context is None:
         raise RuntimeError("current_child() is only available inside a supervised child")
-    context.observed = True
     return context

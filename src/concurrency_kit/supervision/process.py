@@ -7,7 +7,6 @@ its target and reports how it ended::
     parent                                       child process (started as the standby)
     spawn(spec) ── assignment pipe: (id, call) ──> lifeline thread: exit when the parent dies
       then starts the next standby                 SIGTERM -> current_child() asked to stop
-                                                     (Shutdown raised if it never asked)
       keeps: the process's sentinel,               target(*args, **kwargs)
              the read end of a result pipe
     loop: wait(sentinels + wake pipe)              raises -> result pipe: (type, traceback),
@@ -22,7 +21,6 @@ SIGKILL at once). A child whose supervising process dies, however it dies, exits
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import threading
@@ -33,6 +31,7 @@ from typing import Any
 
 from concurrency_kit import _serialize
 from concurrency_kit._lifeline import watch_parent
+from concurrency_kit._util import mp_context
 from concurrency_kit.pools.process import default_start_method
 from concurrency_kit.supervision._core import SupervisorCore
 from concurrency_kit.supervision._spec import (
@@ -69,14 +68,7 @@ def _standby_main(alive: Connection, assignments: Connection, result: Connection
     context = ChildContext(child_id)
     set_process_context(context)
 
-    def on_sigterm(signum: int, frame: object) -> None:
-        # A stop request. A target that never asked for its context cannot see one: it ends
-        # with Shutdown raised where it runs (a normal exit), as SIGTERM would end it.
-        context.request_stop()
-        if not context.observed:
-            raise Shutdown
-
-    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGTERM, lambda signum, frame: context.request_stop())
     try:
         target, args, kwargs = _serialize.loads(payload)
         target(*args, **(kwargs or {}))
@@ -265,4 +257,4 @@ class ProcessSupervisor(SupervisorCore):
     _model = "process"
 
     def _make_runner(self) -> _ProcessRunner:
-        return _ProcessRunner(self.name, multiprocessing.get_context(default_start_method()))
+        return _ProcessRunner(self.name, mp_context(default_start_method()))
