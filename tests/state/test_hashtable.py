@@ -30,6 +30,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from _children import Child
 from concurrency_kit import _shm
 from concurrency_kit.state._hashtable import (
     SharedHashTable,
@@ -95,50 +96,6 @@ def table() -> Iterator[SharedHashTable]:
     yield t
     t.close()
     t.unlink()
-
-
-class Child:
-    """A child process running ``target(conn, *args)`` and talking over a pipe."""
-
-    def __init__(self, target: Callable[..., None], *args: Any) -> None:
-        self.conn, child_conn = CTX.Pipe()
-        self.process = CTX.Process(target=target, args=(child_conn, *args))
-        self.process.start()
-        child_conn.close()
-
-    def recv(self) -> Any:
-        assert self.conn.poll(DEADLOCK), "the child did not answer (deadlock?)"
-        return self.conn.recv()
-
-    def join(self) -> int | None:
-        self.process.join(DEADLOCK)
-        assert not self.process.is_alive(), "the child did not exit"
-        return self.process.exitcode
-
-    def kill(self) -> None:
-        self.process.kill()
-        assert self.join() == -signal.SIGKILL
-
-    def finish(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(DEADLOCK)
-        self.process.close()
-        self.conn.close()
-
-
-@pytest.fixture
-def children() -> Iterator[Callable[..., Child]]:
-    started: list[Child] = []
-
-    def start(target: Callable[..., None], *args: Any) -> Child:
-        child = Child(target, *args)
-        started.append(child)
-        return child
-
-    yield start
-    for child in started:
-        child.finish()
 
 
 # -- the mapping -------------------------------------------------------------------------------

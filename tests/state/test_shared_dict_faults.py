@@ -36,6 +36,7 @@ from typing import Any
 
 import pytest
 
+from _children import Child
 from concurrency_kit import ProcessSharedDict
 
 DEADLOCK = 60.0
@@ -90,50 +91,6 @@ def check_works_on(d: ProcessSharedDict) -> None:
     del d["after", "big"]
     del d["after count"]
     assert check_consistent(d) == before
-
-
-class Child:
-    """A ``forkserver`` child running ``target(*args, conn)`` and talking over a pipe."""
-
-    def __init__(self, target: Callable[..., None], *args: Any) -> None:
-        self.conn, child_conn = CTX.Pipe()
-        self.process = CTX.Process(target=target, args=(*args, child_conn))
-        self.process.start()
-        child_conn.close()
-
-    def recv(self) -> Any:
-        assert self.conn.poll(DEADLOCK), "the child did not answer (deadlock?)"
-        return self.conn.recv()
-
-    def join(self) -> int | None:
-        self.process.join(DEADLOCK)
-        assert not self.process.is_alive(), "the child did not exit"
-        return self.process.exitcode
-
-    def kill(self) -> None:
-        self.process.kill()
-        assert self.join() == -signal.SIGKILL
-
-    def finish(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(DEADLOCK)
-        self.process.close()
-        self.conn.close()
-
-
-@pytest.fixture
-def children() -> Iterator[Callable[..., Child]]:
-    started: list[Child] = []
-
-    def start(target: Callable[..., None], *args: Any) -> Child:
-        child = Child(target, *args)
-        started.append(child)
-        return child
-
-    yield start
-    for child in started:
-        child.finish()
 
 
 @pytest.fixture
@@ -200,7 +157,7 @@ def run_op(d: ProcessSharedDict, op: tuple[Any, ...]) -> None:
                 d[op[2]] = d.pop(op[1])
 
 
-def child_stream(d: ProcessSharedDict, every: int, conn: Connection) -> None:
+def child_stream(conn: Connection, d: ProcessSharedDict, every: int) -> None:
     """Run iterations 0, 1, 2, ... of :func:`stream_ops` forever, reporting every ``every``."""
     conn.send("started")
     i = 0
@@ -245,7 +202,7 @@ def test_sigkill_in_the_middle_of_a_stream_of_changes(
     check_works_on(d)
 
 
-def child_die_in_transaction(d: ProcessSharedDict, conn: Connection) -> None:
+def child_die_in_transaction(conn: Connection, d: ProcessSharedDict) -> None:
     with d.transaction():
         d["a"] = d["a"] + 1
         d["inside"] = True
@@ -274,7 +231,7 @@ def test_death_inside_a_transaction_is_recovered(
     check_works_on(d)
 
 
-def child_die_in_update_item(d: ProcessSharedDict, conn: Connection) -> None:
+def child_die_in_update_item(conn: Connection, d: ProcessSharedDict) -> None:
     def blocked(value: Any) -> Any:
         conn.send("in fn")
         conn.recv()  # never comes: killed holding the lock
@@ -298,7 +255,7 @@ def test_death_inside_update_item_leaves_the_old_value(
 # -- the segment's lifetime --------------------------------------------------------------------
 
 
-def child_attach_and_leave(d: ProcessSharedDict, how: str, conn: Connection) -> None:
+def child_attach_and_leave(conn: Connection, d: ProcessSharedDict, how: str) -> None:
     d["child"] = os.getpid()
     d.update_item("visits", lambda n: n + 1, default=0)
     for i in range(2_000):  # grow the table from the attached side
