@@ -1,14 +1,17 @@
-"""A child process the test talks to over a pipe, and a fixture that cleans such children up.
+"""Child processes in tests: one the test talks to over a pipe, a fixture that cleans such
+children up, and :func:`descendants` to find every process a child left behind.
 
 ``children(target, *args)`` starts a ``forkserver`` process running ``target(conn, *args)``;
 the test reads what it reports with :meth:`Child.recv`, kills it with :meth:`Child.kill`, and
-the fixture kills and reaps whatever is left when the test ends. Import both names into a test
-module (``from _children import Child, children``) to use the fixture there.
+the fixture kills and reaps whatever is left when the test ends (a folder's ``conftest.py``
+imports ``children`` to offer the fixture, as ``tests/state/conftest.py`` does).
 """
 
 from __future__ import annotations
 
+import collections
 import multiprocessing
+import os
 import signal
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -63,3 +66,26 @@ def children() -> Iterator[Callable[..., Child]]:
     yield start
     for child in started:
         child.finish()
+
+
+def descendants(root: int) -> list[int]:
+    """Every live descendant of process ``root``, from ``/proc`` parent links."""
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        if fields[0] != b"Z":
+            children[int(fields[1])].append(int(name))
+    found: list[int] = []
+    todo = list(children[root])
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children[pid])
+    return found

@@ -32,6 +32,7 @@ from typing import Any
 import _fault_tasks as tasks
 import pytest
 
+from _children import descendants
 from concurrency_kit import (
     BrokenPoolError,
     ProcessPool,
@@ -165,29 +166,6 @@ def assert_exits(pids: list[int], timeout: float = EXIT_DEADLINE) -> float:
             os.close(fd)
     assert not alive, f"processes {sorted(alive)} still alive {timeout} s later"
     return waited
-
-
-def descendants(root: int) -> list[int]:
-    """Every live descendant of process ``root``, from ``/proc`` parent links."""
-    children: dict[int, list[int]] = collections.defaultdict(list)
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(b")") + 2 :].split()
-        if fields[0] != b"Z":
-            children[int(fields[1])].append(int(name))
-    found: list[int] = []
-    todo = list(children[root])
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children[pid])
-    return found
 
 
 # -- a worker that dies ----------------------------------------------------------------------

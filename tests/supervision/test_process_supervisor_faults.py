@@ -13,7 +13,6 @@ supervisor included. Those runs happen in a sandbox, a Python subprocess, so the
 
 from __future__ import annotations
 
-import collections
 import os
 import select
 import signal
@@ -27,6 +26,7 @@ from pathlib import Path
 import _fault_targets as targets
 import pytest
 
+from _children import descendants
 from concurrency_kit import (
     BRUTAL_KILL,
     ChildSpec,
@@ -141,29 +141,6 @@ def wait_exited(pids: list[int], timeout: float) -> set[int]:
     finally:
         for fd in pidfds.values():
             os.close(fd)
-
-
-def descendants(root: int) -> list[int]:
-    """Every live (not zombie) descendant of process ``root``, from ``/proc`` parent links."""
-    children: dict[int, list[int]] = collections.defaultdict(list)
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(b")") + 2 :].split()
-        if fields[0] != b"Z":
-            children[int(fields[1])].append(int(name))
-    found: list[int] = []
-    todo = list(children[root])
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children[pid])
-    return found
 
 
 def history(supervisor: ProcessSupervisor) -> list[tuple[str, str | None]]:
