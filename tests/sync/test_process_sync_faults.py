@@ -172,6 +172,27 @@ def test_rwlock_writer_killed_holding_write(
     assert rw.statistics().owner_deaths_recovered == 1
 
 
+@pytest.mark.parametrize("held_side", ["read", "write"])
+@pytest.mark.parametrize("next_side", ["read", "write"])
+def test_rwlock_try_acquire_reclaims_a_dead_holder(
+    rw: ProcessRWLock, children: Callable[..., Child], held_side: str, next_side: str
+) -> None:
+    # As a ProcessLock's acquire(False) takes over a dead owner's lock: no waiting needed.
+    child = children(child_rw_hold, rw, held_side, 1)
+    child.recv()
+    child.process.kill()
+    assert child.join() == -signal.SIGKILL
+    acquire = getattr(rw, f"acquire_{next_side}")
+    if next_side == "read" and held_side == "read":
+        with no_warnings():  # readers share: nothing to reclaim before taking it
+            assert acquire(False) is True
+    else:
+        with pytest.warns(LockOwnerDiedWarning, match="reclaimed"):
+            assert acquire(False) is True
+        assert rw.statistics().owner_deaths_recovered == 1
+    getattr(rw, f"release_{next_side}")()
+
+
 @pytest.mark.parametrize("blocked", [False, True], ids=["then-acquire", "acquire-waiting"])
 @pytest.mark.parametrize("depth", [1, 2])
 def test_rwlock_reader_killed_holding_read(

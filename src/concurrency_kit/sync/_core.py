@@ -710,7 +710,9 @@ class RWLockCore(_Core):
                 acquired = self._add_reader(me, count)
             else:
                 s.contentions += 1
-                acquired = wait != 0 and self._wait_for_read(deadline_after(wait))
+                # Even without waiting (wait == 0), this first reclaims dead holders, as a
+                # ProcessLock's try-acquire takes over a dead owner's lock.
+                acquired = self._wait_for_read(deadline_after(wait))
                 if acquired:
                     self._add_reader(me, 0)
         finally:
@@ -788,7 +790,7 @@ class RWLockCore(_Core):
             acquired = True
             if s.writer or s.readers:
                 s.contentions += 1
-                acquired = wait != 0 and self._wait_for_write(deadline_after(wait))
+                acquired = self._wait_for_write(deadline_after(wait))  # reclaims, as above
             if acquired:
                 s.writer = me
                 s.write_acquisitions += 1

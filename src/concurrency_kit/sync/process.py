@@ -1076,8 +1076,9 @@ class ProcessRWLock(RWLockCore, _ProcessPrimitive):
 
     The same API and fairness as :class:`ThreadRWLock` (writer-preferring, re-entrant reads),
     for threads of any process. A reader or writer that dies holding the lock (SIGKILL
-    included) is reclaimed by the next caller that has to wait: counted in
-    :meth:`statistics` and reported with :class:`~concurrency_kit.LockOwnerDiedWarning`.
+    included) is reclaimed by the next caller that finds the lock held (a try-acquire too):
+    counted in :meth:`statistics` and reported with
+    :class:`~concurrency_kit.LockOwnerDiedWarning`.
     A picklable handle, like :class:`ProcessLock`. At most 128 threads (of all processes) may
     hold the read side at once, and 128 may wait.
 
