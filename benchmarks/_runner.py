@@ -50,7 +50,8 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from itertools import repeat
 from typing import Any, Literal
 
 import attrs
@@ -61,6 +62,20 @@ Measure = Callable[[], "float | Sequence[float]"]
 """The timed work of one round: returns the elapsed seconds (or one per sample taken)."""
 Setup = Callable[[], AbstractContextManager[Measure]]
 """Creates and warms up a contender (untimed) and yields its :data:`Measure`."""
+
+
+@contextmanager
+def loop_only(n: int) -> Iterator[Measure]:
+    """The loop of the other rows with an empty body: its cost is in each of them."""
+
+    def measure() -> float:
+        start = time.perf_counter()
+        for _ in repeat(None, n):
+            pass
+        return (time.perf_counter() - start) / n
+
+    yield measure
+
 
 ROUNDS: dict[Mode, int] = {"full": 10, "quick": 3, "smoke": 2}
 WARMUP: dict[Mode, int] = {"full": 1, "quick": 1, "smoke": 0}

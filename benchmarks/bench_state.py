@@ -36,7 +36,7 @@ from itertools import repeat
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
-from _runner import Benchmark, Config, Contender, Measure, Target, main
+from _runner import Benchmark, Config, Contender, Measure, Target, loop_only, main
 
 from concurrency_kit.state import (
     ProcessSharedArray,
@@ -147,19 +147,6 @@ def adds_contender(make: Callable[[], Any], n: int, per_add: bool) -> Iterator[M
         yield measure
     finally:
         close(counter)
-
-
-@contextmanager
-def loop_only(n: int) -> Iterator[Measure]:
-    """The loop of the other rows with an empty body: its cost is in each of them."""
-
-    def measure() -> float:
-        start = time.perf_counter()
-        for _ in repeat(None, n):
-            pass
-        return (time.perf_counter() - start) / n
-
-    yield measure
 
 
 def adder_process(counter: Any, n: int, start: Any, stop: Any, conn: Connection) -> None:

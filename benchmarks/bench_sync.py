@@ -52,7 +52,7 @@ from itertools import repeat
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
-from _runner import Benchmark, Config, Contender, Measure, Target, main
+from _runner import Benchmark, Config, Contender, Measure, Target, loop_only, main
 
 from concurrency_kit.sync.thread import (
     ThreadBoundedSemaphore,
@@ -180,19 +180,6 @@ def pairs_contender(make: Callable[[], Any], n: int, per_pair: bool) -> Iterator
         yield measure
     finally:
         close_lock(lock)
-
-
-@contextmanager
-def loop_only(n: int) -> Iterator[Measure]:
-    """The loop of the other rows with an empty body: its cost is in each of them."""
-
-    def measure() -> float:
-        start = time.perf_counter()
-        for _ in repeat(None, n):
-            pass
-        return (time.perf_counter() - start) / n
-
-    yield measure
 
 
 @contextmanager
