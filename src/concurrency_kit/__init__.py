@@ -8,9 +8,14 @@ model's classes so that code can be written once against a :class:`Model`.
 from __future__ import annotations
 
 from concurrency_kit._util import fixup_module_metadata
+from concurrency_kit.channels import ChannelStatistics, ProcessChannel, ThreadChannel, select
 from concurrency_kit.errors import (
     BrokenBarrierError,
     BrokenPoolError,
+    ChannelClosed,
+    ChannelEmpty,
+    ChannelFull,
+    ChannelTimeout,
     ConcurrencyKitError,
     ConcurrencyKitWarning,
     LockOrderError,
@@ -21,6 +26,7 @@ from concurrency_kit.errors import (
     SerializationError,
     TaskTimeoutError,
     WorkerCrashedError,
+    WouldBlock,
 )
 from concurrency_kit.models import PROCESS, THREAD, Model
 from concurrency_kit.pools import PoolStatistics, ProcessPool, ThreadPool
@@ -116,6 +122,11 @@ __all__ = [
     "BarrierStatistics",
     "BrokenBarrierError",
     "BrokenPoolError",
+    "ChannelClosed",
+    "ChannelEmpty",
+    "ChannelFull",
+    "ChannelStatistics",
+    "ChannelTimeout",
     "ChildContext",
     "ChildCounts",
     "ChildInfo",
@@ -135,6 +146,7 @@ __all__ = [
     "PoolStatistics",
     "ProcessBarrier",
     "ProcessBoundedSemaphore",
+    "ProcessChannel",
     "ProcessCondition",
     "ProcessEvent",
     "ProcessGuarded",
@@ -165,6 +177,7 @@ __all__ = [
     "TaskTimeoutError",
     "ThreadBarrier",
     "ThreadBoundedSemaphore",
+    "ThreadChannel",
     "ThreadCondition",
     "ThreadEvent",
     "ThreadGuarded",
@@ -179,10 +192,12 @@ __all__ = [
     "ThreadSharedValue",
     "ThreadSupervisor",
     "WorkerCrashedError",
+    "WouldBlock",
     "__version__",
     "current_child",
     "disable_lock_order_checking",
     "enable_lock_order_checking",
+    "select",
 ]
 
 fixup_module_metadata(__name__, __all__, globals())

@@ -10,6 +10,7 @@ keeps working: a task timeout is a :class:`TimeoutError`, a broken pool is a
 from __future__ import annotations
 
 import pickle
+import queue
 import signal as _signal
 import threading
 from concurrent.futures import BrokenExecutor
@@ -18,6 +19,10 @@ from typing import Any
 __all__ = [
     "BrokenBarrierError",
     "BrokenPoolError",
+    "ChannelClosed",
+    "ChannelEmpty",
+    "ChannelFull",
+    "ChannelTimeout",
     "ConcurrencyKitError",
     "ConcurrencyKitWarning",
     "LockOrderError",
@@ -28,6 +33,7 @@ __all__ = [
     "SerializationError",
     "TaskTimeoutError",
     "WorkerCrashedError",
+    "WouldBlock",
 ]
 
 
@@ -180,6 +186,45 @@ class LockOrderError(ConcurrencyKitError, RuntimeError):
     Raised by the lock-order checker (off by default) before the acquire that could
     deadlock; the message names both call sites.
     """
+
+
+class ChannelClosed(ConcurrencyKitError):
+    """The channel is closed: no more sends, and (for receives) every item has been taken.
+
+    ``send`` raises it as soon as the channel is closed; ``recv`` only once the items sent
+    before :meth:`close` have all been received, so closing never loses an item.
+    """
+
+
+class WouldBlock(ConcurrencyKitError):
+    """A ``*_nowait`` call could not complete without waiting."""
+
+
+class ChannelFull(WouldBlock, queue.Full):
+    """``send_nowait`` found the channel full (for a rendezvous channel: no receiver waiting).
+
+    A :class:`queue.Full`, so code written for :mod:`queue` catches it unchanged.
+    """
+
+
+class ChannelEmpty(WouldBlock, queue.Empty):
+    """``recv_nowait`` found no item. A :class:`queue.Empty`, as for :mod:`queue`."""
+
+
+class ChannelTimeout(ConcurrencyKitError, TimeoutError):
+    """A blocking channel call did not complete within its timeout.
+
+    Attributes:
+        sent: for ``send_many``, how many of the items were sent before the timeout (the rest
+            were not); 0 for every other call.
+    """
+
+    def __init__(self, message: str, sent: int = 0) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (ChannelTimeout, (str(self), self.sent))
 
 
 class ConcurrencyKitWarning(UserWarning):

@@ -16,6 +16,8 @@ from typing import Any
 
 import attrs
 
+from concurrency_kit.channels.process import ProcessChannel
+from concurrency_kit.channels.thread import ThreadChannel
 from concurrency_kit.pools.process import ProcessPool
 from concurrency_kit.pools.thread import ThreadPool
 from concurrency_kit.state.process import (
@@ -79,6 +81,7 @@ class Model:
         SharedCounter: :class:`ProcessSharedCounter` or :class:`ThreadSharedCounter`.
         SharedValue: :class:`ProcessSharedValue` or :class:`ThreadSharedValue`.
         SharedArray: :class:`ProcessSharedArray` or :class:`ThreadSharedArray`.
+        Channel: :class:`ProcessChannel` or :class:`ThreadChannel`.
     """
 
     name: str
@@ -97,6 +100,7 @@ class Model:
     SharedCounter: type[ProcessSharedCounter] | type[ThreadSharedCounter]
     SharedValue: type[ProcessSharedValue] | type[ThreadSharedValue]
     SharedArray: type[ProcessSharedArray] | type[ThreadSharedArray]
+    Channel: type[ProcessChannel[Any]] | type[ThreadChannel[Any]]
 
     def __repr__(self) -> str:
         return self.name.upper()
@@ -119,6 +123,7 @@ PROCESS = Model(
     SharedCounter=ProcessSharedCounter,
     SharedValue=ProcessSharedValue,
     SharedArray=ProcessSharedArray,
+    Channel=ProcessChannel,
 )
 """Processes: each worker has its own interpreter and memory; a crash is contained."""
 
@@ -139,5 +144,6 @@ THREAD = Model(
     SharedCounter=ThreadSharedCounter,
     SharedValue=ThreadSharedValue,
     SharedArray=ThreadSharedArray,
+    Channel=ThreadChannel,
 )
 """Threads: workers share the interpreter and its memory; cheap to start and to talk to."""

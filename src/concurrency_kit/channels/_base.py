@@ -1,0 +1,183 @@
+"""What both channel classes share: argument checks, statistics, and the calls built on the rest.
+
+Each model's class implements the primitive operations (``send``, ``send_nowait``, ``recv``,
+``recv_nowait``, ``close``, ``statistics`` and the three ``_select_*`` hooks ``select`` uses);
+:class:`ChannelBase` builds the batch forms, iteration and the context manager on top of them,
+once for both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar, Generic, TypeVar
+
+import attrs
+
+from concurrency_kit.errors import ChannelClosed, ChannelEmpty, ChannelTimeout
+
+__all__ = [
+    "DEFAULT_CAPACITY",
+    "ChannelBase",
+    "ChannelStatistics",
+    "check_capacity",
+    "check_max_items",
+    "check_timeout",
+    "deadline_after",
+    "remaining",
+]
+
+T = TypeVar("T")
+
+DEFAULT_CAPACITY = 256
+"""A channel's capacity when none is given: bounded, so a fast producer cannot exhaust memory."""
+
+
+@attrs.frozen
+class ChannelStatistics:
+    """A snapshot of a channel's counters, the same for both models.
+
+    Attributes:
+        capacity: the most items the channel holds (0: rendezvous; ``None``: unbounded).
+        queued: items sent and not yet received (rendezvous: offers waiting for a receiver).
+        sent: items sent since the channel was made (a rendezvous send that times out or is
+            cut short by :meth:`close` takes its item back and is not counted).
+        received: items received since the channel was made.
+        closed: whether :meth:`close` has been called.
+    """
+
+    capacity: int | None
+    queued: int
+    sent: int
+    received: int
+    closed: bool
+
+
+def check_capacity(capacity: object) -> int | None:
+    """Validate a ``capacity`` argument: ``None`` (unbounded) or an ``int`` >= 0."""
+    if capacity is None:
+        return None
+    if isinstance(capacity, bool) or not isinstance(capacity, int):
+        raise TypeError(
+            f"capacity must be an int >= 0 or None (unbounded), got {type(capacity).__name__}"
+        )
+    if capacity < 0:
+        raise ValueError(f"capacity must be >= 0 (0 is a rendezvous channel), got {capacity}")
+    return capacity
+
+
+def check_timeout(timeout: object) -> float | None:
+    """Validate a ``timeout`` argument: ``None`` (wait forever) or a number of seconds >= 0."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds or None, got {timeout!r}")
+    if timeout < 0 or timeout != timeout:
+        raise ValueError(f"timeout must be >= 0 seconds, got {timeout!r}")
+    return float(timeout)
+
+
+def check_max_items(max_items: object) -> int:
+    """Validate ``recv_many``'s ``max_items``: an ``int`` >= 1."""
+    if isinstance(max_items, bool) or not isinstance(max_items, int):
+        raise TypeError(f"max_items must be an int >= 1, got {type(max_items).__name__}")
+    if max_items < 1:
+        raise ValueError(f"max_items must be >= 1, got {max_items}")
+    return max_items
+
+
+def deadline_after(timeout: float | None) -> float | None:
+    """The :func:`time.monotonic` deadline ``timeout`` seconds from now (``None``: never)."""
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def remaining(deadline: float | None) -> float | None:
+    """Seconds left until ``deadline`` (never negative; ``None`` for no deadline)."""
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+class ChannelBase(Generic[T]):
+    """The calls written once for both models, over each model's primitive operations."""
+
+    __slots__ = ()
+    _select_by_fd: ClassVar[bool] = False  # True: _select_arm returns an fd to poll
+
+    def send(self, item: T, timeout: float | None = None) -> None:
+        raise NotImplementedError  # pragma: no cover - each model implements it
+
+    def recv(self, timeout: float | None = None) -> T:
+        raise NotImplementedError  # pragma: no cover - each model implements it
+
+    def recv_nowait(self) -> T:
+        raise NotImplementedError  # pragma: no cover - each model implements it
+
+    def close(self) -> None:
+        raise NotImplementedError  # pragma: no cover - each model implements it
+
+    def send_many(self, items: Iterable[T], timeout: float | None = None) -> None:
+        """Send ``items`` in order, waiting for room as needed.
+
+        Raises:
+            ChannelTimeout: ``timeout`` seconds passed first; its ``sent`` attribute says how
+                many of the items were sent (the rest were not).
+            ChannelClosed: the channel was closed (items sent before it stay sent).
+        """
+        deadline = deadline_after(check_timeout(timeout))
+        for sent, item in enumerate(items):
+            try:
+                self.send(item, remaining(deadline))
+            except ChannelTimeout:
+                raise ChannelTimeout(
+                    f"send_many timed out after sending {sent} item(s)", sent
+                ) from None
+
+    def recv_many(self, max_items: int, timeout: float | None = None) -> list[T]:
+        """Wait for at least one item, then take up to ``max_items`` that are there already.
+
+        Raises:
+            ChannelTimeout: no item came within ``timeout`` seconds.
+            ChannelClosed: the channel is closed and every item has been received.
+        """
+        check_max_items(max_items)
+        items = [self.recv(timeout)]
+        try:
+            while len(items) < max_items:
+                items.append(self.recv_nowait())
+        except (ChannelEmpty, ChannelClosed):
+            pass
+        return items
+
+    def __iter__(self) -> Iterator[T]:
+        """Yield items as they come, until the channel is closed and drained."""
+        while True:
+            try:
+                yield self.recv()
+            except ChannelClosed:
+                return
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # select() hooks ------------------------------------------------------------------------
+
+    def _select_try(self) -> tuple[bool, Any]:
+        """Take an item if one is there: ``(True, item)``, else ``(False, None)``.
+
+        Raises ChannelClosed once the channel is closed and drained.
+        """
+        try:
+            return True, self.recv_nowait()
+        except ChannelEmpty:
+            return False, None
+
+    def _select_arm(self, waker: Any) -> int | None:
+        """Ask to be woken when an item may be there: by ``waker.wake()``, or return an fd
+        that becomes readable (the caller polls it)."""
+        raise NotImplementedError  # pragma: no cover - each model implements it
+
+    def _select_disarm(self, waker: Any) -> None:
+        """Undo :meth:`_select_arm`."""
+        raise NotImplementedError  # pragma: no cover - each model implements it

@@ -1,0 +1,1114 @@
+"""ProcessChannel: the process model's channel — a packet-mode pipe, and a shared-memory store.
+
+Two paths, chosen per item by the sender::
+
+    send(item) ── pickle (protocol 5) ──┬─ small (<= PIPE_BUF), no buffers, store empty
+                                        │     └─ one write() of one packet to the pipe ─────┐
+                                        └─ large, out-of-band buffers, rendezvous, pipe full │
+                                              └─ robust mutex ─ copy into the store ─ unlock │
+                                                                                             v
+    recv() ── read() one packet ── got one? ── unpickle                 (pipe first, then store)
+                  └ pipe empty ── store not empty? ── mutex ─ copy out of the store ─ unlock
+
+*The pipe* is opened in packet mode (``O_DIRECT``): every write of at most ``PIPE_BUF``
+bytes is one atomic packet and every read returns exactly one packet, so any number of
+processes can write and read it with no lock at all; the kernel does the waiting (a receiver
+sleeps in ``poll``) and a process killed mid-``write`` never leaves half a packet. It holds
+256 packets (1 MiB). Other processes open the same pipe through ``/proc/<creator>/fd``; the
+inode is checked, so a stale handle can never open an unrelated file.
+
+*The store* is a byte ring in a shared-memory segment (sparse: pages are used only when
+written, and the ring restarts at offset 0 whenever it empties), guarded by the robust mutex
+of a :class:`~concurrency_kit.sync._monitor.ProcessMonitor`. An item is copied in and out
+under the mutex and published by advancing the head last, so a producer killed mid-copy
+leaves nothing visible, and a consumer killed mid-copy leaves the item for the next one.
+
+*Order*: once the store holds an item, every sender uses the store until it empties, and a
+receiver that finds the pipe empty re-reads it under the mutex before taking from the store;
+so items from one producer are received in the order sent, across both paths.
+
+*Counting*: ``sent`` and ``received`` are atomic counters in shared memory (libatomic), so the
+capacity is exact; a sender reserves room before writing and a receiver counts before
+reading. Each process also counts its sends in flight in a slot of its own, so that after
+:meth:`ProcessChannel.close`, receivers know when the last send has landed — and a sender
+killed between reserving and writing is found dead and discounted instead of being waited for.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import pickle
+import select as _select_module
+import stat
+import struct
+import weakref
+from collections import deque
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+import cloudpickle
+
+from concurrency_kit import _shm
+from concurrency_kit._serialize import describe_unpicklable
+from concurrency_kit.channels._base import (
+    DEFAULT_CAPACITY,
+    ChannelBase,
+    ChannelStatistics,
+    check_capacity,
+    check_max_items,
+    check_timeout,
+    deadline_after,
+    remaining,
+)
+from concurrency_kit.errors import (
+    ChannelClosed,
+    ChannelEmpty,
+    ChannelFull,
+    ChannelTimeout,
+    SerializationError,
+)
+from concurrency_kit.state import _atomic
+from concurrency_kit.sync._monitor import SLICE_SECONDS, SLOTS, ProcessMonitor
+from concurrency_kit.sync._robust import process_alive
+
+__all__ = ["DEFAULT_SHARED_MEMORY_SIZE", "ProcessChannel"]
+
+T = TypeVar("T")
+
+DEFAULT_SHARED_MEMORY_SIZE = 256 * 1024 * 1024
+"""Bytes of the store by default: the largest item, and the most data held beyond the pipe."""
+
+PACKET = 4096  # PIPE_BUF on Linux: the largest atomic packet
+_PIPE_BYTES = 1 << 20  # 256 packets; the unprivileged maximum (/proc/sys/fs/pipe-max-size)
+_F_SETPIPE_SZ = 1031
+_F_GETPIPE_SZ = 1032
+_DOORBELL = b"\x01"  # "look at the store"; a data packet starts with pickle's 0x80
+_KIND = 0x43484E4C  # "CHNL"
+_PROCESS_SLOTS = 64
+
+# State words (int64) in the monitor's state area. SENT/RECEIVED/SPILLED/SLEEPERS/WAITING
+# are changed with atomic instructions, the rest under the mutex.
+_SENT, _RECEIVED, _SPILLED, _SLEEPERS, _SPACE_WAITERS = range(5)
+_CLOSED, _CAPACITY, _HEAD, _TAIL, _ENTRIES, _STORE_SIZE, _PIPE_PACKETS = range(5, 12)
+_SLOTS_AT = 16  # then (pid, sends in flight) per process slot
+_WORDS = _SLOTS_AT + 2 * _PROCESS_SLOTS
+_ACKS_AT = _WORDS  # then one word per rendezvous acknowledgement slot
+_ALL_WORDS = _ACKS_AT + SLOTS
+
+
+class _State(ctypes.Structure):
+    _fields_ = (("words", ctypes.c_int64 * _ALL_WORDS),)
+
+
+# Monitor queues.
+_Q_ROOM = 0  # senders waiting for capacity
+_Q_STORE = 1  # senders waiting for bytes in the store
+_Q_ACK = 2  # rendezvous senders waiting for their offer to be taken
+
+# Store entries: header (total size, state, kind, ack slot) then the payload.
+_ENTRY = struct.Struct("<QHHI")
+_READY, _OFFER, _RETRACTED, _WRAP = 1, 2, 3, 4
+_PICKLED, _RAW_BYTES, _BATCH = 0, 1, 2
+_BATCH_HEAD = struct.Struct("<III")  # items, items taken, offset of the next one; then lengths
+_PAYLOAD = struct.Struct("<QI")  # pickle length, buffer count; then one Q per buffer length
+_NOTHING: Any = object()
+_SPINS = 8  # looks (with a yield between) before sleeping: a busy sender is about to write
+_RUN = 256  # send_many reserves and writes small items this many at a time
+_ONE = ctypes.c_int64(1)
+_MINUS_ONE = ctypes.c_int64(-1)
+_ZERO = ctypes.c_int64(0)
+_SEQ_CST = _atomic.SEQ_CST
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None)})  # never out-of-band buffers
+_loads = pickle.loads
+_dumps_plain = pickle.dumps
+_fork_generation = 0
+
+
+def _forked() -> None:
+    global _fork_generation
+    _fork_generation += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def _align(n: int) -> int:
+    return (n + 7) & ~7
+
+
+def _dumps(item: Any) -> tuple[int, bytes, list[pickle.PickleBuffer]]:
+    """Pickle ``item`` for the wire: (kind, main bytes, out-of-band buffers)."""
+    if type(item) is bytes and len(item) > PACKET:
+        return _RAW_BYTES, item, []
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        data = pickle.dumps(item, 5, buffer_callback=buffers.append)
+    except Exception:
+        buffers.clear()
+        try:
+            data = cloudpickle.dumps(item, 5, buffer_callback=buffers.append)
+        except Exception as exc:
+            raise describe_unpicklable("item sent on a ProcessChannel", item, exc) from exc
+    return _PICKLED, data, buffers
+
+
+class _Failed:
+    """An item that could not be unpickled, kept in order in a handle's backlog."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: SerializationError) -> None:
+        self.error = error
+
+
+def _drop(pipe: tuple[int, int], store: _shm.Segment, monitor: ProcessMonitor) -> None:
+    """Finalizer: close this handle's pipe ends; the creator also removes the segments."""
+    for fd in pipe:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    for segment in (store, monitor.segment):
+        segment.unlink()
+        segment.close()
+
+
+def _open_pipe_end(pid: int, fd: int, inode: int, flags: int) -> int:
+    """Open our own description of the creator's pipe end ``fd`` (checked by inode)."""
+    try:
+        mine = os.open(f"/proc/{pid}/fd/{fd}", flags | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise FileNotFoundError(
+            f"cannot open the pipe of a ProcessChannel created by process {pid}: it was "
+            f"closed or its creator exited ({exc})"
+        ) from None
+    st = os.fstat(mine)
+    if st.st_ino != inode or not stat.S_ISFIFO(st.st_mode):
+        os.close(mine)
+        raise FileNotFoundError(f"the ProcessChannel's pipe in process {pid} no longer exists")
+    return mine
+
+
+class ProcessChannel(ChannelBase[T]):
+    """A channel between processes: Go-like, bounded by default, picklable.
+
+    Args:
+        capacity: the most items held at once (a ``send`` waits while it is full); ``0`` for
+            a rendezvous (a ``send`` waits until a receiver has taken its item); ``None``
+            for unbounded (bounded only by ``shared_memory_size``).
+        name: a label for ``repr`` and logs.
+        shared_memory_size: process-only: bytes of the shared-memory store that carries large
+            items and whatever the pipe cannot hold; the largest item that can be sent.
+            Pages are only used as needed.
+
+    Pass it to :class:`~concurrency_kit.ProcessPool` tasks, supervised children or any
+    :mod:`multiprocessing` process, with any start method. Items are pickled (protocol 5,
+    cloudpickle as a fallback); bytes and out-of-band buffers (NumPy arrays) are copied once
+    into shared memory and once out. See the module docstring for the design.
+    """
+
+    _select_by_fd = True
+
+    def __init__(
+        self,
+        capacity: int | None = DEFAULT_CAPACITY,
+        *,
+        name: str | None = None,
+        shared_memory_size: int = DEFAULT_SHARED_MEMORY_SIZE,
+    ) -> None:
+        capacity = check_capacity(capacity)
+        if isinstance(shared_memory_size, bool) or not isinstance(shared_memory_size, int):
+            raise TypeError("shared_memory_size must be an int number of bytes")
+        if shared_memory_size < 64 * 1024:
+            raise ValueError(f"shared_memory_size must be >= 65536, got {shared_memory_size}")
+        monitor = ProcessMonitor.create(_KIND, _State)
+        try:
+            store = _shm.create(shared_memory_size)
+            rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC | os.O_DIRECT)
+        except BaseException:
+            monitor.segment.unlink()
+            raise
+        try:
+            fcntl.fcntl(wfd, _F_SETPIPE_SZ, _PIPE_BYTES)
+        except OSError:  # a lower pipe-max-size: the pipe holds fewer packets, that is all
+            pass
+        pipe_packets = fcntl.fcntl(wfd, _F_GETPIPE_SZ) // PACKET
+        words = monitor.state.words
+        words[_CAPACITY] = -1 if capacity is None else capacity
+        words[_STORE_SIZE] = shared_memory_size
+        words[_PIPE_PACKETS] = pipe_packets
+        inode = os.fstat(rfd).st_ino
+        self._setup(monitor, store, rfd, wfd, (os.getpid(), rfd, wfd, inode), name)
+
+    def _setup(
+        self,
+        monitor: ProcessMonitor,
+        store: _shm.Segment,
+        rfd: int,
+        wfd: int,
+        origin: tuple[int, int, int, int],
+        name: str | None,
+    ) -> None:
+        self._m = monitor
+        self._store = store
+        self._rfd = rfd
+        self._wfd = wfd
+        self._origin = origin
+        self._closed_here = False
+        base = _State.words.offset + 128  # the monitor's state area starts at 128
+        self._w = memoryview(monitor.segment.buffer).cast("B")[base : base + 8 * _ALL_WORDS]
+        self._w = self._w.cast("q")
+        self._buf = memoryview(store.buffer).cast("B")
+        atomics = _atomic.load()
+        if atomics is None:  # pragma: no cover - no lock-free libatomic on this machine
+            raise NotImplementedError("ProcessChannel needs libatomic's lock-free operations")
+        self._add = atomics.fetch_add_8
+        buffer = monitor.segment.buffer
+        self._ptr = [
+            ctypes.pointer(ctypes.c_int64.from_buffer(buffer, base + 8 * i)) for i in range(_WORDS)
+        ]
+        self._p_sent = self._ptr[_SENT]
+        self._p_received = self._ptr[_RECEIVED]
+        self._capacity_value = int(self._w[_CAPACITY])
+        self._backlog: deque[Any] | None = None  # see _decode_all
+        self._slot_generation = -1  # _fork_generation when _slot_ptr was claimed
+        self._slot_ptr: Any = None
+        self.name = name if name is not None else f"ProcessChannel-{monitor.segment.name[3:15]}"
+        self._finalizer = weakref.finalize(self, _drop, (rfd, wfd), store, monitor)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        if self._finalizer.alive is False:
+            raise ValueError("cannot pickle a ProcessChannel whose handle was released")
+        return _attach, (self._m.segment.name, self._store.name, self._origin, self.name)
+
+    @property
+    def capacity(self) -> int | None:
+        """The most items held at once: ``0`` for a rendezvous, ``None`` for unbounded."""
+        return None if self._capacity_value < 0 else self._capacity_value
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called, in any process."""
+        return bool(self._w[_CLOSED])
+
+    def __repr__(self) -> str:
+        state = "closed" if self._w[_CLOSED] else "open"
+        queued = self._w[_SENT] - self._w[_RECEIVED]
+        return f"<ProcessChannel {self.name!r} {state} queued={max(queued, 0)}>"
+
+    # counting --------------------------------------------------------------------------
+
+    def _inc(self, word: int, delta: ctypes.c_int64) -> int:
+        return int(self._add(self._ptr[word], delta, _SEQ_CST))
+
+    def _my_slot(self) -> Any:
+        """This process's in-flight counter (claimed on first send, per process)."""
+        if self._slot_generation == _fork_generation:
+            return self._slot_ptr
+        pid = os.getpid()
+        w = self._w
+        m = self._m
+        m.enter()
+        try:
+            free = -1
+            for i in range(_PROCESS_SLOTS):
+                at = _SLOTS_AT + 2 * i
+                owner = w[at]
+                if owner == pid:
+                    free = i
+                    break
+                if free < 0 and (owner == 0 or not process_alive(owner)):
+                    free = i
+            if free < 0:
+                raise RuntimeError(
+                    f"more than {_PROCESS_SLOTS} processes send on channel {self.name!r}"
+                )
+            at = _SLOTS_AT + 2 * free
+            if w[at] != pid:
+                self._discount_dead_slot(at)
+                w[at] = pid
+        finally:
+            m.exit()
+        self._slot_generation = _fork_generation
+        self._slot_ptr = self._ptr[at + 1]
+        return self._slot_ptr
+
+    def _discount_dead_slot(self, at: int) -> None:
+        """Under the mutex: forget a dead process's sends in flight (they never landed)."""
+        in_flight = self._w[at + 1]
+        if in_flight:
+            self._inc(at + 1, ctypes.c_int64(-in_flight))
+            self._inc(_SENT, ctypes.c_int64(-in_flight))
+        self._w[at] = 0
+
+    def _sends_in_flight(self) -> int:
+        """Sends between their reservation and their write, in live processes (reaps dead)."""
+        w = self._w
+        total = 0
+        for i in range(_PROCESS_SLOTS):
+            at = _SLOTS_AT + 2 * i
+            if w[at] and w[at + 1]:
+                if process_alive(int(w[at])):
+                    total += int(w[at + 1])
+                else:
+                    self._m.enter()
+                    try:
+                        if w[at] and not process_alive(int(w[at])):
+                            self._discount_dead_slot(at)
+                    finally:
+                        self._m.exit()
+        return total
+
+    # sending -----------------------------------------------------------------------------
+
+    def send(self, item: T, timeout: float | None = None) -> None:
+        """Send ``item``, waiting while the channel is full (at most ``timeout`` seconds).
+
+        Raises:
+            ChannelClosed: the channel is closed (or was closed while this call waited).
+            ChannelTimeout: ``timeout`` seconds passed first (the item was not sent).
+            SerializationError: ``item`` cannot be pickled (the channel is unaffected).
+            ValueError: ``item`` is larger than ``shared_memory_size``.
+        """
+        if timeout is not None:
+            check_timeout(timeout)
+        if type(item) in _PLAIN and self._capacity_value:
+            # The fast path: one packet straight into the pipe, room permitting.
+            data = _dumps_plain(item, 5)
+            w = self._w
+            add = self._add
+            slot = self._slot_ptr if self._slot_generation == _fork_generation else self._my_slot()
+            add(slot, _ONE, _SEQ_CST)
+            try:
+                if len(data) <= PACKET and not w[_CLOSED] and not w[_SPILLED]:
+                    capacity = self._capacity_value
+                    if capacity < 0 or add(self._p_sent, _ONE, _SEQ_CST) - w[_RECEIVED] < capacity:
+                        try:
+                            os.write(self._wfd, data)
+                            return
+                        except BlockingIOError:
+                            pass
+                        add(self._p_sent, _MINUS_ONE, _SEQ_CST)
+                    else:
+                        add(self._p_sent, _MINUS_ONE, _SEQ_CST)
+            finally:
+                add(slot, _MINUS_ONE, _SEQ_CST)
+        self._send(item, deadline_after(check_timeout(timeout)), wait=True)
+
+    def send_many(self, items: Iterable[T], timeout: float | None = None) -> None:
+        """Send ``items`` in order, waiting for room as needed.
+
+        Small items are reserved and written in runs: one atomic reservation per run rather
+        than per item.
+
+        Raises:
+            ChannelTimeout: ``timeout`` seconds passed first; its ``sent`` attribute says how
+                many of the items were sent (the rest were not).
+            ChannelClosed: the channel was closed (items sent before it stay sent).
+        """
+        deadline = deadline_after(check_timeout(timeout))
+        sent = 0
+        run: list[Any] = []
+        for item in items:
+            run.append(item)
+            if len(run) == _RUN:
+                sent = self._send_run(run, deadline, sent)
+                run = []
+        if run:
+            self._send_run(run, deadline, sent)
+
+    def _send_run(self, run: list[Any], deadline: float | None, sent: int) -> int:
+        """Send ``run`` (``sent`` items of the call already went); return the new count.
+
+        Small plain items go into the store as *batch entries*, as many per entry as there is
+        room for: one mutex hold and one reservation per entry, and a receiver still takes
+        them one at a time (``recv``) or many at once (``recv_many``).
+        """
+        i = 0
+        capacity = self._capacity_value
+        if capacity and len(run) > 1 and all(type(item) in _PLAIN for item in run):
+            datas = [_dumps_plain(item, 5) for item in run]
+            if max(map(len, datas)) <= PACKET:
+                try:
+                    while i < len(datas):
+                        i += self._send_batch(datas[i:], capacity, deadline)
+                except ChannelTimeout:
+                    raise ChannelTimeout(
+                        f"send_many timed out after sending {sent + i} item(s)", sent + i
+                    ) from None
+                return sent + i
+        for item in run:
+            try:
+                self._send(item, deadline, wait=True)
+            except ChannelTimeout:
+                raise ChannelTimeout(
+                    f"send_many timed out after sending {sent + i} item(s)", sent + i
+                ) from None
+            i += 1
+        return sent + i
+
+    def _send_batch(self, datas: list[bytes], capacity: int, deadline: float | None) -> int:
+        """Reserve room for some of ``datas`` (waiting for at least one), store them as one
+        batch entry; return how many went."""
+        w = self._w
+        slot = self._my_slot()
+        add = self._add
+        add(slot, _ONE, _SEQ_CST)
+        try:
+            if w[_CLOSED]:
+                raise ChannelClosed(f"send on closed channel {self.name!r}")
+            want = len(datas)
+            while True:
+                total = add(self._p_sent, ctypes.c_int64(want), _SEQ_CST) + want
+                if capacity < 0:
+                    count = want
+                    break
+                count = max(0, min(want, capacity - (total - w[_RECEIVED]) + want))
+                if count < want:
+                    add(self._p_sent, ctypes.c_int64(count - want), _SEQ_CST)
+                if count:
+                    break
+                self._wait_room(capacity, deadline)
+            lengths = struct.pack(f"<{count}I", *map(len, datas[:count]))
+            payload = b"".join((_BATCH_HEAD.pack(count, 0, 0), lengths, *datas[:count]))
+            try:
+                self._store_put(_BATCH, payload, [], deadline, True, count)
+            except BaseException:
+                add(self._p_sent, ctypes.c_int64(-count), _SEQ_CST)
+                raise
+            return count
+        finally:
+            add(slot, _MINUS_ONE, _SEQ_CST)
+
+    def send_nowait(self, item: T) -> None:
+        """Send ``item`` if that needs no waiting.
+
+        Raises:
+            ChannelFull: the channel is full (rendezvous: no receiver is waiting right now).
+            ChannelClosed: the channel is closed.
+        """
+        self._send(item, None, wait=False)
+
+    def _send(self, item: Any, deadline: float | None, *, wait: bool) -> None:
+        kind, data, buffers = _dumps(item)
+        w = self._w
+        slot = self._my_slot()
+        self._add(slot, _ONE, _SEQ_CST)
+        try:
+            if w[_CLOSED]:
+                raise ChannelClosed(f"send on closed channel {self.name!r}")
+            capacity = self._capacity_value
+            if capacity > 0:
+                self._reserve(capacity, deadline, wait)
+            else:
+                self._inc(_SENT, _ONE)
+            try:
+                small = kind == _PICKLED and not buffers and len(data) <= PACKET
+                if (
+                    small
+                    and capacity != 0
+                    and not w[_SPILLED]
+                    and self._write_packet(data, capacity, deadline, wait)
+                ):
+                    return
+                self._store_put(kind, data, buffers, deadline, wait)
+            except BaseException:
+                self._inc(_SENT, _MINUS_ONE)
+                if w[_SPACE_WAITERS]:
+                    self._wake(_Q_ROOM)
+                raise
+        finally:
+            self._add(slot, _MINUS_ONE, _SEQ_CST)
+
+    def _write_packet(self, data: bytes, capacity: int, deadline: float | None, wait: bool) -> bool:
+        """Write one reserved packet to the pipe; ``False``: it goes to the store instead.
+
+        A full pipe with room reserved is transient when the capacity fits in the pipe
+        (receivers count an item just before reading it), so a blocking send waits for
+        the pipe rather than moving every later item onto the slower store path.
+        """
+        wfd = self._wfd
+        while True:
+            try:
+                os.write(wfd, data)
+                return True
+            except BlockingIOError:
+                if not wait or capacity < 0 or capacity > self._w[_PIPE_PACKETS]:
+                    return False
+            left = remaining(deadline)
+            if left == 0:
+                raise ChannelTimeout(f"send timed out: channel {self.name!r} stayed full")
+            if left is None or left > SLICE_SECONDS:
+                left = SLICE_SECONDS
+            poller = _select_module.poll()
+            poller.register(wfd, _select_module.POLLOUT)
+            poller.poll(max(1, int(left * 1000 + 0.999)))
+            if self._w[_CLOSED]:
+                return False  # the store path raises ChannelClosed
+
+    def _reserve(self, capacity: int, deadline: float | None, wait: bool) -> None:
+        """Count one more item in the channel, waiting for room while it is full."""
+        w = self._w
+        while True:
+            if self._inc(_SENT, _ONE) - w[_RECEIVED] < capacity:
+                return
+            self._inc(_SENT, _MINUS_ONE)
+            if not wait:
+                raise ChannelFull(f"channel {self.name!r} is full ({capacity} items)")
+            self._wait_room(capacity, deadline)
+
+    def _wait_room(self, capacity: int, deadline: float | None) -> None:
+        """Sleep until the item count may be below ``capacity``, or raise on timeout/close."""
+        w = self._w
+        m = self._m
+        woken = True
+        self._inc(_SPACE_WAITERS, _ONE)
+        try:
+            m.enter()
+            try:
+                if w[_SENT] - w[_RECEIVED] >= capacity and not w[_CLOSED]:
+                    if remaining(deadline) == 0:
+                        raise ChannelTimeout(f"send timed out: channel {self.name!r} stayed full")
+                    ticket = m.prepare(_Q_ROOM)
+                    m.exit()
+                    try:
+                        m.sleep(ticket, deadline)
+                    finally:
+                        m.enter()
+                        woken = m.finish(ticket)
+            finally:
+                m.exit()
+        finally:
+            self._inc(_SPACE_WAITERS, _MINUS_ONE)
+        if w[_CLOSED]:
+            raise ChannelClosed(f"channel {self.name!r} was closed while send waited")
+        if not woken:  # a whole slice without room: discount senders that died mid-send
+            self._sends_in_flight()
+
+    def _wake(self, queue: int) -> None:
+        m = self._m
+        m.enter()
+        try:
+            m.wake(1, queue)
+        finally:
+            m.exit()
+
+    def _store_put(
+        self,
+        kind: int,
+        data: bytes,
+        buffers: list[pickle.PickleBuffer],
+        deadline: float | None,
+        wait: bool,
+        items: int = 1,
+    ) -> None:
+        """Copy an entry (one item, or ``items`` for a batch) into the store, under the
+        mutex, and wake a sleeping receiver."""
+        views = [b.raw() for b in buffers]
+        if kind != _PICKLED:
+            payload_size = len(data)
+        else:
+            payload_size = _PAYLOAD.size + 8 * len(views) + len(data) + sum(v.nbytes for v in views)
+        size = _align(_ENTRY.size + payload_size)
+        store_size = int(self._w[_STORE_SIZE])
+        if size > store_size:
+            raise ValueError(
+                f"an item of {payload_size} bytes does not fit the channel's shared memory "
+                f"({store_size} bytes); make the channel with a larger shared_memory_size"
+            )
+        w = self._w
+        m = self._m
+        rendezvous = self._capacity_value == 0
+        m.enter()
+        try:
+            if rendezvous and not wait and w[_SLEEPERS] <= w[_SPILLED]:
+                raise ChannelFull(f"no receiver is waiting on rendezvous {self.name!r}")
+            while True:
+                if w[_CLOSED]:
+                    raise ChannelClosed(f"send on closed channel {self.name!r}")
+                at = self._allocate(size, store_size)
+                if at >= 0:
+                    break
+                if not wait:
+                    raise ChannelFull(f"the shared memory of channel {self.name!r} is full")
+                if remaining(deadline) == 0:
+                    raise ChannelTimeout(f"send timed out: channel {self.name!r} stayed full")
+                ticket = m.prepare(_Q_STORE)
+                m.exit()
+                try:
+                    m.sleep(ticket, deadline)
+                finally:
+                    m.enter()
+                    m.finish(ticket)
+            ack = -1
+            if rendezvous and wait:
+                ack = self._claim_ack()
+            buf = self._buf
+            pos = at + _ENTRY.size
+            if kind != _PICKLED:
+                buf[pos : pos + len(data)] = data
+            else:
+                _PAYLOAD.pack_into(buf, pos, len(data), len(views))
+                pos += _PAYLOAD.size
+                for v in views:
+                    struct.pack_into("<Q", buf, pos, v.nbytes)
+                    pos += 8
+                buf[pos : pos + len(data)] = data
+                pos += len(data)
+                for v in views:
+                    buf[pos : pos + v.nbytes] = v.cast("B")
+                    pos += v.nbytes
+            state = _OFFER if ack >= 0 else _READY
+            _ENTRY.pack_into(buf, at, size, state, kind, max(ack, 0))
+            w[_HEAD] = at + size  # published: the entry is complete
+            w[_ENTRIES] += 1
+            self._inc(_SPILLED, ctypes.c_int64(items))
+            if w[_SLEEPERS]:
+                try:
+                    os.write(self._wfd, _DOORBELL)
+                except BlockingIOError:  # the pipe is full, so nobody sleeps on it
+                    pass
+            if ack >= 0:
+                self._await_ack(at, ack, deadline)
+        finally:
+            m.exit()
+
+    def _allocate(self, size: int, store_size: int) -> int:
+        """Under the mutex: where an entry of ``size`` bytes goes, or -1 if it does not fit.
+
+        The ring's used part runs from the tail to the head, wrapping at the end of the store;
+        ``head == tail`` means empty or full, told apart by the entry count.
+        """
+        w = self._w
+        if w[_ENTRIES] == 0:
+            w[_HEAD] = w[_TAIL] = 0
+            return 0
+        head, tail = int(w[_HEAD]), int(w[_TAIL])
+        if head > tail:
+            if store_size - head >= size:
+                return head
+            if tail >= size:  # wrap: mark the end, start again at 0
+                if store_size - head >= _ENTRY.size:
+                    _ENTRY.pack_into(self._buf, head, 0, _WRAP, 0, 0)
+                w[_HEAD] = 0
+                return 0
+            return -1
+        if tail - head >= size:
+            return head
+        return -1
+
+    def _claim_ack(self) -> int:
+        acks = self._w
+        for i in range(SLOTS):
+            if acks[_ACKS_AT + i] == 0:
+                acks[_ACKS_AT + i] = 1  # 1: offered, 2: taken
+                return i
+        raise RuntimeError(f"more than {SLOTS} rendezvous sends wait on {self.name!r}")
+
+    def _await_ack(self, at: int, ack: int, deadline: float | None) -> None:
+        """Under the mutex: sleep until a receiver takes the offer, or take it back."""
+        w = self._w
+        m = self._m
+        word = _ACKS_AT + ack
+        try:
+            while w[word] != 2:
+                if w[_CLOSED] or remaining(deadline) == 0:
+                    break
+                ticket = m.prepare(_Q_ACK)
+                m.exit()
+                try:
+                    m.sleep(ticket, deadline)
+                finally:
+                    m.enter()
+                    m.finish(ticket)
+            if w[word] == 2:
+                return
+            struct.pack_into("<H", self._buf, at + 8, _RETRACTED)  # the entry's state
+            self._inc(_SPILLED, _MINUS_ONE)
+            if w[_CLOSED]:
+                raise ChannelClosed(f"channel {self.name!r} was closed while send waited")
+            raise ChannelTimeout(f"send timed out: no receiver took the item on {self.name!r}")
+        finally:
+            w[word] = 0
+
+    # receiving ---------------------------------------------------------------------------
+
+    def recv(self, timeout: float | None = None) -> T:
+        """Take the next item, waiting for one at most ``timeout`` seconds.
+
+        Raises:
+            ChannelClosed: the channel is closed and every item has been received.
+            ChannelTimeout: no item came within ``timeout`` seconds.
+            SerializationError: the item could not be unpickled here (it is consumed).
+        """
+        if timeout is not None:
+            check_timeout(timeout)
+        if self._backlog:
+            return self._from_backlog()  # type: ignore[no-any-return]
+        try:
+            data = os.read(self._rfd, PACKET)
+        except BlockingIOError:
+            data = _DOORBELL
+        if data != _DOORBELL:  # the fast path: one packet from the pipe
+            self._add(self._p_received, _ONE, _SEQ_CST)
+            if self._w[_SPACE_WAITERS]:
+                self._wake(_Q_ROOM)
+            return self._unpickle(data)  # type: ignore[no-any-return]
+        return self._recv_wait(timeout)  # type: ignore[no-any-return]
+
+    def _recv_wait(self, timeout: float | None) -> Any:
+        """The slow path of :meth:`recv`: the store, a short spin, then sleep in ``poll``."""
+        for _ in range(_SPINS):  # a busy sender is usually about to write: cheaper than a sleep
+            item = self._take()
+            if item is not _NOTHING:
+                return item
+            os.sched_yield()
+        deadline = deadline_after(timeout)
+        w = self._w
+        poller = _select_module.poll()
+        poller.register(self._rfd, _select_module.POLLIN)
+        while True:
+            self._inc(_SLEEPERS, _ONE)
+            try:
+                item = self._take()
+                if item is not _NOTHING:
+                    return item
+                closed = w[_CLOSED]
+                if closed and self._drained():
+                    raise ChannelClosed(f"channel {self.name!r} is closed and drained")
+                left = remaining(deadline)
+                if left == 0:
+                    raise ChannelTimeout(f"recv timed out: channel {self.name!r} stayed empty")
+                if closed and (left is None or left > SLICE_SECONDS):
+                    left = SLICE_SECONDS  # a send in flight may be from a process now dead
+                poller.poll(None if left is None else max(1, int(left * 1000 + 0.999)))
+            finally:
+                self._inc(_SLEEPERS, _MINUS_ONE)
+            item = self._take()
+            if item is not _NOTHING:
+                return item
+
+    def _unpickle(self, data: Any) -> Any:
+        try:
+            return _loads(data)
+        except Exception as exc:
+            raise self._unpickling_error(exc) from exc
+
+    def _unpickling_error(self, exc: Exception) -> SerializationError:
+        error = SerializationError(
+            f"an item received on channel {self.name!r} could not be unpickled "
+            f"(it is consumed; the channel works on): {type(exc).__name__}: {exc}"
+        )
+        error.__cause__ = exc
+        return error
+
+    def recv_many(self, max_items: int, timeout: float | None = None) -> list[T]:
+        """Wait for at least one item, then take up to ``max_items`` that are there already.
+
+        Raises:
+            ChannelTimeout: no item came within ``timeout`` seconds.
+            ChannelClosed: the channel is closed and every item has been received.
+        """
+        check_max_items(max_items)
+        if timeout is not None:
+            check_timeout(timeout)
+        items = self._take_many(max_items)
+        if not items:
+            items = [self.recv(timeout)]
+            if max_items > 1:
+                items += self._take_many(max_items - 1)
+        return items
+
+    def _take_many(self, limit: int) -> list[Any]:
+        """Take up to ``limit`` items without waiting: pipe packets first, then the store."""
+        w = self._w
+        if self._backlog:
+            return [self._from_backlog()]
+        packets: list[tuple[int, Any, Any]] = []
+        read = os.read
+        rfd = self._rfd
+        try:
+            while len(packets) < limit:
+                data = read(rfd, PACKET)
+                if data != _DOORBELL:
+                    packets.append((_PICKLED, data, None))
+        except BlockingIOError:
+            pass
+        if packets:
+            self._add(self._p_received, ctypes.c_int64(len(packets)), _SEQ_CST)
+        items = self._decode_all(packets)
+        while len(items) < limit and w[_SPILLED]:
+            taken = self._store_take(limit - len(items))
+            if not taken:
+                break
+            items.extend(taken)
+        if items and w[_SPACE_WAITERS]:
+            self._wake(_Q_ROOM)
+        return items
+
+    def _decode_all(self, raw: list[tuple[int, Any, Any]]) -> list[Any]:
+        """Rebuild taken items from their bytes (after the mutex is released).
+
+        ``raw`` holds ``(kind, bytes, buffers or batch lengths)``. Taken items are never
+        dropped: if one fails to unpickle, the items before it are returned, and the error
+        and the items after it wait in this handle's backlog for the next receive.
+        """
+        items: list[Any] = []
+        failed: list[Any] | None = None
+        for kind, data, extra in raw:
+            if kind == _BATCH:
+                view = memoryview(data)
+                parts = []
+                at = 0
+                for length in extra:
+                    parts.append((_PICKLED, view[at : at + length], None))
+                    at += length
+            else:
+                parts = [(kind, data, extra)]
+            for part_kind, part, buffers in parts:
+                item: Any
+                if part_kind == _RAW_BYTES:
+                    item = part
+                else:
+                    try:
+                        item = _loads(part, buffers=buffers)
+                    except Exception as exc:
+                        item = _Failed(self._unpickling_error(exc))
+                        if failed is None:
+                            failed = []
+                if failed is None:
+                    items.append(item)
+                else:
+                    failed.append(item)
+        if failed:
+            self._backlog = deque(failed)
+            if not items:
+                items.append(self._from_backlog())
+        return items
+
+    def _from_backlog(self) -> Any:
+        """The next item kept back after an unpickling failure (raising that failure)."""
+        assert self._backlog
+        item = self._backlog.popleft()
+        if type(item) is _Failed:
+            raise item.error
+        return item
+
+    def recv_nowait(self) -> T:
+        """Take the next item if there is one.
+
+        Raises:
+            ChannelEmpty: there is none right now.
+            ChannelClosed: the channel is closed and every item has been received.
+        """
+        item = self._take()
+        if item is not _NOTHING:
+            return item  # type: ignore[no-any-return]
+        if self._w[_CLOSED] and self._drained():
+            item = self._take()  # a send that landed while we looked
+            if item is not _NOTHING:
+                return item  # type: ignore[no-any-return]
+            raise ChannelClosed(f"channel {self.name!r} is closed and drained")
+        raise ChannelEmpty(f"channel {self.name!r} is empty")
+
+    def _drained(self) -> bool:
+        """After close: no send in flight, and nothing left in the pipe or the store."""
+        return self._sends_in_flight() == 0 and not self._w[_SPILLED]
+
+    def _take(self) -> Any:
+        """Take one item (pipe first, then store) without waiting, or return ``_NOTHING``.
+
+        An item is counted as received just after it is taken (a receiver killed in between
+        lets one more item in than the capacity; an early count could let it in for good).
+        """
+        if self._backlog:
+            return self._from_backlog()
+        try:
+            while True:
+                data = os.read(self._rfd, PACKET)
+                if data != _DOORBELL:
+                    break
+        except BlockingIOError:
+            if not self._w[_SPILLED]:
+                return _NOTHING
+            taken = self._store_take(1)
+            if not taken:
+                return _NOTHING
+            if self._w[_SPACE_WAITERS]:
+                self._wake(_Q_ROOM)
+            return taken[0]
+        self._add(self._p_received, _ONE, _SEQ_CST)
+        if self._w[_SPACE_WAITERS]:
+            self._wake(_Q_ROOM)
+        return self._unpickle(data)
+
+    def _store_take(self, limit: int) -> list[Any]:
+        """Take up to ``limit`` items from the store (or a packet that raced into the pipe,
+        which is older than anything in the store); ``[]`` if there were none.
+
+        The bytes are copied out and counted under the mutex, and unpickled after it.
+        """
+        w = self._w
+        m = self._m
+        buf = self._buf
+        raw: list[tuple[int, Any, Any]] = []  # (kind, bytes, buffers or batch lengths)
+        m.enter()
+        try:
+            try:
+                while True:  # re-read the pipe: it holds older items than the store
+                    data = os.read(self._rfd, PACKET)
+                    if data != _DOORBELL:
+                        self._add(self._p_received, _ONE, _SEQ_CST)
+                        raw.append((_PICKLED, data, None))
+                        limit = 0
+                        break
+            except BlockingIOError:
+                pass
+            taken = 0
+            while w[_ENTRIES] and taken < limit:
+                at = int(w[_TAIL])
+                if at + _ENTRY.size > int(w[_STORE_SIZE]):
+                    w[_TAIL] = 0
+                    continue
+                size, state, kind, ack = _ENTRY.unpack_from(buf, at)
+                if state == _WRAP:
+                    w[_TAIL] = 0
+                    continue
+                pos = at + _ENTRY.size
+                done = True
+                if state == _RETRACTED:
+                    pass
+                elif kind == _BATCH:
+                    done, n = self._take_from_batch(pos, limit - taken, raw)
+                    taken += n
+                else:
+                    raw.append(self._copy_entry(pos, size - _ENTRY.size, kind))
+                    self._add(self._p_received, _ONE, _SEQ_CST)
+                    self._inc(_SPILLED, _MINUS_ONE)
+                    taken += 1
+                    if state == _OFFER:
+                        w[_ACKS_AT + ack] = 2
+                        m.wake_all(_Q_ACK)
+                if done:
+                    w[_TAIL] = at + size
+                    w[_ENTRIES] -= 1
+            if w[_ENTRIES] == 0:
+                w[_HEAD] = w[_TAIL] = 0
+            if taken and m.waiters(_Q_STORE):
+                m.wake_all(_Q_STORE)
+        finally:
+            m.exit()
+        return self._decode_all(raw)
+
+    def _take_from_batch(
+        self, pos: int, limit: int, raw: list[tuple[int, Any, Any]]
+    ) -> tuple[bool, int]:
+        """Under the mutex: take up to ``limit`` items of the batch entry at ``pos`` into
+        ``raw``; return whether the entry is used up, and how many were taken."""
+        buf = self._buf
+        count, taken, offset = _BATCH_HEAD.unpack_from(buf, pos)
+        n = min(count - taken, limit)
+        self._inc(_RECEIVED, ctypes.c_int64(n))
+        lengths = struct.unpack_from(f"<{n}I", buf, pos + _BATCH_HEAD.size + 4 * taken)
+        start = pos + (offset or _BATCH_HEAD.size + 4 * count)
+        end = start + sum(lengths)
+        raw.append((_BATCH, bytes(buf[start:end]), lengths))
+        _BATCH_HEAD.pack_into(buf, pos, count, taken + n, end - pos)
+        self._inc(_SPILLED, ctypes.c_int64(-n))
+        return taken + n == count, n
+
+    def _copy_entry(self, pos: int, size: int, kind: int) -> tuple[int, Any, Any]:
+        """Under the mutex: copy one item's bytes out of the store."""
+        buf = self._buf
+        if kind == _RAW_BYTES:
+            return kind, bytes(buf[pos : pos + size]), None
+        length, count = _PAYLOAD.unpack_from(buf, pos)
+        pos += _PAYLOAD.size
+        sizes = struct.unpack_from(f"<{count}Q", buf, pos)
+        pos += 8 * count
+        data = bytes(buf[pos : pos + length])
+        pos += length
+        buffers = []
+        for n in sizes:
+            buffers.append(bytearray(buf[pos : pos + n]))
+            pos += n
+        return kind, data, buffers
+
+    # closing, statistics, select ---------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the channel for every process (idempotent).
+
+        Sends fail from now on; receivers, in any process, still get every item sent before,
+        then :class:`~concurrency_kit.ChannelClosed`. In the creating process this also
+        removes the channel's names, so no new handle can be unpickled; handles already open
+        keep working until they are garbage collected.
+        """
+        w = self._w
+        m = self._m
+        m.enter()
+        try:
+            if not w[_CLOSED]:
+                w[_CLOSED] = 1
+            m.wake_all(_Q_ROOM)
+            m.wake_all(_Q_STORE)
+            m.wake_all(_Q_ACK)
+        finally:
+            m.exit()
+        self._inc(_SENT, _ZERO)  # a full barrier before reading the sleepers
+        for _ in range(int(w[_SLEEPERS])):
+            try:
+                os.write(self._wfd, _DOORBELL)
+            except BlockingIOError:
+                break
+        self._store.unlink()
+        self._m.segment.unlink()
+
+    def statistics(self) -> ChannelStatistics:
+        """The channel's counters now (see :class:`~concurrency_kit.ChannelStatistics`)."""
+        w = self._w
+        sent, received = int(w[_SENT]), int(w[_RECEIVED])
+        return ChannelStatistics(
+            capacity=self.capacity,
+            queued=max(sent - received, 0),
+            sent=sent,
+            received=received,
+            closed=bool(w[_CLOSED]),
+        )
+
+    def _select_arm(self, waker: Any) -> int | None:
+        self._inc(_SLEEPERS, _ONE)
+        return self._rfd
+
+    def _select_disarm(self, waker: Any) -> None:
+        self._inc(_SLEEPERS, _MINUS_ONE)
+
+
+def _attach(
+    segment_name: str, store_name: str, origin: tuple[int, int, int, int], name: str
+) -> ProcessChannel[Any]:
+    """Unpickle a handle: map the segments, open the pipe through the creator's /proc."""
+    try:
+        monitor = ProcessMonitor.attach(segment_name, _KIND, _State)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"ProcessChannel {name!r} no longer exists: its creator closed it or exited"
+        ) from None
+    store = _shm.attach(store_name, int(monitor.state.words[_STORE_SIZE]))
+    pid, rfd, wfd, inode = origin
+    if pid == os.getpid():
+        mine_r, mine_w = os.dup(rfd), os.dup(wfd)
+    else:
+        mine_r = _open_pipe_end(pid, rfd, inode, os.O_RDONLY)
+        try:
+            mine_w = _open_pipe_end(pid, wfd, inode, os.O_WRONLY)
+            flags = fcntl.fcntl(mine_w, fcntl.F_GETFL)
+            fcntl.fcntl(mine_w, fcntl.F_SETFL, flags | os.O_DIRECT)
+        except BaseException:
+            os.close(mine_r)
+            raise
+    channel: ProcessChannel[Any] = ProcessChannel.__new__(ProcessChannel)
+    channel._setup(monitor, store, mine_r, mine_w, origin, name)
+    return channel

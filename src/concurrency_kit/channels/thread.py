@@ -1,0 +1,332 @@
+"""ThreadChannel: the thread model's channel — a deque, one lock, and queues of sleeping callers.
+
+Items are passed by reference: nothing is copied or pickled. The design is
+:class:`threading.Condition`'s, cut to what a channel needs: each sleeping caller waits on a
+lock of its own, queued FIFO per direction, and a caller that changes the state wakes exactly
+one sleeper of the other direction — a send wakes one receiver, a receive wakes one sender —
+so there is no thundering herd and no Condition object on the fast path (which is why it
+beats :class:`queue.Queue`)::
+
+    send ─ lock ─ room? ─ append ─ wake one receiver ─ unlock
+                   └ no: queue a sleeper lock, unlock, sleep, lock, look again
+
+A rendezvous channel (``capacity=0``) holds *offers*: a send appends its item with a lock of
+its own and sleeps until a receiver has taken it; if its timeout comes first it takes the
+offer back, so a timed-out send never delivers its item later.
+"""
+
+from __future__ import annotations
+
+from _thread import allocate_lock
+from collections import deque
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+from concurrency_kit.channels._base import (
+    DEFAULT_CAPACITY,
+    ChannelBase,
+    ChannelStatistics,
+    check_capacity,
+    check_timeout,
+    deadline_after,
+    remaining,
+)
+from concurrency_kit.errors import ChannelClosed, ChannelEmpty, ChannelFull, ChannelTimeout
+
+__all__ = ["ThreadChannel"]
+
+T = TypeVar("T")
+
+
+class _Offer:
+    """A rendezvous send: the item, and the lock its sender sleeps on until it is taken."""
+
+    __slots__ = ("committed", "done", "item", "taken")
+
+    def __init__(self, item: Any, committed: bool) -> None:
+        self.item = item
+        self.committed = committed  # send_nowait: already sent, never taken back
+        self.taken = False
+        self.done = allocate_lock()
+        self.done.acquire()
+
+
+class ThreadChannel(ChannelBase[T]):
+    """A channel between threads of one process: Go-like, bounded by default.
+
+    Args:
+        capacity: the most items held at once (a ``send`` waits while it is full); ``0`` for
+            a rendezvous (a ``send`` waits until a receiver has taken its item); ``None``
+            for unbounded.
+        name: a label for ``repr`` and logs.
+
+    Multi-producer and multi-consumer; items from one producer arrive in the order sent;
+    none is ever lost or duplicated. Items are passed by reference (for another process, use
+    :class:`~concurrency_kit.ProcessChannel`).
+
+    >>> with ThreadChannel(2) as channel:
+    ...     channel.send("a")
+    ...     channel.send_nowait("b")
+    ...     channel.recv(), channel.recv_nowait()
+    ('a', 'b')
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_capacity",
+        "_closed",
+        "_items",
+        "_lock",
+        "_received",
+        "_receivers",
+        "_senders",
+        "_sent",
+        "name",
+    )
+
+    def __init__(self, capacity: int | None = DEFAULT_CAPACITY, *, name: str | None = None):
+        self._capacity = check_capacity(capacity)
+        self.name = name if name is not None else f"ThreadChannel-{id(self):x}"
+        self._lock = allocate_lock()
+        self._items: deque[Any] = deque()
+        self._receivers: deque[Callable[[], object]] = deque()  # wake-ups of sleeping receivers
+        self._senders: deque[Callable[[], object]] = deque()  # wake-ups of sleeping senders
+        self._closed = False
+        self._sent = 0
+        self._received = 0
+
+    @property
+    def capacity(self) -> int | None:
+        """The most items held at once: ``0`` for a rendezvous, ``None`` for unbounded."""
+        return self._capacity
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called (items may still be waiting to be received)."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<ThreadChannel {self.name!r} {state} queued={len(self._items)}>"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            "a ThreadChannel connects threads of one process and cannot be pickled; "
+            "use a ProcessChannel to talk to another process"
+        )
+
+    # sending -------------------------------------------------------------------------------
+
+    def send(self, item: T, timeout: float | None = None) -> None:
+        """Send ``item``, waiting while the channel is full (at most ``timeout`` seconds).
+
+        Raises:
+            ChannelClosed: the channel is closed (or was closed while this call waited).
+            ChannelTimeout: ``timeout`` seconds passed without room (the item was not sent).
+        """
+        if timeout is not None:
+            check_timeout(timeout)
+        with self._lock:
+            if self._closed:
+                raise ChannelClosed(f"send on closed channel {self.name!r}")
+            capacity = self._capacity
+            if capacity is None or len(self._items) < capacity:
+                self._items.append(item)
+                self._sent += 1
+                if self._receivers:
+                    self._receivers.popleft()()
+                return
+            deadline = deadline_after(check_timeout(timeout))
+            if capacity == 0:
+                self._send_offer(item, deadline)
+            else:
+                self._wait_for_room(item, deadline)
+
+    def send_nowait(self, item: T) -> None:
+        """Send ``item`` if that needs no waiting.
+
+        Raises:
+            ChannelFull: the channel is full (rendezvous: no receiver is waiting right now).
+            ChannelClosed: the channel is closed.
+        """
+        with self._lock:
+            if self._closed:
+                raise ChannelClosed(f"send on closed channel {self.name!r}")
+            capacity = self._capacity
+            if capacity == 0:
+                if len(self._receivers) <= len(self._items):
+                    raise ChannelFull(f"no receiver is waiting on rendezvous {self.name!r}")
+                item = _Offer(item, committed=True)  # type: ignore[assignment]
+            elif capacity is not None and len(self._items) >= capacity:
+                raise ChannelFull(f"channel {self.name!r} is full ({capacity} items)")
+            self._sent += 1
+            self._items.append(item)
+            if self._receivers:
+                self._receivers.popleft()()
+
+    def _wait_for_room(self, item: Any, deadline: float | None) -> None:
+        """Called with the lock held, the channel full: sleep until there is room."""
+        assert self._capacity is not None
+        while True:
+            woken = self._sleep(self._senders, deadline)
+            if self._closed:
+                raise ChannelClosed(f"channel {self.name!r} was closed while send waited")
+            if len(self._items) < self._capacity:
+                self._items.append(item)
+                self._sent += 1
+                if self._receivers:
+                    self._receivers.popleft()()
+                return
+            if not woken and deadline is not None and remaining(deadline) == 0:
+                raise ChannelTimeout(f"send timed out: channel {self.name!r} stayed full")
+
+    def _send_offer(self, item: Any, deadline: float | None) -> None:
+        """Called with the lock held, on a rendezvous: offer ``item``, sleep until taken."""
+        offer = _Offer(item, committed=False)
+        self._items.append(offer)
+        self._sent += 1
+        if self._receivers:
+            self._receivers.popleft()()
+        lock = self._lock
+        lock.release()
+        try:
+            timeout = remaining(deadline)
+            offer.done.acquire(True, -1 if timeout is None else timeout)
+        finally:
+            lock.acquire()
+            if not offer.taken:
+                self._sent -= 1
+                try:
+                    self._items.remove(offer)
+                except ValueError:  # close() already took it back
+                    pass
+        if offer.taken:
+            return
+        if self._closed:
+            raise ChannelClosed(f"channel {self.name!r} was closed while send waited")
+        raise ChannelTimeout(f"send timed out: no receiver took the item on {self.name!r}")
+
+    # receiving -----------------------------------------------------------------------------
+
+    def recv(self, timeout: float | None = None) -> T:
+        """Take the next item, waiting for one at most ``timeout`` seconds.
+
+        Raises:
+            ChannelClosed: the channel is closed and every item has been received.
+            ChannelTimeout: no item came within ``timeout`` seconds.
+        """
+        if timeout is not None:
+            check_timeout(timeout)
+        with self._lock:
+            if self._items:
+                return self._take()  # type: ignore[no-any-return]
+            if self._closed:
+                raise ChannelClosed(f"channel {self.name!r} is closed and drained")
+            deadline = deadline_after(check_timeout(timeout))
+            while True:
+                self._sleep(self._receivers, deadline)
+                if self._items:
+                    return self._take()  # type: ignore[no-any-return]
+                if self._closed:
+                    raise ChannelClosed(f"channel {self.name!r} is closed and drained")
+                if deadline is not None and remaining(deadline) == 0:
+                    raise ChannelTimeout(f"recv timed out: channel {self.name!r} stayed empty")
+
+    def recv_nowait(self) -> T:
+        """Take the next item if there is one.
+
+        Raises:
+            ChannelEmpty: there is none right now.
+            ChannelClosed: the channel is closed and every item has been received.
+        """
+        with self._lock:
+            if self._items:
+                return self._take()  # type: ignore[no-any-return]
+            if self._closed:
+                raise ChannelClosed(f"channel {self.name!r} is closed and drained")
+            raise ChannelEmpty(f"channel {self.name!r} is empty")
+
+    def _take(self) -> Any:
+        """Called with the lock held and an item there: remove and return the oldest."""
+        item = self._items.popleft()
+        self._received += 1
+        if self._capacity == 0:
+            item.taken = True
+            item.done.release()
+            return item.item
+        if self._senders:
+            self._senders.popleft()()
+        return item
+
+    def _sleep(self, sleepers: deque[Callable[[], object]], deadline: float | None) -> bool:
+        """Called with the lock held: join ``sleepers``, sleep, retake the lock.
+
+        Returns whether this caller was woken (rather than timing out). A caller that was
+        woken but finds nothing to do does not swallow the wake-up: the next caller that
+        changes the state wakes the next sleeper.
+        """
+        waiter = allocate_lock()
+        waiter.acquire()
+        wake = waiter.release
+        sleepers.append(wake)
+        lock = self._lock
+        lock.release()
+        try:
+            timeout = remaining(deadline)
+            woken = waiter.acquire(True, -1 if timeout is None else timeout)
+        finally:
+            lock.acquire()
+        if not woken:
+            try:
+                sleepers.remove(wake)
+            except ValueError:  # woken between the timeout and retaking the lock
+                woken = True
+        return woken
+
+    # closing, statistics, select -----------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the channel (idempotent): sends fail from now on; receivers drain what is left.
+
+        Sends waiting for room, and rendezvous sends not yet taken, fail with
+        :class:`~concurrency_kit.ChannelClosed` (their items were not sent).
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._capacity == 0:
+                withdrawn = [offer for offer in self._items if not offer.committed]
+                for offer in withdrawn:
+                    self._items.remove(offer)
+                    offer.done.release()  # its sender sees it untaken: not sent
+            while self._senders:
+                self._senders.popleft()()
+            while self._receivers:
+                self._receivers.popleft()()
+
+    def statistics(self) -> ChannelStatistics:
+        """The channel's counters now (see :class:`~concurrency_kit.ChannelStatistics`)."""
+        with self._lock:
+            return ChannelStatistics(
+                capacity=self._capacity,
+                queued=len(self._items),
+                sent=self._sent,
+                received=self._received,
+                closed=self._closed,
+            )
+
+    def _select_arm(self, waker: Any) -> int | None:
+        with self._lock:
+            self._receivers.append(waker.wake)
+        return None
+
+    def _select_disarm(self, waker: Any) -> None:
+        with self._lock:
+            try:
+                self._receivers.remove(waker.wake)
+            except ValueError:
+                # This channel woke the selector, which may take its item from another
+                # channel: hand the wake-up on so no sleeping receiver misses this item.
+                if self._items and self._receivers:
+                    self._receivers.popleft()()
