@@ -100,7 +100,7 @@ class ChannelBase(Generic[T]):
     """The calls written once for both models, over each model's primitive operations."""
 
     __slots__ = ()
-    _select_by_fd: ClassVar[bool] = False  # True: _select_arm returns an fd to poll
+    _select_by_fd: ClassVar[bool] = False  # True: _select_arm returns fds to poll
 
     def send(self, item: T, timeout: float | None = None) -> None:
         raise NotImplementedError  # pragma: no cover - each model implements it
@@ -173,9 +173,9 @@ class ChannelBase(Generic[T]):
         except ChannelEmpty:
             return False, None
 
-    def _select_arm(self, waker: Any) -> int | None:
-        """Ask to be woken when an item may be there: by ``waker.wake()``, or return an fd
-        that becomes readable (the caller polls it)."""
+    def _select_arm(self, waker: Any) -> tuple[int, ...]:
+        """Ask to be woken when an item may be there: by ``waker.wake()``, or return fds
+        that become readable (the caller polls them)."""
         raise NotImplementedError  # pragma: no cover - each model implements it
 
     def _select_disarm(self, waker: Any) -> None:

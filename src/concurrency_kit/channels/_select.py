@@ -103,12 +103,10 @@ def select(*channels: ChannelBase[Any], timeout: float | None = None) -> tuple[A
         waker = _Waker(with_pipe=any(process_side) and not all(process_side))
         armed: list[ChannelBase[Any]] = []
         try:
-            fds = []
+            fds: list[int] = []
             for channel in order:
-                fd = channel._select_arm(waker)
+                fds.extend(channel._select_arm(waker))
                 armed.append(channel)
-                if fd is not None:
-                    fds.append(fd)
             found = _try_all(order)
             if found is not None:
                 return found

@@ -51,7 +51,7 @@ from typing import Any, TypeVar
 import cloudpickle
 
 from concurrency_kit import _shm
-from concurrency_kit._serialize import describe_unpicklable
+from concurrency_kit._serialize import _short_repr
 from concurrency_kit.channels._base import (
     DEFAULT_CAPACITY,
     ChannelBase,
@@ -84,16 +84,16 @@ PACKET = 4096  # PIPE_BUF on Linux: the largest atomic packet
 _PIPE_BYTES = 1 << 20  # 256 packets; the unprivileged maximum (/proc/sys/fs/pipe-max-size)
 _F_SETPIPE_SZ = 1031
 _F_GETPIPE_SZ = 1032
-_DOORBELL = b"\x01"  # "look at the store"; a data packet starts with pickle's 0x80
 _KIND = 0x43484E4C  # "CHNL"
 _PROCESS_SLOTS = 64
 
 # State words (int64) in the monitor's state area. SENT/RECEIVED/SPILLED/SLEEPERS/WAITING
 # are changed with atomic instructions, the rest under the mutex.
-_SENT, _RECEIVED, _SPILLED, _SLEEPERS, _SPACE_WAITERS = range(5)
+_SENT, _RECEIVED, _SPILLED, _SPACE_WAITERS = range(4)
 _CLOSED, _CAPACITY, _HEAD, _TAIL, _ENTRIES, _STORE_SIZE, _PIPE_PACKETS = range(5, 12)
-_SLOTS_AT = 16  # then (pid, sends in flight) per process slot
-_WORDS = _SLOTS_AT + 2 * _PROCESS_SLOTS
+_SLOTS_AT = 16  # then per process: pid, its sends in flight, its receivers asleep
+_SLOT_WORDS = 3
+_WORDS = _SLOTS_AT + _SLOT_WORDS * _PROCESS_SLOTS
 _ACKS_AT = _WORDS  # then one word per rendezvous acknowledgement slot
 _ALL_WORDS = _ACKS_AT + SLOTS
 
@@ -118,7 +118,6 @@ _SPINS = 8  # looks (with a yield between) before sleeping: a busy sender is abo
 _RUN = 256  # send_many reserves and writes small items this many at a time
 _ONE = ctypes.c_int64(1)
 _MINUS_ONE = ctypes.c_int64(-1)
-_ZERO = ctypes.c_int64(0)
 _SEQ_CST = _atomic.SEQ_CST
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None)})  # never out-of-band buffers
 _loads = pickle.loads
@@ -150,7 +149,10 @@ def _dumps(item: Any) -> tuple[int, bytes, list[pickle.PickleBuffer]]:
         try:
             data = cloudpickle.dumps(item, 5, buffer_callback=buffers.append)
         except Exception as exc:
-            raise describe_unpicklable("item sent on a ProcessChannel", item, exc) from exc
+            raise SerializationError(
+                f"cannot send {_short_repr(item)} on a ProcessChannel: it cannot be pickled: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
     return _PICKLED, data, buffers
 
 
@@ -163,9 +165,9 @@ class _Failed:
         self.error = error
 
 
-def _drop(pipe: tuple[int, int], store: _shm.Segment, monitor: ProcessMonitor) -> None:
+def _drop(fds: tuple[int, ...], store: _shm.Segment, monitor: ProcessMonitor) -> None:
     """Finalizer: close this handle's pipe ends; the creator also removes the segments."""
-    for fd in pipe:
+    for fd in fds:
         try:
             os.close(fd)
         except OSError:
@@ -224,39 +226,39 @@ class ProcessChannel(ChannelBase[T]):
         if shared_memory_size < 64 * 1024:
             raise ValueError(f"shared_memory_size must be >= 65536, got {shared_memory_size}")
         monitor = ProcessMonitor.create(_KIND, _State)
+        fds: list[int] = []
         try:
             store = _shm.create(shared_memory_size)
-            rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC | os.O_DIRECT)
+            fds.extend(os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC | os.O_DIRECT))
+            fds.extend(os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC))
         except BaseException:
+            for fd in fds:
+                os.close(fd)
             monitor.segment.unlink()
             raise
         try:
-            fcntl.fcntl(wfd, _F_SETPIPE_SZ, _PIPE_BYTES)
+            fcntl.fcntl(fds[1], _F_SETPIPE_SZ, _PIPE_BYTES)
         except OSError:  # a lower pipe-max-size: the pipe holds fewer packets, that is all
             pass
-        pipe_packets = fcntl.fcntl(wfd, _F_GETPIPE_SZ) // PACKET
         words = monitor.state.words
         words[_CAPACITY] = -1 if capacity is None else capacity
         words[_STORE_SIZE] = shared_memory_size
-        words[_PIPE_PACKETS] = pipe_packets
-        inode = os.fstat(rfd).st_ino
-        self._setup(monitor, store, rfd, wfd, (os.getpid(), rfd, wfd, inode), name)
+        words[_PIPE_PACKETS] = fcntl.fcntl(fds[1], _F_GETPIPE_SZ) // PACKET
+        inodes = (os.fstat(fds[0]).st_ino, os.fstat(fds[2]).st_ino)
+        self._setup(monitor, store, tuple(fds), (os.getpid(), tuple(fds), inodes), name)
 
     def _setup(
         self,
         monitor: ProcessMonitor,
         store: _shm.Segment,
-        rfd: int,
-        wfd: int,
-        origin: tuple[int, int, int, int],
+        fds: tuple[int, ...],
+        origin: tuple[int, tuple[int, ...], tuple[int, int]],
         name: str | None,
     ) -> None:
         self._m = monitor
         self._store = store
-        self._rfd = rfd
-        self._wfd = wfd
+        self._rfd, self._wfd, self._bell_r, self._bell_w = fds
         self._origin = origin
-        self._closed_here = False
         base = _State.words.offset + 128  # the monitor's state area starts at 128
         self._w = memoryview(monitor.segment.buffer).cast("B")[base : base + 8 * _ALL_WORDS]
         self._w = self._w.cast("q")
@@ -275,13 +277,19 @@ class ProcessChannel(ChannelBase[T]):
         self._backlog: deque[Any] | None = None  # see _decode_all
         self._slot_generation = -1  # _fork_generation when _slot_ptr was claimed
         self._slot_ptr: Any = None
-        self.name = name if name is not None else f"ProcessChannel-{monitor.segment.name[3:15]}"
-        self._finalizer = weakref.finalize(self, _drop, (rfd, wfd), store, monitor)
+        self._sleep_ptr: Any = None
+        self._name = name if name is not None else f"ProcessChannel-{monitor.segment.name[3:15]}"
+        self._finalizer = weakref.finalize(self, _drop, fds, store, monitor)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         if self._finalizer.alive is False:
             raise ValueError("cannot pickle a ProcessChannel whose handle was released")
         return _attach, (self._m.segment.name, self._store.name, self._origin, self.name)
+
+    @property
+    def name(self) -> str:
+        """The channel's label (the same in every process's handle)."""
+        return self._name
 
     @property
     def capacity(self) -> int | None:
@@ -304,7 +312,7 @@ class ProcessChannel(ChannelBase[T]):
         return int(self._add(self._ptr[word], delta, _SEQ_CST))
 
     def _my_slot(self) -> Any:
-        """This process's in-flight counter (claimed on first send, per process)."""
+        """This process's in-flight send counter (its slot is claimed once per process)."""
         if self._slot_generation == _fork_generation:
             return self._slot_ptr
         pid = os.getpid()
@@ -314,7 +322,7 @@ class ProcessChannel(ChannelBase[T]):
         try:
             free = -1
             for i in range(_PROCESS_SLOTS):
-                at = _SLOTS_AT + 2 * i
+                at = _SLOTS_AT + _SLOT_WORDS * i
                 owner = w[at]
                 if owner == pid:
                     free = i
@@ -322,10 +330,8 @@ class ProcessChannel(ChannelBase[T]):
                 if free < 0 and (owner == 0 or not process_alive(owner)):
                     free = i
             if free < 0:
-                raise RuntimeError(
-                    f"more than {_PROCESS_SLOTS} processes send on channel {self.name!r}"
-                )
-            at = _SLOTS_AT + 2 * free
+                raise RuntimeError(f"more than {_PROCESS_SLOTS} processes use {self.name!r}")
+            at = _SLOTS_AT + _SLOT_WORDS * free
             if w[at] != pid:
                 self._discount_dead_slot(at)
                 w[at] = pid
@@ -333,33 +339,57 @@ class ProcessChannel(ChannelBase[T]):
             m.exit()
         self._slot_generation = _fork_generation
         self._slot_ptr = self._ptr[at + 1]
+        self._sleep_ptr = self._ptr[at + 2]
         return self._slot_ptr
 
     def _discount_dead_slot(self, at: int) -> None:
-        """Under the mutex: forget a dead process's sends in flight (they never landed)."""
-        in_flight = self._w[at + 1]
+        """Under the mutex: forget a dead process — its sends in flight never landed, and
+        its receivers no longer wait."""
+        w = self._w
+        in_flight = w[at + 1]
         if in_flight:
             self._inc(at + 1, ctypes.c_int64(-in_flight))
             self._inc(_SENT, ctypes.c_int64(-in_flight))
-        self._w[at] = 0
+        w[at + 2] = 0
+        w[at] = 0
 
-    def _sends_in_flight(self) -> int:
-        """Sends between their reservation and their write, in live processes (reaps dead)."""
+    def _scan_slots(self) -> tuple[int, int]:
+        """Sends in flight and receivers asleep, in live processes (dead ones are reaped)."""
         w = self._w
-        total = 0
+        in_flight = asleep = 0
         for i in range(_PROCESS_SLOTS):
-            at = _SLOTS_AT + 2 * i
-            if w[at] and w[at + 1]:
-                if process_alive(int(w[at])):
-                    total += int(w[at + 1])
-                else:
-                    self._m.enter()
-                    try:
-                        if w[at] and not process_alive(int(w[at])):
-                            self._discount_dead_slot(at)
-                    finally:
-                        self._m.exit()
-        return total
+            at = _SLOTS_AT + _SLOT_WORDS * i
+            if not w[at] or not (w[at + 1] or w[at + 2]):
+                continue
+            if process_alive(int(w[at])):
+                in_flight += int(w[at + 1])
+                asleep += int(w[at + 2])
+            else:
+                self._m.enter()
+                try:
+                    if w[at] and not process_alive(int(w[at])):
+                        self._discount_dead_slot(at)
+                finally:
+                    self._m.exit()
+        return in_flight, asleep
+
+    def _asleep(self, delta: ctypes.c_int64) -> None:
+        """Count this process's receivers asleep (rendezvous ``send_nowait`` looks)."""
+        self._my_slot()
+        self._add(self._sleep_ptr, delta, _SEQ_CST)
+
+    def _spilled(self, delta: int) -> None:
+        """Under the mutex: change the store's item count, keeping the bell pipe readable
+        exactly while the store holds items (or the channel is closed)."""
+        before = self._inc(_SPILLED, ctypes.c_int64(delta))
+        after = before + delta
+        if before == 0 and after > 0:
+            os.write(self._bell_w, b"s")
+        elif before > 0 and after == 0:
+            try:
+                os.read(self._bell_r, 1)
+            except BlockingIOError:  # pragma: no cover - a process died between the two
+                pass
 
     # sending -----------------------------------------------------------------------------
 
@@ -585,7 +615,7 @@ class ProcessChannel(ChannelBase[T]):
         if w[_CLOSED]:
             raise ChannelClosed(f"channel {self.name!r} was closed while send waited")
         if not woken:  # a whole slice without room: discount senders that died mid-send
-            self._sends_in_flight()
+            self._scan_slots()[0]
 
     def _wake(self, queue: int) -> None:
         m = self._m
@@ -623,7 +653,7 @@ class ProcessChannel(ChannelBase[T]):
         rendezvous = self._capacity_value == 0
         m.enter()
         try:
-            if rendezvous and not wait and w[_SLEEPERS] <= w[_SPILLED]:
+            if rendezvous and not wait and self._scan_slots()[1] <= w[_SPILLED]:
                 raise ChannelFull(f"no receiver is waiting on rendezvous {self.name!r}")
             while True:
                 if w[_CLOSED]:
@@ -664,12 +694,7 @@ class ProcessChannel(ChannelBase[T]):
             _ENTRY.pack_into(buf, at, size, state, kind, max(ack, 0))
             w[_HEAD] = at + size  # published: the entry is complete
             w[_ENTRIES] += 1
-            self._inc(_SPILLED, ctypes.c_int64(items))
-            if w[_SLEEPERS]:
-                try:
-                    os.write(self._wfd, _DOORBELL)
-                except BlockingIOError:  # the pipe is full, so nobody sleeps on it
-                    pass
+            self._spilled(items)  # the bell rings: sleeping receivers wake
             if ack >= 0:
                 self._await_ack(at, ack, deadline)
         finally:
@@ -726,7 +751,7 @@ class ProcessChannel(ChannelBase[T]):
             if w[word] == 2:
                 return
             struct.pack_into("<H", self._buf, at + 8, _RETRACTED)  # the entry's state
-            self._inc(_SPILLED, _MINUS_ONE)
+            self._spilled(-1)
             if w[_CLOSED]:
                 raise ChannelClosed(f"channel {self.name!r} was closed while send waited")
             raise ChannelTimeout(f"send timed out: no receiver took the item on {self.name!r}")
@@ -750,13 +775,11 @@ class ProcessChannel(ChannelBase[T]):
         try:
             data = os.read(self._rfd, PACKET)
         except BlockingIOError:
-            data = _DOORBELL
-        if data != _DOORBELL:  # the fast path: one packet from the pipe
-            self._add(self._p_received, _ONE, _SEQ_CST)
-            if self._w[_SPACE_WAITERS]:
-                self._wake(_Q_ROOM)
-            return self._unpickle(data)  # type: ignore[no-any-return]
-        return self._recv_wait(timeout)  # type: ignore[no-any-return]
+            return self._recv_wait(timeout)  # type: ignore[no-any-return]
+        self._add(self._p_received, _ONE, _SEQ_CST)  # the fast path: one packet from the pipe
+        if self._w[_SPACE_WAITERS]:
+            self._wake(_Q_ROOM)
+        return self._unpickle(data)  # type: ignore[no-any-return]
 
     def _recv_wait(self, timeout: float | None) -> Any:
         """The slow path of :meth:`recv`: the store, a short spin, then sleep in ``poll``."""
@@ -767,11 +790,9 @@ class ProcessChannel(ChannelBase[T]):
             os.sched_yield()
         deadline = deadline_after(timeout)
         w = self._w
-        poller = _select_module.poll()
-        poller.register(self._rfd, _select_module.POLLIN)
-        while True:
-            self._inc(_SLEEPERS, _ONE)
-            try:
+        self._asleep(_ONE)
+        try:
+            while True:
                 item = self._take()
                 if item is not _NOTHING:
                     return item
@@ -781,14 +802,25 @@ class ProcessChannel(ChannelBase[T]):
                 left = remaining(deadline)
                 if left == 0:
                     raise ChannelTimeout(f"recv timed out: channel {self.name!r} stayed empty")
-                if closed and (left is None or left > SLICE_SECONDS):
-                    left = SLICE_SECONDS  # a send in flight may be from a process now dead
-                poller.poll(None if left is None else max(1, int(left * 1000 + 0.999)))
-            finally:
-                self._inc(_SLEEPERS, _MINUS_ONE)
-            item = self._take()
-            if item is not _NOTHING:
-                return item
+                self._sleep(closed, left)
+        finally:
+            self._asleep(_MINUS_ONE)
+
+    def _sleep(self, closed: int, left: float | None) -> None:
+        """Sleep until the pipe or the bell (store items, close) is readable, or ``left``.
+
+        Once the channel is closed the bell stays readable, so the sleep is on the pipe
+        alone, in slices: what can still come is a send in flight, from a live process or
+        from one that died (found by the next look).
+        """
+        poller = _select_module.poll()
+        poller.register(self._rfd, _select_module.POLLIN)
+        if closed:
+            if left is None or left > SLICE_SECONDS:
+                left = SLICE_SECONDS
+        else:
+            poller.register(self._bell_r, _select_module.POLLIN)
+        poller.poll(None if left is None else max(1, int(left * 1000 + 0.999)))
 
     def _unpickle(self, data: Any) -> Any:
         try:
@@ -831,9 +863,7 @@ class ProcessChannel(ChannelBase[T]):
         rfd = self._rfd
         try:
             while len(packets) < limit:
-                data = read(rfd, PACKET)
-                if data != _DOORBELL:
-                    packets.append((_PICKLED, data, None))
+                packets.append((_PICKLED, read(rfd, PACKET), None))
         except BlockingIOError:
             pass
         if packets:
@@ -915,7 +945,7 @@ class ProcessChannel(ChannelBase[T]):
 
     def _drained(self) -> bool:
         """After close: no send in flight, and nothing left in the pipe or the store."""
-        return self._sends_in_flight() == 0 and not self._w[_SPILLED]
+        return self._scan_slots()[0] == 0 and not self._w[_SPILLED]
 
     def _take(self) -> Any:
         """Take one item (pipe first, then store) without waiting, or return ``_NOTHING``.
@@ -926,10 +956,7 @@ class ProcessChannel(ChannelBase[T]):
         if self._backlog:
             return self._from_backlog()
         try:
-            while True:
-                data = os.read(self._rfd, PACKET)
-                if data != _DOORBELL:
-                    break
+            data = os.read(self._rfd, PACKET)
         except BlockingIOError:
             if not self._w[_SPILLED]:
                 return _NOTHING
@@ -956,14 +983,10 @@ class ProcessChannel(ChannelBase[T]):
         raw: list[tuple[int, Any, Any]] = []  # (kind, bytes, buffers or batch lengths)
         m.enter()
         try:
-            try:
-                while True:  # re-read the pipe: it holds older items than the store
-                    data = os.read(self._rfd, PACKET)
-                    if data != _DOORBELL:
-                        self._add(self._p_received, _ONE, _SEQ_CST)
-                        raw.append((_PICKLED, data, None))
-                        limit = 0
-                        break
+            try:  # re-read the pipe: it holds older items than the store
+                raw.append((_PICKLED, os.read(self._rfd, PACKET), None))
+                self._add(self._p_received, _ONE, _SEQ_CST)
+                limit = 0
             except BlockingIOError:
                 pass
             taken = 0
@@ -984,16 +1007,18 @@ class ProcessChannel(ChannelBase[T]):
                     done, n = self._take_from_batch(pos, limit - taken, raw)
                     taken += n
                 else:
+                    # Copied first: a receiver killed while copying leaves the item in place.
                     raw.append(self._copy_entry(pos, size - _ENTRY.size, kind))
+                if done:
+                    w[_TAIL] = at + size
+                    w[_ENTRIES] -= 1
+                if state != _RETRACTED and kind != _BATCH:
                     self._add(self._p_received, _ONE, _SEQ_CST)
-                    self._inc(_SPILLED, _MINUS_ONE)
+                    self._spilled(-1)
                     taken += 1
                     if state == _OFFER:
                         w[_ACKS_AT + ack] = 2
                         m.wake_all(_Q_ACK)
-                if done:
-                    w[_TAIL] = at + size
-                    w[_ENTRIES] -= 1
             if w[_ENTRIES] == 0:
                 w[_HEAD] = w[_TAIL] = 0
             if taken and m.waiters(_Q_STORE):
@@ -1010,13 +1035,13 @@ class ProcessChannel(ChannelBase[T]):
         buf = self._buf
         count, taken, offset = _BATCH_HEAD.unpack_from(buf, pos)
         n = min(count - taken, limit)
-        self._inc(_RECEIVED, ctypes.c_int64(n))
         lengths = struct.unpack_from(f"<{n}I", buf, pos + _BATCH_HEAD.size + 4 * taken)
         start = pos + (offset or _BATCH_HEAD.size + 4 * count)
         end = start + sum(lengths)
         raw.append((_BATCH, bytes(buf[start:end]), lengths))
         _BATCH_HEAD.pack_into(buf, pos, count, taken + n, end - pos)
-        self._inc(_SPILLED, ctypes.c_int64(-n))
+        self._inc(_RECEIVED, ctypes.c_int64(n))
+        self._spilled(-n)
         return taken + n == count, n
 
     def _copy_entry(self, pos: int, size: int, kind: int) -> tuple[int, Any, Any]:
@@ -1042,9 +1067,10 @@ class ProcessChannel(ChannelBase[T]):
         """Close the channel for every process (idempotent).
 
         Sends fail from now on; receivers, in any process, still get every item sent before,
-        then :class:`~concurrency_kit.ChannelClosed`. In the creating process this also
-        removes the channel's names, so no new handle can be unpickled; handles already open
-        keep working until they are garbage collected.
+        then :class:`~concurrency_kit.ChannelClosed` (handles can still be unpickled, to
+        drain it). The shared memory and the pipe are released when the last handle is
+        garbage collected, and the names when the creating process's handle is, or when
+        that process exits.
         """
         w = self._w
         m = self._m
@@ -1052,19 +1078,12 @@ class ProcessChannel(ChannelBase[T]):
         try:
             if not w[_CLOSED]:
                 w[_CLOSED] = 1
+                os.write(self._bell_w, b"c")  # the bell stays readable: sleepers wake
             m.wake_all(_Q_ROOM)
             m.wake_all(_Q_STORE)
             m.wake_all(_Q_ACK)
         finally:
             m.exit()
-        self._inc(_SENT, _ZERO)  # a full barrier before reading the sleepers
-        for _ in range(int(w[_SLEEPERS])):
-            try:
-                os.write(self._wfd, _DOORBELL)
-            except BlockingIOError:
-                break
-        self._store.unlink()
-        self._m.segment.unlink()
 
     def statistics(self) -> ChannelStatistics:
         """The channel's counters now (see :class:`~concurrency_kit.ChannelStatistics`)."""
@@ -1078,37 +1097,48 @@ class ProcessChannel(ChannelBase[T]):
             closed=bool(w[_CLOSED]),
         )
 
-    def _select_arm(self, waker: Any) -> int | None:
-        self._inc(_SLEEPERS, _ONE)
-        return self._rfd
+    def _select_arm(self, waker: Any) -> tuple[int, ...]:
+        self._asleep(_ONE)
+        return (self._rfd,) if self._w[_CLOSED] else (self._rfd, self._bell_r)
 
     def _select_disarm(self, waker: Any) -> None:
-        self._inc(_SLEEPERS, _MINUS_ONE)
+        self._asleep(_MINUS_ONE)
 
 
 def _attach(
-    segment_name: str, store_name: str, origin: tuple[int, int, int, int], name: str
+    segment_name: str,
+    store_name: str,
+    origin: tuple[int, tuple[int, ...], tuple[int, int]],
+    name: str,
 ) -> ProcessChannel[Any]:
-    """Unpickle a handle: map the segments, open the pipe through the creator's /proc."""
+    """Unpickle a handle: map the segments, open the pipes through the creator's /proc."""
     try:
         monitor = ProcessMonitor.attach(segment_name, _KIND, _State)
+        store = _shm.attach(store_name, int(monitor.state.words[_STORE_SIZE]))
     except FileNotFoundError:
         raise FileNotFoundError(
-            f"ProcessChannel {name!r} no longer exists: its creator closed it or exited"
+            f"ProcessChannel {name!r} no longer exists: its creator released it or exited"
         ) from None
-    store = _shm.attach(store_name, int(monitor.state.words[_STORE_SIZE]))
-    pid, rfd, wfd, inode = origin
-    if pid == os.getpid():
-        mine_r, mine_w = os.dup(rfd), os.dup(wfd)
-    else:
-        mine_r = _open_pipe_end(pid, rfd, inode, os.O_RDONLY)
-        try:
-            mine_w = _open_pipe_end(pid, wfd, inode, os.O_WRONLY)
-            flags = fcntl.fcntl(mine_w, fcntl.F_GETFL)
-            fcntl.fcntl(mine_w, fcntl.F_SETFL, flags | os.O_DIRECT)
-        except BaseException:
-            os.close(mine_r)
-            raise
+    pid, fds, (pipe_inode, bell_inode) = origin
+    mine: list[int] = []
+    try:
+        if pid == os.getpid():
+            mine.extend(os.dup(fd) for fd in fds)
+        else:
+            for fd, inode, flags in zip(
+                fds,
+                (pipe_inode, pipe_inode, bell_inode, bell_inode),
+                (os.O_RDONLY, os.O_WRONLY, os.O_RDONLY, os.O_WRONLY),
+                strict=True,
+            ):
+                mine.append(_open_pipe_end(pid, fd, inode, flags))
+            # Packet mode belongs to the open file description: set it on our writing end.
+            flags = fcntl.fcntl(mine[1], fcntl.F_GETFL)
+            fcntl.fcntl(mine[1], fcntl.F_SETFL, flags | os.O_DIRECT)
+    except BaseException:
+        for fd in mine:
+            os.close(fd)
+        raise
     channel: ProcessChannel[Any] = ProcessChannel.__new__(ProcessChannel)
-    channel._setup(monitor, store, mine_r, mine_w, origin, name)
+    channel._setup(monitor, store, tuple(mine), origin, name)
     return channel

@@ -64,6 +64,7 @@ class ThreadChannel(ChannelBase[T]):
     none is ever lost or duplicated. Items are passed by reference (for another process, use
     :class:`~concurrency_kit.ProcessChannel`).
 
+    >>> from concurrency_kit import ThreadChannel
     >>> with ThreadChannel(2) as channel:
     ...     channel.send("a")
     ...     channel.send_nowait("b")
@@ -77,16 +78,16 @@ class ThreadChannel(ChannelBase[T]):
         "_closed",
         "_items",
         "_lock",
+        "_name",
         "_received",
         "_receivers",
         "_senders",
         "_sent",
-        "name",
     )
 
     def __init__(self, capacity: int | None = DEFAULT_CAPACITY, *, name: str | None = None):
         self._capacity = check_capacity(capacity)
-        self.name = name if name is not None else f"ThreadChannel-{id(self):x}"
+        self._name = name if name is not None else f"ThreadChannel-{id(self):x}"
         self._lock = allocate_lock()
         self._items: deque[Any] = deque()
         self._receivers: deque[Callable[[], object]] = deque()  # wake-ups of sleeping receivers
@@ -94,6 +95,11 @@ class ThreadChannel(ChannelBase[T]):
         self._closed = False
         self._sent = 0
         self._received = 0
+
+    @property
+    def name(self) -> str:
+        """The channel's label, for ``repr`` and logs."""
+        return self._name
 
     @property
     def capacity(self) -> int | None:
@@ -316,10 +322,10 @@ class ThreadChannel(ChannelBase[T]):
                 closed=self._closed,
             )
 
-    def _select_arm(self, waker: Any) -> int | None:
+    def _select_arm(self, waker: Any) -> tuple[int, ...]:
         with self._lock:
             self._receivers.append(waker.wake)
-        return None
+        return ()
 
     def _select_disarm(self, waker: Any) -> None:
         with self._lock:
