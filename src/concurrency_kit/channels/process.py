@@ -120,6 +120,7 @@ _ONE = ctypes.c_int64(1)
 _MINUS_ONE = ctypes.c_int64(-1)
 _SEQ_CST = _atomic.SEQ_CST
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None)})  # never out-of-band buffers
+_SIZED = frozenset({str, bytes})
 _loads = pickle.loads
 _dumps_plain = pickle.dumps
 _fork_generation = 0
@@ -135,6 +136,13 @@ os.register_at_fork(after_in_child=_forked)
 
 def _align(n: int) -> int:
     return (n + 7) & ~7
+
+
+def _small_plain(item: Any) -> bool:
+    """Whether ``item`` is of a type that never has out-of-band buffers, and not too long
+    to fit one packet (the pickle's length is checked after)."""
+    kind = type(item)
+    return kind in _PLAIN and (kind not in _SIZED or len(item) <= PACKET)
 
 
 def _dumps(item: Any) -> tuple[int, bytes, list[pickle.PickleBuffer]]:
@@ -404,7 +412,8 @@ class ProcessChannel(ChannelBase[T]):
         """
         if timeout is not None:
             check_timeout(timeout)
-        if type(item) in _PLAIN and self._capacity_value:
+        data = None
+        if _small_plain(item) and self._capacity_value:
             # The fast path: one packet straight into the pipe, room permitting.
             data = _dumps_plain(item, 5)
             w = self._w
@@ -425,7 +434,7 @@ class ProcessChannel(ChannelBase[T]):
                         add(self._p_sent, _MINUS_ONE, _SEQ_CST)
             finally:
                 add(slot, _MINUS_ONE, _SEQ_CST)
-        self._send(item, deadline_after(check_timeout(timeout)), wait=True)
+        self._send(item, deadline_after(timeout), wait=True, data=data)
 
     def send_many(self, items: Iterable[T], timeout: float | None = None) -> None:
         """Send ``items`` in order, waiting for room as needed.
@@ -458,7 +467,7 @@ class ProcessChannel(ChannelBase[T]):
         """
         i = 0
         capacity = self._capacity_value
-        if capacity and len(run) > 1 and all(type(item) in _PLAIN for item in run):
+        if capacity and len(run) > 1 and all(map(_small_plain, run)):
             datas = [_dumps_plain(item, 5) for item in run]
             if max(map(len, datas)) <= PACKET:
                 try:
@@ -521,8 +530,11 @@ class ProcessChannel(ChannelBase[T]):
         """
         self._send(item, None, wait=False)
 
-    def _send(self, item: Any, deadline: float | None, *, wait: bool) -> None:
-        kind, data, buffers = _dumps(item)
+    def _send(
+        self, item: Any, deadline: float | None, *, wait: bool, data: bytes | None = None
+    ) -> None:
+        """Send one item; ``data``: its pickle, when the caller has made it already."""
+        kind, data, buffers = _dumps(item) if data is None else (_PICKLED, data, [])
         w = self._w
         slot = self._my_slot()
         self._add(slot, _ONE, _SEQ_CST)
