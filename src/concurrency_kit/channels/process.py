@@ -423,15 +423,14 @@ class ProcessChannel(ChannelBase[T]):
             try:
                 if len(data) <= PACKET and not w[_CLOSED] and not w[_SPILLED]:
                     capacity = self._capacity_value
-                    if capacity < 0 or add(self._p_sent, _ONE, _SEQ_CST) - w[_RECEIVED] < capacity:
+                    queued = add(self._p_sent, _ONE, _SEQ_CST) - w[_RECEIVED]
+                    if capacity < 0 or queued < capacity:
                         try:
                             os.write(self._wfd, data)
                             return
                         except BlockingIOError:
                             pass
-                        add(self._p_sent, _MINUS_ONE, _SEQ_CST)
-                    else:
-                        add(self._p_sent, _MINUS_ONE, _SEQ_CST)
+                    add(self._p_sent, _MINUS_ONE, _SEQ_CST)
             finally:
                 add(slot, _MINUS_ONE, _SEQ_CST)
         self._send(item, deadline_after(timeout), wait=True, data=data)
