@@ -108,7 +108,8 @@ def test_the_real_table_builds_and_links_every_class(tmp_path: Path) -> None:
             rf'<code class="xref py py-{role}\b'
         )
         assert link.search(table), f"no {role} link to {name} in the table"
-    assert "not yet implemented" in table
+    pending = any(not c.implemented for a in ASPECTS for c in (a.process, a.thread))
+    assert ("not yet implemented" in table) == pending
 
 
 def test_a_class_that_does_not_exist_fails_the_build(tmp_path: Path) -> None:

@@ -106,8 +106,11 @@ ASPECTS: tuple[Aspect, ...] = (
         key="context_switching",
         title="Context Switching",
         package="channels",
-        process=Claim("Switching between processes costs more (address spaces change)."),
-        thread=Claim("Switching between threads of one process costs less."),
+        process=Claim(
+            "Switching between processes costs more (address spaces change).",
+            ("ProcessChannel",),
+        ),
+        thread=Claim("Switching between threads of one process costs less.", ("ThreadChannel",)),
     ),
     Aspect(
         key="communication",
@@ -115,9 +118,13 @@ ASPECTS: tuple[Aspect, ...] = (
         package="channels",
         process=Claim(
             "Processes talk through inter-process communication, which is more involved and "
-            "slower: data is serialized and copied."
+            "slower: data is serialized and copied.",
+            ("ProcessChannel",),
         ),
-        thread=Claim("Threads talk through shared objects, which is simpler and faster."),
+        thread=Claim(
+            "Threads talk through shared objects, which is simpler and faster.",
+            ("ThreadChannel",),
+        ),
     ),
     Aspect(
         key="overhead",
