@@ -147,8 +147,13 @@ def _small_plain(item: Any) -> bool:
 
 def _dumps(item: Any) -> tuple[int, bytes, list[pickle.PickleBuffer]]:
     """Pickle ``item`` for the wire: (kind, main bytes, out-of-band buffers)."""
-    if type(item) is bytes and len(item) > PACKET:
+    kind = type(item)
+    if kind is bytes and len(item) > PACKET:
         return _RAW_BYTES, item, []
+    if kind is bytearray and len(item) > PACKET:
+        item = pickle.PickleBuffer(item)  # out of band: arrives as a bytearray
+    elif kind is memoryview:
+        item = _View(item)
     buffers: list[pickle.PickleBuffer] = []
     try:
         data = pickle.dumps(item, 5, buffer_callback=buffers.append)
@@ -162,6 +167,32 @@ def _dumps(item: Any) -> tuple[int, bytes, list[pickle.PickleBuffer]]:
                 f"{type(exc).__name__}: {exc}"
             ) from exc
     return _PICKLED, data, buffers
+
+
+class _View:
+    """A memoryview on its way: its bytes out of band, its format and shape in the pickle.
+
+    (A memoryview cannot be pickled at all; this one arrives as a memoryview of the same
+    format and shape over a new bytearray, or of bytes when the format is not native.)
+    """
+
+    __slots__ = ("view",)
+
+    def __init__(self, view: memoryview) -> None:
+        self.view = view
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        view = self.view
+        data = view if view.c_contiguous else view.tobytes()
+        return _rebuild_view, (pickle.PickleBuffer(data), view.format, view.shape)
+
+
+def _rebuild_view(data: Any, format: str, shape: tuple[int, ...]) -> memoryview:
+    view = memoryview(data).cast("B")
+    try:
+        return view.cast(format, shape)  # type: ignore[call-overload,no-any-return]
+    except (TypeError, ValueError):
+        return view
 
 
 class _Failed:
