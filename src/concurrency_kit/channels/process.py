@@ -43,9 +43,11 @@ import pickle
 import select as _select_module
 import stat
 import struct
+import termios
 import weakref
 from collections import deque
 from collections.abc import Iterable
+from threading import get_ident, get_native_id
 from typing import Any, TypeVar
 
 import cloudpickle
@@ -71,7 +73,7 @@ from concurrency_kit.errors import (
 )
 from concurrency_kit.state import _atomic
 from concurrency_kit.sync._monitor import SLICE_SECONDS, SLOTS, ProcessMonitor
-from concurrency_kit.sync._robust import process_alive
+from concurrency_kit.sync._robust import thread_alive
 
 __all__ = ["DEFAULT_SHARED_MEMORY_SIZE", "ProcessChannel"]
 
@@ -85,15 +87,15 @@ _PIPE_BYTES = 1 << 20  # 256 packets; the unprivileged maximum (/proc/sys/fs/pip
 _F_SETPIPE_SZ = 1031
 _F_GETPIPE_SZ = 1032
 _KIND = 0x43484E4C  # "CHNL"
-_PROCESS_SLOTS = 64
+_THREAD_SLOTS = 256
 
 # State words (int64) in the monitor's state area. SENT/RECEIVED/SPILLED/SLEEPERS/WAITING
 # are changed with atomic instructions, the rest under the mutex.
 _SENT, _RECEIVED, _SPILLED, _SPACE_WAITERS = range(4)
 _CLOSED, _CAPACITY, _HEAD, _TAIL, _ENTRIES, _STORE_SIZE, _PIPE_PACKETS = range(5, 12)
-_SLOTS_AT = 16  # then per process: pid, its sends in flight, its receivers asleep
-_SLOT_WORDS = 3
-_WORDS = _SLOTS_AT + _SLOT_WORDS * _PROCESS_SLOTS
+_SLOTS_AT = 16  # then per thread: pid, native thread id, its sends in flight, asleep or not
+_SLOT_WORDS = 4
+_WORDS = _SLOTS_AT + _SLOT_WORDS * _THREAD_SLOTS
 _ACKS_AT = _WORDS  # then one word per rendezvous acknowledgement slot
 _ALL_WORDS = _ACKS_AT + SLOTS
 
@@ -114,8 +116,11 @@ _PICKLED, _RAW_BYTES, _BATCH = 0, 1, 2
 _BATCH_HEAD = struct.Struct("<III")  # items, items taken, offset of the next one; then lengths
 _PAYLOAD = struct.Struct("<QI")  # pickle length, buffer count; then one Q per buffer length
 _NOTHING: Any = object()
-_SPINS = 8  # looks (with a yield between) before sleeping: a busy sender is about to write
+_SPINS = 16  # looks (with a yield between) before sleeping: about 1 us each
+_FIONREAD = termios.FIONREAD
+_NO_BYTES = bytes(4)  # FIONREAD's int, zero
 _RUN = 256  # send_many reserves and writes small items this many at a time
+_ZERO = ctypes.c_int64(0)
 _ONE = ctypes.c_int64(1)
 _MINUS_ONE = ctypes.c_int64(-1)
 _SEQ_CST = _atomic.SEQ_CST
@@ -314,9 +319,8 @@ class ProcessChannel(ChannelBase[T]):
         self._p_received = self._ptr[_RECEIVED]
         self._capacity_value = int(self._w[_CAPACITY])
         self._backlog: deque[Any] | None = None  # see _decode_all
-        self._slot_generation = -1  # _fork_generation when _slot_ptr was claimed
-        self._slot_ptr: Any = None
-        self._sleep_ptr: Any = None
+        self._slot_generation = -1  # _fork_generation when _slots was filled
+        self._slots: dict[int, int] = {}  # thread ident -> its slot's first word
         self._name = name if name is not None else f"ProcessChannel-{monitor.segment.name[3:15]}"
         self._finalizer = weakref.finalize(self, _drop, fds, store, monitor)
 
@@ -350,72 +354,79 @@ class ProcessChannel(ChannelBase[T]):
     def _inc(self, word: int, delta: ctypes.c_int64) -> int:
         return int(self._add(self._ptr[word], delta, _SEQ_CST))
 
-    def _my_slot(self) -> Any:
-        """This process's in-flight send counter (its slot is claimed once per process)."""
-        if self._slot_generation == _fork_generation:
-            return self._slot_ptr
-        pid = os.getpid()
+    def _slot(self) -> int:
+        """The first word of this thread's slot (claimed on first use, per thread).
+
+        A slot holds the thread's pid and native id, its sends in flight and whether it is
+        asleep in a receive; only its own thread writes the last two, with plain stores.
+        """
+        if self._slot_generation != _fork_generation:
+            self._slots = {}
+            self._slot_generation = _fork_generation
+        at = self._slots.get(get_ident())
+        if at is None:
+            at = self._claim_slot()
+            self._slots[get_ident()] = at
+        return at
+
+    def _claim_slot(self) -> int:
+        pid, tid = os.getpid(), get_native_id()
         w = self._w
         m = self._m
         m.enter()
         try:
             free = -1
-            for i in range(_PROCESS_SLOTS):
+            for i in range(_THREAD_SLOTS):
                 at = _SLOTS_AT + _SLOT_WORDS * i
-                owner = w[at]
-                if owner == pid:
-                    free = i
-                    break
-                if free < 0 and (owner == 0 or not process_alive(owner)):
-                    free = i
+                if w[at] == pid and w[at + 1] == tid:
+                    return at
+                if free < 0 and (w[at] == 0 or not thread_alive(int(w[at]), int(w[at + 1]))):
+                    free = at
             if free < 0:
-                raise RuntimeError(f"more than {_PROCESS_SLOTS} processes use {self.name!r}")
-            at = _SLOTS_AT + _SLOT_WORDS * free
-            if w[at] != pid:
-                self._discount_dead_slot(at)
-                w[at] = pid
+                raise RuntimeError(
+                    f"more than {_THREAD_SLOTS} threads use channel {self.name!r} at once"
+                )
+            self._discount_dead_slot(free)
+            w[free], w[free + 1] = pid, tid
+            return free
         finally:
             m.exit()
-        self._slot_generation = _fork_generation
-        self._slot_ptr = self._ptr[at + 1]
-        self._sleep_ptr = self._ptr[at + 2]
-        return self._slot_ptr
 
     def _discount_dead_slot(self, at: int) -> None:
-        """Under the mutex: forget a dead process — its sends in flight never landed, and
-        its receivers no longer wait."""
+        """Under the mutex: forget a dead thread — its sends in flight never landed, and it
+        no longer waits."""
         w = self._w
-        in_flight = w[at + 1]
+        in_flight = int(w[at + 2])
         if in_flight:
-            self._inc(at + 1, ctypes.c_int64(-in_flight))
             self._inc(_SENT, ctypes.c_int64(-in_flight))
-        w[at + 2] = 0
-        w[at] = 0
+        w[at + 2] = w[at + 3] = 0
+        w[at] = w[at + 1] = 0
 
     def _scan_slots(self) -> tuple[int, int]:
-        """Sends in flight and receivers asleep, in live processes (dead ones are reaped)."""
+        """Sends in flight and receivers asleep, in live threads (dead ones are reaped)."""
         w = self._w
         in_flight = asleep = 0
-        for i in range(_PROCESS_SLOTS):
+        for i in range(_THREAD_SLOTS):
             at = _SLOTS_AT + _SLOT_WORDS * i
-            if not w[at] or not (w[at + 1] or w[at + 2]):
+            if not w[at] or not (w[at + 2] or w[at + 3]):
                 continue
-            if process_alive(int(w[at])):
-                in_flight += int(w[at + 1])
-                asleep += int(w[at + 2])
+            if thread_alive(int(w[at]), int(w[at + 1])):
+                in_flight += int(w[at + 2])
+                asleep += int(w[at + 3])
             else:
                 self._m.enter()
                 try:
-                    if w[at] and not process_alive(int(w[at])):
+                    if w[at] and not thread_alive(int(w[at]), int(w[at + 1])):
                         self._discount_dead_slot(at)
                 finally:
                     self._m.exit()
         return in_flight, asleep
 
-    def _asleep(self, delta: ctypes.c_int64) -> None:
-        """Count this process's receivers asleep (rendezvous ``send_nowait`` looks)."""
-        self._my_slot()
-        self._add(self._sleep_ptr, delta, _SEQ_CST)
+    def _asleep(self, delta: int) -> None:
+        """Count this thread as asleep in a receive (rendezvous ``send_nowait`` looks)."""
+        at = self._slot()
+        self._w[at + 3] += delta
+        self._add(self._p_sent, _ZERO, _SEQ_CST)  # a full fence: seen before the next look
 
     def _spilled(self, delta: int) -> None:
         """Under the mutex: change the store's item count, keeping the bell pipe readable
@@ -444,26 +455,31 @@ class ProcessChannel(ChannelBase[T]):
         if timeout is not None:
             check_timeout(timeout)
         data = None
-        if _small_plain(item) and self._capacity_value:
+        kind: Any = type(item)
+        capacity = self._capacity_value
+        if kind in _PLAIN and capacity and (kind not in _SIZED or len(item) <= PACKET):  # type: ignore[arg-type]
             # The fast path: one packet straight into the pipe, room permitting.
             data = _dumps_plain(item, 5)
             w = self._w
             add = self._add
-            slot = self._slot_ptr if self._slot_generation == _fork_generation else self._my_slot()
-            add(slot, _ONE, _SEQ_CST)
+            at = self._slot() + 2
+            w[at] += 1  # in flight; the reservation below is a full fence after it
             try:
-                if len(data) <= PACKET and not w[_CLOSED] and not w[_SPILLED]:
-                    capacity = self._capacity_value
-                    queued = add(self._p_sent, _ONE, _SEQ_CST) - w[_RECEIVED]
-                    if capacity < 0 or queued < capacity:
-                        try:
-                            os.write(self._wfd, data)
-                            return
-                        except BlockingIOError:
-                            pass
-                    add(self._p_sent, _MINUS_ONE, _SEQ_CST)
+                queued = add(self._p_sent, _ONE, _SEQ_CST) - w[_RECEIVED]
+                if (
+                    (capacity < 0 or queued < capacity)
+                    and len(data) <= PACKET
+                    and not w[_CLOSED]
+                    and not w[_SPILLED]
+                ):
+                    try:
+                        os.write(self._wfd, data)
+                        return
+                    except BlockingIOError:
+                        pass
+                add(self._p_sent, _MINUS_ONE, _SEQ_CST)
             finally:
-                add(slot, _MINUS_ONE, _SEQ_CST)
+                w[at] -= 1
         self._send(item, deadline_after(timeout), wait=True, data=data)
 
     def send_many(self, items: Iterable[T], timeout: float | None = None) -> None:
@@ -522,10 +538,11 @@ class ProcessChannel(ChannelBase[T]):
         """Reserve room for some of ``datas`` (waiting for at least one), store them as one
         batch entry; return how many went."""
         w = self._w
-        slot = self._my_slot()
         add = self._add
-        add(slot, _ONE, _SEQ_CST)
+        at = self._slot() + 2
+        w[at] += 1  # in flight
         try:
+            add(self._p_sent, _ZERO, _SEQ_CST)  # a full fence before looking at CLOSED
             if w[_CLOSED]:
                 raise ChannelClosed(f"send on closed channel {self.name!r}")
             want = len(datas)
@@ -549,7 +566,7 @@ class ProcessChannel(ChannelBase[T]):
                 raise
             return count
         finally:
-            add(slot, _MINUS_ONE, _SEQ_CST)
+            w[at] -= 1
 
     def send_nowait(self, item: T) -> None:
         """Send ``item`` if that needs no waiting.
@@ -566,9 +583,10 @@ class ProcessChannel(ChannelBase[T]):
         """Send one item; ``data``: its pickle, when the caller has made it already."""
         kind, data, buffers = _dumps(item) if data is None else (_PICKLED, data, [])
         w = self._w
-        slot = self._my_slot()
-        self._add(slot, _ONE, _SEQ_CST)
+        at = self._slot() + 2
+        w[at] += 1  # in flight
         try:
+            self._add(self._p_sent, _ZERO, _SEQ_CST)  # a full fence before looking at CLOSED
             if w[_CLOSED]:
                 raise ChannelClosed(f"send on closed channel {self.name!r}")
             capacity = self._capacity_value
@@ -592,7 +610,7 @@ class ProcessChannel(ChannelBase[T]):
                     self._wake(_Q_ROOM)
                 raise
         finally:
-            self._add(slot, _MINUS_ONE, _SEQ_CST)
+            w[at] -= 1
 
     def _write_packet(self, data: bytes, capacity: int, deadline: float | None, wait: bool) -> bool:
         """Write one reserved packet to the pipe; ``False``: it goes to the store instead.
@@ -821,18 +839,27 @@ class ProcessChannel(ChannelBase[T]):
         self._add(self._p_received, _ONE, _SEQ_CST)  # the fast path: one packet from the pipe
         if self._w[_SPACE_WAITERS]:
             self._wake(_Q_ROOM)
-        return self._unpickle(data)  # type: ignore[no-any-return]
+        try:
+            return _loads(data)  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise self._unpickling_error(exc) from exc
 
     def _recv_wait(self, timeout: float | None) -> Any:
         """The slow path of :meth:`recv`: the store, a short spin, then sleep in ``poll``."""
-        for _ in range(_SPINS):  # a busy sender is usually about to write: cheaper than a sleep
-            item = self._take()
-            if item is not _NOTHING:
-                return item
+        # A busy sender is usually about to write: a few cheap looks (FIONREAD, no exception
+        # raised) with a yield between cost less than falling asleep and being woken.
+        ioctl = fcntl.ioctl
+        rfd = self._rfd
+        w = self._w
+        for _ in range(_SPINS):
+            if ioctl(rfd, _FIONREAD, _NO_BYTES) != _NO_BYTES or w[_SPILLED]:
+                item = self._take()
+                if item is not _NOTHING:
+                    return item
             os.sched_yield()
         deadline = deadline_after(timeout)
         w = self._w
-        self._asleep(_ONE)
+        self._asleep(1)
         try:
             while True:
                 item = self._take()
@@ -846,7 +873,7 @@ class ProcessChannel(ChannelBase[T]):
                     raise ChannelTimeout(f"recv timed out: channel {self.name!r} stayed empty")
                 self._sleep(closed, left)
         finally:
-            self._asleep(_MINUS_ONE)
+            self._asleep(-1)
 
     def _sleep(self, closed: int, left: float | None) -> None:
         """Sleep until the pipe or the bell (store items, close) is readable, or ``left``.
@@ -987,6 +1014,7 @@ class ProcessChannel(ChannelBase[T]):
 
     def _drained(self) -> bool:
         """After close: no send in flight, and nothing left in the pipe or the store."""
+        self._add(self._p_sent, _ZERO, _SEQ_CST)  # a full fence: CLOSED was read before
         return self._scan_slots()[0] == 0 and not self._w[_SPILLED]
 
     def _take(self) -> Any:
@@ -1140,11 +1168,11 @@ class ProcessChannel(ChannelBase[T]):
         )
 
     def _select_arm(self, waker: Any) -> tuple[int, ...]:
-        self._asleep(_ONE)
+        self._asleep(1)
         return (self._rfd,) if self._w[_CLOSED] else (self._rfd, self._bell_r)
 
     def _select_disarm(self, waker: Any) -> None:
-        self._asleep(_MINUS_ONE)
+        self._asleep(-1)
 
 
 def _attach(
