@@ -43,7 +43,6 @@ import pickle
 import select as _select_module
 import stat
 import struct
-import termios
 import weakref
 from collections import deque
 from collections.abc import Iterable
@@ -117,8 +116,6 @@ _BATCH_HEAD = struct.Struct("<III")  # items, items taken, offset of the next on
 _PAYLOAD = struct.Struct("<QI")  # pickle length, buffer count; then one Q per buffer length
 _NOTHING: Any = object()
 _SPINS = 16  # looks (with a yield between) before sleeping: about 1 us each
-_FIONREAD = termios.FIONREAD
-_NO_BYTES = bytes(4)  # FIONREAD's int, zero
 _RUN = 256  # send_many reserves and writes small items this many at a time
 _ZERO = ctypes.c_int64(0)
 _ONE = ctypes.c_int64(1)
@@ -462,7 +459,8 @@ class ProcessChannel(ChannelBase[T]):
             data = _dumps_plain(item, 5)
             w = self._w
             add = self._add
-            at = self._slot() + 2
+            at = self._slots.get(get_ident()) if self._slot_generation == _fork_generation else None
+            at = (self._slot() if at is None else at) + 2
             w[at] += 1  # in flight; the reservation below is a full fence after it
             try:
                 queued = add(self._p_sent, _ONE, _SEQ_CST) - w[_RECEIVED]
@@ -846,16 +844,19 @@ class ProcessChannel(ChannelBase[T]):
 
     def _recv_wait(self, timeout: float | None) -> Any:
         """The slow path of :meth:`recv`: the store, a short spin, then sleep in ``poll``."""
-        # A busy sender is usually about to write: a few cheap looks (FIONREAD, no exception
-        # raised) with a yield between cost less than falling asleep and being woken.
-        ioctl = fcntl.ioctl
-        rfd = self._rfd
-        w = self._w
+        # A busy sender is usually about to write: a few cheap looks (poll with no wait: no
+        # exception raised, and no pipe lock taken that the sender needs) with a yield between
+        # cost less than falling asleep and being woken.
+        look = _select_module.poll()
+        look.register(self._rfd, _select_module.POLLIN)
+        look.register(self._bell_r, _select_module.POLLIN)
         for _ in range(_SPINS):
-            if ioctl(rfd, _FIONREAD, _NO_BYTES) != _NO_BYTES or w[_SPILLED]:
+            if look.poll(0):
                 item = self._take()
                 if item is not _NOTHING:
                     return item
+                if self._w[_CLOSED]:
+                    break  # the bell rings for good: sleep in slices below
             os.sched_yield()
         deadline = deadline_after(timeout)
         w = self._w
