@@ -77,6 +77,55 @@ def loop_only(n: int) -> Iterator[Measure]:
     yield measure
 
 
+def sample_each(call: Callable[[], object], k: int) -> Measure:
+    """A measure timing ``k`` calls of ``call`` one by one: ``k`` samples per round."""
+
+    def measure() -> list[float]:
+        samples = []
+        clock = time.perf_counter
+        for _ in range(k):
+            start = clock()
+            call()
+            samples.append(clock() - start)
+        return samples
+
+    return measure
+
+
+@contextmanager
+def pipe_floor(context: Any, k: int, deadline: float = 60.0) -> Iterator[Measure]:
+    """A child process (of ``context``) echoing 8 bytes over two pipes, raw ``os.write`` and
+    ``os.read``: the cheapest round trip there is, the floor for every ping-pong row."""
+    from _tasks import echo  # a module of its own, importable by the child
+
+    to_child_r, to_child_w = context.Pipe(duplex=False)
+    from_child_r, from_child_w = context.Pipe(duplex=False)
+    child = context.Process(target=echo, args=(to_child_r, from_child_w), name="bench-echo")
+    child.start()
+    to_child_r.close()
+    from_child_w.close()
+    wfd, rfd = to_child_w.fileno(), from_child_r.fileno()
+    message = b"ping1234"
+
+    def round_trip() -> None:
+        os.write(wfd, message)
+        if os.read(rfd, 64) != message:
+            raise AssertionError("the echo child answered something else")
+
+    try:
+        for _ in range(20):
+            round_trip()
+        yield sample_each(round_trip, k)
+    finally:
+        to_child_w.close()  # the child reads end-of-file and exits
+        child.join(deadline)
+        if child.exitcode is None:
+            child.kill()
+            child.join()
+        child.close()
+        from_child_r.close()
+
+
 ROUNDS: dict[Mode, int] = {"full": 10, "quick": 3, "smoke": 2}
 WARMUP: dict[Mode, int] = {"full": 1, "quick": 1, "smoke": 0}
 LATENCY_UNITS: dict[str, float] = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}

@@ -61,8 +61,16 @@ from itertools import repeat
 from multiprocessing.connection import Connection
 from typing import Any, Final, Literal
 
-from _runner import Benchmark, Config, Contender, Measure, Target, main
-from _tasks import echo
+from _runner import (
+    Benchmark,
+    Config,
+    Contender,
+    Measure,
+    Target,
+    main,
+    pipe_floor,
+    sample_each,
+)
 
 START_METHOD: Final = "forkserver"
 PACKAGES = ("concurrency_kit", "faster-fifo")
@@ -370,21 +378,6 @@ def echo_peer(recv: Callable[[], Any], send: Callable[[Any], object], conn: Conn
         conn.close()
 
 
-def sample_each(call: Callable[[], object], k: int) -> Measure:
-    """A measure timing ``k`` calls of ``call`` one by one: ``k`` samples per round."""
-
-    def measure() -> list[float]:
-        samples = []
-        clock = time.perf_counter
-        for _ in range(k):
-            start = clock()
-            call()
-            samples.append(clock() - start)
-        return samples
-
-    return measure
-
-
 @contextmanager
 def pingpong_contender(make: Callable[[], Ends], k: int, in_process: bool) -> Iterator[Measure]:
     """``k`` round trips per round, each timed: send ``1`` on ``ping``, receive it on ``pong``."""
@@ -412,38 +405,6 @@ def pingpong_contender(make: Callable[[], Ends], k: int, in_process: bool) -> It
             pong.close()
     finally:
         ping.close()
-
-
-@contextmanager
-def pipe_floor(k: int) -> Iterator[Measure]:
-    """A child process echoing 8 bytes over two pipes: the cheapest round trip possible."""
-    ctx = mp_context()
-    to_child_r, to_child_w = ctx.Pipe(duplex=False)
-    from_child_r, from_child_w = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=echo, args=(to_child_r, from_child_w), name="bench-echo")
-    child.start()
-    to_child_r.close()
-    from_child_w.close()
-    wfd, rfd = to_child_w.fileno(), from_child_r.fileno()
-    message = b"ping1234"
-
-    def round_trip() -> None:
-        os.write(wfd, message)
-        if os.read(rfd, 64) != message:
-            raise AssertionError("the echo child answered something else")
-
-    try:
-        for _ in range(20):
-            round_trip()
-        yield sample_each(round_trip, k)
-    finally:
-        to_child_w.close()  # the child reads end-of-file and exits
-        child.join(DEADLOCK)
-        if child.exitcode is None:
-            child.kill()
-            child.join()
-        child.close()
-        from_child_r.close()
 
 
 # -- the benchmarks ---------------------------------------------------------------------------
@@ -586,7 +547,7 @@ def pingpong_benchmarks(config: Config) -> list[Benchmark]:
                 ),
                 Contender(
                     "os.pipe ping-pong (floor)",
-                    partial(pipe_floor, k),
+                    partial(pipe_floor, mp_context(), k),
                     note=(
                         "8 bytes to a child process and back over two pipes, raw os.write/os.read; "
                         "often bimodal (compare q1 and q3): fast when the other CPU is awake"

@@ -33,8 +33,17 @@ from functools import partial
 from multiprocessing.context import ForkServerContext
 from typing import Any, Final, TypeVar
 
-from _runner import Benchmark, Config, Contender, Measure, Target, main
-from _tasks import echo, inc, read_stamp, record_and_die
+from _runner import (
+    Benchmark,
+    Config,
+    Contender,
+    Measure,
+    Target,
+    main,
+    pipe_floor,
+    sample_each,
+)
+from _tasks import inc, read_stamp, record_and_die
 
 from concurrency_kit import ProcessPool, ThreadPool, WorkerCrashedError
 
@@ -218,21 +227,6 @@ def submit_contender(
         yield measure
 
 
-def sample_each(call: Callable[[], object], k: int) -> Measure:
-    """A measure timing ``k`` calls of ``call`` one by one: ``k`` samples per round."""
-
-    def measure() -> list[float]:
-        samples = []
-        clock = time.perf_counter
-        for _ in range(k):
-            start = clock()
-            call()
-            samples.append(clock() - start)
-        return samples
-
-    return measure
-
-
 @contextmanager
 def roundtrip_contender(
     pool_factory: Callable[[], Any], call: Callable[[Any], object], k: int
@@ -242,38 +236,6 @@ def roundtrip_contender(
         for _ in range(20):
             call(pool)
         yield sample_each(partial(call, pool), k)
-
-
-@contextmanager
-def pipe_floor(k: int) -> Iterator[Measure]:
-    """A child process echoing a few bytes over two pipes: the cheapest round trip possible."""
-    ctx = mp_context()
-    to_child_r, to_child_w = ctx.Pipe(duplex=False)
-    from_child_r, from_child_w = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=echo, args=(to_child_r, from_child_w), name="bench-echo")
-    child.start()
-    to_child_r.close()
-    from_child_w.close()
-    wfd, rfd = to_child_w.fileno(), from_child_r.fileno()
-    message = b"ping1234"
-
-    def ping() -> None:
-        os.write(wfd, message)
-        if os.read(rfd, 64) != message:
-            raise AssertionError("the echo child answered something else")
-
-    try:
-        for _ in range(20):
-            ping()
-        yield sample_each(ping, k)
-    finally:
-        to_child_w.close()  # the child reads end-of-file and exits
-        child.join(10)
-        if child.exitcode is None:
-            child.kill()
-            child.join()
-        child.close()
-        from_child_r.close()
 
 
 @contextmanager
@@ -568,7 +530,7 @@ def roundtrip_benchmark(config: Config) -> Benchmark:
             ),
             Contender(
                 "os.pipe ping-pong (floor)",
-                partial(pipe_floor, k),
+                partial(pipe_floor, mp_context(), k),
                 note=(
                     "8 bytes to a child process and back over two pipes, raw os.write/os.read; "
                     "often bimodal (compare q1 and q3): fast when the other CPU is awake"

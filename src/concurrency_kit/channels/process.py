@@ -659,13 +659,7 @@ class ProcessChannel(ChannelBase[T]):
                 if w[_SENT] - w[_RECEIVED] >= capacity and not w[_CLOSED]:
                     if remaining(deadline) == 0:
                         raise ChannelTimeout(f"send timed out: channel {self.name!r} stayed full")
-                    ticket = m.prepare(_Q_ROOM)
-                    m.exit()
-                    try:
-                        m.sleep(ticket, deadline)
-                    finally:
-                        m.enter()
-                        woken = m.finish(ticket)
+                    woken = m.wait(_Q_ROOM, deadline)
             finally:
                 m.exit()
         finally:
@@ -723,13 +717,7 @@ class ProcessChannel(ChannelBase[T]):
                     raise ChannelFull(f"the shared memory of channel {self.name!r} is full")
                 if remaining(deadline) == 0:
                     raise ChannelTimeout(f"send timed out: channel {self.name!r} stayed full")
-                ticket = m.prepare(_Q_STORE)
-                m.exit()
-                try:
-                    m.sleep(ticket, deadline)
-                finally:
-                    m.enter()
-                    m.finish(ticket)
+                m.wait(_Q_STORE, deadline)
             ack = -1
             if rendezvous and wait:
                 ack = self._claim_ack()
@@ -799,13 +787,7 @@ class ProcessChannel(ChannelBase[T]):
             while w[word] != 2:
                 if w[_CLOSED] or remaining(deadline) == 0:
                     break
-                ticket = m.prepare(_Q_ACK)
-                m.exit()
-                try:
-                    m.sleep(ticket, deadline)
-                finally:
-                    m.enter()
-                    m.finish(ticket)
+                m.wait(_Q_ACK, deadline)
             if w[word] == 2:
                 return
             struct.pack_into("<H", self._buf, at + 8, _RETRACTED)  # the entry's state

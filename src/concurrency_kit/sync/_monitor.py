@@ -316,6 +316,22 @@ class ProcessMonitor:
         slot.word = _FREE
         return bool(word == _SIGNALLED)
 
+    def wait(self, queue: int, deadline: float | None) -> bool:
+        """Inside the monitor: join ``queue``, sleep one slice at most, retake the monitor.
+
+        :meth:`prepare`, :meth:`exit`, :meth:`sleep`, :meth:`enter` and :meth:`finish` in one
+        call, for callers that re-check their condition after every slice anyway. Returns
+        whether this caller was woken.
+        """
+        ticket = self.prepare(queue)
+        self.exit()
+        try:
+            self.sleep(ticket, deadline)
+        finally:
+            self.enter()
+            woken = self.finish(ticket)
+        return woken
+
     def _queued(self, queue: int) -> list[_Slot]:
         slots = self._slots
         waiting = [s for s in slots[: self._header.high] if s.word == _WAITING and s.queue == queue]
