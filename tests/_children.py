@@ -1,5 +1,6 @@
 """Child processes in tests: one the test talks to over a pipe, a fixture that cleans such
-children up, and :func:`descendants` to find every process a child left behind.
+children up, :func:`descendants` to find every process a child left behind, and
+:func:`creator` to kill a process that created shared memory.
 
 ``children(target, *args)`` starts a ``forkserver`` process running ``target(conn, *args)``;
 the test reads what it reports with :meth:`Child.recv`, kills it with :meth:`Child.kill`, and
@@ -13,7 +14,10 @@ import collections
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -89,3 +93,46 @@ def descendants(root: int) -> list[int]:
         found.append(pid)
         todo.extend(children[pid])
     return found
+
+
+class Creator:
+    """A new interpreter running a script that created shared memory (see :func:`creator`).
+
+    Attributes:
+        words: the first line the script printed, split: the names of what it created.
+    """
+
+    def __init__(self, proc: subprocess.Popen[str], words: list[str]) -> None:
+        self.proc = proc
+        self.words = words
+
+    def kill(self) -> str:
+        """SIGKILL the script and wait until its resource tracker has finished; return its
+        stderr. (The tracker inherited our pipes from it: their end-of-file means it is done.)
+        """
+        self.proc.kill()
+        _, err = self.proc.communicate(timeout=DEADLOCK)
+        assert self.proc.returncode == -signal.SIGKILL
+        return err
+
+
+@contextmanager
+def creator(code: str) -> Iterator[Creator]:
+    """Run ``code`` in a new interpreter, which prints one line and then reads stdin until
+    killed; yield it once the line is read. Whatever happens, it is gone when the block ends."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        words = proc.stdout.readline().split()
+        assert words, proc.stderr.read() if proc.stderr else ""
+        yield Creator(proc, words)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import signal
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from multiprocessing import resource_tracker
@@ -14,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from _children import creator
 from concurrency_kit import _shm
 
 DEADLOCK = 60.0
@@ -166,25 +164,11 @@ CREATOR = textwrap.dedent(
 
 
 def test_resource_tracker_removes_the_segment_of_a_killed_creator() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CREATOR],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        name = proc.stdout.readline().strip()
+    with creator(CREATOR) as process:
+        (name,) = process.words
         assert name.startswith("ck_")
         path = Path("/dev/shm") / name
         assert path.exists()
-        proc.send_signal(signal.SIGKILL)
-        # The tracker inherited our pipes: EOF on them means it has cleaned up and exited.
-        _, err = proc.communicate(timeout=DEADLOCK)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        err = process.kill()
     assert not path.exists()
     assert "leaked shared_memory" in err

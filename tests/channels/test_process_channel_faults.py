@@ -28,9 +28,6 @@ from __future__ import annotations
 import gc
 import os
 import pickle
-import signal
-import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from _children import Child
+from _children import Child, creator
 from _children import children as children  # the fixture
 from ck_leakcheck import find_leaks, take_snapshot
 from concurrency_kit import (
@@ -48,6 +45,7 @@ from concurrency_kit import (
     ChannelEmpty,
     ChannelFull,
     ProcessChannel,
+    ProcessPool,
 )
 
 DEADLOCK = 60.0
@@ -385,25 +383,10 @@ CREATOR = textwrap.dedent(
 
 def test_segments_removed_when_the_creator_is_killed() -> None:
     before = take_snapshot()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CREATOR],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        names = proc.stdout.readline().split()
-        assert names, proc.stderr.read() if proc.stderr else ""
+    with creator(CREATOR) as process:
+        names = process.words
         assert all((SHM / name).exists() for name in names)
-        proc.kill()
-        _, err = proc.communicate(timeout=DEADLOCK)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
+        err = process.kill()
     wait_until(lambda: not any((SHM / name).exists() for name in names), "segments removed")
     assert find_leaks(before, take_snapshot()).shm == []
     assert "Traceback" not in err
@@ -456,6 +439,25 @@ def test_a_handle_outlives_the_close_of_its_channel() -> None:
     leaks = find_leaks(snapshot, take_snapshot())
     assert (leaks.fds, leaks.shm) == ({}, [])
     assert not any(mapped(name) for name in names)
+
+
+def test_handles_passed_to_pool_tasks_do_not_pile_up(
+    make: Callable[..., ProcessChannel],
+) -> None:
+    channel = make(None)
+
+    def task(ch: Any, i: int) -> tuple[int, int]:
+        ch.send(i)
+        gc.collect()
+        fds = len(os.listdir("/proc/self/fd"))
+        with open("/proc/self/maps") as f:
+            mappings = sum("/dev/shm/" in line for line in f)
+        return fds, mappings
+
+    with ProcessPool(1) as pool:  # one worker runs every task, each with a new handle
+        usage = [pool.submit(task, channel, i).result(DEADLOCK) for i in range(30)]
+    assert channel.recv_many(100) == list(range(30))
+    assert len(set(usage[3:])) == 1, f"the worker's (fds, shm mappings), task by task: {usage}"
 
 
 @pytest.mark.parametrize("how", ["return", "os_exit", "sigkill"])

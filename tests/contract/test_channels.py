@@ -292,6 +292,43 @@ def test_statistics_values(model: Model, make: Make) -> None:
     assert make(0).statistics().capacity == 0
 
 
+@pytest.mark.parametrize("capacity", [None, 100])
+def test_statistics_count_every_form_of_send_and_recv(
+    model: Model, make: Make, capacity: int | None
+) -> None:
+    # Each form, with plain items (a process channel's fast path), containers, and big items.
+    channel = make(capacity)
+    sends: list[Callable[[Any], None]] = [
+        lambda x: channel.send(x),
+        lambda x: channel.send(x, timeout=0),
+        lambda x: channel.send(x, timeout=DEADLOCK),
+        lambda x: channel.send_nowait(x),
+        lambda x: channel.send_many([x]),
+    ]
+    recvs: list[Callable[[], Any]] = [
+        lambda: channel.recv(),
+        lambda: channel.recv(timeout=0),
+        lambda: channel.recv_nowait(),
+        lambda: channel.recv_many(1)[0],
+        lambda: ck.select(channel)[1],
+    ]
+    items = [7, "text", 2.5, None, [1, 2], b"x" * 10_000]
+    n = 0
+    for i, send in enumerate(sends):
+        for item in items:
+            send(item)
+            n += 1
+            stats = channel.statistics()
+            assert (stats.queued, stats.sent, stats.received) == (n, n, 0), (i, item)
+    got = 0
+    for i, recv in enumerate(recvs):
+        for item in items:
+            assert recv() == item
+            got += 1
+            stats = channel.statistics()
+            assert (stats.queued, stats.sent, stats.received) == (n - got, n, got), (i, item)
+
+
 # -- FIFO, capacity, unbounded ---------------------------------------------------------------------
 
 
@@ -1031,6 +1068,24 @@ def test_item_that_fails_to_unpickle(model: Model, make: Make) -> None:
         channel.recv()
     assert channel.recv() == "next"  # the bad item was taken, the channel works on
     assert channel.statistics().queued == 0
+
+
+def serve_once(prims: dict[str, Any], name: str) -> None:
+    """Take one ``(x, reply_channel)`` request and answer ``2 * x`` on the reply channel."""
+    x, reply = prims[name].channel.recv(DEADLOCK)
+    reply.send(2 * x, DEADLOCK)
+
+
+def test_a_channel_sent_through_a_channel(model: Model, make: Make, peers: StartPeers) -> None:
+    # The request/reply pattern: each request carries the channel to answer on.
+    requests = make()
+    (peer,) = peers(1, requests=requests)
+    for x in range(3):
+        reply = make(1)
+        peer.send(serve_once, "requests")
+        requests.send((x, reply), DEADLOCK)
+        assert reply.recv(DEADLOCK) == 2 * x
+        assert peer.answer() is None
 
 
 def test_thread_channel_cannot_be_pickled() -> None:

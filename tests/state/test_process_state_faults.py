@@ -20,8 +20,6 @@ import multiprocessing
 import os
 import pickle
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +30,7 @@ from typing import Any
 import numpy
 import pytest
 
+from _children import creator
 from concurrency_kit import LockOwnerDiedWarning, ProcessPool
 from concurrency_kit.state import (
     ProcessSharedArray,
@@ -373,26 +372,11 @@ CREATOR = textwrap.dedent(
 
 
 def test_segments_removed_when_the_creator_is_killed() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CREATOR],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        names = proc.stdout.readline().split()
-        assert len(names) == 4, proc.stderr.read() if proc.stderr else ""
+    with creator(CREATOR) as process:
+        names = process.words
+        assert len(names) == 4
         assert all(exists(name) for name in names)
-        proc.kill()
-        # The creator's resource tracker holds our pipes too: EOF means it has finished.
-        _, err = proc.communicate(timeout=DEADLOCK)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
+        err = process.kill()
     assert not any(exists(name) for name in names)
     assert "leaked shared_memory" in err
 

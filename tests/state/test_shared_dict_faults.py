@@ -24,9 +24,6 @@ import multiprocessing
 import os
 import pickle
 import random
-import signal
-import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from _children import Child
+from _children import Child, creator
 from concurrency_kit import ProcessSharedDict
 
 DEADLOCK = 60.0
@@ -314,36 +311,20 @@ CREATOR = textwrap.dedent(
 
 
 def test_segments_removed_when_the_creator_is_killed() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CREATOR],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    attached = None
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().split()
-        assert len(line) >= 2, proc.stderr.read() if proc.stderr else ""
-        *names, handle = line
+    with creator(CREATOR) as process:
+        *names, handle = process.words
         assert names
         assert all(exists(name) for name in names)
         attached = pickle.loads(bytes.fromhex(handle))  # this process maps it too
-        assert attached["from"] == "the creator"
-        proc.kill()
-        _, err = proc.communicate(timeout=DEADLOCK)
-        assert proc.returncode == -signal.SIGKILL
-        wait_until(lambda: not any(exists(name) for name in names), "segments removed")
-        # The name is gone; the mapping of a process that has it stays usable.
-        assert attached["from"] == "the creator"
-        attached["after"] = "the creator's death"
-        assert len(attached) == 5_003
-        assert attached.statistics().mutex_recoveries == 0
-        assert "Traceback" not in err
-    finally:
-        if attached is not None:
+        try:
+            assert attached["from"] == "the creator"
+            err = process.kill()
+            wait_until(lambda: not any(exists(name) for name in names), "segments removed")
+            # The name is gone; the mapping of a process that has it stays usable.
+            assert attached["from"] == "the creator"
+            attached["after"] = "the creator's death"
+            assert len(attached) == 5_003
+            assert attached.statistics().mutex_recoveries == 0
+            assert "Traceback" not in err
+        finally:
             attached.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()

@@ -19,8 +19,6 @@ import multiprocessing
 import os
 import pickle
 import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -32,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from _children import creator
 from concurrency_kit import ProcessPool
 from concurrency_kit.errors import LockOwnerDiedWarning
 from concurrency_kit.sync import _robust
@@ -512,27 +511,12 @@ CREATOR = textwrap.dedent(
 
 @pytest.mark.parametrize("cls", ["ProcessLock", "ProcessRLock"])
 def test_segment_removed_when_creator_is_killed(cls: str) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CREATOR.format(cls=cls)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        name = proc.stdout.readline().strip()
-        assert name.startswith("ck_"), proc.stderr.read() if proc.stderr else ""
+    with creator(CREATOR.format(cls=cls)) as process:
+        (name,) = process.words
+        assert name.startswith("ck_")
         path = Path("/dev/shm") / name
         assert path.exists()
-        proc.kill()
-        # The creator's resource tracker holds our pipes too: EOF means it has finished.
-        _, err = proc.communicate(timeout=DEADLOCK)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
+        err = process.kill()
     assert not path.exists()
     assert "leaked shared_memory" in err
 
