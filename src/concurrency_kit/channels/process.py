@@ -12,26 +12,34 @@ Two paths, chosen per item by the sender::
 
 *The pipe* is opened in packet mode (``O_DIRECT``): every write of at most ``PIPE_BUF``
 bytes is one atomic packet and every read returns exactly one packet, so any number of
-processes can write and read it with no lock at all; the kernel does the waiting (a receiver
-sleeps in ``poll``) and a process killed mid-``write`` never leaves half a packet. It holds
-256 packets (1 MiB). Other processes open the same pipe through ``/proc/<creator>/fd``; the
-inode is checked, so a stale handle can never open an unrelated file.
+processes can write and read it with no lock at all, and a process killed mid-``write`` never
+leaves half a packet. It holds 256 packets (1 MiB). Other processes open the same pipe
+through ``/proc/<creator>/fd``; the inode is checked, so a stale handle can never open an
+unrelated file.
 
 *The store* is a byte ring in a shared-memory segment (sparse: pages are used only when
 written, and the ring restarts at offset 0 whenever it empties), guarded by the robust mutex
 of a :class:`~concurrency_kit.sync._monitor.ProcessMonitor`. An item is copied in and out
 under the mutex and published by advancing the head last, so a producer killed mid-copy
 leaves nothing visible, and a consumer killed mid-copy leaves the item for the next one.
+``send_many`` stores runs of small items as one *batch entry*, which receivers still take
+one item at a time.
+
+*Waiting*: a receiver that finds nothing looks again a few times (``poll`` with no wait, and
+a yield), then sleeps in ``poll`` on the pipe and on a second pipe, the *bell*, which holds a
+byte exactly while the store holds items and from :meth:`ProcessChannel.close` on: whatever
+arrives, by either path, wakes it. Senders that wait for room sleep in the monitor.
 
 *Order*: once the store holds an item, every sender uses the store until it empties, and a
 receiver that finds the pipe empty re-reads it under the mutex before taking from the store;
 so items from one producer are received in the order sent, across both paths.
 
 *Counting*: ``sent`` and ``received`` are atomic counters in shared memory (libatomic), so the
-capacity is exact; a sender reserves room before writing and a receiver counts before
-reading. Each process also counts its sends in flight in a slot of its own, so that after
-:meth:`ProcessChannel.close`, receivers know when the last send has landed — and a sender
-killed between reserving and writing is found dead and discounted instead of being waited for.
+capacity is exact; a sender reserves room before it writes, a receiver counts an item just
+after taking it. Each thread also marks its sends in flight in a slot of its own (pid and
+thread id), so that after :meth:`ProcessChannel.close` receivers know when the last send has
+landed — and a sender killed between reserving and writing is found dead and discounted
+instead of being waited for.
 """
 
 from __future__ import annotations
