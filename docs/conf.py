@@ -56,6 +56,12 @@ nitpick_ignore = [
     ("py:class", "concurrency_kit.sync._core.T"),
     ("py:class", "concurrency_kit.sync.thread.T"),
     ("py:class", "concurrency_kit.sync.process.T"),
+    ("py:class", "concurrency_kit.channels._base.T"),
+    ("py:class", "concurrency_kit.channels.thread.T"),
+    ("py:class", "concurrency_kit.channels.process.T"),
+    # queue.Empty is defined in C as _queue.Empty: ChannelEmpty's base, shown by
+    # :show-inheritance:, under the name the inventory does not have.
+    ("py:class", "_queue.Empty"),
     # ChildSpec.shutdown's type: the class of the BRUTAL_KILL constant (documented as data).
     ("py:class", "_BrutalKill"),
     # src/concurrency_kit/pools/_map.py, MapIterator's docstring, refers to the private

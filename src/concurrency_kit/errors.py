@@ -192,7 +192,7 @@ class ChannelClosed(ConcurrencyKitError):
     """The channel is closed: no more sends, and (for receives) every item has been taken.
 
     ``send`` raises it as soon as the channel is closed; ``recv`` only once the items sent
-    before :meth:`close` have all been received, so closing never loses an item.
+    before ``close()`` have all been received, so closing never loses an item.
     """
 
 

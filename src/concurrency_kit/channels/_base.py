@@ -41,9 +41,9 @@ class ChannelStatistics:
         capacity: the most items the channel holds (0: rendezvous; ``None``: unbounded).
         queued: items sent and not yet received (rendezvous: offers waiting for a receiver).
         sent: items sent since the channel was made (a rendezvous send that times out or is
-            cut short by :meth:`close` takes its item back and is not counted).
+            cut short by ``close()`` takes its item back and is not counted).
         received: items received since the channel was made.
-        closed: whether :meth:`close` has been called.
+        closed: whether ``close()`` has been called.
     """
 
     capacity: int | None

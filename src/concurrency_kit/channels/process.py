@@ -341,7 +341,7 @@ class ProcessChannel(ChannelBase[T]):
 
     @property
     def capacity(self) -> int | None:
-        """The most items held at once: ``0`` for a rendezvous, ``None`` for unbounded."""
+        """The most items the channel holds at once (``0`` is a rendezvous, ``None`` unbounded)."""
         return None if self._capacity_value < 0 else self._capacity_value
 
     @property

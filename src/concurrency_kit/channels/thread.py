@@ -103,7 +103,7 @@ class ThreadChannel(ChannelBase[T]):
 
     @property
     def capacity(self) -> int | None:
-        """The most items held at once: ``0`` for a rendezvous, ``None`` for unbounded."""
+        """The most items the channel holds at once (``0`` is a rendezvous, ``None`` unbounded)."""
         return self._capacity
 
     @property
