@@ -1,7 +1,8 @@
 """``python -m concurrency_kit``: the command line.
 
 Commands:
-    table   print the processes-versus-threads table with the classes of each row.
+    table     print the processes-versus-threads table with the classes of each row.
+    compare   measure every row of the table on this machine and print the verdicts.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Sequence
 
 from concurrency_kit import __version__
 from concurrency_kit.compare import render_json, render_markdown, render_text
+from concurrency_kit.compare._measure import Mode
+from concurrency_kit.compare._report import compare_json, compare_markdown, compare_text, run
 
 _RENDERERS = {"text": render_text, "markdown": render_markdown, "json": render_json}
 
@@ -30,12 +33,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     table.add_argument(
         "--format", choices=sorted(_RENDERERS), default="text", help="output format (default: text)"
     )
+    compare = commands.add_parser(
+        "compare",
+        help="measure every row of the table on this machine, with a verdict on each claim",
+    )
+    compare.add_argument(
+        "--quick", action="store_true", help="fewer samples: the whole table in under ~20 s"
+    )
+    compare.add_argument(
+        "--rows", metavar="KEYS", help="comma-separated row keys to measure (default: all)"
+    )
+    compare.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    compare.add_argument(
+        "--json", metavar="PATH", help="also write the results as JSON (compare.schema.json)"
+    )
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    sys.stdout.write(_RENDERERS[args.format]())
-    return 0
+    if args.command == "table":
+        sys.stdout.write(_RENDERERS[args.format]())
+        return 0
+    return _compare(args)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """Run the probes (progress on stderr), print the table, write the JSON if asked."""
+    mode: Mode = "quick" if args.quick else "full"
+    keys = [key.strip() for key in args.rows.split(",") if key.strip()] if args.rows else None
+
+    def progress(text: str) -> None:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    try:
+        rows = run(keys, mode, progress)
+    except ValueError as exc:
+        sys.stderr.write(f"python -m concurrency_kit compare: {exc}\n")
+        return 2
+    sys.stdout.write(compare_markdown(rows) if args.markdown else compare_text(rows))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as out:
+            out.write(compare_json(rows, mode))
+    return 1 if any(row.measurement is None for row in rows) else 0
 
 
 if __name__ == "__main__":
