@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from concurrency_kit._util import fixup_module_metadata
 from concurrency_kit.channels import ChannelStatistics, ProcessChannel, ThreadChannel, select
+from concurrency_kit.compare._advise import Advice, advise
 from concurrency_kit.errors import (
     BrokenBarrierError,
     BrokenPoolError,
@@ -117,6 +118,7 @@ __all__ = [
     "TEMPORARY",
     "THREAD",
     "TRANSIENT",
+    "Advice",
     "AutoShutdown",
     "Backoff",
     "BarrierStatistics",
@@ -194,6 +196,7 @@ __all__ = [
     "WorkerCrashedError",
     "WouldBlock",
     "__version__",
+    "advise",
     "current_child",
     "disable_lock_order_checking",
     "enable_lock_order_checking",

@@ -3,16 +3,20 @@
 Commands:
     table     print the processes-versus-threads table with the classes of each row.
     compare   measure every row of the table on this machine and print the verdicts.
+    advise    run a function of yours under both pools, and serially, and advise a model.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib
 import sys
 from collections.abc import Sequence
 
 from concurrency_kit import __version__
 from concurrency_kit.compare import render_json, render_markdown, render_text
+from concurrency_kit.compare._advise import advise
 from concurrency_kit.compare._measure import Mode
 from concurrency_kit.compare._report import compare_json, compare_markdown, compare_text, run
 
@@ -47,6 +51,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     compare.add_argument(
         "--json", metavar="PATH", help="also write the results as JSON (compare.schema.json)"
     )
+    advise = commands.add_parser(
+        "advise", help="run a function of yours under both pools, and serially; advise a model"
+    )
+    advise.add_argument("function", metavar="MODULE:FUNCTION", help="e.g. mypackage.work:crunch")
+    inputs = advise.add_mutually_exclusive_group(required=True)
+    inputs.add_argument("--range", type=int, metavar="N", help="inputs 0, 1, ..., N-1")
+    inputs.add_argument(
+        "--inputs", metavar="LITERAL", help='a Python literal list of inputs, e.g. "[1, 2, 3]"'
+    )
+    advise.add_argument("--workers", type=int, help="workers per pool (default: CPUs)")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -54,7 +68,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "table":
         sys.stdout.write(_RENDERERS[args.format]())
         return 0
+    if args.command == "advise":
+        return _advise(args)
     return _compare(args)
+
+
+def _advise(args: argparse.Namespace) -> int:
+    """Import the function, read the inputs, print the advice and its reasons."""
+    module_name, _, function_name = args.function.partition(":")
+    if not module_name or not function_name:
+        sys.stderr.write("python -m concurrency_kit advise: give MODULE:FUNCTION\n")
+        return 2
+    sys.path.insert(0, "")  # as `python -m` does: modules of the current directory
+    try:
+        fn = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as exc:
+        sys.stderr.write(f"python -m concurrency_kit advise: cannot load {args.function}: {exc}\n")
+        return 2
+    if args.range is not None:
+        items: list[object] = list(range(args.range))
+    else:
+        try:
+            items = list(ast.literal_eval(args.inputs))
+        except (ValueError, SyntaxError, TypeError) as exc:
+            sys.stderr.write(f"python -m concurrency_kit advise: bad --inputs: {exc}\n")
+            return 2
+    try:
+        advice = advise(fn, items, workers=args.workers)
+    except ValueError as exc:
+        sys.stderr.write(f"python -m concurrency_kit advise: {exc}\n")
+        return 2
+    sys.stdout.write(f"use {'processes' if advice.model.name == 'process' else 'threads'}\n")
+    for reason in advice.reasons:
+        sys.stdout.write(f"  - {reason}\n")
+    return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
