@@ -1,0 +1,131 @@
+"""Communication: channel throughput (small and large messages) and latency, threads vs processes.
+
+One producer, one consumer: the producer is a pool worker (a thread of a
+:class:`~concurrency_kit.ThreadPool` or a process of a :class:`~concurrency_kit.ProcessPool`)
+sending on a :class:`~concurrency_kit.ThreadChannel` / :class:`~concurrency_kit.ProcessChannel`;
+the parent receives. The clock starts when the parent receives the producer's first ("ready")
+item, so starting the worker is not counted.
+
+* small messages (a short tuple): messages per second, the row's figure;
+* large messages (1 MiB of ``bytes``): MB/s (details). A thread channel passes a reference,
+  a process channel pickles and copies every byte through shared memory;
+* latency: half of an echo round trip of one small message (details).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from concurrency_kit.compare._measure import Figure, Measurement, Mode, median_of, verdict_for
+from concurrency_kit.models import PROCESS, THREAD, Model
+
+__all__ = ["LARGE", "probe"]
+
+LARGE = 1 << 20
+"""The size of a large message, in bytes (1 MiB)."""
+
+COUNTS: dict[Mode, dict[str, int]] = {
+    "quick": {"small": 20_000, "large": 50, "latency": 500},
+    "full": {"small": 50_000, "large": 200, "latency": 2_000},
+}
+
+
+def produce(channel: Any, count: int, size: int) -> None:
+    """Send a ready marker, then ``count`` messages: small tuples, or ``size`` bytes if ``size``."""
+    channel.send(None)
+    if size:
+        payload = b"x" * size
+        for _ in range(count):
+            channel.send(payload)
+    else:
+        for i in range(count):
+            channel.send((i, "msg"))
+
+
+def echo(ping: Any, pong: Any) -> None:
+    """Send back every item received on ``ping``, until ``ping`` is closed."""
+    for item in ping:
+        pong.send(item)
+
+
+def _stream(model: Model, pool: Any, count: int, size: int) -> float:
+    """Seconds to receive ``count`` messages of ``size`` bytes (0: small) from a worker."""
+    with model.Channel(256 if not size else 4) as channel:
+        producer = pool.submit(produce, channel, count, size)
+        try:
+            channel.recv(timeout=30.0)  # the producer is running: start the clock
+            start = time.perf_counter()
+            for _ in range(count):
+                channel.recv(timeout=30.0)
+            elapsed = time.perf_counter() - start
+        finally:
+            channel.close()
+            producer.result(30.0)
+    return elapsed
+
+
+def _latency(model: Model, pool: Any, count: int) -> float:
+    """Median one-way latency of one small message: half an echo round trip."""
+    samples = []
+    with model.Channel(1) as ping, model.Channel(1) as pong:
+        echoer = pool.submit(echo, ping, pong)
+        try:
+            ping.send(-1)
+            pong.recv(timeout=30.0)
+            for i in range(count):
+                start = time.perf_counter()
+                ping.send(i)
+                pong.recv(timeout=30.0)
+                samples.append((time.perf_counter() - start) / 2)
+        finally:
+            ping.close()
+            echoer.result(30.0)
+    return median_of(samples)
+
+
+def _measure(model: Model, counts: dict[str, int]) -> tuple[float, float, float]:
+    """(small msgs/s, large MB/s, latency in seconds) for one model."""
+    with model.Pool(1) as pool:
+        pool.submit(abs, 0).result(30.0)  # the worker is running
+        small = counts["small"] / _stream(model, pool, counts["small"], 0)
+        large = counts["large"] * LARGE / 1e6 / _stream(model, pool, counts["large"], LARGE)
+        latency = _latency(model, pool, counts["latency"])
+    return small, large, latency
+
+
+def _times(a: float, b: float) -> str:
+    return f"{a / b:.1f}x" if a >= b else f"{b / a:.1f}x (processes ahead)"
+
+
+def probe(mode: Mode) -> Measurement:
+    """Small-message throughput (the figure), large-message MB/s and latency, both models."""
+    counts = COUNTS[mode]
+    t_small, t_large, t_lat = _measure(THREAD, counts)
+    p_small, p_large, p_lat = _measure(PROCESS, counts)
+    holds = t_small > p_small
+    finding = (
+        f"small messages: {t_small:,.0f} msgs/s between threads, {p_small:,.0f} between "
+        f"processes ({_times(t_small, p_small)}); 1 MiB messages: {t_large:,.0f} vs "
+        f"{p_large:,.0f} MB/s; latency {t_lat * 1e6:.1f} vs {p_lat * 1e6:.1f} us"
+    )
+    if holds:
+        finding += "; a thread channel passes references, a process channel pickles and copies"
+    return Measurement(
+        key="communication",
+        process=Figure(p_small, "msgs/s", "small-message throughput, ProcessChannel"),
+        thread=Figure(t_small, "msgs/s", "small-message throughput, ThreadChannel"),
+        better="higher",
+        holds=holds,
+        verdict=verdict_for(holds, finding),
+        details={
+            "1 MiB messages, threads": f"{t_large:,.0f} MB/s",
+            "1 MiB messages, processes": f"{p_large:,.0f} MB/s",
+            "latency, threads": f"{t_lat * 1e6:.1f} us",
+            "latency, processes": f"{p_lat * 1e6:.1f} us",
+            "samples": (
+                f"{counts['small']} small and {counts['large']} 1 MiB messages, one producer "
+                f"worker -> the parent; latency: median half round trip of {counts['latency']}"
+            ),
+        },
+    )

@@ -1,0 +1,110 @@
+"""Creation time: start-to-running latency of a thread, and of a process per start method.
+
+Each sample starts one bare worker, the stdlib way, whose first act is to signal the parent:
+
+* a thread (``threading.Thread``) sets an event;
+* a process (``multiprocessing`` under ``fork``, ``forkserver`` and ``spawn``) sends a byte
+  through a pipe (its target is the pipe end's ``send_bytes``, so that the child imports
+  nothing of ours).
+
+The clock runs from just before ``start()`` until the parent has the signal, and stops before
+the join. The process figure is the library's default start method (``forkserver``, see
+:class:`~concurrency_kit.ProcessPool`); the other start methods are in the details. The
+forkserver's first sample includes starting the server, if no other code started it before;
+the median leaves it out once there are three samples.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+
+from concurrency_kit.compare._measure import Figure, Measurement, Mode, median_of, verdict_for
+from concurrency_kit.pools.process import default_start_method
+
+__all__ = ["probe"]
+
+SAMPLES: dict[Mode, dict[str, int]] = {
+    "quick": {"thread": 20, "fork": 7, "forkserver": 7, "spawn": 3},
+    "full": {"thread": 200, "fork": 30, "forkserver": 30, "spawn": 10},
+}
+
+
+def _thread_start() -> float:
+    """Seconds from ``start()`` until a new thread runs its first line."""
+    running = threading.Event()
+    thread = threading.Thread(target=running.set, name="ck-creation-probe")
+    start = time.perf_counter()
+    thread.start()
+    running.wait()
+    elapsed = time.perf_counter() - start
+    thread.join()
+    return elapsed
+
+
+def _process_start(method: str) -> float:
+    """Seconds from ``start()`` until a new process under ``method`` runs its first line."""
+    context = multiprocessing.get_context(method)
+    receiver, sender = context.Pipe(duplex=False)
+    try:
+        # typeshed gives a context chosen by a ``str`` no ``Process``; every real one has it.
+        process = context.Process(  # type: ignore[attr-defined]
+            target=sender.send_bytes, args=(b"!",), daemon=True
+        )
+        start = time.perf_counter()
+        process.start()
+        try:
+            if not receiver.poll(60.0):
+                raise TimeoutError(f"a {method} process did not start within 60 s")
+            receiver.recv_bytes()
+            elapsed = time.perf_counter() - start
+        finally:
+            process.join(60.0)
+            if process.is_alive():  # pragma: no cover - only if the child hangs
+                process.kill()
+                process.join()
+            process.close()
+    finally:
+        receiver.close()
+        sender.close()
+    return elapsed
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.0f} us"
+
+
+def probe(mode: Mode) -> Measurement:
+    """Median start-to-running time of a thread, and of a process under each start method."""
+    counts = SAMPLES[mode]
+    thread = median_of([_thread_start() for _ in range(counts["thread"])])
+    available = multiprocessing.get_all_start_methods()
+    methods = [m for m in ("fork", "forkserver", "spawn") if m in available]
+    process: dict[str, float] = {}
+    details = {"thread": f"{_ms(thread)} (median of {counts['thread']})"}
+    for method in methods:
+        samples = [_process_start(method) for _ in range(counts[method])]
+        process[method] = median_of(samples)
+        details[method] = (
+            f"{_ms(process[method])} (median of {len(samples)}; first {_ms(samples[0])}); "
+            f"{process[method] / thread:,.0f}x a thread"
+        )
+    default = default_start_method()
+    holds = all(thread < value for value in process.values())
+    slowest = max(process, key=process.__getitem__)
+    fastest = min(process, key=process.__getitem__)
+    finding = (
+        f"a thread starts in {_ms(thread)}, a process in {_ms(process[default])} ({default}) — "
+        f"{process[default] / thread:,.0f}x; from {_ms(process[fastest])} ({fastest}) to "
+        f"{_ms(process[slowest])} ({slowest})"
+    )
+    return Measurement(
+        key="creation_time",
+        process=Figure(process[default] * 1e6, "us", f"start to running, {default}"),
+        thread=Figure(thread * 1e6, "us", "start to running"),
+        better="lower",
+        holds=holds,
+        verdict=verdict_for(holds, finding),
+        details=details,
+    )

@@ -1,0 +1,97 @@
+"""Memory space: a worker's write to a global is seen by the parent for a thread, not a process.
+
+:data:`TASKS` tasks each add one to a module-level global (:data:`_hits`), first on a
+:class:`~concurrency_kit.ThreadPool`, then on a :class:`~concurrency_kit.ProcessPool`, and the
+parent reads the global back. Threads increment the parent's own global; each worker process
+increments its own copy, which the parent never sees. What it takes to share across processes
+is to say so: a :class:`~concurrency_kit.ProcessSharedCounter` and a
+:class:`~concurrency_kit.ProcessSharedDict` passed to the same tasks do reach the parent.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from concurrency_kit.compare._measure import Figure, Measurement, Mode, verdict_for
+from concurrency_kit.pools.process import ProcessPool
+from concurrency_kit.pools.thread import ThreadPool
+from concurrency_kit.protocols import Pool
+from concurrency_kit.state.process import ProcessSharedCounter, ProcessSharedDict
+
+__all__ = ["probe"]
+
+TASKS = 8
+WORKERS = 2
+
+_hits = 0
+"""The global the workers write to: in the parent, and (a copy) in every worker process."""
+_hits_lock = threading.Lock()
+
+
+def bump_global() -> int:
+    """Add one to this interpreter's :data:`_hits`; return the pid that did it."""
+    global _hits
+    with _hits_lock:
+        _hits += 1
+    return os.getpid()
+
+
+def bump_shared(counter: ProcessSharedCounter, table: ProcessSharedDict, task: int) -> int:
+    """Add one to a shared counter and record who did it in a shared dict."""
+    counter.add(1)
+    table[task] = os.getpid()
+    return os.getpid()
+
+
+def _global_seen(pool: Pool) -> int:
+    """Run :data:`TASKS` global increments on ``pool``; the value the parent then sees."""
+    global _hits
+    with _hits_lock:
+        _hits = 0
+    for future in [pool.submit(bump_global) for _ in range(TASKS)]:
+        future.result(30.0)
+    with _hits_lock:
+        seen, _hits = _hits, 0
+    return seen
+
+
+def probe(mode: Mode) -> Measurement:
+    """The value of a global the parent sees after :data:`TASKS` worker increments, per model."""
+    del mode  # a matter of kind: one run tells
+    with ThreadPool(WORKERS) as pool:
+        thread_seen = _global_seen(pool)
+    counter = ProcessSharedCounter()
+    table = ProcessSharedDict()
+    try:
+        with ProcessPool(WORKERS) as pool:
+            process_seen = _global_seen(pool)
+            for future in [pool.submit(bump_shared, counter, table, t) for t in range(TASKS)]:
+                future.result(30.0)
+        shared_count = counter.get()
+        shared_entries = len(table.to_dict())
+        writers = len(set(table.to_dict().values()))
+    finally:
+        counter.close()
+        table.close()
+
+    holds = thread_seen == TASKS and process_seen == 0
+    finding = (
+        f"after {TASKS} worker increments of a global, the parent sees {thread_seen} with "
+        f"threads and {process_seen} with processes; through a ProcessSharedCounter it sees "
+        f"{shared_count}"
+    )
+    return Measurement(
+        key="memory_space",
+        process=Figure(float(process_seen), "writes", f"of {TASKS} to a global, seen by parent"),
+        thread=Figure(float(thread_seen), "writes", f"of {TASKS} to a global, seen by parent"),
+        better="higher",
+        holds=holds,
+        verdict=verdict_for(holds, finding),
+        details={
+            "ProcessSharedCounter, seen by parent": f"{shared_count} of {TASKS}",
+            "ProcessSharedDict entries, seen by parent": (
+                f"{shared_entries} of {TASKS}, written by {writers} worker processes"
+            ),
+        },
+    )
