@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from concurrency_kit.compare._measure import Figure, Measurement, Mode, median_of, verdict_for
+from concurrency_kit.compare.probes._shared import echo
 from concurrency_kit.models import PROCESS, THREAD, Model
 
 __all__ = ["LARGE", "probe"]
@@ -41,12 +42,6 @@ def produce(channel: Any, count: int, size: int) -> None:
     else:
         for i in range(count):
             channel.send((i, "msg"))
-
-
-def echo(ping: Any, pong: Any) -> None:
-    """Send back every item received on ``ping``, until ``ping`` is closed."""
-    for item in ping:
-        pong.send(item)
 
 
 def _stream(model: Model, pool: Any, count: int, size: int) -> float:

@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from concurrency_kit.compare._measure import Figure, Measurement, Mode, median_of, verdict_for
+from concurrency_kit.compare.probes._shared import cheaper, echo
 from concurrency_kit.models import PROCESS, THREAD, Model
 
 __all__ = ["probe"]
@@ -31,12 +32,6 @@ ROUND_TRIPS: dict[Mode, dict[str, int]] = {
     "quick": {"channels": 1_000, "events": 300, "batches": 3},
     "full": {"channels": 5_000, "events": 2_000, "batches": 5},
 }
-
-
-def echo(ping: Any, pong: Any) -> None:
-    """Send back every item received on ``ping``, until ``ping`` is closed."""
-    for item in ping:
-        pong.send(item)
 
 
 def bounce(mine: Any, theirs: Any, count: int) -> None:
@@ -107,15 +102,10 @@ def probe(mode: Mode) -> Measurement:
     t_ev, p_ev = found["events", THREAD.name], found["events", PROCESS.name]
     holds = t < p
 
-    def compare(thread: float, process: float) -> str:
-        if thread < process:
-            return f"threads {process / thread:.1f}x cheaper"
-        return f"processes {thread / process:.1f}x cheaper"
-
     finding = (
         f"a hand-off through channels takes {_us(t)} between threads and {_us(p)} between "
-        f"processes ({compare(t, p)}); through events {_us(t_ev)} vs {_us(p_ev)} "
-        f"({compare(t_ev, p_ev)})"
+        f"processes ({cheaper(t, p)}); through events {_us(t_ev)} vs {_us(p_ev)} "
+        f"({cheaper(t_ev, p_ev)})"
     )
     if not holds:
         finding += (
@@ -130,9 +120,9 @@ def probe(mode: Mode) -> Measurement:
         holds=holds,
         verdict=verdict_for(holds, finding),
         details={
-            "channels, threads": f"{_us(t)} per hand-off ({compare(t, p)})",
+            "channels, threads": f"{_us(t)} per hand-off ({cheaper(t, p)})",
             "channels, processes": f"{_us(p)} per hand-off",
-            "events, threads": f"{_us(t_ev)} per hand-off ({compare(t_ev, p_ev)})",
+            "events, threads": f"{_us(t_ev)} per hand-off ({cheaper(t_ev, p_ev)})",
             "events, processes": f"{_us(p_ev)} per hand-off",
             "samples": (
                 f"median of {batches} batches of {counts['channels']} (channels) and "

@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from concurrency_kit.compare._measure import Figure, Measurement, Mode, median_of, verdict_for
+from concurrency_kit.compare.probes._shared import cheaper
 from concurrency_kit.models import PROCESS, THREAD, Model
 
 __all__ = ["CYCLES", "contend", "probe"]
@@ -77,12 +78,6 @@ def _uncontended(model: Model, cycles: int) -> float:
     return median_of(samples)
 
 
-def _compare(thread: float, process: float) -> str:
-    if thread < process:
-        return f"threads {process / thread:.1f}x cheaper"
-    return f"processes {thread / process:.1f}x cheaper"
-
-
 def probe(mode: Mode) -> Measurement:
     """Contended lock hand-off cost (the figure) and uncontended cost, threads vs processes."""
     cycles = CYCLES[mode]
@@ -92,8 +87,8 @@ def probe(mode: Mode) -> Measurement:
     finding = (
         f"with two workers contending, an acquire+release costs {t * 1e9:.0f} ns between "
         f"threads (ThreadLock) and {p * 1e9:.0f} ns between processes (ProcessLock) "
-        f"({_compare(t, p)}); uncontended {t_un * 1e9:.0f} vs {p_un * 1e9:.0f} ns "
-        f"({_compare(t_un, p_un)})"
+        f"({cheaper(t, p)}); uncontended {t_un * 1e9:.0f} vs {p_un * 1e9:.0f} ns "
+        f"({cheaper(t_un, p_un)})"
     )
     if not holds:
         finding += (
