@@ -9,6 +9,7 @@ every thread, then it is killed.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -64,3 +65,24 @@ def test_example_runs(example: Path, tmp_path: Path) -> None:
         )
     assert proc.returncode == 0, f"{example.name} exited with {proc.returncode}\n{stderr}"
     assert stdout.strip(), f"{example.name} printed nothing"
+
+
+def _listed_in(page: Path, pattern: str) -> list[str]:
+    return re.findall(pattern, page.read_text(encoding="utf-8"))
+
+
+def test_examples_are_numbered_in_reading_order() -> None:
+    numbers = [int(path.name.split("_", 1)[0]) for path in EXAMPLES]
+    assert numbers == list(range(1, len(EXAMPLES) + 1)), [path.name for path in EXAMPLES]
+
+
+@pytest.mark.parametrize(
+    ("page", "pattern"),
+    [
+        ("examples/README.md", r"(?m)^\d+\. `(\d\d_\w+\.py)`"),
+        ("docs/examples.rst", r"literalinclude:: \.\./examples/(\d\d_\w+\.py)"),
+    ],
+)
+def test_every_example_is_listed_in_order(page: str, pattern: str) -> None:
+    listed = _listed_in(EXAMPLES_DIR.parent / page, pattern)
+    assert listed == [path.name for path in EXAMPLES], f"{page} lists {listed}"
