@@ -7,11 +7,19 @@ Usage in reStructuredText::
     .. ck-table::
        :aspects: some.module.ASPECTS
 
+    .. ck-table::
+       :sample: compare-sample.json
+
 The directive renders :data:`concurrency_kit.compare.ASPECTS` (or the tuple of
 :class:`~concurrency_kit.compare.Aspect` named by ``:aspects:``) as a three-column table,
 Aspect | Process | Thread. Each cell holds the claim's text and, below it, one cross-reference
 per class that embodies the claim — ``:exc:`` for exceptions, ``:class:`` for the rest — or
 "not yet implemented" when no class does yet.
+
+With ``:sample:`` (a file written by ``python -m concurrency_kit compare --json``, relative to
+the document), a fourth column shows what that run measured for each row — both figures and the
+verdict — and a line above the table states the machine it ran on. The sample must cover
+exactly the table's rows, in its order: a stale sample fails the build.
 
 The cross-references are ordinary Python-domain references, so with ``nitpicky = True`` a
 class named by the table but missing from the API reference fails a ``-W`` build: the table
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 from typing import Any, ClassVar
 
 from docutils import nodes
@@ -32,6 +41,8 @@ from sphinx.util.typing import ExtensionMetadata
 
 import concurrency_kit
 from concurrency_kit.compare import Aspect, Claim
+from concurrency_kit.compare._measure import Figure
+from concurrency_kit.compare._report import format_figure
 
 __all__ = ["DEFAULT_ASPECTS", "NOT_IMPLEMENTED", "CkTableDirective", "setup"]
 
@@ -40,6 +51,8 @@ DEFAULT_ASPECTS = "concurrency_kit.compare.ASPECTS"
 
 NOT_IMPLEMENTED = "not yet implemented"
 COLUMN_WIDTHS = (20, 40, 40)
+SAMPLE_COLUMN_WIDTH = 40
+SAMPLE_SCHEMA = "concurrency_kit.compare/1"
 
 
 def load_object(dotted: str) -> object:
@@ -75,34 +88,63 @@ class CkTableDirective(SphinxDirective):
     optional_arguments = 0
     option_spec: ClassVar[dict[str, Any]] = {
         "aspects": directives.unchanged_required,
+        "sample": directives.path,
         "class": directives.class_option,
     }
 
     def run(self) -> list[nodes.Node]:
         dotted = self.options.get("aspects", DEFAULT_ASPECTS)
         aspects = self._load(dotted)
+        sample = self._load_sample(aspects) if "sample" in self.options else None
+        widths = COLUMN_WIDTHS if sample is None else (*COLUMN_WIDTHS, SAMPLE_COLUMN_WIDTH)
+        headings = ["Aspect", "Process", "Thread"] + ([] if sample is None else ["Measured"])
         table = nodes.table(classes=["ck-table", *self.options.get("class", [])])
         self.set_source_info(table)
-        tgroup = nodes.tgroup(cols=len(COLUMN_WIDTHS))
+        tgroup = nodes.tgroup(cols=len(widths))
         table += tgroup
-        for width in COLUMN_WIDTHS:
+        for width in widths:
             tgroup += nodes.colspec(colwidth=width)
         thead = nodes.thead()
         tgroup += thead
-        thead += self._row([self._paragraphs(text) for text in ("Aspect", "Process", "Thread")])
+        thead += self._row([self._paragraphs(text) for text in headings])
         tbody = nodes.tbody()
         tgroup += tbody
         messages: list[nodes.Node] = []
-        for aspect in aspects:
+        for index, aspect in enumerate(aspects):
             cells = [self._aspect_cell(aspect)]
             for claim in (aspect.process, aspect.thread):
                 cell, cell_messages = self._claim_cell(claim)
                 cells.append(cell)
                 messages.extend(cell_messages)
+            if sample is not None:
+                cells.append(_measured_cell(sample["rows"][index]))
             row = self._row(cells)
             row["ids"].append(f"aspect-{aspect.key.replace('_', '-')}")
             tbody += row
-        return [table, *messages]
+        if sample is None:
+            return [table, *messages]
+        return [_machine_line(sample), table, *messages]
+
+    def _load_sample(self, aspects: tuple[Aspect, ...]) -> dict[str, Any]:
+        """Read the ``:sample:`` file and check that it matches the table row for row."""
+        relative, path = self.env.relfn2path(self.options["sample"], self.env.docname)
+        self.env.note_dependency(relative)
+        try:
+            with open(path, encoding="utf-8") as file:
+                sample: dict[str, Any] = json.load(file)
+        except (OSError, ValueError) as exc:
+            raise self.error(f"ck-table: cannot read the sample {relative!r}: {exc}") from exc
+        if sample.get("schema") != SAMPLE_SCHEMA:
+            raise self.error(
+                f"ck-table: {relative!r} is not a compare --json file ({SAMPLE_SCHEMA})"
+            )
+        keys = [row.get("key") for row in sample.get("rows", [])]
+        if keys != [aspect.key for aspect in aspects]:
+            raise self.error(
+                f"ck-table: the sample {relative!r} has the rows {keys}, the table has "
+                f"{[aspect.key for aspect in aspects]}: run compare --json again"
+            )
+        return sample
 
     def _load(self, dotted: str) -> tuple[Aspect, ...]:
         try:
@@ -162,6 +204,37 @@ class CkTableDirective(SphinxDirective):
             messages.extend(problems)
         content.append(refs)
         return content, messages
+
+
+def _measured_cell(row: dict[str, Any]) -> list[nodes.Node]:
+    """Both figures and the verdict of one row of a sample run, or why it was not measured."""
+    measured = row["measured"]
+    if measured is None:
+        note = nodes.paragraph(classes=["ck-table-missing"])
+        note += nodes.emphasis(text=f"not measured: {row['error']}")
+        return [note]
+    figures = nodes.line_block(classes=["ck-table-measured"])
+    for model in ("process", "thread"):
+        figure = measured[model]
+        line = nodes.line()
+        line += nodes.Text(f"{model}: ")
+        line += nodes.strong(text=format_figure(Figure(figure["value"], figure["unit"], "")))
+        line += nodes.Text(f" ({figure['what']})")
+        figures += line
+    return [figures, nodes.paragraph(text=measured["verdict"])]
+
+
+def _machine_line(sample: dict[str, Any]) -> nodes.paragraph:
+    machine = sample["machine"]
+    gil = "GIL on" if machine["gil"] else "free-threaded"
+    line = nodes.paragraph(classes=["ck-table-machine"])
+    line += nodes.emphasis(
+        text=(
+            f"Measured column: a {sample['mode']} run of compare on {machine['platform']}, "
+            f"{machine['cpus']} CPUs, {machine['implementation']} {machine['python']} ({gil})."
+        )
+    )
+    return line
 
 
 def _module_file(dotted: str) -> str | None:

@@ -18,6 +18,7 @@ from concurrency_kit import __version__
 from concurrency_kit.compare import render_json, render_markdown, render_text
 from concurrency_kit.compare._advise import advise
 from concurrency_kit.compare._measure import Mode
+from concurrency_kit.compare._plot import PLOT_FORMATS, PlotUnavailable, compare_plot
 from concurrency_kit.compare._report import compare_json, compare_markdown, compare_text, run
 
 _RENDERERS = {"text": render_text, "markdown": render_markdown, "json": render_json}
@@ -50,6 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     compare.add_argument("--markdown", action="store_true", help="print a Markdown table")
     compare.add_argument(
         "--json", metavar="PATH", help="also write the results as JSON (compare.schema.json)"
+    )
+    compare.add_argument(
+        "--plot",
+        metavar="PATH",
+        help="also draw process against thread per row to a .png, .svg or .pdf file "
+        "(needs the plot extra: matplotlib)",
     )
     advise = commands.add_parser(
         "advise", help="run a function of yours under both pools, and serially; advise a model"
@@ -113,6 +120,12 @@ def _compare(args: argparse.Namespace) -> int:
         sys.stderr.write(text + "\n")
         sys.stderr.flush()
 
+    if args.plot and not args.plot.lower().endswith(PLOT_FORMATS):
+        sys.stderr.write(
+            f"python -m concurrency_kit compare: --plot {args.plot}: "
+            f"use one of {', '.join(PLOT_FORMATS)}\n"
+        )
+        return 2
     try:
         rows = run(keys, mode, progress)
     except ValueError as exc:
@@ -122,6 +135,12 @@ def _compare(args: argparse.Namespace) -> int:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             out.write(compare_json(rows, mode))
+    if args.plot:
+        try:
+            compare_plot(rows, args.plot)
+        except PlotUnavailable as exc:
+            sys.stderr.write(f"python -m concurrency_kit compare: {exc}\n")
+            return 2
     return 1 if any(row.measurement is None for row in rows) else 0
 
 

@@ -13,6 +13,7 @@ documents one real class with autodoc. The two builds differ only in the table t
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -120,3 +121,56 @@ def test_a_class_that_does_not_exist_fails_the_build(tmp_path: Path) -> None:
     # Exactly the made-up class is reported; the real exception in the same cell resolved.
     assert len(missing) == 1, result.stderr
     assert "py:class reference target not found: concurrency_kit.DoesNotExist" in missing[0]
+
+
+def sample_document(keys: list[str]) -> dict[str, object]:
+    """A ``compare --json`` document with one measured row per key, and one unmeasured."""
+
+    def measured(key: str) -> dict[str, object]:
+        return {
+            "process": {"value": 6837.0, "unit": "us", "what": "start to running"},
+            "thread": {"value": 52.2, "unit": "us", "what": "start to running"},
+            "better": "lower",
+            "holds": True,
+            "verdict": f"holds: verdict of {key}",
+            "details": {},
+            "seconds": 0.1,
+        }
+
+    rows = [
+        {"key": key, "measured": measured(key) if i else None, "error": None if i else "no /proc"}
+        for i, key in enumerate(keys)
+    ]
+    machine = {"python": "3.11.7", "implementation": "CPython", "platform": "Linux-test"}
+    return {
+        "schema": "concurrency_kit.compare/1",
+        "mode": "full",
+        "machine": {**machine, "cpus": 2, "gil": True},
+        "rows": rows,
+    }
+
+
+def test_a_sample_run_adds_a_measured_column(tmp_path: Path) -> None:
+    project = tmp_path / "sample"
+    keys = [aspect.key for aspect in ASPECTS]
+    (tmp_path / "sample.json").write_text(json.dumps(sample_document(keys)))
+    result = build(project, ":sample: ../sample.json\n")
+
+    assert result.returncode == 0, result.stderr
+    html = (project / "_html" / "index.html").read_text()
+    assert "a full run of compare on Linux-test, 2 CPUs, CPython 3.11.7 (GIL on)" in html
+    assert "not measured: no /proc" in html  # the first row
+    for key in keys[1:]:
+        assert f"holds: verdict of {key}" in html
+    assert "<strong>6,837 us</strong>" in html
+    assert "<strong>52.2 us</strong>" in html
+
+
+def test_a_stale_sample_fails_the_build(tmp_path: Path) -> None:
+    project = tmp_path / "stale"
+    keys = [aspect.key for aspect in ASPECTS][:-1]  # a row short: taken before the table grew
+    (tmp_path / "sample.json").write_text(json.dumps(sample_document(keys)))
+    result = build(project, ":sample: ../sample.json\n")
+
+    assert result.returncode != 0
+    assert "run compare --json again" in result.stderr

@@ -20,7 +20,15 @@ from concurrency_kit.compare._measure import Figure, Measurement, Mode, timed
 from concurrency_kit.compare._table import ASPECTS, Aspect
 from concurrency_kit.compare.probes import probe_for
 
-__all__ = ["SCHEMA", "Row", "compare_json", "compare_markdown", "compare_text", "run"]
+__all__ = [
+    "SCHEMA",
+    "Row",
+    "compare_json",
+    "compare_markdown",
+    "compare_text",
+    "format_figure",
+    "run",
+]
 
 SCHEMA = "concurrency_kit.compare/1"
 """The version of the JSON form (see ``compare.schema.json``)."""
@@ -79,7 +87,8 @@ def run(
     return rows
 
 
-def _figure(figure: Figure) -> str:
+def format_figure(figure: Figure) -> str:
+    """A figure as text: ``"12.3 us"``, ``"1,234 MB/s"``."""
     value = figure.value
     text = f"{value:.3g}" if abs(value) < 100 else f"{value:,.0f}"
     return f"{text} {figure.unit}"
@@ -98,7 +107,7 @@ def compare_text(rows: list[Row], width: int = 100) -> str:
             out.extend(textwrap.wrap(line, width, subsequent_indent=" " * 18))
             if m is not None:
                 figure = m.process if model == "process" else m.thread
-                out.append(f"  {'':8} measured: {_figure(figure)} ({figure.what})")
+                out.append(f"  {'':8} measured: {format_figure(figure)} ({figure.what})")
         if m is None:
             out.append(f"  not measured: {row.error}")
         else:
@@ -122,7 +131,7 @@ def compare_markdown(rows: list[Row]) -> str:
             text = claim.text
             if m is not None:
                 figure = m.process if model == "process" else m.thread
-                text += f" **{_figure(figure)}** ({figure.what})"
+                text += f" **{format_figure(figure)}** ({figure.what})"
             cells.append(text)
         cells.append(m.verdict if m is not None else f"not measured: {row.error}")
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
