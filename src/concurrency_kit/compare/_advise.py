@@ -3,8 +3,11 @@
 The table's rows say what tends to matter; this measures it for one workload::
 
     serial:   [fn(x) for x in inputs]         (also its CPU time: CPU-bound or waiting?)
-    threads:  ThreadPool(workers).map(fn, inputs)    warm pool
-    processes: ProcessPool(workers).map(fn, inputs)  warm pool, start-up timed apart
+    threads:  ThreadPool(workers).map(fn, inputs)    warm pool, best of ROUNDS
+    processes: ProcessPool(workers).map(fn, inputs)  warm pool, best of ROUNDS; start-up apart
+
+The pool runs alternate, so that a burst of other load on the machine slows one run of each
+model rather than all the runs of one.
 
 Processes are advised only when they beat threads clearly (by :data:`PROCESS_MARGIN`): a
 thread is cheaper to start, to feed and to keep (the Creation Time, Communication and
@@ -24,10 +27,12 @@ from concurrency_kit.models import PROCESS, THREAD, Model
 from concurrency_kit.pools.process import ProcessPool
 from concurrency_kit.pools.thread import ThreadPool
 
-__all__ = ["PROCESS_MARGIN", "Advice", "advise"]
+__all__ = ["PROCESS_MARGIN", "ROUNDS", "Advice", "advise"]
 
 PROCESS_MARGIN = 0.8
 """Processes are advised when their time is below this fraction of the threads' time."""
+ROUNDS = 2
+"""Runs of each pool, interleaved; the best of each counts (other load only slows a run)."""
 
 
 @attrs.frozen
@@ -41,8 +46,8 @@ class Advice:
         serial_seconds: the plain loop's wall time.
         serial_cpu_fraction: its CPU time over its wall time (near 1: CPU-bound; near 0: the
             function mostly waits).
-        thread_seconds: ``ThreadPool.map`` on a warm pool.
-        process_seconds: ``ProcessPool.map`` on a warm pool.
+        thread_seconds: ``ThreadPool.map`` on a warm pool (the best of :data:`ROUNDS` runs).
+        process_seconds: ``ProcessPool.map`` on a warm pool (the best of :data:`ROUNDS` runs).
         process_startup_seconds: starting the process pool and its workers (paid once).
         reasons: the conclusion in plain words, each naming the table rows it rests on.
         rows: the keys of those rows.
@@ -74,6 +79,14 @@ def _noop() -> None:
     """A task that warms a pool's workers up."""
 
 
+def _time_map(
+    pool: ThreadPool | ProcessPool, fn: Callable[[Any], object], items: list[Any]
+) -> float:
+    start = time.perf_counter()
+    list(pool.map(fn, items, chunksize=1))
+    return time.perf_counter() - start
+
+
 def advise(
     fn: Callable[[Any], object], inputs: Iterable[Any], *, workers: int | None = None
 ) -> Advice:
@@ -83,7 +96,7 @@ def advise(
     ``fn`` must be picklable for the process pool (a module-level function; cloudpickle also
     takes lambdas and functions defined in ``__main__``), and ``inputs`` should take at least a
     few tenths of a second serially for the figures to mean much. Each run calls ``fn`` on every
-    input, so ``fn`` runs three times per input in all.
+    input, so ``fn`` runs ``1 + 2 * ROUNDS`` (5) times per input in all.
 
     Args:
         fn: the function to run, one call per input.
@@ -108,22 +121,18 @@ def advise(
     serial = time.perf_counter() - wall
     cpu_fraction = min(1.0, (time.process_time() - cpu) / serial) if serial > 0 else 0.0
 
-    with ThreadPool(workers) as threads:
-        for future in [threads.submit(_noop) for _ in range(workers)]:
-            future.result()
-        start = time.perf_counter()
-        list(threads.map(fn, items, chunksize=1))
-        thread_time = time.perf_counter() - start
-
     start = time.perf_counter()
-    with ProcessPool(workers) as processes:
+    with ThreadPool(workers) as threads, ProcessPool(workers) as processes:
         for future in [processes.submit(_noop) for _ in range(workers)]:
             future.result()
         startup = time.perf_counter() - start
-        start = time.perf_counter()
-        list(processes.map(fn, items, chunksize=1))
-        process_time = time.perf_counter() - start
-
+        for future in [threads.submit(_noop) for _ in range(workers)]:
+            future.result()
+        thread_times, process_times = [], []
+        for _ in range(ROUNDS):  # interleaved, so that a burst of other load hits both
+            thread_times.append(_time_map(threads, fn, items))
+            process_times.append(_time_map(processes, fn, items))
+    thread_time, process_time = min(thread_times), min(process_times)
     model = PROCESS if process_time < PROCESS_MARGIN * thread_time else THREAD
     reasons, rows = _reasons(model, serial, cpu_fraction, thread_time, process_time, startup)
     return Advice(

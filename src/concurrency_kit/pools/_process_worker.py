@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -37,6 +38,8 @@ from concurrency_kit.pools import _frames
 from concurrency_kit.pools._map import ChunkResult
 
 EXIT_PARENT_DIED = 70
+IDLE_SPIN = 200e-6
+"""How long an idle worker polls its task pipe (yielding between looks) before it sleeps."""
 
 
 def worker_main(
@@ -101,6 +104,11 @@ class _Worker:
         self.in_io = True
         try:
             if block:
+                # A task that follows soon after the last answer is caught awake: the parent
+                # then does not pay for waking a sleeping process.
+                give_up = time.monotonic() + IDLE_SPIN
+                while not self.poller.poll(0) and time.monotonic() < give_up:
+                    os.sched_yield()
                 self.poller.poll()
             return self.reader.read(self.task_fd, self._take, block=False)
         finally:

@@ -24,6 +24,10 @@ calls into a few large writes. The parent never blocks on a pipe: task pipes are
 and what does not fit waits in a per-worker outbox until the pipe is writable, so a worker
 blocked on writing a large result can never deadlock with a parent writing a large task.
 
+A caller waiting in ``result()`` for a short task reads its worker's event pipe itself for a
+moment (:meth:`_Core.help`), and an idle worker watches its task pipe for a moment before it
+sleeps: a short round trip then wakes no sleeping thread or process.
+
 The state lives in :class:`_Core`, shared by the callers and the dispatcher thread under one
 lock; the public :class:`ProcessPool` is only a facade, so a forgotten pool can be collected and
 its finalizer shuts the core down.
@@ -37,6 +41,7 @@ import heapq
 import itertools
 import multiprocessing
 import os
+import select
 import selectors
 import signal
 import threading
@@ -74,10 +79,15 @@ SHORT_TASK = 0.001
 STUCK_AFTER_MIN = 0.005
 """A worker whose current task has run this long (or four average tasks, if longer) is *stuck*:
 no more tasks are queued behind it, and an idle worker takes back the ones already queued."""
+HELP_SPIN = 200e-6
+"""How long a caller waiting in ``result()`` watches its worker's pipe before it sleeps."""
+HELP_SHORTER_THAN = SHORT_TASK
+"""Callers help only while the average task is shorter than this."""
 START_FAILURES_TO_BREAK = 3
 """Workers in a row that die before they are ready before the pool declares itself broken."""
 
 _WAKE, _EVENTS, _SENTINEL, _WRITABLE = range(4)
+_ANSWERS = frozenset({_frames.OK, _frames.ERROR})
 
 
 class _Task:
@@ -125,6 +135,16 @@ class _ProcessFuture(Future[Any]):
             return self.cancelled()
         self._ck_force_cancel()
         return True
+
+    def result(self, timeout: float | None = None) -> Any:
+        if not self.done() and (timeout is None or timeout > 0):
+            self._ck_core.help(self)
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if not self.done() and (timeout is None or timeout > 0):
+            self._ck_core.help(self)
+        return super().exception(timeout)
 
     def _ck_force_cancel(self) -> None:
         with self._condition:
@@ -276,6 +296,53 @@ class _Core:
                     else:
                         self._send_locked(worker, _frames.CANCEL, task_id)
             return True
+
+    def help(self, future: _ProcessFuture) -> None:
+        """Watch for the answer to ``future``'s task for a moment, in the waiting thread.
+
+        The dispatcher thread would read the answer too, then wake this thread: two thread
+        wake-ups per round trip. A caller that waits for a short task reads its worker's event
+        pipe itself for up to :data:`HELP_SPIN` first, polling with a yield between looks, and
+        so finds the answer without sleeping. Frames are read under the lock with the
+        dispatcher's own code, so it does not matter which thread reads them; the dispatcher
+        is woken whenever what was read needs more than delivering answers.
+        """
+        with self.lock:
+            if self.avg_duration is not None and self.avg_duration > HELP_SHORTER_THAN:
+                return  # a long task: spinning would only burn a CPU the workers need
+            task = self.tasks.get(future._ck_task_id)
+            if task is None or task.finished or task.worker is None:
+                return
+            worker = self.workers.get(task.worker)
+            if worker is None or worker.event_eof:
+                return
+            look = select.poll()
+            look.register(worker.event_fd, select.POLLIN)
+        give_up = time.monotonic() + HELP_SPIN
+        while not future.done() and time.monotonic() < give_up:
+            if not look.poll(0):
+                os.sched_yield()
+                continue
+            actions: list[Callable[[], object]] = []
+            with self.lock:
+                if not self._is_current_locked(worker) or worker.event_eof:
+                    return  # the dispatcher has seen it go; it delivers the rest
+                seen: set[int] = set()
+                timers, steal_check_at = self.timers[:1], self.steal_check_at
+                self._read_events_locked(worker, actions, seen)
+                self._dispatch_locked()
+                if (
+                    seen - _ANSWERS
+                    or worker.event_eof
+                    or self.shutdown
+                    or self.broken is not None
+                    or self._spawn_wanted_locked()
+                    or self.timers[:1] != timers
+                    or self.steal_check_at != steal_check_at
+                ):
+                    self._wake_locked()
+            for action in actions:
+                action()
 
     def stop(self, wait: bool, cancel_futures: bool) -> None:
         to_cancel: list[_ProcessFuture] = []
@@ -568,11 +635,23 @@ class _Core:
         worker.want_write = False
         self.selector.unregister(worker.task_fd)
 
-    def _read_events_locked(self, worker: _Worker, actions: list[Callable[[], object]]) -> None:
+    def _read_events_locked(
+        self,
+        worker: _Worker,
+        actions: list[Callable[[], object]],
+        seen: set[int] | None = None,
+    ) -> None:
+        """Read the frames waiting on ``worker``'s event pipe; their kinds go into ``seen``."""
+        if worker.event_eof:
+            return  # a caller in help() read the end after the dispatcher's select returned
+
+        def handle(kind: int, task_id: int, payload: bytes | bytearray) -> None:
+            if seen is not None:
+                seen.add(kind)
+            self._on_frame_locked(worker, actions, kind, task_id, payload)
+
         try:
-            alive = worker.reader.read(
-                worker.event_fd, partial(self._on_frame_locked, worker, actions), block=False
-            )
+            alive = worker.reader.read(worker.event_fd, handle, block=False)
         except OSError:
             alive = False
         if not alive:  # the worker closed its end: only its sentinel is left to hear from
