@@ -19,6 +19,7 @@ GIL. Per-worker counters are written only by their own thread and summed on dema
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import queue
@@ -109,7 +110,10 @@ class _Core:
         self.max_tasks = max_tasks_per_worker
         self.queue: queue.SimpleQueue[_WorkItem | None] = queue.SimpleQueue()
         self.lock = threading.Lock()
-        self.idle = threading.Semaphore(0)
+        # One token per task a worker finished and then went back to the queue for: a submitter
+        # that takes a token need not start a worker. A deque, not a Semaphore: its append and
+        # pop are atomic (documented thread-safe) and cost no Python-level lock.
+        self.idle: collections.deque[None] = collections.deque()
         self.workers: set[_Worker] = set()
         self.abandoned: set[_Worker] = set()
         self.retired = _Worker()  # counters of workers that have exited
@@ -129,8 +133,11 @@ class _Core:
             if self.shutdown:
                 raise RuntimeError("cannot schedule new tasks after shutdown")
             self.queue.put(item)
-            if not self.idle.acquire(blocking=False) and len(self.workers) < self.max_workers:
-                self._start_worker_locked()
+            try:
+                self.idle.pop()
+            except IndexError:
+                if len(self.workers) < self.max_workers:
+                    self._start_worker_locked()
 
     def _start_worker_locked(self) -> None:
         worker = _Worker()
@@ -189,7 +196,7 @@ class _Core:
                                 self.replaced += 1
                                 self._start_worker_locked()
                         return
-                self.idle.release()
+                self.idle.append(None)
         finally:
             self._retire(worker)
 
