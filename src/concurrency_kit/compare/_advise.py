@@ -46,8 +46,8 @@ class Advice:
         serial_seconds: the plain loop's wall time.
         serial_cpu_fraction: its CPU time over its wall time (near 1: CPU-bound; near 0: the
             function mostly waits).
-        thread_seconds: ``ThreadPool.map`` on a warm pool (the best of :data:`ROUNDS` runs).
-        process_seconds: ``ProcessPool.map`` on a warm pool (the best of :data:`ROUNDS` runs).
+        thread_seconds: ``ThreadPool.map`` on a warm pool (the best of two runs).
+        process_seconds: ``ProcessPool.map`` on a warm pool (the best of two runs).
         process_startup_seconds: starting the process pool and its workers (paid once).
         reasons: the conclusion in plain words, each naming the table rows it rests on.
         rows: the keys of those rows.
@@ -96,7 +96,7 @@ def advise(
     ``fn`` must be picklable for the process pool (a module-level function; cloudpickle also
     takes lambdas and functions defined in ``__main__``), and ``inputs`` should take at least a
     few tenths of a second serially for the figures to mean much. Each run calls ``fn`` on every
-    input, so ``fn`` runs ``1 + 2 * ROUNDS`` (5) times per input in all.
+    input, so ``fn`` runs five times per input in all (once serially, twice in each pool).
 
     Args:
         fn: the function to run, one call per input.
