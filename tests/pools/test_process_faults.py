@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import multiprocessing
 import os
 import pickle
 import select
@@ -39,6 +40,7 @@ from concurrency_kit import (
     RemoteTraceback,
     SerializationError,
     TaskTimeoutError,
+    ThreadPool,
     WorkerCrashedError,
 )
 
@@ -768,3 +770,24 @@ def test_ctrl_c_shuts_the_pool_down_cleanly(
             assert "after the block: children []\n" in stderr, stderr
             assert stderr.count("Traceback (most recent call last)") <= 1, stderr
             assert stderr.count("KeyboardInterrupt") <= 1, stderr
+
+
+@pytest.mark.parametrize("pool_class", [ProcessPool, ThreadPool])
+def test_a_forked_child_does_not_stop_its_parents_pools(pool_class: type[Any]) -> None:
+    """A fork child inherits copies of the parent's pools; at its exit it must leave them be.
+
+    The copy's lock is held here at the fork, as a parent thread may hold it at any moment (a
+    caller reading its worker's answer does): a child that tried to stop the copy would hang.
+    """
+    context = multiprocessing.get_context("fork")
+    with pool_class(1) as pool:
+        assert pool.submit(tasks.square, 3).result(timeout=DEADLOCK) == 9
+        with pool._core.lock:
+            child = context.Process(target=tasks.getpid)
+            child.start()
+        child.join(DEADLOCK)
+        if child.exitcode is None:
+            child.kill()
+            child.join()
+            pytest.fail("the fork child hung at exit, stopping its copy of the parent's pool")
+        assert child.exitcode == 0

@@ -329,3 +329,7 @@ def _stop_live_cores() -> None:
 
 
 threading._register_atexit(_stop_live_cores)  # type: ignore[attr-defined]
+# A forked child (a fork-started worker, or any os.fork) inherits copies of its parent's pools,
+# not the pools: their threads did not come along, and a lock a parent thread held at the fork
+# stays held for ever in the copy. Stopping them at the child's exit would wait on those.
+os.register_at_fork(after_in_child=_live_cores.clear)
