@@ -64,6 +64,10 @@ nitpick_ignore = [
     ("py:class", "_queue.Empty"),
     # ChildSpec.shutdown's type: the class of the BRUTAL_KILL constant (documented as data).
     ("py:class", "_BrutalKill"),
+    # distributed.Client in ClusterPool's signature and ``client`` property: dask's objects
+    # are not in the (offline) intersphinx inventory, and the extra is optional.
+    ("py:class", "Client"),
+    ("py:class", "distributed.Client"),
     # src/concurrency_kit/pools/_map.py, MapIterator's docstring, refers to the private
     # PoolBase.map (reported to the lead; the public targets are ProcessPool.map and
     # ThreadPool.map). Remove once the docstring is fixed.

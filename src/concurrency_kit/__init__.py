@@ -2,7 +2,8 @@
 
 Every row of the processes-versus-threads table is a folder of this package with one class per
 model: ``ProcessPool``/``ThreadPool`` and so on. :data:`PROCESS` and :data:`THREAD` bundle each
-model's classes so that code can be written once against a :class:`Model`.
+model's classes so that code can be written once against a :class:`Model`. :data:`CLUSTER`
+offers the pool API only, on a dask ``distributed`` cluster (the ``cluster`` extra).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from concurrency_kit.errors import (
     WorkerCrashedError,
     WouldBlock,
 )
-from concurrency_kit.models import PROCESS, THREAD, Model
-from concurrency_kit.pools import PoolStatistics, ProcessPool, ThreadPool
+from concurrency_kit.models import CLUSTER, PROCESS, THREAD, Model, PoolModel
+from concurrency_kit.pools import ClusterPool, PoolStatistics, ProcessPool, ThreadPool
 from concurrency_kit.protocols import Pool
 from concurrency_kit.state import (
     ProcessSharedArray,
@@ -109,6 +110,7 @@ __all__ = [
     "ALL_SIGNIFICANT",
     "ANY_SIGNIFICANT",
     "BRUTAL_KILL",
+    "CLUSTER",
     "NEVER",
     "ONE_FOR_ALL",
     "ONE_FOR_ONE",
@@ -133,6 +135,7 @@ __all__ = [
     "ChildCounts",
     "ChildInfo",
     "ChildSpec",
+    "ClusterPool",
     "ConcurrencyKitError",
     "ConcurrencyKitWarning",
     "ConditionStatistics",
@@ -145,6 +148,7 @@ __all__ = [
     "Model",
     "PoisonedError",
     "Pool",
+    "PoolModel",
     "PoolStatistics",
     "ProcessBarrier",
     "ProcessBoundedSemaphore",

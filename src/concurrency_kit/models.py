@@ -1,4 +1,4 @@
-"""The two models of concurrency as records of classes.
+"""The models of concurrency as records of classes.
 
 ``PROCESS.Pool is ProcessPool`` and ``THREAD.Pool is ThreadPool``: code written against a
 :class:`Model` switches between processes and threads by changing one name::
@@ -7,17 +7,22 @@
         with model.Pool(2) as pool:
             return sum(pool.map(abs, range(-5, 5)))
 
+``CLUSTER`` is a :class:`PoolModel`: it has a pool only (``CLUSTER.Pool is ClusterPool``), so
+code that needs nothing but a pool takes a ``PoolModel`` and runs on all three. The other
+capabilities stay on one machine.
+
 Each capability adds its attribute here when it lands.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 
 from concurrency_kit.channels.process import ProcessChannel
 from concurrency_kit.channels.thread import ThreadChannel
+from concurrency_kit.pools.cluster import ClusterPool
 from concurrency_kit.pools.process import ProcessPool
 from concurrency_kit.pools.thread import ThreadPool
 from concurrency_kit.state.process import (
@@ -57,12 +62,44 @@ from concurrency_kit.sync.thread import (
     ThreadSemaphore,
 )
 
-__all__ = ["PROCESS", "THREAD", "Model"]
+__all__ = ["CLUSTER", "PROCESS", "THREAD", "Model", "PoolModel"]
 
 
 @attrs.frozen
-class Model:
-    """One model of concurrency: its name and the classes that implement it.
+class PoolModel:
+    """A model of concurrency that offers a pool: its name and its pool class.
+
+    :data:`CLUSTER` is one; every :class:`Model` is one too, so a function that takes a
+    ``PoolModel`` runs on processes, threads and a cluster alike.
+
+    Attributes:
+        name: ``"process"``, ``"thread"`` or ``"cluster"``.
+        Pool: the pool class of the model (:class:`ProcessPool`, :class:`ThreadPool` or
+            :class:`ClusterPool`).
+    """
+
+    name: str
+    Pool: type[ProcessPool] | type[ThreadPool] | type[ClusterPool]
+
+    def __repr__(self) -> str:
+        return self.name.upper()
+
+    def __getattr__(self, attribute: str) -> NoReturn:
+        # Only reached when normal lookup fails: for CLUSTER.Lock, say why rather than "no
+        # attribute" (a Model has every one of them, so it never gets here for those).
+        single_machine = {field.name for field in attrs.fields(Model)} - {"name", "Pool"}
+        if attribute in single_machine:
+            raise AttributeError(
+                f"{self!r} has no {attribute}: the {self.name} model offers only a pool "
+                f"({self!r}.Pool). Synchronization, shared state, channels and supervisors "
+                "stay on one machine: use PROCESS or THREAD for them"
+            )
+        raise AttributeError(f"{type(self).__name__} {self!r} has no attribute {attribute!r}")
+
+
+@attrs.frozen(repr=False)  # PoolModel's repr: PROCESS, THREAD
+class Model(PoolModel):
+    """One model of concurrency on this machine: its name and the classes that implement it.
 
     Attributes:
         name: ``"process"`` or ``"thread"``.
@@ -84,8 +121,6 @@ class Model:
         Channel: :class:`ProcessChannel` or :class:`ThreadChannel`.
     """
 
-    name: str
-    Pool: type[ProcessPool] | type[ThreadPool]
     Lock: type[ProcessLock] | type[ThreadLock]
     RLock: type[ProcessRLock] | type[ThreadRLock]
     Semaphore: type[ProcessSemaphore] | type[ThreadSemaphore]
@@ -101,9 +136,6 @@ class Model:
     SharedValue: type[ProcessSharedValue] | type[ThreadSharedValue]
     SharedArray: type[ProcessSharedArray] | type[ThreadSharedArray]
     Channel: type[ProcessChannel[Any]] | type[ThreadChannel[Any]]
-
-    def __repr__(self) -> str:
-        return self.name.upper()
 
 
 PROCESS = Model(
@@ -147,3 +179,10 @@ THREAD = Model(
     Channel=ThreadChannel,
 )
 """Threads: workers share the interpreter and its memory; cheap to start and to talk to."""
+
+CLUSTER = PoolModel(name="cluster", Pool=ClusterPool)
+"""A dask ``distributed`` cluster: a pool whose workers may run on other machines.
+
+Needs the ``cluster`` extra. It offers only a pool: ``CLUSTER.Lock`` and the other
+single-machine classes raise :class:`AttributeError`.
+"""

@@ -24,7 +24,8 @@ T = TypeVar("T")
 
 @runtime_checkable
 class Pool(Protocol):
-    """What :class:`~concurrency_kit.ProcessPool` and :class:`~concurrency_kit.ThreadPool` share."""
+    """What :class:`~concurrency_kit.ProcessPool`, :class:`~concurrency_kit.ThreadPool` and
+    :class:`~concurrency_kit.ClusterPool` share."""
 
     @property
     def max_workers(self) -> int:

@@ -38,7 +38,7 @@ class PoolStatistics:
     """A snapshot of a pool's state and counters.
 
     Attributes:
-        model: ``"process"`` or ``"thread"``.
+        model: ``"process"``, ``"thread"`` or ``"cluster"``.
         max_workers: the most workers the pool runs at once.
         workers_alive: workers running now (busy or idle).
         workers_busy: workers running a task now.
@@ -230,7 +230,12 @@ class PoolBase(Executor):
             chunksize=chunksize,
             ordered=ordered,
             buffersize=buffersize,
+            flush=self._map_flush(),
         )
+
+    def _map_flush(self) -> Callable[[], None] | None:
+        """For a pool whose ``_submit_chunk`` holds chunks back: the call that sends them."""
+        return None
 
     def _submit_chunk(
         self, fn: Callable[..., Any], items: list[Any], star: bool

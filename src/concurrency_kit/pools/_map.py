@@ -157,8 +157,10 @@ class _MapState:
         chunksize: int | Literal["auto"],
         ordered: bool,
         buffersize: int | None,
+        flush: Callable[[], None] | None = None,
     ) -> None:
         self._submit_chunk = submit_chunk
+        self._flush = flush
         self._fn = fn
         self._star = len(iterables) > 1
         self._inputs: Iterator[Any] | None = (
@@ -177,7 +179,18 @@ class _MapState:
         self.fill()
 
     def fill(self) -> None:
-        """Submit chunks until the buffer is full or the input is exhausted."""
+        """Submit chunks until the buffer is full or the input is exhausted.
+
+        A pool that sends chunks in batches (``flush``; ``ClusterPool``, whose every
+        message to the scheduler has a cost) holds them back until the end of the pass.
+        """
+        try:
+            self._fill()
+        finally:
+            if self._flush is not None:
+                self._flush()
+
+    def _fill(self) -> None:
         while self._inputs is not None:
             if self._max_chunks is not None and len(self._pending) >= self._max_chunks:
                 return
@@ -265,6 +278,7 @@ def lazy_map(
     chunksize: int | Literal["auto"],
     ordered: bool,
     buffersize: int | None,
+    flush: Callable[[], None] | None = None,
 ) -> Generator[T, None, None]:
     """Start a map (the first chunks are submitted now) and return its results' generator."""
     state = _MapState(
@@ -276,5 +290,6 @@ def lazy_map(
         chunksize=chunksize,
         ordered=ordered,
         buffersize=buffersize,
+        flush=flush,
     )
     return _results(state)

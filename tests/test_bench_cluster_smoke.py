@@ -1,0 +1,54 @@
+"""The cluster benchmark runs to the end and prints its ratios (a smoke test: no speed asserted).
+
+``benchmarks/bench_cluster.py --smoke`` goes through every benchmark and both contenders with
+the smallest sizes, on a LocalCluster it starts and stops; the timeout only catches a
+deadlock. Without ``distributed`` both contenders are skipped, not failed.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from _bench_runs import BENCHMARKS_DIR, DEADLOCK_TIMEOUT, run
+
+BENCH = BENCHMARKS_DIR / "bench_cluster.py"
+pytestmark = pytest.mark.timeout(DEADLOCK_TIMEOUT + 60)  # let the run's own timeout fire first
+BENCHMARKS = ("map", "submit", "map_auto", "roundtrip")
+TARGET = re.compile(
+    r"^\[(map|submit)\] ClusterPool per task vs distributed\.Client: [0-9.e+-]+x "
+    r"\(latency ratio ours/theirs, lower is better; target <= 1\.1x\) (MET|MISSED)$",
+    re.M,
+)
+
+# Runs the script with distributed made unimportable, as on a machine without the extra.
+HIDE_DISTRIBUTED = """
+import runpy, sys
+sys.modules["distributed"] = None
+script = sys.argv[1]
+sys.path.insert(0, str(__import__("pathlib").Path(script).parent))
+sys.argv = sys.argv[1:]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def test_smoke_run_prints_every_table_and_target() -> None:
+    pytest.importorskip("distributed")
+    proc = run(str(BENCH), "--smoke")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    for name in BENCHMARKS:
+        assert f"== {name}: " in out, out
+    assert "ERROR" not in out, out
+    for row in ("ClusterPool", "distributed.Client"):
+        assert re.search(rf"^{re.escape(row)} +\d+ ", out, re.M), out
+    section = out.split("== targets ==", 1)[1]
+    assert len(TARGET.findall(section)) == 2, section
+
+
+def test_without_distributed_contenders_are_skipped() -> None:
+    proc = run("-c", HIDE_DISTRIBUTED, str(BENCH), "--smoke", "--only", "submit")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"ClusterPool: skipped: distributed not installed", proc.stdout), proc.stdout
+    assert "n/a" in proc.stdout.split("== targets ==", 1)[1]
