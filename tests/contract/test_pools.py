@@ -42,6 +42,11 @@ def raise_custom(message: str) -> None:
     raise CustomError(message)
 
 
+def make_lock() -> object:
+    """A result no pickler takes: it can leave a thread, not a process."""
+    return threading.Lock()
+
+
 def worker_identity(model_name: str) -> object:
     if model_name == "process":
         return os.getpid()
@@ -76,6 +81,24 @@ def pool(model: Model) -> Iterator[ck.Pool]:
 
 def test_submit_returns_result(pool: ck.Pool) -> None:
     assert pool.submit(add, 1, b=2).result(timeout=60) == 3
+
+
+def test_a_result_that_cannot_travel_fails_only_its_task(model: Model, pool: ck.Pool) -> None:
+    unpicklable = pool.submit(make_lock)
+    if model.name == "thread":
+        assert hasattr(unpicklable.result(timeout=60), "acquire")  # never pickled
+    else:
+        with pytest.raises(ck.SerializationError, match="cannot send the result"):
+            unpicklable.result(timeout=60)
+    results = pool.map(lambda x: make_lock() if x == 1 else x, range(3), chunksize=3)
+    assert next(results) == 0
+    if model.name == "thread":
+        assert hasattr(next(results), "acquire")
+        assert next(results) == 2
+    else:  # the item fails where iteration reaches it (which ends the iteration)
+        with pytest.raises(ck.SerializationError, match="a map result"):
+            next(results)
+    assert pool.submit(add, 2, 3).result(timeout=60) == 5  # the pool carries on
 
 
 def test_lambdas_and_closures_work(pool: ck.Pool) -> None:

@@ -75,6 +75,23 @@ class ChunkResult:
         return ChunkResult(values, errors or None, self.elapsed)
 
 
+def dumps_result(result: object) -> bytes:
+    """Pickle a task's result where the task ran, so that a result that cannot travel fails
+    there, as its own task's error, instead of on the way back.
+
+    A map chunk is never refused as a whole: its unpicklable values become their items' errors.
+
+    Raises:
+        SerializationError: ``result`` cannot be pickled (the message names it).
+    """
+    try:
+        return _serialize.dumps_fast(result)
+    except Exception as exc:
+        if isinstance(result, ChunkResult):
+            return _serialize.dumps_fast(result.sanitized())
+        raise _serialize.describe_unpicklable("the result", result, exc) from None
+
+
 def run_chunk(fn: Callable[..., Any], items: list[Any], star: bool) -> ChunkResult:
     """Call ``fn`` on each item (``fn(*item)`` when ``star``), keeping every outcome.
 

@@ -35,7 +35,7 @@ from concurrency_kit import _serialize
 from concurrency_kit._lifeline import watch_parent
 from concurrency_kit.errors import SerializationError
 from concurrency_kit.pools import _frames
-from concurrency_kit.pools._map import ChunkResult
+from concurrency_kit.pools._map import dumps_result
 
 EXIT_PARENT_DIED = 70
 IDLE_SPIN = 200e-6
@@ -214,11 +214,8 @@ class _Worker:
 
 def _pack_result(task_id: int, result: Any) -> tuple[int, int, bytes]:
     try:
-        return _frames.OK, task_id, _serialize.dumps_fast(result)
-    except Exception as exc:
-        if isinstance(result, ChunkResult):
-            return _frames.OK, task_id, _serialize.dumps_fast(result.sanitized())
-        error = _serialize.describe_unpicklable("the result", result, exc)
+        return _frames.OK, task_id, dumps_result(result)
+    except SerializationError as error:
         return _frames.ERROR, task_id, _pack_exception(error)
 
 

@@ -112,9 +112,19 @@ def _is_cluster(value: object) -> bool:
     return type(value).__name__ == "Client" and type(value).__module__.startswith("distributed")
 
 
-def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-    """Run on a worker: a call with keyword arguments (``Client.submit`` keeps its own)."""
-    return fn(*args, **kwargs)
+def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bytes:
+    """Run on a worker: the call, its result pickled there (see :func:`_map.dumps_result`).
+
+    dask pickles a result only when it is fetched, and a result that cannot be pickled then
+    leaves its future unfinished for ever; pickled here, it fails its own task instead. The
+    bytes then cross as they are (pickling bytes is a copy).
+    """
+    return _map.dumps_result(fn(*args, **kwargs))
+
+
+def _run_chunk(fn: Callable[..., Any], items: list[Any], star: bool) -> bytes:
+    """Run on a worker: a chunk of a ``map``, its outcomes pickled there."""
+    return _map.dumps_result(_map.run_chunk(fn, items, star))
 
 
 def _call_timed(
@@ -129,7 +139,7 @@ def _call_timed(
 
     worker = get_worker()
     worker.log_event(topic, {"token": token, "worker": worker.address, "pid": os.getpid()})
-    return fn(*args, **kwargs)
+    return _call(fn, args, kwargs)
 
 
 def _run_initializer(initializer: Callable[..., object], initargs: tuple[Any, ...]) -> Any:
@@ -296,12 +306,10 @@ class _Core:
                     key=key,
                     pure=False,
                 )
-            elif task.kwargs:
-                dask_future = self.client.submit(
-                    _call, task.fn, task.args, task.kwargs, key=key, pure=False
-                )
             else:
-                dask_future = self.client.submit(task.fn, *task.args, key=key, pure=False)
+                dask_future = self.client.submit(
+                    _call, task.fn, task.args, task.kwargs or {}, key=key, pure=False
+                )
         except Exception as exc:
             with self.lock:
                 self.in_flight.pop(task, None)
@@ -341,7 +349,7 @@ class _Core:
         keys = [self._key(task) for task in tasks]
         try:
             dask_futures = self.client.map(
-                _map.run_chunk,
+                _run_chunk,
                 [task.args[0] for task in tasks],  # fn
                 [task.args[1] for task in tasks],  # items
                 [task.args[2] for task in tasks],  # star
@@ -499,7 +507,14 @@ class _Core:
             self._send(task)
             return
         if status == "finished":
-            task.future.set_result(result)
+            try:
+                value = _serialize.loads(result)
+            except Exception as exc:
+                task.future.set_exception(
+                    SerializationError(f"cannot unpickle the result: {type(exc).__name__}: {exc}")
+                )
+            else:
+                task.future.set_result(value)
         elif status == "error":
             task.future.set_exception(self._error(result[1], result[2]))
         else:
