@@ -1,11 +1,13 @@
-"""Running a benchmark script from a test: the one helper both benchmark smoke tests use."""
+"""Running a benchmark script from a test: the helpers every benchmark smoke test uses."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pytest
@@ -37,3 +39,24 @@ def run(*argv: str) -> subprocess.CompletedProcess[str]:
         out, err = proc.communicate()
         pytest.fail(f"deadlock? no exit after {DEADLOCK_TIMEOUT} s\n{out}\n{err}")
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def smoke_run(script: Path, benchmarks: Iterable[str], rows: Mapping[str, str]) -> list[str]:
+    """Run ``script --smoke`` and check what every benchmark smoke test checks.
+
+    It exits 0, prints a table for each of ``benchmarks`` and no ``ERROR``, and each row named
+    in ``rows`` shows the sample count its pattern matches (``"2"``, ``r"\\d+"``, ...).
+
+    Returns:
+        The lines of its ``== targets ==`` section that report a target (they start with ``[``).
+    """
+    proc = run(str(script), "--smoke")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "ERROR" not in out, out
+    for name in benchmarks:
+        assert f"== {name}: " in out, out
+    for row, count in rows.items():
+        assert re.search(rf"^{re.escape(row)} +{count} ", out, re.M), (row, out)
+    section = out.split("== targets ==", 1)[1]
+    return [line for line in section.splitlines() if line.startswith("[")]

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from _bench_runs import BENCHMARKS_DIR, DEADLOCK_TIMEOUT, run
+from _bench_runs import BENCHMARKS_DIR, DEADLOCK_TIMEOUT, run, smoke_run
 
 BENCH = BENCHMARKS_DIR / "bench_channels.py"
 pytestmark = pytest.mark.timeout(DEADLOCK_TIMEOUT + 60)  # let the run's own timeout fire first
@@ -72,19 +72,10 @@ runpy.run_path(script, run_name="__main__")
 
 
 def test_smoke_run_prints_every_table_and_target() -> None:
-    proc = run(str(BENCH), "--smoke")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
-    assert "ERROR" not in out, out
-    for name in BENCHMARKS:
-        assert f"== {name}: " in out, out
-    for row, n in ROWS.items():
-        assert re.search(rf"^{re.escape(row)} +{n} ", out, re.M), (row, out)
-    section = out.split("== targets ==", 1)[1]
-    lines = [line for line in section.splitlines() if line.startswith("[")]
+    lines = smoke_run(BENCH, BENCHMARKS, {row: str(n) for row, n in ROWS.items()})
     matches = [TARGET.match(line) for line in lines]
-    assert all(matches), section
-    assert [(m.group("bench"), m.group("theirs")) for m in matches] == TARGETS, section  # type: ignore[union-attr]
+    assert all(matches), lines
+    assert [(m.group("bench"), m.group("theirs")) for m in matches] == TARGETS, lines  # type: ignore[union-attr]
 
 
 def test_missing_faster_fifo_is_skipped_not_failed() -> None:

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from _bench_runs import BENCHMARKS_DIR, DEADLOCK_TIMEOUT, run
+from _bench_runs import BENCHMARKS_DIR, DEADLOCK_TIMEOUT, run, smoke_run
 
 BENCH = BENCHMARKS_DIR / "bench_shared_dict.py"
 pytestmark = pytest.mark.timeout(DEADLOCK_TIMEOUT + 60)  # let the run's own timeout fire first
@@ -47,16 +47,8 @@ runpy.run_path(script, run_name="__main__")
 
 
 def test_smoke_run_prints_every_table_and_target() -> None:
-    proc = run(str(BENCH), "--smoke")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
-    assert "ERROR" not in out, out
-    for name in BENCHMARKS:
-        assert f"== {name}: " in out, out
-    for row in ("ProcessSharedDict", "Manager().dict()"):
-        assert re.search(rf"^{re.escape(row)} +2 ", out, re.M), out
-    section = out.split("== targets ==", 1)[1]
-    lines = [line for line in section.splitlines() if line.startswith("[")]
+    lines = smoke_run(BENCH, BENCHMARKS, {"ProcessSharedDict": "2", "Manager().dict()": "2"})
+    section = "\n".join(lines)
     assert len(lines) == 6, section
     assert all(TARGET.match(line) for line in lines[:4]), section
     assert [TARGET.match(line).group(1, 2) for line in lines[:4]] == [  # type: ignore[union-attr]

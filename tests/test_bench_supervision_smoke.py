@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from _bench_runs import BENCHMARKS_DIR, DEADLOCK_TIMEOUT, run
+from _bench_runs import BENCHMARKS_DIR, DEADLOCK_TIMEOUT, run, smoke_run
 
 BENCH = BENCHMARKS_DIR / "bench_supervision.py"
 pytestmark = pytest.mark.timeout(DEADLOCK_TIMEOUT + 60)  # let the run's own timeout fire first
@@ -31,19 +31,10 @@ TARGET = re.compile(
 
 
 def test_smoke_run_prints_every_table_and_target() -> None:
-    proc = run(str(BENCH), "--smoke")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
-    for name in BENCHMARKS:
-        assert f"== {name}: " in out, out
-    assert "ERROR" not in out, out
-    for row in ROWS:
-        # Two rounds each; the restart benchmarks take two samples per round.
-        assert re.search(rf"^{re.escape(row)} +[24] ", out, re.M), (row, out)
-    section = out.split("== targets ==", 1)[1]
-    lines = [line for line in section.splitlines() if line.startswith("[")]
+    # Two rounds each; the restart benchmarks take two samples per round.
+    lines = smoke_run(BENCH, BENCHMARKS, dict.fromkeys(ROWS, "[24]"))
     assert [line.split("]")[0] for line in lines] == ["[process_restart", "[thread_restart"]
-    assert all(TARGET.match(line) for line in lines), section
+    assert all(TARGET.match(line) for line in lines), lines
 
 
 def test_list_names_benchmarks_and_contenders() -> None:

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from _bench_runs import BENCHMARKS_DIR, DEADLOCK_TIMEOUT, run
+from _bench_runs import BENCHMARKS_DIR, DEADLOCK_TIMEOUT, run, smoke_run
 
 BENCH = BENCHMARKS_DIR / "bench_sync.py"
 pytestmark = pytest.mark.timeout(DEADLOCK_TIMEOUT + 60)  # let the run's own timeout fire first
@@ -32,17 +32,10 @@ THREAD_RATIO = re.compile(
 
 
 def test_smoke_run_prints_every_table_and_target() -> None:
-    proc = run(str(BENCH), "--smoke")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
-    for name in BENCHMARKS:
-        assert f"== {name}: " in out, out
-    assert "ERROR" not in out, out
-    for row in ("threading.Lock", "ThreadLock", "ThreadRLock", "multiprocessing.Lock"):
-        assert re.search(rf"^{re.escape(row)} +2 ", out, re.M), out
-    section = out.split("== targets ==", 1)[1]
+    rows = ("threading.Lock", "ThreadLock", "ThreadRLock", "multiprocessing.Lock")
+    lines = smoke_run(BENCH, BENCHMARKS, dict.fromkeys(rows, "2"))
+    section = "\n".join(lines)
     assert THREAD_RATIO.search(section), section
-    lines = [line for line in section.splitlines() if line.startswith("[")]
     assert len(lines) == 2, section
     process_line = lines[1]
     assert process_line.startswith("[process_uncontended] ProcessLock vs multiprocessing.Lock: ")
