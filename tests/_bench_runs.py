@@ -41,6 +41,21 @@ def run(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+_WITHOUT = """
+import runpy, sys
+sys.modules[sys.argv[1]] = None
+script = sys.argv[2]
+sys.path.insert(0, str(__import__("pathlib").Path(script).parent))
+sys.argv = sys.argv[2:]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def run_without(module: str, script: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run a benchmark script with ``module`` made unimportable, as where a peer is missing."""
+    return run("-c", _WITHOUT, module, str(script), *argv)
+
+
 def smoke_run(script: Path, benchmarks: Iterable[str], rows: Mapping[str, str]) -> list[str]:
     """Run ``script --smoke`` and check what every benchmark smoke test checks.
 

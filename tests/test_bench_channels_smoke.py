@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from _bench_runs import BENCHMARKS_DIR, DEADLOCK_TIMEOUT, run, smoke_run
+from _bench_runs import BENCHMARKS_DIR, DEADLOCK_TIMEOUT, run, run_without, smoke_run
 
 BENCH = BENCHMARKS_DIR / "bench_channels.py"
 pytestmark = pytest.mark.timeout(DEADLOCK_TIMEOUT + 60)  # let the run's own timeout fire first
@@ -61,15 +61,6 @@ TARGETS = [
     ("thread_pingpong", "queue.Queue"),
 ]
 
-HIDE_FASTER_FIFO = """
-import runpy, sys
-sys.modules["faster_fifo"] = None
-script = sys.argv[1]
-sys.path.insert(0, str(__import__("pathlib").Path(script).parent))
-sys.argv = sys.argv[1:]
-runpy.run_path(script, run_name="__main__")
-"""
-
 
 def test_smoke_run_prints_every_table_and_target() -> None:
     lines = smoke_run(BENCH, BENCHMARKS, {row: str(n) for row, n in ROWS.items()})
@@ -79,7 +70,7 @@ def test_smoke_run_prints_every_table_and_target() -> None:
 
 
 def test_missing_faster_fifo_is_skipped_not_failed() -> None:
-    proc = run("-c", HIDE_FASTER_FIFO, str(BENCH), "--smoke", "--only", "process_int")
+    proc = run_without("faster_fifo", BENCH, "--smoke", "--only", "process_int")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "faster_fifo.Queue: skipped: faster_fifo not installed" in proc.stdout
     assert "ERROR" not in proc.stdout, proc.stdout

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from _bench_runs import BENCHMARKS_DIR, DEADLOCK_TIMEOUT, run, smoke_run
+from _bench_runs import BENCHMARKS_DIR, DEADLOCK_TIMEOUT, run_without, smoke_run
 
 BENCH = BENCHMARKS_DIR / "bench_cluster.py"
 pytestmark = pytest.mark.timeout(DEADLOCK_TIMEOUT + 60)  # let the run's own timeout fire first
@@ -22,16 +22,6 @@ TARGET = re.compile(
     re.M,
 )
 
-# Runs the script with distributed made unimportable, as on a machine without the extra.
-HIDE_DISTRIBUTED = """
-import runpy, sys
-sys.modules["distributed"] = None
-script = sys.argv[1]
-sys.path.insert(0, str(__import__("pathlib").Path(script).parent))
-sys.argv = sys.argv[1:]
-runpy.run_path(script, run_name="__main__")
-"""
-
 
 def test_smoke_run_prints_every_table_and_target() -> None:
     pytest.importorskip("distributed")
@@ -40,7 +30,7 @@ def test_smoke_run_prints_every_table_and_target() -> None:
 
 
 def test_without_distributed_contenders_are_skipped() -> None:
-    proc = run("-c", HIDE_DISTRIBUTED, str(BENCH), "--smoke", "--only", "submit")
+    proc = run_without("distributed", BENCH, "--smoke", "--only", "submit")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(r"ClusterPool: skipped: distributed not installed", proc.stdout), proc.stdout
     assert "n/a" in proc.stdout.split("== targets ==", 1)[1]

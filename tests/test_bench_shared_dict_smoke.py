@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from _bench_runs import BENCHMARKS_DIR, DEADLOCK_TIMEOUT, run, smoke_run
+from _bench_runs import BENCHMARKS_DIR, DEADLOCK_TIMEOUT, run, run_without, smoke_run
 
 BENCH = BENCHMARKS_DIR / "bench_shared_dict.py"
 pytestmark = pytest.mark.timeout(DEADLOCK_TIMEOUT + 60)  # let the run's own timeout fire first
@@ -36,15 +36,6 @@ THREAD_TARGET = re.compile(
     r"\(throughput ratio ours/theirs, higher is better; target >= 0\.666667x\) (?:MET|MISSED)$"
 )
 
-HIDE_SMD = """
-import runpy, sys
-sys.modules["shared_memory_dict"] = None
-script = sys.argv[1]
-sys.path.insert(0, str(__import__("pathlib").Path(script).parent))
-sys.argv = sys.argv[1:]
-runpy.run_path(script, run_name="__main__")
-"""
-
 
 def test_smoke_run_prints_every_table_and_target() -> None:
     lines = smoke_run(BENCH, BENCHMARKS, {"ProcessSharedDict": "2", "Manager().dict()": "2"})
@@ -61,7 +52,7 @@ def test_smoke_run_prints_every_table_and_target() -> None:
 
 
 def test_missing_shared_memory_dict_is_skipped_not_failed() -> None:
-    proc = run("-c", HIDE_SMD, str(BENCH), "--smoke", "--only", "get")
+    proc = run_without("shared_memory_dict", BENCH, "--smoke", "--only", "get")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "shared-memory-dict: skipped: shared_memory_dict not installed" in proc.stdout
     assert "ERROR" not in proc.stdout, proc.stdout
