@@ -41,8 +41,9 @@ def test_create_makes_a_private_zeroed_segment_without_a_descriptor() -> None:
     try:
         path = Path(seg.path)
         assert path.parent == Path("/dev/shm")
-        assert seg.name.startswith("ck_")
-        assert len(seg.name) == 35
+        prefix, pid, token = seg.name.split("_")
+        assert (prefix, pid, len(token)) == ("ck", str(os.getpid()), 32)
+        assert _shm.creator_pid(seg.name) == os.getpid()
         stat = path.stat()
         assert stat.st_mode & 0o777 == 0o600
         assert stat.st_size == seg.size == 1000
@@ -114,8 +115,19 @@ def test_only_the_creator_talks_to_the_resource_tracker(
 
 def test_attach_errors(segment: _shm.Segment) -> None:
     with pytest.raises(FileNotFoundError):
-        _shm.attach("ck_" + "0" * 32, 64)
-    for bad in ("../etc/passwd", "other", "ck_/x"):
+        _shm.attach(f"ck_{os.getpid()}_" + "0" * 32, 64)
+    for bad in (
+        "../etc/passwd",
+        "other",
+        "ck_/x",
+        "ck_" + "0" * 32,  # the old format: no creator pid
+        f"ck_{os.getpid()}_" + "0" * 31,
+        f"ck_{os.getpid()}_" + "A" * 32,
+        "ck_0_" + "0" * 32,
+        f"ck_{os.getpid()}_" + "0" * 32 + "/x",
+        f"ck_{os.getpid()}_" + "0" * 32 + "\n",
+    ):
+        assert _shm.creator_pid(bad) is None
         with pytest.raises(ValueError, match="segment name"):
             _shm.attach(bad, 64)
     with pytest.raises(ValueError, match="expected at least"):

@@ -27,6 +27,7 @@ from concurrency_kit.errors import (
     RemoteTraceback,
     SerializationError,
     TaskTimeoutError,
+    UntrustedSegmentError,
     WorkerCrashedError,
     WouldBlock,
 )
@@ -197,6 +198,7 @@ __all__ = [
     "ThreadSharedDict",
     "ThreadSharedValue",
     "ThreadSupervisor",
+    "UntrustedSegmentError",
     "WorkerCrashedError",
     "WouldBlock",
     "__version__",

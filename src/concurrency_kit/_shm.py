@@ -1,29 +1,52 @@
 """POSIX shared-memory segments: create, attach, unmap, unlink, and cleanup after the creator.
 
 The one place that owns the lifecycle of a named segment (the process-side primitives build on
-it; see ``sync/process.py``)::
+it; see ``sync/process.py``), and the one place where a name read from a pickled handle becomes
+a mapping, so the one place that checks whose file it is::
 
-    creator                                   any other process
-    create(size)                              attach(name)
-      os.open("/dev/shm/ck_<hex>",              os.open(path, O_RDWR)
-              O_CREAT | O_EXCL | O_RDWR, 0600)  mmap, close the fd
-      ftruncate, mmap, close the fd                 │
-      resource_tracker.register ──┐                 │
-           │                      │                 │
-      Segment.close(): unmap      │             Segment.close(): unmap (never unlinks,
-      Segment.unlink(): unlink ───┴─ unregister       never touches the tracker)
+    creator                                    any other process (a handle is unpickled)
+    create(size)                               attach(name, size)
+      os.open("/dev/shm/ck_<pid>_<hex>",         name matches ck_<pid>_<32 hex>, else ValueError
+              O_CREAT | O_EXCL | O_NOFOLLOW      os.open(path, O_RDWR | O_NOFOLLOW)
+              | O_RDWR, 0600); fchmod 0600       fstat the descriptor: a regular file, one
+      ftruncate, mmap, close the fd                link, owned by our euid, mode exactly 0600,
+      resource_tracker.register ──┐                big enough; else UntrustedSegmentError
+           │                      │              mmap, close the fd
+      Segment.close(): unmap      │              Segment.close(): unmap (never unlinks,
+      Segment.unlink(): unlink ───┴─ unregister    never touches the tracker)
 
     the creator dies (SIGKILL, os._exit, ...) ─> its resource tracker sees EOF on its pipe
                                                 and unlinks every name still registered
+    any process exits ───────────────────────────> nothing is unmapped at exit (see below)
 
-Names are unguessable (``secrets.token_hex``) and created with ``O_EXCL`` and mode 0600,
-so another user can neither predict, pre-create nor open a segment. The file descriptor is
-closed as soon as the segment is mapped: a segment costs one mapping, no descriptor. That is
-why the mapping is made with libc's ``mmap`` through :mod:`ctypes`: ``mmap.mmap`` keeps a
-duplicate of the descriptor for its whole life (before Python 3.13's ``trackfd=False``), one
-descriptor per lock. The mapping is exposed as a :mod:`ctypes` array and unmapped when the last
-reference to it goes: views built with ``from_buffer`` keep it alive, so memory in use can
-never be unmapped under a running call.
+Names are ``ck_<creator pid>_<32 random hex digits>``: unguessable (``secrets.token_hex``), and
+the pid says which process made the segment (the test suite's leak check charges a leftover
+segment to the test whose process made it, not to whatever else uses ``/dev/shm``). Segments
+are created with ``O_EXCL`` and mode 0600 (``fchmod`` after the ``open``: the umask may have
+taken bits away), so another user can neither predict, pre-create nor open one.
+
+``/dev/shm`` is world-writable and its names are world-readable, and what the library reads
+from a segment it unpickles (shared dict values, guarded values, channel items). A handle can
+outlive its segment: once the creator unlinks the name, another local user may create a file
+under it. So :func:`attach` maps only what this process could have created: never through a
+symbolic link (``O_NOFOLLOW``), and checked on the open descriptor, so nothing can be swapped
+between the check and the mapping. Anything else is refused with
+:exc:`~concurrency_kit.UntrustedSegmentError` before a byte is read (docs/design.rst, "Trust
+boundary").
+
+The file descriptor is closed as soon as the segment is mapped: a segment costs one mapping, no
+descriptor. That is why the mapping is made with libc's ``mmap`` through :mod:`ctypes`:
+``mmap.mmap`` keeps a duplicate of the descriptor for its whole life (before Python 3.13's
+``trackfd=False``), one descriptor per lock. The mapping is exposed as a :mod:`ctypes` array
+and unmapped when the last reference to it goes: views built with ``from_buffer`` keep it
+alive, so memory in use can never be unmapped under a running call.
+
+A mapping is never unmapped *at exit*: its finalizer has ``atexit = False``. The kernel walks a
+dying thread's robust-mutex list and marks each mutex it still holds "owner died", but only if
+the mutex is still mapped. From Python 3.13, ``fork`` and ``forkserver`` children run atexit
+handlers before ``os._exit``; a ``weakref.finalize`` with the default ``atexit = True`` then
+unmapped the segment of a lock the dying process held, and the next ``acquire`` waited for a
+holder the kernel no longer knew about (issue #15). The exit unmaps everything anyway.
 
 Only the creator registers the name with ``multiprocessing.resource_tracker``. Processes
 that merely attach must not: an attacher that registers makes its tracker unlink the segment
@@ -36,21 +59,29 @@ the creator while one of its children is still running, and goes when the last o
 from __future__ import annotations
 
 import ctypes
+import errno
 import functools
 import mmap
 import os
+import re
 import secrets
+import stat
 import weakref
 from multiprocessing import resource_tracker
 from typing import Any
 
-__all__ = ["SHM_DIR", "Segment", "attach", "create"]
+from concurrency_kit.errors import UntrustedSegmentError
+
+__all__ = ["SHM_DIR", "Segment", "attach", "create", "creator_pid", "open_checked"]
 
 SHM_DIR = "/dev/shm"
 """Where Linux keeps POSIX shared memory (``shm_open`` names map to files here)."""
 
 PREFIX = "ck_"
-"""Every segment this library creates is named ``ck_<32 hex digits>``."""
+"""Every segment this library creates is named ``ck_<creator pid>_<32 hex digits>``."""
+
+_NAME = re.compile(r"ck_([1-9][0-9]{0,9})_[0-9a-f]{32}")
+_MODE = 0o600
 
 _TRACKER_TYPE = "shared_memory"  # the tracker unlinks these with shm_unlink("/" + name)
 _MAP_FAILED = ctypes.c_void_p(-1).value
@@ -81,8 +112,84 @@ def _map(fd: int, size: int) -> ctypes.Array[ctypes.c_char]:
         err = ctypes.get_errno()
         raise OSError(err, f"mmap: {os.strerror(err)}")
     buffer = (ctypes.c_char * size).from_address(address)
-    weakref.finalize(buffer, munmap, address, size)
+    # Not at exit: a process that dies holding a robust mutex must die with it mapped, or the
+    # kernel cannot mark it owner-died (the module docstring; Python 3.13+ runs atexit
+    # handlers in fork and forkserver children).
+    weakref.finalize(buffer, munmap, address, size).atexit = False
     return buffer
+
+
+def creator_pid(name: str) -> int | None:
+    """The pid of the process that created segment ``name``; ``None`` if not one of ours."""
+    match = _NAME.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
+def _refuse(name: str, why: str) -> UntrustedSegmentError:
+    return UntrustedSegmentError(
+        errno.EPERM,
+        f"refusing shared-memory segment {SHM_DIR}/{name}: {why}. The segments of this "
+        "library are regular files of this user with mode 0600: this is not one (was the "
+        "segment removed and its name taken by another program?)",
+    )
+
+
+def _kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def open_checked(name: str) -> int:
+    """Open segment ``name`` read-write, after checking that this process's user made it.
+
+    The checks are made on the open descriptor (nothing can be swapped in between): the name
+    is ``ck_<pid>_<32 hex digits>``; the file is not a symbolic link (``O_NOFOLLOW``), is a
+    regular file with one link, is owned by the effective uid and has mode 0600. The caller
+    closes the descriptor.
+
+    Raises:
+        ValueError: ``name`` is not a segment name of this library.
+        FileNotFoundError: there is no such segment.
+        UntrustedSegmentError: the file under the name fails a check (the message says which).
+    """
+    if _NAME.fullmatch(name) is None:
+        raise ValueError(f"not a concurrency_kit shared-memory segment name: {name!r}")
+    path = f"{SHM_DIR}/{name}"
+    flags = os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # ELOOP (a symlink), EISDIR, ENXIO (a socket), EACCES, ...
+        try:
+            what = _kind(os.lstat(path).st_mode)
+        except OSError:
+            what = "cannot be opened"
+        raise _refuse(name, f"it is {what} ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        euid = os.geteuid()
+        if not stat.S_ISREG(st.st_mode):
+            raise _refuse(name, f"it is {_kind(st.st_mode)}")
+        if st.st_uid != euid:
+            raise _refuse(name, f"it is owned by uid {st.st_uid}, not by this user (uid {euid})")
+        if stat.S_IMODE(st.st_mode) != _MODE:
+            raise _refuse(name, f"its mode is {stat.S_IMODE(st.st_mode):#o}, not 0o600")
+        if st.st_nlink != 1:
+            raise _refuse(name, f"it has {st.st_nlink} hard links, not 1")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 class Segment:
@@ -164,17 +271,18 @@ def create(size: int) -> Segment:
     """
     if size <= 0:
         raise ValueError(f"a segment needs a positive size, got {size}")
+    pid = os.getpid()
+    flags = os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW
     while True:
-        name = PREFIX + secrets.token_hex(16)
+        name = f"{PREFIX}{pid}_{secrets.token_hex(16)}"
         try:
-            fd = os.open(
-                f"{SHM_DIR}/{name}", os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o600
-            )
+            fd = os.open(f"{SHM_DIR}/{name}", flags, _MODE)
         except FileExistsError:  # pragma: no cover - 128 random bits collided
             continue
         break
     try:
         try:
+            os.fchmod(fd, _MODE)  # the umask may have taken bits away; attach wants 0600
             os.ftruncate(fd, size)
             buffer = _map(fd, size)
         finally:
@@ -184,21 +292,23 @@ def create(size: int) -> Segment:
         raise
     # Registered after the segment exists, before anyone can learn its name.
     resource_tracker.register("/" + name, _TRACKER_TYPE)
-    return Segment(name, size, buffer, os.getpid())
+    return Segment(name, size, buffer, pid)
 
 
 def attach(name: str, size: int) -> Segment:
     """Map the existing segment ``name``, which must be at least ``size`` bytes.
 
-    Attaching never registers the name with the resource tracker (see the module docstring).
+    The file is checked first (:func:`open_checked`): a name can outlive its segment, and
+    another local user may have put a file of theirs under it. Attaching never registers the
+    name with the resource tracker (see the module docstring).
 
     Raises:
         FileNotFoundError: there is no such segment (its creator unlinked it, or died).
+        UntrustedSegmentError: the file under the name is not a private segment of this
+            user (a symbolic link, not a regular file, another owner, a mode other than 0600).
         ValueError: ``name`` is not a segment name of this library, or the segment is too small.
     """
-    if not name.startswith(PREFIX) or "/" in name or name in (".", ".."):
-        raise ValueError(f"not a concurrency_kit shared-memory segment name: {name!r}")
-    fd = os.open(f"{SHM_DIR}/{name}", os.O_RDWR | os.O_CLOEXEC)
+    fd = open_checked(name)
     try:
         actual = os.fstat(fd).st_size
         if actual < size:

@@ -32,6 +32,7 @@ __all__ = [
     "RemoteTraceback",
     "SerializationError",
     "TaskTimeoutError",
+    "UntrustedSegmentError",
     "WorkerCrashedError",
     "WouldBlock",
 ]
@@ -143,6 +144,17 @@ class RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return self.tb
+
+
+class UntrustedSegmentError(ConcurrencyKitError, PermissionError):
+    """A shared-memory segment was refused: not a private file of this process's user.
+
+    Raised when a process-side handle is unpickled (or attached) and the file under its name in
+    ``/dev/shm`` is a symbolic link, not a regular file, owned by another user, or readable or
+    writable by anyone but its owner. ``/dev/shm`` names are visible to every local user; what
+    the library reads from a segment it unpickles, so it maps only segments it could have
+    created. The message names the segment and what was wrong.
+    """
 
 
 class LockTimeoutError(ConcurrencyKitError, TimeoutError):
