@@ -22,9 +22,26 @@ A snapshot records:
   Zombies (exited, never reaped) count: an unreaped child is a leak too;
 * threads: ``threading.enumerate()``;
 * file descriptors: ``/proc/self/fd`` with their ``readlink`` targets;
-* ``/dev/shm`` entries (POSIX shared memory segments and named semaphores).
+* ``/dev/shm`` entries made by this library: ``ck_<creator pid>_<hex>`` segments (``_shm.py``);
+* the pids of every other process on the machine (to tell whose a segment is, below).
 
 Only what is *new* is reported: a test may close things that existed before it.
+
+/dev/shm is shared by every program on the machine, so a new entry is charged to the test only
+if the test's process tree made it. The name says who did (``_shm.create`` puts the creator's
+pid in it)::
+
+    new since snapshot A, named ck_<pid>_<hex>?   no: not ours (another program's, or not a
+                                                      segment of this library): ignored
+    <pid> is one of the session's processes,      yes: charged
+    seen at A, at B or at any poll?
+    <pid> is alive now, or was seen as another    yes: another program's: ignored
+    program's process at any look?
+    otherwise: a creator that came and went       charged (a child of the test, say, that
+    during the test without being seen               created a segment and exited)
+
+and a charged entry stays charged only while it is still there and charged at every later
+poll: an entry another program makes and removes during the poll is never reported.
 
 The fixture is function-scoped and autouse, so it is set up before the test's other
 function-scoped fixtures and torn down after them, while session-, module- and class-scoped
@@ -40,9 +57,11 @@ reference cycle is finalized by the garbage collector (hence the one ``gc.collec
 leak is still there at the deadline and fails.
 
 Limits: a process that left the tree *and* was exec'd with a cleared environment is not seen.
-/dev/shm is shared with every program on the machine: a new entry that only other programs have
-open or mapped is not charged to the test (see ``_not_leaked_shm``), but one that another
-program created and nobody has open or mapped would be.
+Only this library's segments are checked: a ``multiprocessing.shared_memory`` segment or a named
+semaphore a test leaks is not seen (nothing in their names says who made them). A segment left
+for more than the deadline by a process of another program that was born and died during the
+test, unseen by any look, would be charged to the test; so would one whose creator's pid was
+reused meanwhile (the last case in the chart cannot tell them from ours).
 """
 
 from __future__ import annotations
@@ -65,11 +84,12 @@ from typing import IO
 
 import pytest
 
+from concurrency_kit._shm import SHM_DIR, creator_pid
+
 SESSION_ENV = "CK_LEAKCHECK_SESSION"
 """Environment variable that marks every process exec'd by this test session."""
 
 DEFAULT_DEADLINE = 5.0
-SHM_DIR = "/dev/shm"
 _MAX_CMDLINE = 300
 _STACK_FRAMES = 4
 _THREAD_BOOTSTRAP = {"_bootstrap", "_bootstrap_inner", "run"}
@@ -171,6 +191,19 @@ class Snapshot:
     threads: set[threading.Thread] = field(default_factory=set)
     fds: dict[int, str] = field(default_factory=dict)
     shm: set[str] = field(default_factory=set)
+    others: set[int] = field(default_factory=set)  # every other live process on the machine
+
+
+@dataclass
+class PidHistory:
+    """Whose pids were seen at any look during one check: the session's, and everyone else's."""
+
+    ours: set[int] = field(default_factory=lambda: {os.getpid()})
+    theirs: set[int] = field(default_factory=set)
+
+    def add(self, snapshot: Snapshot) -> None:
+        self.ours.update(pid for pid, _ in snapshot.processes)
+        self.theirs.update(snapshot.others)
 
 
 @dataclass
@@ -229,21 +262,30 @@ class Leaks:
 
 
 def take_snapshot() -> Snapshot:
-    """Record the processes, threads, fds and /dev/shm entries of the session now."""
+    """Record the processes, threads, fds and /dev/shm segments of the session now."""
+    shm = _shm_segments()  # before the processes: a creator seen alive is never "gone"
+    processes, others = _processes()
     return Snapshot(
-        processes=_session_processes(),
+        processes=processes,
         threads=set(threading.enumerate()),
         fds=_open_fds(),
-        shm=_shm_entries(),
+        shm=shm,
+        others=others,
     )
 
 
-def find_leaks(before: Snapshot, after: Snapshot) -> Leaks:
-    """What ``after`` has that ``before`` had not, minus multiprocessing's singletons."""
+def find_leaks(before: Snapshot, after: Snapshot, history: PidHistory | None = None) -> Leaks:
+    """What ``after`` has that ``before`` had not, minus multiprocessing's singletons.
+
+    ``history`` holds the pids seen at every look of this check (by default: ``before`` and
+    ``after``); it decides whose a new segment is (the module docstring).
+    """
+    if history is None:
+        history = PidHistory()
+        history.add(before)
+        history.add(after)
     singleton_pids, singleton_fds = _multiprocessing_singletons()
-    new_shm = after.shm - before.shm
-    if new_shm:
-        new_shm -= _not_leaked_shm(new_shm, ours={pid for pid, _ in after.processes})
+    alive = {pid for pid, _ in after.processes} | after.others | {os.getpid()}
     return Leaks(
         processes=[
             p
@@ -256,8 +298,20 @@ def find_leaks(before: Snapshot, after: Snapshot) -> Leaks:
             for fd, target in after.fds.items()
             if before.fds.get(fd) != target and fd not in singleton_fds
         },
-        shm=sorted(new_shm),
+        shm=sorted(_charged_segments(after.shm - before.shm, alive, history)),
     )
+
+
+def _charged_segments(new: Iterable[str], alive: set[int], history: PidHistory) -> set[str]:
+    """The segments of ``new`` that the session's processes made (the module docstring)."""
+    charged = set()
+    for name in new:
+        pid = creator_pid(name)
+        if pid is None:
+            continue  # another program's entry, or not a segment of this library
+        if pid in history.ours or (pid not in alive and pid not in history.theirs):
+            charged.add(name)
+    return charged
 
 
 def wait_for_cleanup(before: Snapshot, deadline: float) -> Leaks:
@@ -266,14 +320,25 @@ def wait_for_cleanup(before: Snapshot, deadline: float) -> Leaks:
     The deadline bounds asynchronous cleanup (see the module docstring); a test that cleans up
     synchronously returns after one snapshot.
     """
-    leaks = find_leaks(before, take_snapshot())
+    history = PidHistory()
+    history.add(before)
+
+    def look() -> Leaks:
+        after = take_snapshot()
+        history.add(after)
+        return find_leaks(before, after, history)
+
+    leaks = look()
     if not leaks:
         return leaks
     gc.collect()  # run the finalizers of resources dropped in reference cycles
+    suspects = set(leaks.shm)  # a segment must be charged at every look to stay charged
     end = time.monotonic() + deadline
     pause = 0.001
     while True:
-        leaks = find_leaks(before, take_snapshot())
+        leaks = look()
+        suspects.intersection_update(leaks.shm)
+        leaks.shm = sorted(suspects)
         if not leaks or time.monotonic() >= end:
             return leaks
         time.sleep(pause)  # a poll interval, not a synchronisation
@@ -305,8 +370,12 @@ def _carries_marker(pid: int) -> bool:
     return _session_marker in environ.split(b"\0")
 
 
-def _session_processes() -> dict[tuple[int, int], Proc]:
-    """The descendants of this process and of every process that carries the session marker."""
+def _processes() -> tuple[dict[tuple[int, int], Proc], set[int]]:
+    """The session's processes, and the pids of all the others on the machine.
+
+    The session: the descendants of this process and of every process that carries the
+    session marker (this process itself is in neither set).
+    """
     me = os.getpid()
     table: dict[int, Proc] = {}
     children: dict[int, list[int]] = {}
@@ -325,7 +394,8 @@ def _session_processes() -> dict[tuple[int, int], Proc]:
             found.add(pid)
             todo.extend(children.get(pid, ()))
     found.discard(me)
-    return {(pid, table[pid].start): table[pid] for pid in found if pid in table}
+    session = {(pid, table[pid].start): table[pid] for pid in found if pid in table}
+    return session, table.keys() - found - {me}
 
 
 def _cmdline(pid: int) -> str:
@@ -351,68 +421,13 @@ def _open_fds() -> dict[int, str]:
     return fds
 
 
-def _shm_entries() -> set[str]:
+def _shm_segments() -> set[str]:
+    """The names in /dev/shm that are segments of this library (``ck_<pid>_<hex>``)."""
     try:
-        return set(os.listdir(SHM_DIR))
+        names = os.listdir(SHM_DIR)
     except FileNotFoundError:
         return set()
-
-
-def _not_leaked_shm(names: Iterable[str], ours: set[int]) -> set[str]:
-    """The entries of ``names`` not to charge to the test: gone since, or another program's.
-
-    /dev/shm is shared by every program on the machine, and another test run or benchmark may
-    create entries while a test runs. An entry is another program's if processes outside the
-    session have it open or mapped and none of the session's processes (``ours``) do. An entry
-    that nobody has open or mapped is charged to the test: that is what a leaked segment looks
-    like (created, closed, never unlinked).
-
-    Entries are matched by inode, not by path: ``sem_open`` creates a semaphore under a
-    temporary name, maps it, then links it to its real name, so its creator's mapping shows
-    the temporary name ("/dev/shm/sem.XXXXXX (deleted)").
-    """
-    ours = ours | {os.getpid()}
-    by_inode: dict[int, str] = {}
-    for name in names:
-        try:
-            by_inode[os.stat(f"{SHM_DIR}/{name}").st_ino] = name
-        except FileNotFoundError:
-            pass
-    gone = set(names) - set(by_inode.values())
-    shm_dev = os.stat(SHM_DIR).st_dev
-    users: dict[str, set[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            pid = int(entry)
-            for inode in _shm_inodes_used_by(pid, shm_dev) & by_inode.keys():
-                users.setdefault(by_inode[inode], set()).add(pid)
-    foreign = {name for name, pids in users.items() if not pids & ours}
-    return gone | foreign
-
-
-def _shm_inodes_used_by(pid: int, shm_dev: int) -> set[int]:
-    """The inodes of /dev/shm files that process ``pid`` has mapped or open."""
-    inodes: set[int] = set()
-    try:
-        with open(f"/proc/{pid}/maps") as f:
-            for line in f:
-                # address perms offset major:minor inode [path]
-                fields = line.split(maxsplit=5)
-                if len(fields) >= 5 and fields[4] != "0":
-                    major, _, minor = fields[3].partition(":")
-                    if os.makedev(int(major, 16), int(minor, 16)) == shm_dev:
-                        inodes.add(int(fields[4]))
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(SHM_DIR + "/"):
-                    st = os.stat(f"/proc/{pid}/fd/{fd}")
-                    if st.st_dev == shm_dev:
-                        inodes.add(st.st_ino)
-            except OSError:
-                pass
-    except OSError:  # gone, or not ours to read
-        pass
-    return inodes
+    return {name for name in names if creator_pid(name) is not None}
 
 
 def _multiprocessing_singletons() -> tuple[set[int], set[int]]:

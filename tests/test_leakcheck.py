@@ -3,8 +3,14 @@
 Each case runs an inner pytest session in a subprocess with the plugin loaded and checks its
 verdict. What the inner tests leak dies with the inner session: daemon threads and fds go with
 its process, and child processes block reading a pipe that only the inner session holds, so
-they read end-of-file and exit when it ends. The outer test still waits for them by pid (and
-kills them if they linger) and removes the /dev/shm entry, so it leaks nothing itself.
+they read end-of-file and exit when it ends; a leaked segment is removed by the inner
+session's resource tracker when it ends. The outer test still waits for the processes by pid
+(and kills them if they linger) and removes the segments, so it leaks nothing itself.
+
+/dev/shm is shared with every program on the machine: the check charges a segment to a test
+only if the test's process tree made it (a leak by the test process, or by a child that has
+exited since, is caught), and a suite passes while another program (``_shm_churn.py``) makes
+and removes entries of every kind the whole time.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ from __future__ import annotations
 import os
 import select
 import signal
+import subprocess
+import sys
 import textwrap
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,11 +38,39 @@ import os
 import subprocess
 import sys
 import threading
+import time
+import warnings
 import weakref
 from pathlib import Path
 
+from concurrency_kit import ProcessLock, _shm
+
 HERE = Path(__file__).parent
 KEEP = []  # what a leaking test holds on to until the session ends
+
+
+def record_segment(name):
+    """Tell the outer test which segment to remove."""
+    (HERE / "shm-name.txt").write_text(name)
+
+
+def in_a_child(fn):
+    """Run ``fn()`` in a forked child (which exits at once, no cleanup); return its result."""
+    r, w = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: forking with threads
+        pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(w, fn().encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        return os.read(r, 1000).decode()
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
 
 
 def record_pids(*pids):
@@ -87,12 +123,68 @@ INNER_CASES = {
         def test_leaks_fd():
             KEEP.append(os.open(os.devnull, os.O_RDONLY))
     """,
-    "shm": """
-        def test_leaks_shm():
-            # shm_open(3) on Linux is open(2) in /dev/shm. Not multiprocessing.shared_memory:
-            # its resource tracker would remove the segment behind the outer test's back.
-            name = (HERE / "shm-name.txt").read_text()
-            os.close(os.open(f"/dev/shm/{name}", os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+    "segment": """
+        def test_leaks_segment():
+            segment = _shm.create(64)  # never unlinked
+            KEEP.append(segment)
+            record_segment(segment.name)
+    """,
+    "segment_in_a_child": """
+        def test_leaks_segment_in_a_child():
+            # The child shares the session's resource tracker, which removes the segment only
+            # when the session ends; the child itself has exited when the check looks.
+            name = in_a_child(lambda: _shm.create(64).name)
+            assert name.startswith("ck_")
+            record_segment(name)
+    """,
+    "churn": """
+        CHURN_PID = int(os.environ["CK_CHURN_PID"])
+
+
+        def seen_by_kind(names):
+            kinds = set()
+            for name in names:
+                pid = _shm.creator_pid(name)
+                if pid is None:
+                    kinds.add("not ck_<pid>_<hex>")
+                elif pid == CHURN_PID:
+                    kinds.add("ck_, a live creator")
+                else:
+                    kinds.add("ck_, a creator gone")
+            return kinds
+
+
+        def test_other_programs_entries_come_and_go_while_this_test_runs():
+            # Until entries of every kind have appeared during the test, so that the check
+            # finds some that are not the test's; a deadlock bound, not a delay.
+            before = set(os.listdir("/dev/shm"))
+            end = time.monotonic() + 60
+            while len(seen_by_kind(set(os.listdir("/dev/shm")) - before)) < 3:
+                assert time.monotonic() < end, "the churning program made nothing"
+                time.sleep(0.001)
+
+
+        def test_segments_made_and_removed():
+            for _ in range(20):
+                segment = _shm.create(64)
+                segment.unlink()
+                segment.close()
+
+
+        def test_segment_made_and_removed_by_a_child():
+            def make_and_remove():
+                segment = _shm.create(64)
+                segment.unlink()
+                return segment.name
+
+            assert not Path("/dev/shm", in_a_child(make_and_remove)).exists()
+
+
+        def test_process_lock():
+            lock = ProcessLock()
+            with lock:
+                pass
+            lock.close()
     """,
     "subprocess": """
         CHILD = '''
@@ -136,6 +228,37 @@ INNER_CASES = {
             record_pids(worker.pid)
     """,
 }
+
+
+@pytest.fixture
+def churn(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """Another program making and removing /dev/shm entries (``_shm_churn.py``); yields its pid.
+
+    Stopped (by closing its stdin) and waited for after the test; it removes its entries.
+    """
+    process = subprocess.Popen(
+        [sys.executable, str(TESTS_DIR / "_shm_churn.py")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    try:
+        assert process.stdout.readline() == f"churning {process.pid}\n"
+        monkeypatch.setenv("CK_CHURN_PID", str(process.pid))
+        yield process.pid
+    finally:
+        process.stdin.close()
+        try:
+            code = process.wait(EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
+        finally:
+            process.stdout.close()
+    assert code == 0
 
 
 def _run_inner(
@@ -238,20 +361,48 @@ def test_detects_fd(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) 
     )
 
 
-def test_detects_shm_entry(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    name = f"ck-leakcheck-selftest-{uuid.uuid4().hex}"
-    (pytester.path / "shm-name.txt").write_text(name)
+def _remove_recorded_segment(pytester: pytest.Pytester) -> str:
+    record = pytester.path / "shm-name.txt"
+    if not record.exists():  # the inner test failed before it made one
+        return ""
+    name = record.read_text()
+    Path("/dev/shm", name).unlink(missing_ok=True)
+    return name
+
+
+@pytest.mark.parametrize(
+    ("case", "test_name"),
+    [
+        ("segment", "test_leaks_segment"),
+        ("segment_in_a_child", "test_leaks_segment_in_a_child"),
+    ],
+    ids=["by-the-test-process", "by-a-child-that-exited"],
+)
+def test_detects_segment(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, case: str, test_name: str
+) -> None:
     try:
-        result = _run_inner(pytester, monkeypatch, "shm", SHORT_DEADLINE)
-        _assert_leak_error(
-            result,
-            "test_leaks_shm",
-            "LEAK: the test leaked 1 /dev/shm entry *",
-            "/dev/shm entries:",
-            f"*/dev/shm/{name}",
-        )
+        result = _run_inner(pytester, monkeypatch, case, SHORT_DEADLINE)
     finally:
-        Path("/dev/shm", name).unlink(missing_ok=True)
+        name = _remove_recorded_segment(pytester)
+    assert name
+    _assert_leak_error(
+        result,
+        test_name,
+        "LEAK: the test leaked 1 /dev/shm entry *",
+        "/dev/shm entries:",
+        f"*/dev/shm/{name}",
+    )
+
+
+def test_suite_passes_while_another_program_churns_dev_shm(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, churn: int
+) -> None:
+    # The default deadline, as in a real run: another program's entries are never charged,
+    # however long the check looks.
+    result = _run_inner(pytester, monkeypatch, "churn", "5")
+    result.assert_outcomes(passed=4)
+    result.stdout.no_fnmatch_line("*LEAK*")
 
 
 def test_detects_child_and_grandchild(
