@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
@@ -578,6 +580,163 @@ def test_unpicklable_key_or_value(model: Model, make: Callable[..., Any]) -> Non
         d["new"] = lock
         assert d[lock] == "a lock as a key"
         assert d["new"] is lock
+
+
+# -- values and keys that cannot be unpickled -------------------------------------------------
+
+
+def _refuse_to_load(tag: str) -> Any:
+    raise RuntimeError(f"{tag} refuses to be unpickled")
+
+
+class FailsInSetstate:
+    """Pickles fine; unpickling it raises in ``__setstate__``. Hashable: usable as a key."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    def __getstate__(self) -> dict[str, str]:
+        return {"tag": self.tag}
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        raise RuntimeError(f"{state['tag']} refuses to be unpickled")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FailsInSetstate) and other.tag == self.tag
+
+    def __hash__(self) -> int:
+        return hash(self.tag)
+
+
+class FailsInReduce:
+    """Pickles as a call of a function that raises when it is called, at unpickling."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return _refuse_to_load, (self.tag,)
+
+
+def unloadable(how: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Callable[[], None]]:
+    """A value that cannot be unpickled once ``gone()`` has been called (for "missing class":
+    its class's module is removed from ``sys.modules``, as in a process that never imported
+    the module that another process's value comes from)."""
+    if how == "setstate":
+        return FailsInSetstate("bad"), lambda: None
+    if how == "reduce":
+        return FailsInReduce("bad"), lambda: None
+    module = types.ModuleType("ck_contract_gone")
+    gone_cls = type("Gone", (), {"__module__": module.__name__})
+    module.Gone = gone_cls  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    return gone_cls(), lambda: monkeypatch.delitem(sys.modules, module.__name__)
+
+
+def _get_after_barrier(barrier: Any, d: Any, write: Any, read: Any) -> Any:
+    barrier.wait(DEADLOCK)
+    d[write] = "written"
+    return d[read], d[write], len(d)
+
+
+def fails_naming_bad(call: Callable[[], object]) -> SerializationError:
+    with pytest.raises(SerializationError, match=r"'bad'") as info:
+        call()
+    assert info.value.__cause__ is not None
+    return info.value
+
+
+@pytest.mark.parametrize("how", ["setstate", "reduce", "missing class"])
+def test_a_value_that_cannot_be_unpickled(
+    model: Model, make: Callable[..., Any], how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only what reads the bad value fails, with its key named; the rest works, lock free."""
+    bad, gone = unloadable(how, monkeypatch)
+    d = make({"a": 1, "b": 2})
+    d["bad"] = bad
+    d["c"] = 3
+    gone()
+    if not is_process(model):  # a thread dict keeps the object: nothing is unpickled
+        assert d["bad"] is bad
+        assert list(d.items()) == [("a", 1), ("b", 2), ("bad", bad), ("c", 3)]
+        assert d.pop("bad") is bad
+        return
+
+    error = fails_naming_bad(lambda: d["bad"])
+    assert isinstance(error.__cause__, (RuntimeError, ImportError, AttributeError))
+    calls: list[Callable[[], object]] = [
+        lambda: d["bad"],
+        lambda: d.get("bad"),
+        lambda: d.get("bad", 0),
+        lambda: d.setdefault("bad", 0),
+        lambda: d.pop("bad"),
+        lambda: d.pop("bad", None),
+        lambda: d.update_item("bad", lambda v: 0),
+        lambda: d.update_item("bad", lambda v: 0, default=0),
+        d.to_dict,
+        lambda: d == {},
+        lambda: dict(d.items()),
+    ]
+    for call in calls:
+        fails_naming_bad(call)
+        assert len(d) == 4  # nothing removed, nothing stored
+        assert "bad" in d  # ``in`` does not unpickle the value
+    # Iteration: the good entries before and after come out; the bad one raises where it is.
+    assert list(d) == list(d.keys()) == ["a", "b", "bad", "c"]
+    for view, expected in ((d.items(), [("a", 1), ("b", 2)]), (d.values(), [1, 2])):
+        it = iter(view)
+        assert [next(it), next(it)] == expected
+        fails_naming_bad(lambda it=it: next(it))
+        assert next(it) == (("c", 3) if expected[0] == ("a", 1) else 3)
+        with pytest.raises(StopIteration):
+            next(it)
+        assert len(view) == 4
+    assert ("a", 1) in d.items()  # a lookup in the view unpickles that value only
+    fails_naming_bad(lambda: ("bad", None) in d.items())
+    assert 1 in d.values()
+    assert list(reversed(d.keys())) == ["c", "bad", "b", "a"]
+    # Inside a transaction: the error is the same, and the lock is released however it ends.
+    with d.transaction():
+        fails_naming_bad(lambda: d["bad"])
+        d["t"] = "in the transaction"
+    with pytest.raises(SerializationError), d.transaction():
+        d.update_item("bad", lambda v: v)
+    assert run_parallel(model, _get_after_barrier, [(d, "w", "a")]) == [(1, "written", 6)]
+    # popitem needs the last pair: it raises and keeps the pair; then the others come out.
+    del d["t"], d["w"], d["c"]
+    fails_naming_bad(d.popitem)
+    assert len(d) == 3
+    del d["bad"]  # ``del`` does not unpickle it
+    assert d.popitem() == ("b", 2)
+    d["c"] = bad if how != "missing class" else FailsInReduce("c")
+    d["c"] = "fixed"  # an overwrite does not unpickle the old value
+    assert d.to_dict() == {"a": 1, "c": "fixed"}
+
+
+def test_a_key_that_cannot_be_unpickled(model: Model, make: Callable[..., Any]) -> None:
+    """Such a key is found by lookup (keys are compared pickled); iteration raises at it."""
+    key = FailsInSetstate("key")
+    d = make({"a": 1})
+    d[key] = "value of the bad key"
+    d["z"] = 26
+    assert d[key] == "value of the bad key"
+    assert key in d
+    assert len(d) == 3
+    if not is_process(model):
+        assert list(d) == ["a", key, "z"]
+        return
+    for view in (d, d.keys(), d.items()):
+        it = iter(view)
+        assert next(it) in ("a", ("a", 1))
+        with pytest.raises(SerializationError, match="key") as info:
+            next(it)
+        assert isinstance(info.value.__cause__, RuntimeError)
+        assert next(it) in ("z", ("z", 26))
+    assert list(d.values()) == [1, "value of the bad key", 26]  # values need no key
+    with pytest.raises(SerializationError):
+        d.to_dict()
+    del d[key]
+    assert d == {"a": 1, "z": 26}
 
 
 # -- size: many keys, big values, space reuse --------------------------------------------------

@@ -49,6 +49,15 @@ read with a plain load: on x86-64 (TSO) a change is seen as soon as the ``set`` 
 has returned; on aarch64, as soon as the store reaches the reader's core, which anything that
 orders the two processes (a pipe, a lock) implies.
 
+Trust: the segment is this user's (``_shm.attach`` checks the owner and the mode), but its
+bytes are read as data, never trusted as addresses. Every length and offset read from the
+table is checked before it is used: a root word must describe a geometry that fits the
+reservation, a slot must point at a record inside the current arena (below its ``top``), and
+a record's lengths must keep it there and, in a walk over every record (``items``, ``keys``,
+a rebuild), clear of the next one. A table that fails a check raises
+:exc:`TableCorruptError`: never a read out of bounds, and never another entry's bytes as
+this one's.
+
 Speed: everything is pure Python on :mod:`ctypes` views: a ``c_uint64`` array over the whole
 segment (one index operation reads a word, ~25 ns), ``c_char`` slices for payloads (one
 ``bytes`` copy), and the mutex taken with ``pthread_mutex_trylock`` bound through
@@ -76,10 +85,11 @@ from typing import Any, Final
 import attrs
 
 from concurrency_kit import _shm
+from concurrency_kit.errors import ConcurrencyKitError
 from concurrency_kit.sync import _robust
 from concurrency_kit.sync._robust import EBUSY, EOWNERDEAD, ETIMEDOUT, FUTEX_TID_MASK, MutexWords
 
-__all__ = ["SharedHashTable", "TableFullError", "TableStatistics", "key_hash"]
+__all__ = ["SharedHashTable", "TableCorruptError", "TableFullError", "TableStatistics", "key_hash"]
 
 key_hash: Final = zlib.crc32
 """The hash of a key's bytes the table expects: deterministic in every process (CRC-32)."""
@@ -126,6 +136,22 @@ _MADV_POPULATE_WRITE: Final = 23
 
 class TableFullError(MemoryError):
     """The table cannot grow: ``/dev/shm`` is full, or the table's reservation is."""
+
+
+class TableCorruptError(ConcurrencyKitError, RuntimeError):
+    """The table's bytes do not describe a valid table (a length or an offset is out of place).
+
+    Nothing this library writes can cause it, a crash included (see the module docstring):
+    something else wrote into the segment. The operation is refused before it reads or writes
+    out of place; the table should be recreated.
+    """
+
+
+def _corrupt(name: str, what: str) -> TableCorruptError:
+    return TableCorruptError(
+        f"the shared dict {name} is corrupt: {what} (something other than concurrency_kit "
+        "wrote into its shared memory); recreate it"
+    )
 
 
 @attrs.frozen
@@ -495,6 +521,8 @@ class SharedHashTable:
                     first.close()
                     if magic != _MAGIC:
                         raise ValueError(f"segment {name!r} does not hold a shared hash table")
+                    if not (_MIN_AREA <= area <= _MAX_AREA and area & (area - 1) == 0):
+                        raise _corrupt(name, f"its header gives an arena size of {area} bytes")
                     segment = _shm.attach(name, _segment_size(area))
                 except FileNotFoundError:
                     raise FileNotFoundError(
@@ -617,20 +645,33 @@ class SharedHashTable:
         return self._load(root)
 
     def _load(self, root: int) -> tuple[int, ...]:
-        """The geometry of generation ``root`` (a clean root word), cached in ``_geo``."""
+        """The geometry of generation ``root`` (a clean root word), cached in ``_geo``.
+
+        Raises:
+            TableCorruptError: the root word does not describe a geometry that fits.
+        """
         area = self._m.area
         index_area = (root >> 8) & 1
         arena_area = (root >> 9) & 1
-        slots = 1 << (root & 0xFF)
+        log2 = root & 0xFF
+        if (root >> 10) & 0x3F or not 4 <= log2 <= (area // 16).bit_length() - 1:
+            raise _corrupt(self.name, f"its root word {root:#x} gives no valid geometry")
+        slots = 1 << log2
+        arena_start = _PAGE + area + arena_area * area
+        gen = _W_GEN + 4 * index_area
+        words = self._words
+        if not arena_start <= words[gen + _TOP] <= words[gen + _LIMIT] <= arena_start + area:
+            raise _corrupt(self.name, "the top of its arena is outside the arena")
         geo = (
             root,
             (_PAGE + index_area * (area // 2)) >> 3,  # 1: word of the first slot
             slots - 1,  # 2: slot mask
             _W_GEN + 4 * index_area,  # 3: word of the generation's counters
-            _PAGE + area + arena_area * area,  # 4: arena start (bytes)
+            arena_start,  # 4: arena start (bytes)
             int(slots * _MAX_LOAD),  # 5: used slots that trigger a rebuild
             index_area,  # 6
             arena_area,  # 7
+            arena_start + area,  # 8: arena end (bytes)
         )
         self._geo = geo
         return geo
@@ -669,22 +710,21 @@ class SharedHashTable:
             ib = geo[1]
             mask = geo[2]
             tag = (h >> 5) & 0x7FFFFFF  # _TAG_MASK
-            i = tag & mask
+            i = start = tag & mask
             value = _ABSENT
             while True:
                 w = words[ib + i]
                 if not w:
                     break
                 if w >> 36 == tag:  # never a deletion marker: its "tag" is 1 << 27
-                    off = w & 0xFFFFFFFFF  # _OFF_MASK
-                    lens = words[off]
-                    a = (off + 1) << 3
-                    b = a + (lens & 0xFFFFFFFF)
+                    a, b, end = self._record(geo, w)
                     buf = self._buf
                     if buf[a:b] == key:
-                        value = buf[b : b + (lens >> 32)]
+                        value = buf[b:end]
                         break
                 i = (i + 1) & mask
+                if i == start:
+                    raise _corrupt(self.name, "its index has no empty slot")
         finally:
             _unlock(ptr)
         if len(value) <= _CACHE_VALUE_BYTES:
@@ -695,19 +735,59 @@ class SharedHashTable:
                 self._cache = (version, {key: value})
         return None if value is _ABSENT else value
 
+    def _record(self, geo: tuple[int, ...], w: int) -> tuple[int, int, int]:
+        """Where the record of slot word ``w`` keeps its key (``[a, b)``) and value (``[b, end)``).
+
+        Raises:
+            TableCorruptError: the slot or the record's lengths point outside the arena.
+        """
+        words = self._words
+        off = w & 0xFFFFFFFFF  # _OFF_MASK
+        a = (off + 1) << 3
+        top = words[geo[3]]  # + _TOP
+        if off << 3 < geo[4] or a > top:
+            raise _corrupt(self.name, f"a slot points at byte {off << 3}, outside the arena")
+        lens = words[off]
+        b = a + (lens & 0xFFFFFFFF)
+        end = b + (lens >> 32)
+        if end > top:
+            raise _corrupt(self.name, f"the record at byte {off << 3} runs past the arena's end")
+        return a, b, end
+
     def __len__(self) -> int:
         self.enter()
         try:
-            return int(self._words[self._current()[3] + _COUNT])
+            geo = self._current()
+            count = int(self._words[geo[3] + _COUNT])
+            if count > geo[2]:  # an index always keeps an empty slot
+                raise _corrupt(self.name, f"it counts {count} entries in {geo[2] + 1} slots")
+            return count
         finally:
             self.exit()
 
     def _live_words(self, geo: tuple[int, ...]) -> list[int]:
-        """The live slot words of generation ``geo``, in arena order (order of last write)."""
+        """The live slot words of generation ``geo``, in arena order (order of last write).
+
+        Raises:
+            TableCorruptError: a record is outside the arena, or overlaps the next one.
+        """
         ib = geo[1]
         slots = self._m.mvq[ib : ib + geo[2] + 1].tolist()
         live = [w for w in slots if 0 < w < _TOMB]
         live.sort(key=_OFF_MASK.__and__)
+        words = self._words
+        end = geo[4]  # the end of the previous record: the next one starts at or above it
+        top = words[geo[3] + _TOP]
+        for w in live:
+            start = (w & _OFF_MASK) << 3
+            if start < geo[4] or start + 8 > top:
+                raise _corrupt(self.name, f"a slot points at byte {start}, outside the arena")
+            if start < end:
+                raise _corrupt(self.name, f"the records at bytes {start} and below overlap")
+            lens = words[start >> 3]
+            end = start + ((15 + (lens & _LOW32) + (lens >> 32)) & ~7)
+            if end > top:
+                raise _corrupt(self.name, f"the record at byte {start} runs past the arena's end")
         return live
 
     def items(self) -> list[tuple[bytes, bytes]]:
@@ -778,13 +858,16 @@ class SharedHashTable:
                     geo = self._refresh(root)
                 gen = geo[3]
                 top = words[gen]  # + _TOP
-                if top + size > words[gen + 1]:  # + _LIMIT: the committed end of the arena
+                limit = words[gen + 1]  # + _LIMIT: the committed end of the arena
+                if top < geo[4] or limit > geo[8]:
+                    raise _corrupt(self.name, "the top of its arena is outside the arena")
+                if top + size > limit:
                     geo = self._make_room(geo, size, False)
                     gen = geo[3]
                     top = words[gen]
                 ib = geo[1]
                 mask = geo[2]
-                i = tag & mask
+                i = start = tag & mask
                 free = -1
                 buf = self._buf
                 while True:
@@ -792,9 +875,8 @@ class SharedHashTable:
                     if not w:
                         break
                     if w >> 36 == tag:
-                        off = w & 0xFFFFFFFFF  # _OFF_MASK
-                        a = (off + 1) << 3
-                        if buf[a : a + (words[off] & 0xFFFFFFFF)] == key:
+                        a, b, _ = self._record(geo, w)
+                        if buf[a:b] == key:
                             # Overwrite: a new record, then one store switches the slot to it.
                             self._mvb[top : top + n] = record
                             words[gen] = top + size
@@ -804,6 +886,8 @@ class SharedHashTable:
                     elif free < 0 and w == 0x8000000000000000:  # _TOMB: reusable
                         free = i
                     i = (i + 1) & mask
+                    if i == start:
+                        raise _corrupt(self.name, "its index has no empty slot")
                 if free < 0:
                     if words[gen + 3] >= geo[5]:  # _USED: too many slots taken, rebuild first
                         geo = self._make_room(geo, size, True)
@@ -846,18 +930,19 @@ class SharedHashTable:
                 ib = geo[1]
                 mask = geo[2]
                 tag = (h >> 5) & 0x7FFFFFF  # _TAG_MASK
-                i = tag & mask
+                i = start = tag & mask
                 buf = self._buf
                 while True:
                     w = words[ib + i]
                     if not w:
                         return False
                     if w >> 36 == tag:
-                        off = w & 0xFFFFFFFFF  # _OFF_MASK
-                        a = (off + 1) << 3
-                        if buf[a : a + (words[off] & 0xFFFFFFFF)] == key:
+                        a, b, _ = self._record(geo, w)
+                        if buf[a:b] == key:
                             break
                     i = (i + 1) & mask
+                    if i == start:
+                        raise _corrupt(self.name, "its index has no empty slot")
                 gen = geo[3]
                 words[_W_VERSION] += 1
                 if words[ib + ((i + 1) & mask)]:
@@ -945,7 +1030,7 @@ class SharedHashTable:
                 return geo
         # Commit more arena in place: double it, at least to what the record needs.
         w_committed = _W_COMMITTED + 2 + geo[7]
-        committed = words[w_committed]
+        committed = self._committed(w_committed)
         want = min(area, _round_page(max(2 * committed, top + size - arena_start)))
         if top + size > arena_start + want:
             raise TableFullError(
@@ -1047,7 +1132,7 @@ class SharedHashTable:
         """
         m = self._m
         words = self._words
-        committed = words[w_committed]
+        committed = self._committed(w_committed)
         keep = max(need, _KEEP)
         if committed > keep:
             words[w_committed] = keep  # first: a recorded page is always an allocated page
@@ -1057,6 +1142,19 @@ class SharedHashTable:
             _commit(m.base, m.path, start + committed, need - committed)
             words[w_committed] = committed = need
         return int(committed)
+
+    def _committed(self, w: int) -> int:
+        """The committed bytes of an area, from its header word ``w``.
+
+        Raises:
+            TableCorruptError: more than the area holds (giving pages back would reach into
+                the next area).
+        """
+        committed = int(self._words[w])
+        size = self._m.area // 2 if w < _W_COMMITTED + 2 else self._m.area
+        if committed > size:
+            raise _corrupt(self.name, f"an area of {size} bytes claims {committed} committed")
+        return committed
 
     def _free_unused(self, geo: tuple[int, ...], *, thorough: bool = False) -> None:
         """Give back the pages of the areas generation ``geo`` does not use, but :data:`_KEEP`.
@@ -1077,7 +1175,7 @@ class SharedHashTable:
         in_use = (geo[6], 2 + geo[7])
         for start, size, k in areas:
             w = _W_COMMITTED + k
-            committed = words[w]
+            committed = self._committed(w)
             if k not in in_use and committed > _KEEP:
                 words[w] = _KEEP  # first: a recorded page is always an allocated page
                 if not thorough:

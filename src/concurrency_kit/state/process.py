@@ -52,7 +52,7 @@ import ctypes
 import io
 import pickle
 import weakref
-from collections.abc import Iterable, Iterator, KeysView, Mapping
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from typing import Any, NoReturn
 
 from concurrency_kit import _serialize, _shm
@@ -657,6 +657,24 @@ def _encode_key(key: Any) -> bytes:
 
 
 def _decode_key(data: bytes) -> Any:
+    """The key stored as ``data`` (by :func:`_encode_key`, in any process).
+
+    Raises:
+        SerializationError: it cannot be unpickled here (its class cannot be imported in this
+            process, say), or the bytes are no stored key.
+    """
+    try:
+        return _decode_key_part(data)
+    except SerializationError:
+        raise
+    except Exception as exc:
+        raise SerializationError(
+            f"cannot unpickle a key of a ProcessSharedDict (stored as {data[:60]!r}"
+            f"{'...' if len(data) > 60 else ''}): {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _decode_key_part(data: bytes) -> Any:
     tag = data[:1]
     if tag == b"s":
         return data[1:].decode("utf-8", "surrogatepass")
@@ -664,7 +682,7 @@ def _decode_key(data: bytes) -> Any:
         return data[1:]
     if tag == b"i":
         return int(data[1:])
-    if tag == b"n":
+    if tag == b"n" and len(data) == 1:
         return None
     if tag == b"t":
         items = []
@@ -672,10 +690,151 @@ def _decode_key(data: bytes) -> Any:
         while position < len(data):
             size = int.from_bytes(data[position : position + 4], "little")
             position += 4
-            items.append(_decode_key(data[position : position + size]))
+            if len(data) - position < size:  # the lengths are data: never read past the key
+                raise ValueError("a tuple key's item runs past its end")
+            items.append(_decode_key_part(data[position : position + size]))
             position += size
         return tuple(items)
-    return pickle.loads(data[1:])
+    if tag == b"p":
+        return pickle.loads(data[1:])
+    raise ValueError(f"unknown key tag {tag!r}")
+
+
+def _decode_value(key_data: bytes, data: bytes) -> Any:
+    """The value stored as ``data`` for the key stored as ``key_data``.
+
+    Raises:
+        SerializationError: it cannot be unpickled here; the message names the key.
+    """
+    try:
+        if data[-1:] != b".":  # every pickle ends with STOP: a wrong length is seen here
+            raise pickle.UnpicklingError("the stored pickle does not end where it should")
+        return _serialize.loads(data)
+    except Exception as exc:
+        try:
+            key = repr(_decode_key(key_data))
+        except SerializationError:
+            key = f"stored as {key_data[:60]!r}"
+        raise SerializationError(
+            f"cannot unpickle the value of the key {key:.100} of a ProcessSharedDict: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+_KEYS, _VALUES, _ITEMS = 0, 1, 2
+
+
+class _Decoding(Iterator[Any]):
+    """Iterates over stored entries, unpickling each as it is reached.
+
+    An entry that cannot be unpickled raises :exc:`SerializationError` when it is reached, and
+    the iteration goes on after it at the next call: ``next()`` never gets stuck on it.
+    """
+
+    __slots__ = ("_keys", "_next", "_values", "_what")
+
+    def __init__(self, keys: list[bytes], values: list[bytes] | None, what: int) -> None:
+        self._keys = keys
+        self._values = values
+        self._what = what
+        self._next = 0
+
+    def __iter__(self) -> _Decoding:
+        return self
+
+    def __next__(self) -> Any:
+        i = self._next
+        keys = self._keys
+        if i >= len(keys):
+            raise StopIteration
+        self._next = i + 1  # first: an entry that fails is behind the next call
+        what = self._what
+        if what == _VALUES:
+            return _decode_value(keys[i], self._values[i])  # type: ignore[index]
+        key = _decode_key(keys[i])
+        if what == _KEYS:
+            return key
+        return key, _decode_value(keys[i], self._values[i])  # type: ignore[index]
+
+    def __length_hint__(self) -> int:
+        return len(self._keys) - self._next
+
+
+class _Snapshot(Mapping[Any, Any]):
+    """The entries of a ProcessSharedDict at one moment, still pickled: read, they unpickle."""
+
+    __slots__ = ("_index", "_keys", "_values")
+
+    def __init__(self, keys: list[bytes], values: list[bytes] | None) -> None:
+        self._keys = keys
+        self._values = values
+        self._index: dict[bytes, int] | None = None  # built at the first lookup
+
+    def _find(self, key: Any) -> int:
+        try:
+            data = _encode_key(key)
+        except SerializationError:  # never stored
+            return -1
+        index = self._index
+        if index is None:
+            index = self._index = {k: i for i, k in enumerate(self._keys)}
+        return index.get(data, -1)
+
+    def __getitem__(self, key: Any) -> Any:
+        i = self._find(key)
+        if i < 0 or self._values is None:
+            raise KeyError(key)
+        return _decode_value(self._keys[i], self._values[i])
+
+    def __contains__(self, key: object) -> bool:
+        return self._find(key) >= 0
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __iter__(self) -> Iterator[Any]:
+        return _Decoding(self._keys, None, _KEYS)
+
+    def __reversed__(self) -> Iterator[Any]:
+        return _Decoding(self._keys[::-1], None, _KEYS)
+
+
+class _KeysView(KeysView[Any]):
+    __slots__ = ()
+    _mapping: _Snapshot
+
+    def __iter__(self) -> Iterator[Any]:
+        return _Decoding(self._mapping._keys, None, _KEYS)
+
+    def __reversed__(self) -> Iterator[Any]:
+        return reversed(self._mapping)
+
+
+class _ValuesView(ValuesView[Any]):
+    __slots__ = ()
+    _mapping: _Snapshot
+
+    def __iter__(self) -> Iterator[Any]:
+        return _Decoding(self._mapping._keys, self._mapping._values, _VALUES)
+
+    def __reversed__(self) -> Iterator[Any]:
+        m = self._mapping
+        return _Decoding(m._keys[::-1], m._values[::-1], _VALUES)  # type: ignore[index]
+
+    def __contains__(self, value: object) -> bool:
+        return any(v is value or v == value for v in self)
+
+
+class _ItemsView(ItemsView[Any, Any]):
+    __slots__ = ()
+    _mapping: _Snapshot
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return _Decoding(self._mapping._keys, self._mapping._values, _ITEMS)
+
+    def __reversed__(self) -> Iterator[tuple[Any, Any]]:
+        m = self._mapping
+        return _Decoding(m._keys[::-1], m._values[::-1], _ITEMS)  # type: ignore[index]
 
 
 class _TableLock:
@@ -721,6 +880,36 @@ class ProcessSharedDict(SharedDictCore, Closing):
     A process killed in the middle of an update never leaves the table corrupt or locked: the
     next user takes the mutex over (counted in :meth:`statistics`) and repairs the counts.
 
+    A value (or a key) that cannot be unpickled in this process (its class cannot be imported
+    here, or its ``__setstate__`` raises) is a :exc:`~concurrency_kit.SerializationError`
+    naming the key, with the original error as ``__cause__``, raised by the operation that
+    reads that entry only: ``d[key]``, ``get``, ``pop``, ``setdefault``, ``update_item`` and
+    ``popitem`` raise it and leave the entry as it is; ``in``, ``len``, ``del d[key]``,
+    ``d[key] = new`` and ``clear`` never unpickle a value, so they work. Unpickling happens
+    outside the dict's lock (or, inside a compound operation, it is released as the error
+    propagates): other keys stay readable and writable by every process.
+
+    Iterating (over the dict, :meth:`keys`, :meth:`values` or :meth:`items`) unpickles each
+    entry as it is reached: the entries before a bad one come out, the bad one raises
+    :exc:`~concurrency_kit.SerializationError` from that ``next()``, and the next ``next()``
+    goes on with the entry after it, so a caller can skip bad entries::
+
+        it = iter(d.items())
+        while True:
+            try:
+                key, value = next(it)
+            except StopIteration:
+                break
+            except SerializationError as exc:
+                log.warning("skipped: %s", exc)
+                continue
+            ...
+
+    A ``for`` loop stops at the first bad entry (with its error), as it does for any
+    exception. :meth:`to_dict`, ``==`` and ``popitem`` need every (the last) value and raise
+    for a bad one. Keys of ``str``, ``bytes``, ``int``, ``None`` and tuples of those are not
+    pickled, so iterating over the keys fails only on keys of other types (pickled).
+
     Example::
 
         counts = ProcessSharedDict()
@@ -757,7 +946,14 @@ class ProcessSharedDict(SharedDictCore, Closing):
         except SerializationError:  # a key that cannot be pickled was never stored
             return MISSING
         value = self._table.get(data, key_hash(data))
-        return MISSING if value is None else _serialize.loads(value)
+        return MISSING if value is None else _decode_value(data, value)
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            data = _encode_key(key)
+        except SerializationError:  # a key that cannot be pickled was never stored
+            return False
+        return self._table.get(data, key_hash(data)) is not None  # the value is not unpickled
 
     def _store(self, key: Any, value: Any) -> None:
         data = _encode_key(key)
@@ -785,15 +981,58 @@ class ProcessSharedDict(SharedDictCore, Closing):
                 table.set(data, h, value_data)
 
     def _snapshot(self) -> dict[Any, Any]:
-        loads = _serialize.loads
-        return {_decode_key(k): loads(v) for k, v in self._table.items()}
+        return dict(_Decoding(*self._raw_items(), _ITEMS))
+
+    def _raw_items(self) -> tuple[list[bytes], list[bytes]]:
+        pairs = self._table.items()
+        return [k for k, _ in pairs], [v for _, v in pairs]
 
     def __iter__(self) -> Iterator[Any]:
-        return iter([_decode_key(k) for k in self._table.keys()])  # noqa: SIM118 - not a dict
+        """Iterate over the keys as of now; each is unpickled as it is reached (see the class)."""
+        return _Decoding(self._table.keys(), None, _KEYS)
 
     def keys(self) -> KeysView[Any]:
-        """The keys, as of now (a snapshot: later changes do not show in it)."""
-        return dict.fromkeys(self).keys()
+        """The keys, as of now (a snapshot: later changes do not show in it).
+
+        Iterating unpickles each key as it is reached; a key that cannot be unpickled raises
+        :exc:`~concurrency_kit.SerializationError` there (see the class). ``len`` and ``in``
+        unpickle nothing.
+        """
+        return _KeysView(_Snapshot(self._table.keys(), None))
+
+    def values(self) -> ValuesView[Any]:
+        """The values, as of now (a snapshot: later changes do not show in it).
+
+        Iterating unpickles each value as it is reached; a value that cannot be unpickled
+        raises :exc:`~concurrency_kit.SerializationError` there, naming its key (see the
+        class).
+        """
+        return _ValuesView(_Snapshot(*self._raw_items()))
+
+    def items(self) -> ItemsView[Any, Any]:
+        """The (key, value) pairs, as of now (a snapshot: later changes do not show in it).
+
+        Iterating unpickles each pair as it is reached; a pair that cannot be unpickled
+        raises :exc:`~concurrency_kit.SerializationError` there, naming its key (see the
+        class). ``(key, value) in items`` unpickles that key's value only.
+        """
+        return _ItemsView(_Snapshot(*self._raw_items()))
+
+    def popitem(self) -> tuple[Any, Any]:
+        """Remove and return the last (key, value) pair in iteration order.
+
+        Raises:
+            KeyError: the dict is empty.
+            SerializationError: the last pair cannot be unpickled (it stays in the dict).
+        """
+        with self._lock:
+            pairs = self._table.items()
+            if not pairs:
+                raise KeyError("popitem(): dictionary is empty")
+            data, value_data = pairs[-1]
+            pair = _decode_key(data), _decode_value(data, value_data)
+            self._table.delete(data, key_hash(data))
+            return pair
 
     def __len__(self) -> int:
         return len(self._table)
