@@ -14,6 +14,7 @@ skipped elsewhere.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import pickle
 import secrets
@@ -248,3 +249,17 @@ def test_planted_shared_dict_image_does_not_run_the_attackers_code(tmp_path: Pat
     finally:
         planted.unlink(missing_ok=True)
         evil.close()
+
+
+def test_an_open_that_fails_for_another_reason_is_not_called_untrusted(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plant(name)
+
+    def no_descriptor_left(*args: object) -> int:
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    monkeypatch.setattr(os, "open", no_descriptor_left)
+    with pytest.raises(OSError, match="Too many open files") as info:
+        _shm.attach(name, SIZE)
+    assert not isinstance(info.value, UntrustedSegmentError)

@@ -136,16 +136,30 @@ def _refuse(name: str, why: str) -> UntrustedSegmentError:
 
 def _kind(mode: int) -> str:
     for test, kind in (
+        (stat.S_ISLNK, "a symbolic link"),
         (stat.S_ISDIR, "a directory"),
         (stat.S_ISFIFO, "a FIFO"),
         (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISLNK, "a symbolic link"),
         (stat.S_ISCHR, "a character device"),
         (stat.S_ISBLK, "a block device"),
     ):
         if test(mode):
             return kind
     return "not a regular file"
+
+
+def _wrong(st: os.stat_result) -> str | None:
+    """What makes the file ``st`` describes not a segment this user made; ``None``: nothing."""
+    if not stat.S_ISREG(st.st_mode):
+        return f"it is {_kind(st.st_mode)}"
+    euid = os.geteuid()
+    if st.st_uid != euid:
+        return f"it is owned by uid {st.st_uid}, not by this user (uid {euid})"
+    if stat.S_IMODE(st.st_mode) != _MODE:
+        return f"its mode is {stat.S_IMODE(st.st_mode):#o}, not 0o600"
+    if st.st_nlink != 1:
+        return f"it has {st.st_nlink} hard links, not 1"
+    return None
 
 
 def open_checked(name: str) -> int:
@@ -160,6 +174,7 @@ def open_checked(name: str) -> int:
         ValueError: ``name`` is not a segment name of this library.
         FileNotFoundError: there is no such segment.
         UntrustedSegmentError: the file under the name fails a check (the message says which).
+        OSError: the segment could not be opened for another reason (no descriptor left).
     """
     if _NAME.fullmatch(name) is None:
         raise ValueError(f"not a concurrency_kit shared-memory segment name: {name!r}")
@@ -169,23 +184,18 @@ def open_checked(name: str) -> int:
         fd = os.open(path, flags)
     except FileNotFoundError:
         raise
-    except OSError as exc:  # ELOOP (a symlink), EISDIR, ENXIO (a socket), EACCES, ...
+    except OSError:  # ELOOP (a symlink), EISDIR, ENXIO (a socket), EACCES, EMFILE, ...
         try:
-            what = _kind(os.lstat(path).st_mode)
+            why = _wrong(os.lstat(path))
         except OSError:
-            what = "cannot be opened"
-        raise _refuse(name, f"it is {what} ({exc.strerror})") from None
+            why = None
+        if why is None:
+            raise
+        raise _refuse(name, why) from None
     try:
-        st = os.fstat(fd)
-        euid = os.geteuid()
-        if not stat.S_ISREG(st.st_mode):
-            raise _refuse(name, f"it is {_kind(st.st_mode)}")
-        if st.st_uid != euid:
-            raise _refuse(name, f"it is owned by uid {st.st_uid}, not by this user (uid {euid})")
-        if stat.S_IMODE(st.st_mode) != _MODE:
-            raise _refuse(name, f"its mode is {stat.S_IMODE(st.st_mode):#o}, not 0o600")
-        if st.st_nlink != 1:
-            raise _refuse(name, f"it has {st.st_nlink} hard links, not 1")
+        why = _wrong(os.fstat(fd))
+        if why is not None:
+            raise _refuse(name, why)
     except BaseException:
         os.close(fd)
         raise
