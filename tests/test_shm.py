@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
 import textwrap
@@ -161,6 +162,28 @@ def test_a_forked_copy_is_not_the_creator(segment: _shm.Segment) -> None:
         os.close(r)
         os.waitpid(pid, 0)
     assert Path(segment.path).exists()
+
+
+def test_atexit_handlers_do_not_unmap(segment: _shm.Segment) -> None:
+    # Python 3.13+ runs atexit handlers in fork and forkserver children before os._exit; a
+    # robust mutex must still be mapped when the process dies (test_holder_dies_by_raising).
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            other = _shm.attach(segment.name, segment.size)
+            atexit._run_exitfuncs()
+            maps = Path("/proc/self/maps").read_text()
+            os.write(w, b"%d" % maps.count(segment.name))
+            del other
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        assert os.read(r, 10) == b"2"  # the creator's mapping (inherited) and the attacher's
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
 
 
 CREATOR = textwrap.dedent(
