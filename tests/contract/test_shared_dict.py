@@ -21,6 +21,7 @@ that exit) is in ``tests/state/test_shared_dict_faults.py``.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import pickle
 import sys
@@ -44,7 +45,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from concurrency_kit import Model, ProcessSharedDict, SerializationError, SharedDictStatistics
+from concurrency_kit import (
+    LockTimeoutError,
+    Model,
+    ProcessSharedDict,
+    SerializationError,
+    SharedDictStatistics,
+)
 
 DEADLOCK = 60.0
 """Seconds after which a wait that should have ended is a deadlock (a failure, not a pass)."""
@@ -459,6 +466,65 @@ def _announce_then_set(d: Any, event: Any) -> Any:
         before = d["k"]
         d["k"] = "theirs"
     return before
+
+
+def _try_transactions(barrier: Any, d: Any) -> list[str]:
+    """Enter ``d.transaction()`` with short timeouts; what happened to each."""
+    barrier.wait(DEADLOCK)
+    outcomes = []
+    for timeout in (0, 0.05):
+        try:
+            with d.transaction(timeout=timeout) as t:
+                assert t is d
+                outcomes.append("entered")
+        except LockTimeoutError as exc:
+            is_timeout = isinstance(exc, TimeoutError) and "transaction()" in str(exc)
+            outcomes.append("timed out" if is_timeout else f"bad error: {exc!r}")
+    return outcomes
+
+
+def test_transaction_timeout(model: Model, make: Callable[..., Any]) -> None:
+    """A transaction that cannot get the lock in time raises LockTimeoutError and runs nothing."""
+    d = make({"k": 1})
+    with d.transaction():
+        assert run_parallel(model, _try_transactions, [(d,)]) == [["timed out", "timed out"]]
+        with d.transaction(timeout=0):  # re-entrant: the holder never waits
+            d["k"] = 2
+    assert run_parallel(model, _try_transactions, [(d,)]) == [["entered", "entered"]]
+    assert d == {"k": 2}
+
+
+@pytest.mark.parametrize("timeout", [None, 0, 0.0, 1, 2.5, math.inf, 1e300, 2**80])
+def test_transaction_timeouts_that_wait_or_not(
+    make: Callable[..., Any], timeout: float | None
+) -> None:
+    d = make()
+    with d.transaction(timeout=timeout):
+        d["in"] = True
+    assert d == {"in": True}
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [
+        (-1, ValueError),
+        (-0.001, ValueError),
+        (-math.inf, ValueError),
+        (math.nan, ValueError),
+        ("1", TypeError),
+        (True, TypeError),
+        ([], TypeError),
+    ],
+)
+def test_transaction_refuses_a_bad_timeout_at_the_call(
+    model: Model, make: Callable[..., Any], timeout: Any, error: type[Exception]
+) -> None:
+    d = make()
+    with pytest.raises(error, match="timeout"):
+        d.transaction(timeout=timeout)  # at the call, before any ``with``
+    with d.transaction(timeout=0):  # the lock was not taken
+        d["free"] = True
+    assert run_parallel(model, _try_transactions, [(d,)]) == [["entered", "entered"]]
 
 
 # -- values and keys: what each model stores ---------------------------------------------------

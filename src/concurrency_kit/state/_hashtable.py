@@ -579,6 +579,17 @@ class SharedHashTable:
         if rc:
             self._acquire_slow(rc)
 
+    def acquire(self, deadline: float | None) -> bool:
+        """Take the table's mutex (recursive) if it comes free by ``deadline``; whether taken.
+
+        Args:
+            deadline: a :func:`time.monotonic` time, or ``None`` to wait as long as it takes.
+        """
+        rc = _trylock(self._ptr)
+        if rc:
+            return self._acquire_slow(rc, deadline)
+        return True
+
     def exit(self) -> None:
         """Release the table's mutex once.
 
@@ -602,10 +613,12 @@ class SharedHashTable:
         finally:
             self.exit()
 
-    def _acquire_slow(self, rc: int) -> None:
+    def _acquire_slow(self, rc: int, deadline: float | None = None) -> bool:
         """Finish taking the mutex after a first ``trylock`` returned ``rc`` (not 0).
 
-        On an exception (a signal handler's, say) the mutex is not held when this returns.
+        Returns whether the mutex was taken by ``deadline`` (a :func:`time.monotonic` time;
+        ``None``: wait as long as it takes, and the answer is ``True``). On an exception (a
+        signal handler's, say) the mutex is not held when this returns.
         """
         if self._m is _CLOSED:
             raise ValueError("the shared hash table is closed")
@@ -618,7 +631,14 @@ class SharedHashTable:
                 rc = _trylock(ptr)
             while rc in (EBUSY, ETIMEDOUT):
                 # Wait with the GIL released, in slices so that signal handlers run.
-                rc = pthread.lock_until(ptr, time.monotonic_ns() + _SLICE_NS)
+                now = time.monotonic_ns()
+                end = now + _SLICE_NS
+                if deadline is not None:
+                    left = int((deadline - time.monotonic()) * 1e9)
+                    if left <= 0:
+                        return False  # not taken: nothing to undo
+                    end = now + min(_SLICE_NS, left)
+                rc = pthread.lock_until(ptr, end)
             if rc == EOWNERDEAD:
                 pthread.consistent(ptr)
                 words = self._words
@@ -627,6 +647,7 @@ class SharedHashTable:
                 words[_W_ROOT] |= _DIRTY  # the holder may have died inside a change
             elif rc:
                 raise OSError(rc, f"pthread_mutex_lock: {os.strerror(rc)}")
+            return True
         except BaseException:
             if int(self._m.mutex.lock) & FUTEX_TID_MASK == threading.get_native_id():
                 # Interrupted with the mutex taken: perhaps before it was made consistent.

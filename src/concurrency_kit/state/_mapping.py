@@ -3,9 +3,9 @@
 A model's dict provides a re-entrant lock and five operations on its storage; everything a
 :class:`collections.abc.MutableMapping` offers, plus the atomic helpers, is built here on them::
 
-    model provides            _lock (re-entrant; ``with``), _lookup(key) -> value | MISSING,
-                              _store(key, value), _remove(key) -> bool, _snapshot() -> dict,
-                              __len__
+    model provides            _lock (re-entrant; ``with``), _acquire(seconds) -> bool,
+                              _lookup(key) -> value | MISSING, _store(key, value),
+                              _remove(key) -> bool, _snapshot() -> dict, __len__
     built here                [], []=, del, in, iter, get, keys/values/items, pop, popitem,
                               setdefault, update, clear, update_item, transaction, to_dict
 
@@ -29,10 +29,14 @@ from collections.abc import (
     MutableMapping,
     ValuesView,
 )
+from contextlib import AbstractContextManager
 from typing import Any, Final
 
 import attrs
 from typing_extensions import Self
+
+from concurrency_kit._core.deadline import check_timeout
+from concurrency_kit.errors import LockTimeoutError
 
 __all__ = ["MISSING", "SharedDictCore", "SharedDictStatistics"]
 
@@ -84,6 +88,10 @@ class SharedDictCore(MutableMapping[Any, Any]):
         raise NotImplementedError
 
     def _snapshot(self) -> dict[Any, Any]:
+        raise NotImplementedError
+
+    def _acquire(self, seconds: float | None) -> bool:
+        """Take ``_lock`` (re-entrantly) within ``seconds`` (``None``: as long as it takes)."""
         raise NotImplementedError
 
     def __len__(self) -> int:
@@ -212,16 +220,37 @@ class SharedDictCore(MutableMapping[Any, Any]):
             self._store(key, new)
             return new
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Self]:
+    def transaction(self, timeout: float | None = None) -> AbstractContextManager[Self]:
         """Hold the dict's lock for a ``with`` block, which gets the dict.
 
         Every operation of the block (by the calling thread) works as usual; no other thread
         or process reads or writes the dict until the block ends. A block that raises leaves
-        the changes it made before raising.
+        the changes it made before raising. Transactions nest (the lock is re-entrant).
+
+        Args:
+            timeout: how long to wait for the lock, in seconds (``None`` or ``math.inf``: as
+                long as it takes; ``0``: not at all).
+
+        Raises:
+            LockTimeoutError: entering the block, the lock was not free within ``timeout``
+                (a :exc:`TimeoutError`; the block does not run).
+            ValueError: ``timeout`` is negative or NaN (at the call).
+            TypeError: ``timeout`` is not a number.
         """
-        with self._lock:
+        seconds = check_timeout(timeout)
+        return self._transaction(seconds, timeout)
+
+    @contextlib.contextmanager
+    def _transaction(self, seconds: float | None, timeout: object) -> Iterator[Self]:
+        if not self._acquire(seconds):
+            raise LockTimeoutError(
+                f"{type(self).__name__}.transaction(): the dict's lock was not free within "
+                f"{timeout} s"
+            )
+        try:
             yield self
+        finally:
+            self._lock.__exit__(None, None, None)
 
     def _initial(self, data: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> None:
         if data:

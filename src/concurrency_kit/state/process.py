@@ -56,6 +56,7 @@ from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, Va
 from typing import Any, NoReturn
 
 from concurrency_kit import _serialize, _shm
+from concurrency_kit._core.deadline import deadline_after
 from concurrency_kit._util import Closing
 from concurrency_kit.errors import SerializationError
 from concurrency_kit.state import _atomic
@@ -906,9 +907,14 @@ class ProcessSharedDict(SharedDictCore, Closing):
             ...
 
     A ``for`` loop stops at the first bad entry (with its error), as it does for any
-    exception. :meth:`to_dict`, ``==`` and ``popitem`` need every (the last) value and raise
-    for a bad one. Keys of ``str``, ``bytes``, ``int``, ``None`` and tuples of those are not
-    pickled, so iterating over the keys fails only on keys of other types (pickled).
+    exception. :meth:`to_dict` and ``==`` need every value, ``popitem`` the last one, and
+    raise for a bad one. Keys of ``str``, ``bytes``, ``int``, ``None`` and tuples of those are
+    not pickled, so iterating over the keys fails only on keys of other types (pickled).
+
+    The bytes of the table are checked before they are used (every length and offset): a
+    table that another program wrote into raises an error that is a
+    :exc:`~concurrency_kit.ConcurrencyKitError` and a :exc:`RuntimeError` ("is corrupt"),
+    never a read out of place or another entry's bytes.
 
     Example::
 
@@ -982,6 +988,9 @@ class ProcessSharedDict(SharedDictCore, Closing):
 
     def _snapshot(self) -> dict[Any, Any]:
         return dict(_Decoding(*self._raw_items(), _ITEMS))
+
+    def _acquire(self, seconds: float | None) -> bool:
+        return self._table.acquire(deadline_after(seconds))
 
     def _raw_items(self) -> tuple[list[bytes], list[bytes]]:
         pairs = self._table.items()

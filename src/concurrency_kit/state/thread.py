@@ -28,6 +28,7 @@ from _thread import RLock, allocate_lock
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from concurrency_kit._core.deadline import deadline_after, remaining, wait_slice
 from concurrency_kit._util import Closing
 from concurrency_kit.state._base import (
     ArrayCore,
@@ -339,6 +340,15 @@ class ThreadSharedDict(SharedDictCore, _ThreadContainer):
     def _snapshot(self) -> dict[Any, Any]:
         with self._lock:
             return self._data.copy()
+
+    def _acquire(self, seconds: float | None) -> bool:
+        deadline = deadline_after(seconds)
+        while True:
+            left = remaining(deadline)
+            if self._lock.acquire(True, wait_slice(left)):  # bounded: never an overflow
+                return True
+            if left is not None and remaining(deadline) == 0:
+                return False
 
     def clear(self) -> None:
         """Remove every entry."""
