@@ -4,16 +4,21 @@ Each model's class implements the primitive operations (``send``, ``send_nowait`
 ``recv_nowait``, ``close``, ``statistics`` and the three ``_select_*`` hooks ``select`` uses);
 :class:`ChannelBase` builds the batch forms, iteration and the context manager on top of them,
 once for both.
+
+Every ``timeout`` follows the library's one rule, :mod:`concurrency_kit._core.deadline`:
+``None``, ``math.inf`` and values too large for any clock wait forever, ``0`` does not wait,
+NaN and negatives are :class:`ValueError` and non-numbers :class:`TypeError` at the call; no
+system call is ever handed more than :func:`~concurrency_kit._core.deadline.wait_slice`.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Generic, TypeVar
 
 import attrs
 
+from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining
 from concurrency_kit.errors import ChannelClosed, ChannelEmpty, ChannelTimeout
 
 __all__ = [
@@ -22,9 +27,6 @@ __all__ = [
     "ChannelStatistics",
     "check_capacity",
     "check_max_items",
-    "check_timeout",
-    "deadline_after",
-    "remaining",
 ]
 
 T = TypeVar("T")
@@ -66,17 +68,6 @@ def check_capacity(capacity: object) -> int | None:
     return capacity
 
 
-def check_timeout(timeout: object) -> float | None:
-    """Validate a ``timeout`` argument: ``None`` (wait forever) or a number of seconds >= 0."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds or None, got {timeout!r}")
-    if timeout < 0 or timeout != timeout:
-        raise ValueError(f"timeout must be >= 0 seconds, got {timeout!r}")
-    return float(timeout)
-
-
 def check_max_items(max_items: object) -> int:
     """Validate ``recv_many``'s ``max_items``: an ``int`` >= 1."""
     if isinstance(max_items, bool) or not isinstance(max_items, int):
@@ -84,16 +75,6 @@ def check_max_items(max_items: object) -> int:
     if max_items < 1:
         raise ValueError(f"max_items must be >= 1, got {max_items}")
     return max_items
-
-
-def deadline_after(timeout: float | None) -> float | None:
-    """The :func:`time.monotonic` deadline ``timeout`` seconds from now (``None``: never)."""
-    return None if timeout is None else time.monotonic() + timeout
-
-
-def remaining(deadline: float | None) -> float | None:
-    """Seconds left until ``deadline`` (never negative; ``None`` for no deadline)."""
-    return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
 class ChannelBase(Generic[T]):
@@ -139,6 +120,7 @@ class ChannelBase(Generic[T]):
             ChannelClosed: the channel is closed and every item has been received.
         """
         check_max_items(max_items)
+        timeout = check_timeout(timeout)
         items = [self.recv(timeout)]
         try:
             while len(items) < max_items:

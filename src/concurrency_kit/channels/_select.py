@@ -19,7 +19,8 @@ import select as _select_module
 from _thread import allocate_lock
 from typing import Any
 
-from concurrency_kit.channels._base import ChannelBase, check_timeout, deadline_after, remaining
+from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining, wait_slice
+from concurrency_kit.channels._base import ChannelBase
 from concurrency_kit.errors import ChannelClosed, ChannelTimeout
 from concurrency_kit.sync._monitor import SLICE_SECONDS
 
@@ -49,13 +50,14 @@ class _Waker:
                 pass
 
     def wait(self, fds: list[int], timeout: float | None) -> None:
+        """Sleep one bounded slice at most (the caller looks again and loops)."""
         if self._pipe is None:
-            self._lock.acquire(True, -1 if timeout is None else timeout)
+            self._lock.acquire(True, wait_slice(timeout))
             return
         poller = _select_module.poll()
         for fd in (*fds, self._pipe[0]):
             poller.register(fd, _select_module.POLLIN)
-        poller.poll(None if timeout is None else max(1, int(timeout * 1000 + 0.999)))
+        poller.poll(_poll_ms(timeout))
 
     def close(self) -> None:
         if self._pipe is not None:
@@ -118,13 +120,18 @@ def select(*channels: ChannelBase[Any], timeout: float | None = None) -> tuple[A
                 poller = _select_module.poll()
                 for fd in fds:
                     poller.register(fd, _select_module.POLLIN)
-                poller.poll(None if left is None else max(1, int(left * 1000 + 0.999)))
+                poller.poll(_poll_ms(left))
             else:
                 waker.wait(fds, left)
         finally:
             for channel in armed:
                 channel._select_disarm(waker)
             waker.close()
+
+
+def _poll_ms(seconds: float | None) -> int:
+    """``poll``'s timeout in whole milliseconds (at least 1) for one bounded slice."""
+    return max(1, int(wait_slice(seconds) * 1000 + 0.999))
 
 
 def _try_all(order: tuple[ChannelBase[Any], ...]) -> tuple[Any, Any] | None:

@@ -36,10 +36,21 @@ so items from one producer are received in the order sent, across both paths.
 
 *Counting*: ``sent`` and ``received`` are atomic counters in shared memory (libatomic), so the
 capacity is exact; a sender reserves room before it writes, a receiver counts an item just
-after taking it. Each thread also marks its sends in flight in a slot of its own (pid and
-thread id), so that after :meth:`ProcessChannel.close` receivers know when the last send has
-landed — and a sender killed between reserving and writing is found dead and discounted
-instead of being waited for.
+after taking it. Each thread also keeps, in a slot of its own (pid and thread id), a *mark*:
+what it has counted in ``sent`` and not yet delivered. The mark goes up just before the count
+and down just after the packet is written, or in the same mutex hold that publishes a store
+entry; a send asleep waiting for room holds neither. So after :meth:`ProcessChannel.close`
+receivers know from the marks when the last send has landed, and a sender killed anywhere is
+found dead and discounted by exactly its mark, once (issue #15: the mark used to cover the
+whole send, and every producer killed while waiting for room let one more item in). Only a
+kill in the few instructions between a ``write`` and the mark's update can leave the count
+off, and then by one item of extra room, never toward a channel that stays full.
+
+*Trust*: the store and the state words are shared memory that any process of this user can
+write, so every offset, length and count read from them is checked before it is used (a store
+entry carries its exact payload length and a sequence number); a value the channel could not
+have written raises :class:`RuntimeError` instead of reading past an entry or returning stale
+bytes.
 """
 
 from __future__ import annotations
@@ -60,6 +71,7 @@ from typing import Any, TypeVar
 import cloudpickle
 
 from concurrency_kit import _shm
+from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining, wait_slice
 from concurrency_kit._serialize import _short_repr
 from concurrency_kit.channels._base import (
     DEFAULT_CAPACITY,
@@ -67,9 +79,6 @@ from concurrency_kit.channels._base import (
     ChannelStatistics,
     check_capacity,
     check_max_items,
-    check_timeout,
-    deadline_after,
-    remaining,
 )
 from concurrency_kit.errors import (
     ChannelClosed,
@@ -89,6 +98,7 @@ T = TypeVar("T")
 DEFAULT_SHARED_MEMORY_SIZE = 256 * 1024 * 1024
 """Bytes of the store by default: the largest item, and the most data held beyond the pipe."""
 
+_MIN_STORE = 64 * 1024  # the smallest shared_memory_size
 PACKET = 4096  # PIPE_BUF on Linux: the largest atomic packet
 _PIPE_BYTES = 1 << 20  # 256 packets; the unprivileged maximum (/proc/sys/fs/pipe-max-size)
 _F_SETPIPE_SZ = 1031
@@ -100,6 +110,7 @@ _THREAD_SLOTS = 256
 # are changed with atomic instructions, the rest under the mutex.
 _SENT, _RECEIVED, _SPILLED, _SPACE_WAITERS = range(4)
 _CLOSED, _CAPACITY, _HEAD, _TAIL, _ENTRIES, _STORE_SIZE, _PIPE_PACKETS = range(5, 12)
+_PUT_SEQ, _TAKE_SEQ = 12, 13  # numbers of the next entry written / taken (under the mutex)
 _SLOTS_AT = 16  # then per thread: pid, native thread id, its sends in flight, asleep or not
 _SLOT_WORDS = 4
 _WORDS = _SLOTS_AT + _SLOT_WORDS * _THREAD_SLOTS
@@ -116,8 +127,13 @@ _Q_ROOM = 0  # senders waiting for capacity
 _Q_STORE = 1  # senders waiting for bytes in the store
 _Q_ACK = 2  # rendezvous senders waiting for their offer to be taken
 
-# Store entries: header (total size, state, kind, ack slot) then the payload.
-_ENTRY = struct.Struct("<QHHI")
+# Store entries: header (total size, state, kind, ack slot, payload length) then the payload.
+# The total size is rounded up to 8 bytes (it says where the next entry starts); the payload
+# length is exact (it says how many bytes are the item's: the padding is not, and may hold
+# bytes of an earlier item).
+_ENTRY = struct.Struct("<QHHIQQ")  # ... and the entry's number (stale entries never match)
+_STATES = frozenset({1, 2, 3, 4})
+_KINDS = frozenset({0, 1, 2})
 _READY, _OFFER, _RETRACTED, _WRAP = 1, 2, 3, 4
 _PICKLED, _RAW_BYTES, _BATCH = 0, 1, 2
 _BATCH_HEAD = struct.Struct("<III")  # items, items taken, offset of the next one; then lengths
@@ -183,7 +199,8 @@ class _View:
     """A memoryview on its way: its bytes out of band, its format and shape in the pickle.
 
     (A memoryview cannot be pickled at all; this one arrives as a memoryview of the same
-    format and shape over a new bytearray, or of bytes when the format is not native.)
+    format and shape over a new bytearray, or of bytes when the format is not native; an
+    empty one arrives one-dimensional, as :meth:`memoryview.cast` makes no empty shapes.)
     """
 
     __slots__ = ("view",)
@@ -200,6 +217,8 @@ class _View:
 def _rebuild_view(data: Any, format: str, shape: tuple[int, ...]) -> memoryview:
     view = memoryview(data).cast("B")
     try:
+        if not view.nbytes:  # memoryview.cast refuses a shape with a zero in it
+            return view.cast(format)  # type: ignore[call-overload,no-any-return]
         return view.cast(format, shape)  # type: ignore[call-overload,no-any-return]
     except (TypeError, ValueError):
         return view
@@ -272,7 +291,7 @@ class ProcessChannel(ChannelBase[T]):
         capacity = check_capacity(capacity)
         if isinstance(shared_memory_size, bool) or not isinstance(shared_memory_size, int):
             raise TypeError("shared_memory_size must be an int number of bytes")
-        if shared_memory_size < 64 * 1024:
+        if shared_memory_size < _MIN_STORE:
             raise ValueError(f"shared_memory_size must be >= 65536, got {shared_memory_size}")
         monitor = ProcessMonitor.create(_KIND, _State)
         fds: list[int] = []
@@ -312,6 +331,7 @@ class ProcessChannel(ChannelBase[T]):
         self._w = memoryview(monitor.segment.buffer).cast("B")[base : base + 8 * _ALL_WORDS]
         self._w = self._w.cast("q")
         self._buf = memoryview(store.buffer).cast("B")
+        self._store_size = int(self._w[_STORE_SIZE])
         atomics = _atomic.load()
         if atomics is None:  # pragma: no cover - no lock-free libatomic on this machine
             raise NotImplementedError("ProcessChannel needs libatomic's lock-free operations")
@@ -398,12 +418,15 @@ class ProcessChannel(ChannelBase[T]):
             m.exit()
 
     def _discount_dead_slot(self, at: int) -> None:
-        """Under the mutex: forget a dead thread — its sends in flight never landed, and it
-        no longer waits."""
+        """Under the mutex: forget a dead thread — what its in-flight mark covers was counted
+        and never delivered (see :meth:`_reserve`), and it no longer waits."""
         w = self._w
         in_flight = int(w[at + 2])
+        if not 0 <= in_flight <= _RUN:  # read from shared memory: checked before it is used
+            raise self._corrupt(f"a dead thread has {in_flight} sends in flight")
         if in_flight:
             self._inc(_SENT, ctypes.c_int64(-in_flight))
+            self._m.wake(in_flight, _Q_ROOM)
         w[at + 2] = w[at + 3] = 0
         w[at] = w[at + 1] = 0
 
@@ -457,8 +480,7 @@ class ProcessChannel(ChannelBase[T]):
             SerializationError: ``item`` cannot be pickled (the channel is unaffected).
             ValueError: ``item`` is larger than ``shared_memory_size``.
         """
-        if timeout is not None:
-            check_timeout(timeout)
+        timeout = check_timeout(timeout)
         data = None
         kind: Any = type(item)
         capacity = self._capacity_value
@@ -546,33 +568,33 @@ class ProcessChannel(ChannelBase[T]):
         w = self._w
         add = self._add
         at = self._slot() + 2
-        w[at] += 1  # in flight
-        try:
-            add(self._p_sent, _ZERO, _SEQ_CST)  # a full fence before looking at CLOSED
+        before = w[at]
+        want = len(datas)
+        while True:
+            w[at] += want  # marked before the reservation, which is a full fence after it
+            total = add(self._p_sent, ctypes.c_int64(want), _SEQ_CST) + want
             if w[_CLOSED]:
+                self._give_back(at, want)
                 raise ChannelClosed(f"send on closed channel {self.name!r}")
-            want = len(datas)
-            while True:
-                total = add(self._p_sent, ctypes.c_int64(want), _SEQ_CST) + want
-                if capacity < 0:
-                    count = want
-                    break
-                count = max(0, min(want, capacity - (total - w[_RECEIVED]) + want))
-                if count < want:
-                    add(self._p_sent, ctypes.c_int64(count - want), _SEQ_CST)
-                if count:
-                    break
-                self._wait_room(capacity, deadline)
-            lengths = struct.pack(f"<{count}I", *map(len, datas[:count]))
-            payload = b"".join((_BATCH_HEAD.pack(count, 0, 0), lengths, *datas[:count]))
-            try:
-                self._store_put(_BATCH, payload, [], deadline, True, count)
-            except BaseException:
-                add(self._p_sent, ctypes.c_int64(-count), _SEQ_CST)
-                raise
-            return count
-        finally:
-            w[at] -= 1
+            if capacity < 0:
+                count = want
+                break
+            count = max(0, min(want, capacity - (total - w[_RECEIVED]) + want))
+            if count < want:
+                add(self._p_sent, ctypes.c_int64(count - want), _SEQ_CST)
+                w[at] -= want - count
+            if count:
+                break
+            self._wait_room(capacity, deadline)
+        lengths = struct.pack(f"<{count}I", *map(len, datas[:count]))
+        payload = b"".join((_BATCH_HEAD.pack(count, 0, 0), lengths, *datas[:count]))
+        try:
+            self._store_put(_BATCH, payload, [], deadline, True, at, count)
+        except BaseException:
+            if w[at] > before:  # not stored: the reservation is given back
+                self._give_back(at, count)
+            raise
+        return count
 
     def send_nowait(self, item: T) -> None:
         """Send ``item`` if that needs no waiting.
@@ -590,36 +612,29 @@ class ProcessChannel(ChannelBase[T]):
         kind, data, buffers = _dumps(item) if data is None else (_PICKLED, data, [])
         w = self._w
         at = self._slot() + 2
-        w[at] += 1  # in flight
+        before = w[at]
+        capacity = self._capacity_value
+        self._reserve(at, capacity, deadline, wait)
         try:
-            self._add(self._p_sent, _ZERO, _SEQ_CST)  # a full fence before looking at CLOSED
-            if w[_CLOSED]:
-                raise ChannelClosed(f"send on closed channel {self.name!r}")
-            capacity = self._capacity_value
-            if capacity > 0:
-                self._reserve(capacity, deadline, wait)
-            else:
-                self._inc(_SENT, _ONE)
-            try:
-                small = kind == _PICKLED and not buffers and len(data) <= PACKET
-                if (
-                    small
-                    and capacity != 0
-                    and not w[_SPILLED]
-                    and self._write_packet(data, capacity, deadline, wait)
-                ):
-                    return
-                self._store_put(kind, data, buffers, deadline, wait)
-            except BaseException:
-                self._inc(_SENT, _MINUS_ONE)
-                if w[_SPACE_WAITERS]:
-                    self._wake(_Q_ROOM)
-                raise
-        finally:
-            w[at] -= 1
+            small = kind == _PICKLED and not buffers and len(data) <= PACKET
+            if (
+                small
+                and capacity != 0
+                and not w[_SPILLED]
+                and self._write_packet(data, capacity, deadline, wait, at)
+            ):
+                return
+            self._store_put(kind, data, buffers, deadline, wait, at)
+        except BaseException:
+            if w[at] > before:  # it never landed: the reservation is given back
+                self._give_back(at, 1)
+            raise
 
-    def _write_packet(self, data: bytes, capacity: int, deadline: float | None, wait: bool) -> bool:
-        """Write one reserved packet to the pipe; ``False``: it goes to the store instead.
+    def _write_packet(
+        self, data: bytes, capacity: int, deadline: float | None, wait: bool, mark: int
+    ) -> bool:
+        """Write one reserved packet to the pipe, clearing the thread's in-flight ``mark``
+        at once; ``False``: it goes to the store instead.
 
         A full pipe with room reserved is transient when the capacity fits in the pipe
         (receivers count an item just before reading it), so a blocking send waits for
@@ -629,6 +644,7 @@ class ProcessChannel(ChannelBase[T]):
         while True:
             try:
                 os.write(wfd, data)
+                self._w[mark] -= 1  # landed
                 return True
             except BlockingIOError:
                 if not wait or capacity < 0 or capacity > self._w[_PIPE_PACKETS]:
@@ -644,16 +660,39 @@ class ProcessChannel(ChannelBase[T]):
             if self._w[_CLOSED]:
                 return False  # the store path raises ChannelClosed
 
-    def _reserve(self, capacity: int, deadline: float | None, wait: bool) -> None:
-        """Count one more item in the channel, waiting for room while it is full."""
+    def _reserve(self, mark: int, capacity: int, deadline: float | None, wait: bool) -> None:
+        """Count one more item in the channel (and in this thread's in-flight ``mark``),
+        waiting for room while it is full; raise if the channel is closed.
+
+        The mark is set before the count and cleared after it is taken back, so that at
+        every instant the mark covers what this thread has counted and not yet delivered:
+        while it sleeps for room it holds nothing, and if it is killed there, nothing is
+        discounted for it. The count is a full fence between the mark and the look at
+        ``CLOSED`` (a receiver draining a closed channel looks the other way round).
+        """
         w = self._w
         while True:
-            if self._inc(_SENT, _ONE) - w[_RECEIVED] < capacity:
+            w[mark] += 1
+            total = self._inc(_SENT, _ONE) + 1
+            if w[_CLOSED]:
+                self._give_back(mark, 1)
+                raise ChannelClosed(f"send on closed channel {self.name!r}")
+            if capacity <= 0 or total - w[_RECEIVED] <= capacity:
                 return
             self._inc(_SENT, _MINUS_ONE)
+            w[mark] -= 1
             if not wait:
                 raise ChannelFull(f"channel {self.name!r} is full ({capacity} items)")
             self._wait_room(capacity, deadline)
+
+    def _give_back(self, mark: int, n: int) -> None:
+        """Take back ``n`` items this thread counted and did not deliver: the count first,
+        then the mark (a kill in between errs toward room, never toward a channel that
+        stays full)."""
+        self._inc(_SENT, ctypes.c_int64(-n))
+        self._w[mark] -= n
+        if self._w[_SPACE_WAITERS]:
+            self._wake(_Q_ROOM)
 
     def _wait_room(self, capacity: int, deadline: float | None) -> None:
         """Sleep until the item count may be below ``capacity``, or raise on timeout/close."""
@@ -692,17 +731,22 @@ class ProcessChannel(ChannelBase[T]):
         buffers: list[pickle.PickleBuffer],
         deadline: float | None,
         wait: bool,
+        mark: int,
         items: int = 1,
     ) -> None:
         """Copy an entry (one item, or ``items`` for a batch) into the store, under the
-        mutex, and wake a sleeping receiver."""
+        mutex, and wake a sleeping receiver.
+
+        Publishing the entry clears those items from this thread's in-flight ``mark``, under
+        the same mutex hold: a dead thread's mark never covers an item that was stored.
+        """
         views = [b.raw() for b in buffers]
         if kind != _PICKLED:
             payload_size = len(data)
         else:
             payload_size = _PAYLOAD.size + 8 * len(views) + len(data) + sum(v.nbytes for v in views)
         size = _align(_ENTRY.size + payload_size)
-        store_size = int(self._w[_STORE_SIZE])
+        store_size = self._store_size
         if size > store_size:
             raise ValueError(
                 f"an item of {payload_size} bytes does not fit the channel's shared memory "
@@ -745,9 +789,11 @@ class ProcessChannel(ChannelBase[T]):
                     buf[pos : pos + v.nbytes] = v.cast("B")
                     pos += v.nbytes
             state = _OFFER if ack >= 0 else _READY
-            _ENTRY.pack_into(buf, at, size, state, kind, max(ack, 0))
+            _ENTRY.pack_into(buf, at, size, state, kind, max(ack, 0), payload_size, w[_PUT_SEQ])
+            w[_PUT_SEQ] += 1
             w[_HEAD] = at + size  # published: the entry is complete
             w[_ENTRIES] += 1
+            w[mark] -= items  # landed
             self._spilled(items)  # the bell rings: sleeping receivers wake
             if ack >= 0:
                 self._await_ack(at, ack, deadline)
@@ -765,12 +811,14 @@ class ProcessChannel(ChannelBase[T]):
             w[_HEAD] = w[_TAIL] = 0
             return 0
         head, tail = int(w[_HEAD]), int(w[_TAIL])
+        if not (0 <= head <= store_size and 0 <= tail <= store_size) or (head | tail) & 7:
+            raise self._corrupt(f"its ring runs from {tail} to {head} in {store_size} bytes")
         if head > tail:
             if store_size - head >= size:
                 return head
             if tail >= size:  # wrap: mark the end, start again at 0
                 if store_size - head >= _ENTRY.size:
-                    _ENTRY.pack_into(self._buf, head, 0, _WRAP, 0, 0)
+                    _ENTRY.pack_into(self._buf, head, 0, _WRAP, 0, 0, 0, 0)
                 w[_HEAD] = 0
                 return 0
             return -1
@@ -787,24 +835,30 @@ class ProcessChannel(ChannelBase[T]):
         raise RuntimeError(f"more than {SLOTS} rendezvous sends wait on {self.name!r}")
 
     def _await_ack(self, at: int, ack: int, deadline: float | None) -> None:
-        """Under the mutex: sleep until a receiver takes the offer, or take it back."""
+        """Under the mutex: sleep until a receiver takes the offer, or take it back.
+
+        An offer taken back is no longer counted as sent (under the same mutex hold); one
+        whose sender dies while it waits stays whole in the store, counted, and may still
+        be taken.
+        """
         w = self._w
         m = self._m
         word = _ACKS_AT + ack
         try:
-            while w[word] != 2:
-                if w[_CLOSED] or remaining(deadline) == 0:
-                    break
+            while w[word] != 2 and not w[_CLOSED] and remaining(deadline) != 0:
                 m.wait(_Q_ACK, deadline)
-            if w[word] == 2:
-                return
-            struct.pack_into("<H", self._buf, at + 8, _RETRACTED)  # the entry's state
-            self._spilled(-1)
-            if w[_CLOSED]:
-                raise ChannelClosed(f"channel {self.name!r} was closed while send waited")
-            raise ChannelTimeout(f"send timed out: no receiver took the item on {self.name!r}")
         finally:
+            taken = w[word] == 2
             w[word] = 0
+            if not taken:
+                struct.pack_into("<H", self._buf, at + 8, _RETRACTED)  # the entry's state
+                self._spilled(-1)
+                self._inc(_SENT, _MINUS_ONE)
+        if taken:
+            return
+        if w[_CLOSED]:
+            raise ChannelClosed(f"channel {self.name!r} was closed while send waited")
+        raise ChannelTimeout(f"send timed out: no receiver took the item on {self.name!r}")
 
     # receiving ---------------------------------------------------------------------------
 
@@ -816,8 +870,7 @@ class ProcessChannel(ChannelBase[T]):
             ChannelTimeout: no item came within ``timeout`` seconds.
             SerializationError: the item could not be unpickled here (it is consumed).
         """
-        if timeout is not None:
-            check_timeout(timeout)
+        timeout = check_timeout(timeout)
         if self._backlog:
             return self._from_backlog()  # type: ignore[no-any-return]
         try:
@@ -834,21 +887,22 @@ class ProcessChannel(ChannelBase[T]):
 
     def _recv_wait(self, timeout: float | None) -> Any:
         """The slow path of :meth:`recv`: the store, a short spin, then sleep in ``poll``."""
-        # A busy sender is usually about to write: a few cheap looks (poll with no wait: no
-        # exception raised, and no pipe lock taken that the sender needs) with a yield between
-        # cost less than falling asleep and being woken.
-        look = _select_module.poll()
-        look.register(self._rfd, _select_module.POLLIN)
-        look.register(self._bell_r, _select_module.POLLIN)
-        for _ in range(_SPINS):
-            if look.poll(0):
-                item = self._take()
-                if item is not _NOTHING:
-                    return item
-                if self._w[_CLOSED]:
-                    break  # the bell rings for good: sleep in slices below
-            os.sched_yield()
         deadline = deadline_after(timeout)
+        if timeout != 0:
+            # A busy sender is usually about to write: a few cheap looks (poll with no wait:
+            # no exception raised, and no pipe lock taken that the sender needs) with a yield
+            # between cost less than falling asleep and being woken.
+            look = _select_module.poll()
+            look.register(self._rfd, _select_module.POLLIN)
+            look.register(self._bell_r, _select_module.POLLIN)
+            for _ in range(_SPINS):
+                if look.poll(0):
+                    item = self._take()
+                    if item is not _NOTHING:
+                        return item
+                    if self._w[_CLOSED]:
+                        break  # the bell rings for good: sleep in slices below
+                os.sched_yield()
         w = self._w
         self._asleep(1)
         try:
@@ -858,6 +912,11 @@ class ProcessChannel(ChannelBase[T]):
                     return item
                 closed = w[_CLOSED]
                 if closed and self._drained():
+                    # A send that landed between the look and the count of sends in flight
+                    # cleared its mark after writing: one more look finds its item.
+                    item = self._take()
+                    if item is not _NOTHING:
+                        return item
                     raise ChannelClosed(f"channel {self.name!r} is closed and drained")
                 left = remaining(deadline)
                 if left == 0:
@@ -880,7 +939,7 @@ class ProcessChannel(ChannelBase[T]):
                 left = SLICE_SECONDS
         else:
             poller.register(self._bell_r, _select_module.POLLIN)
-        poller.poll(None if left is None else max(1, int(left * 1000 + 0.999)))
+        poller.poll(max(1, int(wait_slice(left) * 1000 + 0.999)))
 
     def _unpickle(self, data: Any) -> Any:
         try:
@@ -904,8 +963,7 @@ class ProcessChannel(ChannelBase[T]):
             ChannelClosed: the channel is closed and every item has been received.
         """
         check_max_items(max_items)
-        if timeout is not None:
-            check_timeout(timeout)
+        timeout = check_timeout(timeout)
         items = self._take_many(max_items)
         if not items:
             items = [self.recv(timeout)]
@@ -1036,11 +1094,15 @@ class ProcessChannel(ChannelBase[T]):
         """Take up to ``limit`` items from the store (or a packet that raced into the pipe,
         which is older than anything in the store); ``[]`` if there were none.
 
-        The bytes are copied out and counted under the mutex, and unpickled after it.
+        The bytes are copied out and counted under the mutex, and unpickled after it. Every
+        offset and length read from the shared memory is checked before it is used: the
+        segment is writable by any process of this user, so a bad value raises (see
+        :meth:`_corrupt`) rather than reading past an entry or returning stale bytes.
         """
         w = self._w
         m = self._m
         buf = self._buf
+        store_size = self._store_size
         raw: list[tuple[int, Any, Any]] = []  # (kind, bytes, buffers or batch lengths)
         m.enter()
         try:
@@ -1052,27 +1114,43 @@ class ProcessChannel(ChannelBase[T]):
                 pass
             taken = 0
             while w[_ENTRIES] and taken < limit:
-                at = int(w[_TAIL])
-                if at + _ENTRY.size > int(w[_STORE_SIZE]):
+                at, head = int(w[_TAIL]), int(w[_HEAD])
+                if not (0 <= at <= store_size and 0 <= head <= store_size) or (at | head) & 7:
+                    raise self._corrupt(f"its ring runs from {at} to {head} in {store_size} bytes")
+                if at + _ENTRY.size > store_size or _ENTRY.unpack_from(buf, at)[1] == _WRAP:
+                    if at < head or at == 0:  # the end is marked only when the ring wraps
+                        raise self._corrupt(f"a wrap at offset {at}, with the head at {head}")
                     w[_TAIL] = 0
                     continue
-                size, state, kind, ack = _ENTRY.unpack_from(buf, at)
-                if state == _WRAP:
-                    w[_TAIL] = 0
-                    continue
+                size, state, kind, ack, length, seq = _ENTRY.unpack_from(buf, at)
+                if (
+                    seq != w[_TAKE_SEQ]
+                    or state not in _STATES
+                    or kind not in _KINDS
+                    or ack >= SLOTS
+                    or size != _align(_ENTRY.size + length)
+                    or at + size > store_size
+                    or at < head < at + size
+                ):
+                    raise self._corrupt(
+                        f"the entry at offset {at} (size {size}, payload {length} bytes, "
+                        f"state {state}, kind {kind}, number {seq}) is not the next one it "
+                        f"wrote (number {w[_TAKE_SEQ]})"
+                    )
                 pos = at + _ENTRY.size
                 done = True
                 if state == _RETRACTED:
                     pass
                 elif kind == _BATCH:
-                    done, n = self._take_from_batch(pos, limit - taken, raw)
+                    done, n = self._take_from_batch(pos, length, limit - taken, raw)
                     taken += n
                 else:
                     # Copied first: a receiver killed while copying leaves the item in place.
-                    raw.append(self._copy_entry(pos, size - _ENTRY.size, kind))
+                    raw.append(self._copy_entry(pos, length, kind))
                 if done:
                     w[_TAIL] = at + size
                     w[_ENTRIES] -= 1
+                    w[_TAKE_SEQ] += 1
                 if state != _RETRACTED and kind != _BATCH:
                     self._add(self._p_received, _ONE, _SEQ_CST)
                     self._spilled(-1)
@@ -1089,38 +1167,70 @@ class ProcessChannel(ChannelBase[T]):
         return self._decode_all(raw)
 
     def _take_from_batch(
-        self, pos: int, limit: int, raw: list[tuple[int, Any, Any]]
+        self, pos: int, length: int, limit: int, raw: list[tuple[int, Any, Any]]
     ) -> tuple[bool, int]:
-        """Under the mutex: take up to ``limit`` items of the batch entry at ``pos`` into
-        ``raw``; return whether the entry is used up, and how many were taken."""
+        """Under the mutex: take up to ``limit`` items of the batch entry of ``length`` bytes
+        at ``pos`` into ``raw``; return whether the entry is used up, and how many were taken.
+
+        A batch is its head (items, items taken, offset of the next), a table of lengths,
+        then the items' pickles back to back: the lengths must add up to the rest exactly.
+        """
         buf = self._buf
+        if length < _BATCH_HEAD.size:
+            raise self._corrupt(f"a batch entry of {length} bytes at offset {pos}")
         count, taken, offset = _BATCH_HEAD.unpack_from(buf, pos)
+        table = _BATCH_HEAD.size + 4 * count
+        if not 0 <= taken < count or table > length:
+            raise self._corrupt(f"a batch at offset {pos} of {count} items, {taken} taken")
+        lengths = struct.unpack_from(f"<{count}I", buf, pos + _BATCH_HEAD.size)
+        before = table + sum(lengths[:taken])
+        if table + sum(lengths) != length or offset != (before if taken else 0):
+            raise self._corrupt(f"the lengths of the batch at offset {pos} do not add up")
         n = min(count - taken, limit)
-        lengths = struct.unpack_from(f"<{n}I", buf, pos + _BATCH_HEAD.size + 4 * taken)
-        start = pos + (offset or _BATCH_HEAD.size + 4 * count)
-        end = start + sum(lengths)
-        raw.append((_BATCH, bytes(buf[start:end]), lengths))
+        mine = lengths[taken : taken + n]
+        start = pos + before
+        end = start + sum(mine)
+        raw.append((_BATCH, bytes(buf[start:end]), mine))
         _BATCH_HEAD.pack_into(buf, pos, count, taken + n, end - pos)
         self._inc(_RECEIVED, ctypes.c_int64(n))
         self._spilled(-n)
         return taken + n == count, n
 
-    def _copy_entry(self, pos: int, size: int, kind: int) -> tuple[int, Any, Any]:
-        """Under the mutex: copy one item's bytes out of the store."""
+    def _copy_entry(self, pos: int, length: int, kind: int) -> tuple[int, Any, Any]:
+        """Under the mutex: copy one item's ``length`` payload bytes out of the store.
+
+        A raw ``bytes`` item is its payload, exactly; a pickled one is its pickle's length
+        and its buffers' lengths, then the pickle and the buffers, adding up to ``length``.
+        """
         buf = self._buf
         if kind == _RAW_BYTES:
-            return kind, bytes(buf[pos : pos + size]), None
-        length, count = _PAYLOAD.unpack_from(buf, pos)
+            return kind, bytes(buf[pos : pos + length]), None
+        end = pos + length
+        if length < _PAYLOAD.size:
+            raise self._corrupt(f"an item of {length} bytes at offset {pos}")
+        size, count = _PAYLOAD.unpack_from(buf, pos)
         pos += _PAYLOAD.size
+        if 8 * count > end - pos:
+            raise self._corrupt(f"an item at offset {pos} with {count} buffers")
         sizes = struct.unpack_from(f"<{count}Q", buf, pos)
         pos += 8 * count
-        data = bytes(buf[pos : pos + length])
-        pos += length
+        if size + sum(sizes) != end - pos:
+            raise self._corrupt(f"the lengths of the item at offset {pos} do not add up")
+        data = bytes(buf[pos : pos + size])
+        pos += size
         buffers = []
         for n in sizes:
             buffers.append(bytearray(buf[pos : pos + n]))
             pos += n
         return kind, data, buffers
+
+    def _corrupt(self, what: str) -> RuntimeError:
+        """The error for a value in the channel's shared memory that it could not have
+        written (another process of this user wrote over it, or memory was damaged)."""
+        return RuntimeError(
+            f"the shared memory of ProcessChannel {self.name!r} is corrupt: {what}; the "
+            f"channel cannot be used safely any more"
+        )
 
     # closing, statistics, select ---------------------------------------------------------
 
@@ -1175,11 +1285,25 @@ def _attach(
     """Unpickle a handle: map the segments, open the pipes through the creator's /proc."""
     try:
         monitor = ProcessMonitor.attach(segment_name, _KIND, _State)
-        store = _shm.attach(store_name, int(monitor.state.words[_STORE_SIZE]))
     except FileNotFoundError:
         raise FileNotFoundError(
             f"ProcessChannel {name!r} no longer exists: its creator released it or exited"
         ) from None
+    try:
+        store_size = int(monitor.state.words[_STORE_SIZE])
+        if store_size < _MIN_STORE:  # read from shared memory: checked before it is used
+            raise RuntimeError(
+                f"the shared memory of ProcessChannel {name!r} is corrupt: it says its store "
+                f"holds {store_size} bytes"
+            )
+        store = _shm.attach(store_name, store_size)
+    except BaseException as exc:
+        monitor.segment.close()
+        if isinstance(exc, FileNotFoundError):
+            raise FileNotFoundError(
+                f"ProcessChannel {name!r} no longer exists: its creator released it or exited"
+            ) from None
+        raise
     pid, fds, (pipe_inode, bell_inode) = origin
     mine: list[int] = []
     try:
@@ -1199,6 +1323,8 @@ def _attach(
     except BaseException:
         for fd in mine:
             os.close(fd)
+        store.close()
+        monitor.segment.close()
         raise
     channel: ProcessChannel[Any] = ProcessChannel.__new__(ProcessChannel)
     channel._setup(monitor, store, tuple(mine), origin, name)

@@ -22,14 +22,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
+from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining, wait_slice
 from concurrency_kit.channels._base import (
     DEFAULT_CAPACITY,
     ChannelBase,
     ChannelStatistics,
     check_capacity,
-    check_timeout,
-    deadline_after,
-    remaining,
 )
 from concurrency_kit.errors import ChannelClosed, ChannelEmpty, ChannelFull, ChannelTimeout
 
@@ -130,8 +128,7 @@ class ThreadChannel(ChannelBase[T]):
             ChannelClosed: the channel is closed (or was closed while this call waited).
             ChannelTimeout: ``timeout`` seconds passed without room (the item was not sent).
         """
-        if timeout is not None:
-            check_timeout(timeout)
+        timeout = check_timeout(timeout)
         with self._lock:
             if self._closed:
                 raise ChannelClosed(f"send on closed channel {self.name!r}")
@@ -142,7 +139,7 @@ class ThreadChannel(ChannelBase[T]):
                 if self._receivers:
                     self._receivers.popleft()()
                 return
-            deadline = deadline_after(check_timeout(timeout))
+            deadline = deadline_after(timeout)
             if capacity == 0:
                 self._send_offer(item, deadline)
             else:
@@ -196,8 +193,9 @@ class ThreadChannel(ChannelBase[T]):
         lock = self._lock
         lock.release()
         try:
-            timeout = remaining(deadline)
-            offer.done.acquire(True, -1 if timeout is None else timeout)
+            while not offer.done.acquire(True, wait_slice(remaining(deadline))):
+                if remaining(deadline) == 0:
+                    break
         finally:
             lock.acquire()
             if not offer.taken:
@@ -221,14 +219,13 @@ class ThreadChannel(ChannelBase[T]):
             ChannelClosed: the channel is closed and every item has been received.
             ChannelTimeout: no item came within ``timeout`` seconds.
         """
-        if timeout is not None:
-            check_timeout(timeout)
+        timeout = check_timeout(timeout)
         with self._lock:
             if self._items:
                 return self._take()  # type: ignore[no-any-return]
             if self._closed:
                 raise ChannelClosed(f"channel {self.name!r} is closed and drained")
-            deadline = deadline_after(check_timeout(timeout))
+            deadline = deadline_after(timeout)
             while True:
                 self._sleep(self._receivers, deadline)
                 if self._items:
@@ -278,8 +275,8 @@ class ThreadChannel(ChannelBase[T]):
         lock = self._lock
         lock.release()
         try:
-            timeout = remaining(deadline)
-            woken = waiter.acquire(True, -1 if timeout is None else timeout)
+            # One bounded slice; a caller that was not woken looks again and sleeps again.
+            woken = waiter.acquire(True, wait_slice(remaining(deadline)))
         finally:
             lock.acquire()
         if not woken:
