@@ -263,3 +263,27 @@ def test_an_open_that_fails_for_another_reason_is_not_called_untrusted(
     with pytest.raises(OSError, match="Too many open files") as info:
         _shm.attach(name, SIZE)
     assert not isinstance(info.value, UntrustedSegmentError)
+
+
+def test_growing_a_dict_never_touches_a_file_put_under_its_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before Linux 5.14 a dict grows by ``posix_fallocate`` on its file, opened by name again.
+
+    That reopen is checked like an attach, and must find the very file that is mapped: a file
+    of this user put under the name after the segment was removed is left alone.
+    """
+    from concurrency_kit.state import _hashtable
+
+    monkeypatch.setattr(_hashtable, "_populate_supported", False)  # the pre-5.14 path
+    shared = ProcessSharedDict()
+    try:
+        (table_name,) = shared.__reduce__()[1]
+        os.unlink(Path(_shm.SHM_DIR, table_name))  # removed, and the name taken again
+        planted = plant(table_name)
+        with pytest.raises(MemoryError, match="removed"):
+            shared["big"] = b"x" * (4 << 20)
+        assert planted.stat().st_size == SIZE  # not grown
+    finally:
+        Path(_shm.SHM_DIR, table_name).unlink(missing_ok=True)
+        shared.close()

@@ -208,9 +208,10 @@ class Segment:
     Attributes:
         name: the segment's name, without a directory (``ck_...``).
         size: its size in bytes.
+        inode: the inode of the file that was mapped (a name can later be taken by another).
     """
 
-    __slots__ = ("_buffer", "_creator_pid", "_unlinked", "name", "size")
+    __slots__ = ("_buffer", "_creator_pid", "_unlinked", "inode", "name", "size")
 
     def __init__(
         self,
@@ -218,9 +219,11 @@ class Segment:
         size: int,
         buffer: ctypes.Array[ctypes.c_char],
         creator_pid: int | None,
+        inode: int,
     ) -> None:
         self.name = name
         self.size = size
+        self.inode = inode
         self._buffer: ctypes.Array[ctypes.c_char] | None = buffer
         self._creator_pid = creator_pid
         self._unlinked = False
@@ -245,6 +248,25 @@ class Segment:
     def is_creator(self) -> bool:
         """Whether the calling process created the segment (a forked copy did not)."""
         return self._creator_pid == os.getpid()
+
+    def reopen(self) -> int:
+        """A new read-write descriptor on the very file that is mapped; the caller closes it.
+
+        For the calls that need the file rather than the mapping (``posix_fallocate``). The file
+        is checked as :func:`attach` checks it, and must be the one mapped: a file of this user
+        put under the name after the segment was removed is not it.
+
+        Raises:
+            FileNotFoundError: the segment's name is gone, or now names another file.
+            UntrustedSegmentError: the file under the name fails a check of :func:`open_checked`.
+        """
+        fd = open_checked(self.name)
+        if os.fstat(fd).st_ino != self.inode:
+            os.close(fd)
+            raise FileNotFoundError(
+                errno.ENOENT, f"segment {self.name} was removed (its name now names another file)"
+            )
+        return fd
 
     def close(self) -> None:
         """Let go of this process's mapping (idempotent).
@@ -294,6 +316,7 @@ def create(size: int) -> Segment:
         try:
             os.fchmod(fd, _MODE)  # the umask may have taken bits away; attach wants 0600
             os.ftruncate(fd, size)
+            inode = os.fstat(fd).st_ino
             buffer = _map(fd, size)
         finally:
             os.close(fd)
@@ -302,7 +325,7 @@ def create(size: int) -> Segment:
         raise
     # Registered after the segment exists, before anyone can learn its name.
     resource_tracker.register("/" + name, _TRACKER_TYPE)
-    return Segment(name, size, buffer, pid)
+    return Segment(name, size, buffer, pid, inode)
 
 
 def attach(name: str, size: int) -> Segment:
@@ -320,10 +343,10 @@ def attach(name: str, size: int) -> Segment:
     """
     fd = open_checked(name)
     try:
-        actual = os.fstat(fd).st_size
-        if actual < size:
-            raise ValueError(f"segment {name} has {actual} bytes, expected at least {size}")
+        st = os.fstat(fd)
+        if st.st_size < size:
+            raise ValueError(f"segment {name} has {st.st_size} bytes, expected at least {size}")
         buffer = _map(fd, size)
     finally:
         os.close(fd)
-    return Segment(name, size, buffer, None)
+    return Segment(name, size, buffer, None, st.st_ino)

@@ -212,7 +212,7 @@ def _madvise(address: int, length: int, advice: int) -> int:
     return ctypes.get_errno() or errno.EINVAL
 
 
-def _commit(base: int, path: str, offset: int, length: int) -> None:
+def _commit(base: int, segment: _shm.Segment, offset: int, length: int) -> None:
     """Allocate the pages of ``[offset, offset + length)`` of the segment mapped at ``base``.
 
     Raises:
@@ -234,11 +234,11 @@ def _commit(base: int, path: str, offset: int, length: int) -> None:
                 f"dict in {_shm.SHM_DIR} ({os.strerror(err)})"
             )
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        fd = segment.reopen()  # checked: never another file put under the name
     except FileNotFoundError:
         raise TableFullError(
-            "cannot grow the shared dict: its segment was removed by its creator and this "
-            "kernel has no MADV_POPULATE_WRITE (Linux 5.14)"
+            "cannot grow the shared dict: its segment was removed (by its creator, or by hand) "
+            "and this kernel has no MADV_POPULATE_WRITE (Linux 5.14)"
         ) from None
     try:
         os.posix_fallocate(fd, offset, length)
@@ -309,7 +309,6 @@ class _Mapping:
         "mvb",
         "mvq",
         "name",
-        "path",
         "ptr",
         "segment",
         "words",
@@ -318,7 +317,6 @@ class _Mapping:
     def __init__(self, segment: _shm.Segment, area: int) -> None:
         self.segment = segment
         self.name = segment.name
-        self.path = segment.path
         self.area = area
         self.handles = 0
         buf = segment.buffer
@@ -481,7 +479,7 @@ class SharedHashTable:
                 area //= 2
         try:
             m = _Mapping(segment, area)
-            _commit(m.base, m.path, 0, _PAGE)
+            _commit(m.base, m.segment, 0, _PAGE)
             pthread.init_mutex(m.ptr, recursive=True)
             words = m.words
             words[_W_ARENA_SIZE] = area
@@ -1059,7 +1057,7 @@ class SharedHashTable:
                 f"fit in its arena of {area} bytes"
             )
         m = self._m
-        _commit(m.base, m.path, arena_start + committed, want - committed)
+        _commit(m.base, m.segment, arena_start + committed, want - committed)
         words[w_committed] = want  # what to give back later, then what may be used
         words[gen + _LIMIT] = arena_start + want
         return geo
@@ -1160,7 +1158,7 @@ class SharedHashTable:
             _punch(m.base, start + keep, committed - keep)
             committed = keep
         if committed < need:
-            _commit(m.base, m.path, start + committed, need - committed)
+            _commit(m.base, m.segment, start + committed, need - committed)
             words[w_committed] = committed = need
         return int(committed)
 

@@ -1,7 +1,7 @@
 """The process column of the shared-state row: containers in shared memory, no server process.
 
 Processes do not share memory, so a process container lives in a shared-memory segment
-(``_shm.py``: ``/dev/shm/ck_<hex>``, mode 0600) that every process using it maps; a handle is
+(``_shm.py``: ``/dev/shm/ck_<pid>_<hex>``, mode 0600) that every process using it maps; a handle is
 picklable and maps the same segment in the process that unpickles it. Nothing is copied and
 no server process relays operations (a :func:`multiprocessing.Manager` value costs a round trip
 per operation).
