@@ -582,6 +582,115 @@ def test_send_many_waits_for_room(model: Model, make: Make, peers: StartPeers) -
     assert peer.answer() is None
 
 
+# The one timeout rule (concurrency_kit._core.deadline), for every channel call of both models:
+# None, inf and values too large for any clock wait forever; 0 does not wait; NaN and negatives
+# are ValueErrors and non-numbers TypeErrors at the call. A value a system call cannot take
+# (inf raised OverflowError in recv, issue #15) is never passed on: waits are made of slices.
+
+FOREVER = [float("inf"), 1e10, 1e300, 2**70]
+"""Timeouts that mean "wait forever": inf, and values beyond what any clock or syscall counts."""
+
+
+def select_one(prims: dict[str, Any], name: str, timeout: Any) -> Any:
+    """Set the peer's ``started`` event, then ``select`` on one channel; return the item."""
+    prims["started"].set()
+    return ck.select(prims[name].channel, timeout=timeout)[1]
+
+
+@pytest.mark.parametrize("timeout", FOREVER, ids=["inf", "1e10", "1e300", "2**70"])
+@pytest.mark.parametrize("call", ["recv", "recv_many", "select"])
+def test_a_receive_with_an_endless_timeout_waits_for_the_item(
+    model: Model, make: Make, peers: StartPeers, call: str, timeout: float
+) -> None:
+    channel = make(1)
+    (peer,) = peers(1, ch=channel)
+    event = peer.started  # type: ignore[attr-defined]
+    if call == "select":
+        peer.send(select_one, "ch", timeout)
+    else:
+        peer.send(blocking, "ch", call, *([2] if call == "recv_many" else []), timeout)
+    wait_until(lambda: event.is_set() or peer.answered(), "the peer starts its call")
+    wait_until(lambda: asleep(peer), "the peer blocks (or answers)")
+    assert not peer.answered()  # it waits: no OverflowError, no early timeout
+    channel.send("item")
+    assert peer.answer() == (["item"] if call == "recv_many" else "item")
+
+
+@pytest.mark.parametrize("timeout", FOREVER, ids=["inf", "1e10", "1e300", "2**70"])
+@pytest.mark.parametrize("call", ["send", "send_many"])
+@pytest.mark.parametrize("capacity", [1, 0], ids=["full", "rendezvous"])
+def test_a_send_with_an_endless_timeout_waits_for_room(
+    model: Model, make: Make, peers: StartPeers, call: str, timeout: float, capacity: int
+) -> None:
+    channel = make(capacity)
+    if capacity:
+        channel.send("first")
+    (peer,) = peers(1, ch=channel)
+    item: Any = ["late"] if call == "send_many" else "late"
+    start_blocking(peer, "ch", call, item, timeout)
+    assert not peer.answered()
+    if capacity:
+        assert channel.recv(timeout=DEADLOCK) == "first"
+    assert channel.recv(timeout=DEADLOCK) == "late"
+    assert peer.answer() is None
+    assert channel.statistics().queued == 0
+
+
+def test_a_zero_timeout_does_not_wait(model: Model, make: Make) -> None:
+    full, rendezvous = make(1), make(0)
+    full.send("fills it")
+    empty = make(1)
+    calls: list[Callable[[], Any]] = [
+        lambda: empty.recv(timeout=0),
+        lambda: empty.recv_many(3, timeout=0),
+        lambda: ck.select(empty, timeout=0),
+        lambda: full.send("no room", timeout=0),
+        lambda: full.send_many(["no", "room"], timeout=0),
+        lambda: rendezvous.send("nobody waits", timeout=0),
+        lambda: rendezvous.send_many(["nobody"], timeout=0),
+    ]
+    for call in calls:  # each returns at once: a wait here would be a deadlock
+        with pytest.raises(ChannelTimeout):
+            call()
+    assert full.recv(timeout=0) == "fills it"
+    assert [ch.statistics().queued for ch in (full, rendezvous, empty)] == [0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [
+        (float("nan"), ValueError),
+        (-1, ValueError),
+        (-1e-9, ValueError),
+        (float("-inf"), ValueError),
+        ("1", TypeError),
+        (True, TypeError),
+        (b"", TypeError),
+        (1j, TypeError),
+        ([1], TypeError),
+    ],
+    ids=["nan", "-1", "-1e-9", "-inf", "str", "bool", "bytes", "complex", "list"],
+)
+def test_a_bad_timeout_is_refused_at_the_call(
+    model: Model, make: Make, timeout: Any, error: type[Exception]
+) -> None:
+    channel = make(4)
+    channel.send("there")  # refused even when the call could complete at once
+    calls: list[Callable[[], Any]] = [
+        lambda: channel.send("x", timeout=timeout),
+        lambda: channel.send_many(["x", "y"], timeout=timeout),
+        lambda: channel.recv(timeout=timeout),
+        lambda: channel.recv_many(2, timeout=timeout),
+        lambda: ck.select(channel, timeout=timeout),
+    ]
+    for call in calls:
+        with pytest.raises(error, match="timeout"):
+            call()
+    stats = channel.statistics()
+    assert (stats.sent, stats.received) == (1, 0)  # nothing went in or out
+    assert channel.recv_nowait() == "there"
+
+
 # -- recv_many -------------------------------------------------------------------------------------
 
 
