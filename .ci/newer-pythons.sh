@@ -104,6 +104,17 @@ umount_all() {
     done
 }
 
+# Remove the chroot: only once nothing is mounted under it (a bind mount of the repository is
+# on the same file system, so --one-file-system alone would not keep rm out of the clone).
+remove_root() {
+    umount_all
+    if awk -v root="$ROOT/" 'index($5 "/", root) == 1 { found = 1 } END { exit !found }' \
+        /proc/self/mountinfo; then
+        die "something is still mounted under $ROOT (see /proc/self/mountinfo): not removing it"
+    fi
+    rm -rf --one-file-system "$ROOT"
+}
+
 run_in_chroot() {
     local v="$1"
     shift
@@ -165,8 +176,7 @@ flock -w 1800 9 || die "another setup holds $ROOT.lock for more than 30 minutes"
 
 if [ "${REBUILD:-0}" = 1 ] && [ -e "$ROOT" ]; then
     say "--rebuild: removing $ROOT"
-    umount_all
-    rm -rf --one-file-system "$ROOT"
+    remove_root
 fi
 
 # 1. debootstrap on the host: Debian 12's own package.
@@ -183,8 +193,7 @@ fi
 pkgs="ca-certificates,libatomic1"
 for v in $VERSIONS; do pkgs="$pkgs,python$v,python$v-venv"; done
 if [ ! -f "$ROOT/.ck-debootstrap-done" ]; then
-    umount_all
-    rm -rf --one-file-system "$ROOT"
+    remove_root
     mkdir -p "$ROOT"
     say "debootstrap $SUITE from $MIRROR into $ROOT ($pkgs); log: $ROOT.debootstrap.log"
     if ! $NICE debootstrap --variant=minbase --include="$pkgs" "$SUITE" "$ROOT" "$MIRROR" \
@@ -217,7 +226,7 @@ if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
     if [ "$(cat "$ROOT/etc/ssl/.ck-host-ca" 2>/dev/null)" != "$ca_stamp" ]; then
         say "copying the host's extra CA certificates"
         cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
-        in_root update-ca-certificates >/dev/null || die "update-ca-certificates failed"
+        in_root update-ca-certificates >/dev/null 2>&1 || die "update-ca-certificates failed"
         echo "$ca_stamp" >"$ROOT/etc/ssl/.ck-host-ca"
     fi
 fi
