@@ -1,0 +1,163 @@
+"""A ProcessChannel whose shared memory holds values it could not have written refuses them.
+
+The store and the state words are shared memory that any process of this user can write (a
+bug, a stray pointer, a hostile process of the same user). Every offset, length and count the
+channel reads there is checked before it is used: a bad one raises :class:`RuntimeError`
+naming the channel and the value — never a read past the entry, never another item's bytes
+(issue #15). These tests write bad values into a real channel's memory (white box: the
+layout is ``channels/process.py``'s) and check that the next receive refuses them, and keeps
+refusing them without hanging (the mutex is released).
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from concurrency_kit import ProcessChannel
+from concurrency_kit.channels import process
+
+BIG = 5_000  # bytes: past a pipe packet, so the item goes to the store
+
+
+@pytest.fixture
+def make() -> Iterator[Callable[..., ProcessChannel[Any]]]:
+    made: list[ProcessChannel[Any]] = []
+
+    def build(*args: Any, **kwargs: Any) -> ProcessChannel[Any]:
+        channel = ProcessChannel[Any](*args, **kwargs)
+        made.append(channel)
+        return channel
+
+    yield build
+    for channel in made:
+        channel.close()
+    made.clear()  # a closed channel's resources go with its last handle
+
+
+def header(channel: ProcessChannel[Any], at: int = 0) -> list[int]:
+    """The entry header at ``at``: size, state, kind, ack slot, payload length, number."""
+    return list(process._ENTRY.unpack_from(channel._buf, at))
+
+
+def write_header(channel: ProcessChannel[Any], fields: list[int], at: int = 0) -> None:
+    process._ENTRY.pack_into(channel._buf, at, *fields)
+
+
+def refused(channel: ProcessChannel[Any]) -> None:
+    """Every receive refuses the channel's memory, each time, with a clear error."""
+    calls: list[Callable[[], Any]] = [
+        channel.recv_nowait,
+        lambda: channel.recv(timeout=0),
+        lambda: channel.recv_many(3, timeout=0),
+    ]
+    for call in calls:
+        with pytest.raises(RuntimeError, match=r"shared memory of ProcessChannel .* is corrupt"):
+            call()
+
+
+SIZE, STATE, KIND, ACK, LENGTH, NUMBER = range(6)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        (LENGTH, BIG + 8),  # longer than its entry: would read the next entry's bytes
+        (LENGTH, 2**62),
+        (SIZE, 2**40),  # past the end of the store
+        (SIZE, 8),  # shorter than a header
+        (STATE, 99),
+        (KIND, 77),
+        (ACK, 10**6),
+        (NUMBER, 12345),  # not the next entry written
+    ],
+    ids=["length+8", "length-huge", "size-huge", "size-tiny", "state", "kind", "ack", "number"],
+)
+def test_a_bad_entry_header_is_refused(
+    make: Callable[..., ProcessChannel[Any]], field: int, value: int
+) -> None:
+    channel = make()
+    channel.send(b"a" * BIG)
+    fields = header(channel)
+    fields[field] = value
+    write_header(channel, fields)
+    refused(channel)
+
+
+def test_a_stale_entry_is_never_taken_again(make: Callable[..., ProcessChannel[Any]]) -> None:
+    channel = make()
+    channel.send(b"A" * BIG)
+    channel.send(b"B" * BIG)
+    assert channel.recv(timeout=0) == b"A" * BIG
+    assert channel.recv(timeout=0) == b"B" * BIG
+    channel.send(b"C" * (BIG - 16))  # the ring restarted at 0: B's old entry follows C's
+    channel._w[process._ENTRIES] += 1  # the counts claim one more entry: B's, stale
+    channel._w[process._SPILLED] += 1
+    assert channel.recv(timeout=0) == b"C" * (BIG - 16)
+    refused(channel)  # B's bytes are never returned a second time
+
+
+@pytest.mark.parametrize("where", ["tail-unaligned", "tail-past-the-end", "head-negative"])
+def test_a_bad_ring_position_is_refused(
+    make: Callable[..., ProcessChannel[Any]], where: str
+) -> None:
+    channel = make(shared_memory_size=1 << 20)
+    channel.send(b"a" * BIG)
+    if where == "tail-unaligned":
+        channel._w[process._TAIL] = 3
+    elif where == "tail-past-the-end":
+        channel._w[process._TAIL] = (1 << 20) + 64
+    else:
+        channel._w[process._HEAD] = -8
+    refused(channel)
+    with pytest.raises(RuntimeError, match="corrupt"):  # a sender does not write there either
+        channel.send(b"b" * BIG, timeout=0)
+
+
+def test_batch_lengths_that_do_not_add_up_are_refused(
+    make: Callable[..., ProcessChannel[Any]],
+) -> None:
+    channel = make()
+    channel.send(b"x" * BIG)  # the store holds an item: the batch goes there too
+    channel.send_many([b"one", b"two", b"three"])
+    assert channel.recv(timeout=0) == b"x" * BIG
+    at = header(channel)[SIZE]  # the batch entry follows the first one
+    pos = at + process._ENTRY.size + process._BATCH_HEAD.size
+    struct.pack_into("<I", channel._buf, pos, 300)  # the first item's length: past the batch
+    refused(channel)
+
+
+def test_pickled_item_lengths_that_do_not_add_up_are_refused(
+    make: Callable[..., ProcessChannel[Any]],
+) -> None:
+    channel = make()
+    channel.send(bytearray(b"y" * BIG))  # pickled, its bytes out of band
+    pos = process._ENTRY.size
+    length, count = process._PAYLOAD.unpack_from(channel._buf, pos)
+    assert count == 1
+    process._PAYLOAD.pack_into(channel._buf, pos, length, 2**31)  # a buffer count past the item
+    refused(channel)
+
+
+def test_a_dead_threads_bad_mark_is_refused(make: Callable[..., ProcessChannel[Any]]) -> None:
+    channel = make(4)
+    slot = process._SLOTS_AT + process._SLOT_WORDS * (process._THREAD_SLOTS - 1)
+    channel._w[slot], channel._w[slot + 1] = 2**22 + 1, 1  # no such process
+    channel._w[slot + 2] = 10**9  # sends in flight: more than any send reserves
+    with pytest.raises(RuntimeError, match="corrupt"):
+        channel._scan_slots()
+    assert channel.statistics().sent == 0  # the count was not touched
+
+
+def test_a_bad_store_size_is_refused_when_a_handle_is_unpickled(
+    make: Callable[..., ProcessChannel[Any]],
+) -> None:
+    channel = make()
+    data = pickle.dumps(channel)
+    channel._w[process._STORE_SIZE] = 17
+    with pytest.raises(RuntimeError, match="corrupt"):
+        pickle.loads(data)
