@@ -865,10 +865,18 @@ class ProcessChannel(ChannelBase[T]):
     def recv(self, timeout: float | None = None) -> T:
         """Take the next item, waiting for one at most ``timeout`` seconds.
 
+        A timeout or cancellation *around* the call does not stop it: a thread cannot be
+        interrupted, so an ``asyncio.to_thread(channel.recv)`` abandoned by
+        :func:`asyncio.wait_for` or ``task.cancel()`` still takes the next item, for nobody.
+        Pass ``timeout`` to the call itself, or poll :meth:`recv_nowait` from the event loop
+        (docs/channels.rst, "Receiving from asyncio").
+
         Raises:
             ChannelClosed: the channel is closed and every item has been received.
             ChannelTimeout: no item came within ``timeout`` seconds.
             SerializationError: the item could not be unpickled here (it is consumed).
+            RuntimeError: the channel's shared memory holds a length or offset it could not
+                have written (it is refused, never read past).
         """
         timeout = check_timeout(timeout)
         if self._backlog:
@@ -1050,6 +1058,8 @@ class ProcessChannel(ChannelBase[T]):
         Raises:
             ChannelEmpty: there is none right now.
             ChannelClosed: the channel is closed and every item has been received.
+            RuntimeError: the channel's shared memory holds a length or offset it could not
+                have written (it is refused, never read past).
         """
         item = self._take()
         if item is not _NOTHING:

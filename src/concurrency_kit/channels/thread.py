@@ -215,6 +215,12 @@ class ThreadChannel(ChannelBase[T]):
     def recv(self, timeout: float | None = None) -> T:
         """Take the next item, waiting for one at most ``timeout`` seconds.
 
+        A timeout or cancellation *around* the call does not stop it: a thread cannot be
+        interrupted, so an ``asyncio.to_thread(channel.recv)`` abandoned by
+        :func:`asyncio.wait_for` or ``task.cancel()`` still takes the next item, for nobody.
+        Pass ``timeout`` to the call itself, or poll :meth:`recv_nowait` from the event loop
+        (docs/channels.rst, "Receiving from asyncio").
+
         Raises:
             ChannelClosed: the channel is closed and every item has been received.
             ChannelTimeout: no item came within ``timeout`` seconds.
