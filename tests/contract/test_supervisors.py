@@ -9,16 +9,18 @@ Synchronization, never sleeps: children are the targets of ``supervision/_target
 writes ``start <id> <pid>`` to the channel's log FIFO once it runs and listens, then waits at
 its gate FIFO for a command from the test (crash, return, ...) or a stop request, and writes
 ``stop <id>`` when it stops on request (:class:`Channel`). The test waits for those lines, and
-for the supervisor's own events through :meth:`subscribe` (:class:`Watch`). A supervisor stops
-its children one after the other, each to the end, so the ``stop`` lines arrive in stop order;
-children start one after the other too, but a child may *run* its first line before an earlier
-sibling does, so the start order is read from the supervisor's ``start`` events.
+for the supervisor's own events through :meth:`subscribe` (:class:`Watch`). A supervisor asks
+the children it stops to stop all at once (issue #15), so their ``stop`` lines come in any
+order: the stop order is read from the supervisor's ``exit`` events, recorded in reverse
+order. Children start one after the other, but a child may *run* its first line before an
+earlier sibling does, so the start order is read from the supervisor's ``start`` events.
 Every time limit only turns a deadlock into a failure.
 """
 
 from __future__ import annotations
 
 import collections
+import math
 import os
 import select
 import signal
@@ -26,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -43,6 +46,7 @@ from concurrency_kit import (
     TEMPORARY,
     THREAD,
     TRANSIENT,
+    ChildContext,
     ChildCounts,
     ChildSpec,
     Model,
@@ -200,6 +204,43 @@ def model_name(model: Model) -> str:
     return "process" if model is PROCESS else "thread"
 
 
+class Clock:
+    """A clock for a supervisor's restart intensity, moved by the test (never by time)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def with_clock(supervisor: Supervisor) -> Clock:
+    """Give ``supervisor`` a :class:`Clock` for its restart intensity (its testing switch)."""
+    clock = Clock()
+    supervisor._clock = clock  # type: ignore[method-assign]
+    return clock
+
+
+def recording(model: Model, log: list[tuple[str, str]]) -> type[Supervisor]:
+    """``model.Supervisor``, recording each stop request and kill its runner makes in ``log``."""
+
+    def recorded(name: str, method: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def call(handle: Any) -> Any:
+            log.append((name, handle.spec.id))
+            return method(handle)
+
+        return call
+
+    class Recording(model.Supervisor):  # type: ignore[name-defined,misc]
+        def _make_runner(self) -> Any:
+            runner = super()._make_runner()
+            for name in ("request_stop", "kill"):
+                setattr(runner, name, recorded(name, getattr(runner, name)))
+            return runner
+
+    return Recording  # type: ignore[no-any-return]
+
+
 @pytest.fixture
 def chan(tmp_path: Path) -> Iterator[Channel]:
     channel = Channel(tmp_path)
@@ -217,7 +258,7 @@ def test_children_start_in_order_and_stop_in_reverse(model: Model, chan: Channel
         assert pairs(supervisor.events()) == [("start", "a"), ("start", "b"), ("start", "c")]
         assert ids_of(supervisor) == ["a", "b", "c"]
         assert all(info.running for info in supervisor.which_children())
-    assert chan.drain() == ["stop c", "stop b", "stop a"]
+    assert sorted(chan.drain()) == sorted(["stop c", "stop b", "stop a"])
     events = supervisor.events()
     assert pairs(events)[3:] == [("exit", "c"), ("exit", "b"), ("exit", "a"), ("stop", None)]
     assert all(e.normal is True for e in events if e.kind == "exit")
@@ -251,9 +292,10 @@ def test_strategy_stops_in_reverse_and_restarts_in_order(
         first_pids = dict(chan.pids)
         chan.poke("b", "e")
         lines = chan.read(len(stopped) + len(restarts))
-        # The siblings stop, one after the other, in reverse order; then the restarted ones
-        # run again (their "start" lines in any order: see the module docstring).
-        assert lines[: len(stopped)] == [f"stop {i}" for i in stopped]
+        # The siblings are asked to stop together (their exits recorded in reverse order,
+        # below); once all are gone, the restarted ones run again (their "start" lines in
+        # any order: see the module docstring).
+        assert sorted(lines[: len(stopped)]) == sorted(f"stop {i}" for i in stopped)
         assert sorted(lines[len(stopped) :]) == [f"start {i}" for i in restarts]
         watch.until_seen("start", restarts[-1], times=2)
         events = supervisor.events()[4:]
@@ -278,7 +320,7 @@ def test_strategy_stops_in_reverse_and_restarts_in_order(
                 assert (pids[i] == first_pids[i]) == (i not in restarts)
         else:
             assert set(pids.values()) == {None}
-    assert chan.drain() == ["stop d", "stop c", "stop b", "stop a"]
+    assert sorted(chan.drain()) == sorted(["stop d", "stop c", "stop b", "stop a"])
 
 
 def test_temporary_child_is_not_restarted_by_a_sibling(model: Model, chan: Channel) -> None:
@@ -291,7 +333,7 @@ def test_temporary_child_is_not_restarted_by_a_sibling(model: Model, chan: Chann
         chan.read(3)
         chan.poke("b", "e")
         lines = chan.read(4)
-        assert lines[:2] == ["stop t", "stop a"]
+        assert sorted(lines[:2]) == ["stop a", "stop t"]
         assert sorted(lines[2:]) == ["start a", "start b"]
         watch.until_seen("start", "b", times=2)
         assert pairs(supervisor.events())[3:] == [
@@ -303,7 +345,7 @@ def test_temporary_child_is_not_restarted_by_a_sibling(model: Model, chan: Chann
         assert ids_of(supervisor) == ["a", "b"]  # the temporary child is removed
         assert supervisor.count_children() == ChildCounts(specs=2, active=2)
         assert supervisor.statistics() == stats(children=2, running=2, restarts=2, crashes=1)
-    assert chan.drain() == ["stop b", "stop a"]
+    assert sorted(chan.drain()) == sorted(["stop b", "stop a"])
 
 
 # -- restart types and exit classification ----------------------------------------------------
@@ -350,7 +392,7 @@ def test_restart_type_decides_after_an_exit(
             ("exit", "x"),
             *(restarted(["x"]) if is_restarted else []),
         ]
-    assert chan.drain() == (["stop y", "stop x"] if is_restarted else ["stop y"])
+    assert sorted(chan.drain()) == (["stop x", "stop y"] if is_restarted else ["stop y"])
 
 
 # (command, normal, process exit code, exception) for exits both models share
@@ -425,6 +467,7 @@ def test_intensity_exceeded_gives_up(model: Model, chan: Channel) -> None:
     supervisor = model.Supervisor(
         [chan.spec(i) for i in "abc"], intensity=2, period=60, name="fragile"
     )
+    with_clock(supervisor)  # stopped: every restart falls within the period, however slow
     with supervisor:
         chan.read(3)
         # Counted per supervisor, not per child: crashes of different children add up.
@@ -435,7 +478,7 @@ def test_intensity_exceeded_gives_up(model: Model, chan: Channel) -> None:
         with pytest.raises(SupervisorGaveUp) as info:
             supervisor.wait(timeout=DEADLOCK)
         # Every child is stopped, in reverse order, before it gives up.
-        assert chan.drain() == ["stop c", "stop a"]
+        assert sorted(chan.drain()) == sorted(["stop c", "stop a"])
         history = info.value.history
         assert isinstance(history, tuple)
         assert pairs(history)[-4:] == [
@@ -459,16 +502,38 @@ def test_intensity_exceeded_gives_up(model: Model, chan: Channel) -> None:
 
 
 def test_restarts_older_than_the_period_do_not_count(model: Model, chan: Channel) -> None:
-    # A period of one microsecond: each crash below follows the previous restart by a whole
-    # round trip through FIFOs and a new child, so no two restarts fall within one period.
-    supervisor = model.Supervisor([chan.spec("a")], intensity=1, period=1e-6)
+    # The supervisor's clock moves only when the test moves it: each crash comes one whole
+    # period after the previous restart, so none counts against the next, on any machine.
+    supervisor = model.Supervisor([chan.spec("a")], intensity=1, period=10)
+    clock = with_clock(supervisor)
     with supervisor:
         chan.read(1)
         for _ in range(3):
+            clock.now += 10
             chan.poke("a", "e")
             assert chan.read(1) == ["start a"]
         assert supervisor.statistics() == stats(children=1, running=1, restarts=3, crashes=3)
-    assert chan.drain() == ["stop a"]
+        clock.now += 9.9  # within the period of the last restart: one too many
+        chan.poke("a", "e")
+        with pytest.raises(SupervisorGaveUp):
+            supervisor.wait(timeout=DEADLOCK)
+    assert chan.drain() == []
+    assert supervisor.statistics() == stats(
+        children=1, running=0, restarts=3, crashes=4, gave_up=True
+    )
+
+
+def test_an_infinite_period_counts_every_restart(model: Model, chan: Channel) -> None:
+    supervisor = model.Supervisor([chan.spec("a")], intensity=1, period=math.inf)
+    clock = with_clock(supervisor)
+    with supervisor:
+        chan.read(1)
+        chan.poke("a", "e")
+        assert chan.read(1) == ["start a"]
+        clock.now += 1e12
+        chan.poke("a", "e")
+        with pytest.raises(SupervisorGaveUp):
+            supervisor.wait(timeout=DEADLOCK)
 
 
 @pytest.mark.parametrize("command", ["e", "r"], ids=["crash", "normal-exit"])
@@ -507,7 +572,7 @@ def test_auto_shutdown_any_significant(
         chan.read(3)
         chan.poke("s1", command)  # exits by itself and is not restarted: the supervisor stops
         supervisor.wait(timeout=DEADLOCK)  # stopped, and did not give up: no exception
-        assert chan.drain() == ["stop s2", "stop w"]
+        assert sorted(chan.drain()) == sorted(["stop s2", "stop w"])
         assert pairs(supervisor.events())[3:] == [
             ("exit", "s1"),
             ("exit", "s2"),
@@ -597,7 +662,9 @@ def test_dynamic_children(model: Model, chan: Channel) -> None:
         # Terminated on purpose: none of that was a restart or a crash.
         watch.until_seen("exit", "t")
         assert supervisor.statistics() == stats(children=2, running=2)
-    assert chan.drain() == ["stop b", "stop a"]  # b restarted last, still stops first
+    assert sorted(chan.drain()) == ["stop a", "stop b"]
+    # b was restarted last, and still stops first: the stop order is the list's, reversed.
+    assert pairs(supervisor.events())[-3:] == [("exit", "b"), ("exit", "a"), ("stop", None)]
     with pytest.raises(RuntimeError):
         supervisor.start_child(chan.spec("late"))
     with pytest.raises(RuntimeError):
@@ -630,7 +697,7 @@ def test_which_children_and_count_children(model: Model, chan: Channel) -> None:
             assert all(i.pid is None for i in infos)
         assert supervisor.count_children() == ChildCounts(specs=3, active=3)
     assert supervisor.count_children() == ChildCounts(specs=3, active=0)
-    assert chan.drain() == ["stop c", "stop b", "stop a"]
+    assert sorted(chan.drain()) == sorted(["stop c", "stop b", "stop a"])
 
 
 # -- observability ----------------------------------------------------------------------------
@@ -763,7 +830,7 @@ def test_stop_is_idempotent_and_wait_follows_it(model: Model, chan: Channel) -> 
     supervisor.stop(timeout=0)
     supervisor.wait(timeout=0)  # stopped: returns at once
     assert "stopped" in repr(supervisor)
-    assert chan.drain() == ["stop b", "stop a"]
+    assert sorted(chan.drain()) == sorted(["stop b", "stop a"])
     assert pairs(supervisor.events()).count(("stop", None)) == 1
     assert supervisor.statistics() == stats(children=2, running=0)
     with pytest.raises(RuntimeError):
@@ -784,10 +851,20 @@ def noop() -> None:
     pass
 
 
-@pytest.mark.parametrize("shutdown", [0, -1.0, float("nan"), "5", None, True])
-def test_child_spec_rejects_a_bad_shutdown(shutdown: object) -> None:
-    with pytest.raises(ValueError, match="shutdown"):
+@pytest.mark.parametrize(
+    ("shutdown", "error"),
+    [(-1.0, ValueError), (float("nan"), ValueError), ("5", TypeError), (True, TypeError)],
+)
+def test_child_spec_rejects_a_bad_shutdown(shutdown: object, error: type[Exception]) -> None:
+    # The library's one timeout rule (concurrency_kit._core.deadline.check_timeout).
+    with pytest.raises(error, match="shutdown"):
         ChildSpec("a", noop, shutdown=shutdown)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("shutdown", [0, 0.5, None, math.inf, 1e300])
+def test_child_spec_takes_any_timeout(shutdown: float | None) -> None:
+    # 0: ask, then kill at once; None, inf and huge values: wait as long as it takes.
+    assert ChildSpec("a", noop, shutdown=shutdown).shutdown == shutdown
 
 
 def test_child_spec_values() -> None:
@@ -882,7 +959,7 @@ def test_supervision_tree(model: Model, chan: Channel) -> None:
         assert "SupervisorGaveUp" in gave_up.traceback
         assert parent.statistics() == stats(children=2, running=2, restarts=1, crashes=1)
     # Stopping the parent stops the subtree, which stops its leaf first.
-    assert chan.drain() == ["stop a", "stop leaf"]
+    assert sorted(chan.drain()) == sorted(["stop a", "stop leaf"])
     last = exits(parent.events(), "sub")[-1]
     assert last.normal is True
 
@@ -899,3 +976,166 @@ def _ancestors(pid: int) -> list[int]:
         pid = _parent_of(pid)
         chain.append(pid)
     return chain
+
+
+# -- issue #15: stopping together, restarts that do not lie, timeouts ------------------------
+
+
+@pytest.mark.parametrize("via", ["stop", "restart"])
+def test_children_are_all_asked_to_stop_before_any_is_killed(
+    model: Model, chan: Channel, via: str
+) -> None:
+    # Three children that ignore stop requests: each is killed (a thread: abandoned) after its
+    # shutdown time. They are asked together, so the stop takes the longest shutdown, not the
+    # sum: every request comes before the first kill (read from the runner's calls, in order).
+    log: list[tuple[str, str]] = []
+    release = threading.Event()
+    extra: tuple[object, ...] = (release,) if model is THREAD else ()
+    stubborn = [
+        ChildSpec(i, targets.ignore_stop, (chan.dir, i, *extra), shutdown=0.2) for i in "abc"
+    ]
+    crasher = [chan.spec("x")] if via == "restart" else []
+    supervisor = recording(model, log)([*stubborn, *crasher], strategy=ONE_FOR_ALL)
+    watch = Watch(supervisor)
+    try:
+        with supervisor:
+            chan.read(len(stubborn) + len(crasher))
+            if via == "restart":
+                chan.poke("x", "e")  # ONE_FOR_ALL: the three are stopped, then restarted
+                watch.until_seen("start", "x", times=2)
+                calls = list(log)
+        if via == "stop":
+            calls = list(log)
+        assert calls == [
+            ("request_stop", "c"),
+            ("request_stop", "b"),
+            ("request_stop", "a"),
+            ("kill", "c"),
+            ("kill", "b"),
+            ("kill", "a"),
+        ]
+        events = supervisor.events()
+        stopped = [e for e in events if e.kind == "exit" and e.child_id in "abc"][:3]
+        assert [e.child_id for e in stopped] == ["c", "b", "a"]  # recorded in stop order
+        if model is PROCESS:
+            assert {(e.exitcode, e.signal) for e in stopped} == {(-signal.SIGKILL, signal.SIGKILL)}
+        else:
+            assert {(e.normal, e.exception) for e in stopped} == {(False, "AbandonedThread")}
+    finally:
+        release.set()  # thread children: the abandoned ones end now
+    for thread in threading.enumerate():
+        if thread.name.rsplit(":", 1)[-1] in ("a", "b", "c"):
+            thread.join(DEADLOCK)
+            assert not thread.is_alive()
+
+
+# (strategy, children in start order): the first crashes at once on its first run, and the
+# restart must stop "b" (killed after its shutdown time if it ignores the request) first.
+RESTART_SCENARIOS = {
+    ONE_FOR_ALL: ["b", "a"],  # issue #15's report: b PERMANENT, then a crashing TRANSIENT
+    REST_FOR_ONE: ["a", "b"],
+}
+ROUNDS = 4
+"""Restarts per test: each a fresh supervisor, so each start and stop races anew."""
+
+
+@pytest.mark.parametrize("strategy", list(RESTART_SCENARIOS), ids=lambda s: s.name)
+def test_after_a_restart_the_old_child_is_gone_and_the_new_one_runs(
+    model: Model, chan: Channel, strategy: Strategy
+) -> None:
+    # What the events say must be true: when "exit b" is recorded the old b is gone (a
+    # process: exited, seen through a pidfd taken when it started; a thread: finished), and
+    # the b recorded as started runs its target (it writes its start line, with its pid). A
+    # process b ignores SIGTERM, so the restart kills it; a thread b stops when asked.
+    order = RESTART_SCENARIOS[strategy]
+    for round_ in range(ROUNDS):
+        chan.pids.clear()
+        crasher = ChildSpec(
+            "a",
+            targets.crash_on_first_run,
+            (chan.dir, f"a{round_}", model is PROCESS),
+            restart=TRANSIENT,
+        )
+        if model is PROCESS:
+            b = ChildSpec("b", targets.stubborn, (chan.dir, "b"), shutdown=0.1)
+        else:
+            b = ChildSpec("b", targets.child_run, (chan.dir, "b"), shutdown=DEADLOCK)
+        specs = {"a": crasher, "b": b}
+        supervisor = model.Supervisor(
+            [specs[i] for i in order], strategy=strategy, intensity=1, period=math.inf
+        )
+        watch = Watch(supervisor)
+        pidfds: list[int] = []
+
+        def on_start(
+            event: SupervisorEvent,
+            supervisor: Supervisor = supervisor,
+            pidfds: list[int] = pidfds,
+        ) -> None:
+            # Runs with the supervisor's lock held (re-entrant): b as it was just started.
+            if model is PROCESS and (event.kind, event.child_id) == ("start", "b"):
+                pid = {i.id: i.pid for i in supervisor.which_children()}["b"]
+                assert pid is not None
+                pidfds.append(os.pidfd_open(pid))  # this process, and no later one
+
+        supervisor.subscribe(on_start)
+        try:
+            with supervisor:
+                watch.until_seen("start", "a", times=2)
+                events = supervisor.events()
+                assert pairs(events) == [
+                    *[("start", i) for i in order],
+                    ("exit", "a"),
+                    ("exit", "b"),
+                    *restarted(order),
+                ]
+                if model is PROCESS:
+                    (old_b,) = exits(events, "b")
+                    assert (old_b.exitcode, old_b.signal) == (-signal.SIGKILL, signal.SIGKILL)
+                    old, new = pidfds
+                    assert select.select([old], [], [], 0)[0] == [old]  # gone, not running
+                    assert select.select([new], [], [], 0)[0] == []  # running
+                    current = {i.id: i.pid for i in supervisor.which_children()}["b"]
+                    # The old b may have been killed before it wrote its line.
+                    while chan.read(1) != ["start b"] or chan.pids["b"] != current:
+                        pass  # until the new b's own line, with its own pid
+                else:
+                    old_run, new_run = targets.RUNS["b"]
+                    assert not old_run.is_alive()  # finished before "exit b" was recorded
+                    while chan.read(1) != ["start b"] or new_run.is_alive() is not True:
+                        pass
+        finally:
+            for fd in pidfds:
+                os.close(fd)
+            targets.RUNS.clear()
+        chan.drain()
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [(-1, ValueError), (float("nan"), ValueError), ("1", TypeError), (True, TypeError)],
+)
+def test_timeouts_follow_the_one_rule(
+    model: Model, chan: Channel, timeout: object, error: type[Exception]
+) -> None:
+    supervisor = model.Supervisor([chan.spec("a")])
+    with supervisor:
+        chan.read(1)
+        with pytest.raises(error, match="timeout"):
+            supervisor.wait(timeout=timeout)  # type: ignore[arg-type]
+        with pytest.raises(error, match="timeout"):
+            supervisor.stop(timeout=timeout)  # type: ignore[arg-type]
+        with pytest.raises(TimeoutError):
+            supervisor.wait(timeout=0)
+        assert supervisor.statistics().running == 1  # the bad calls changed nothing
+    supervisor.wait(timeout=1e300)  # huge: no limit (and no overflow); stopped: returns
+    supervisor.stop(timeout=math.inf)
+    with pytest.raises(error, match="period"):
+        model.Supervisor([], period=timeout)  # type: ignore[arg-type]
+    context = ChildContext("x")
+    with pytest.raises(error, match="timeout"):
+        context.wait_stop(timeout)  # type: ignore[arg-type]
+    assert context.wait_stop(0) is False
+    context.request_stop()
+    assert context.wait_stop(1e300) is True
+    assert context.wait_stop(None) is True

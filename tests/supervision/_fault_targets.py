@@ -133,3 +133,15 @@ def crash_once_then_return(count_path: str, kind: str, report_path: str) -> None
     if count_run(count_path) == 1:
         die(kind)
     report(report_path, "back")
+
+
+def report_sigterm(report_path: str) -> None:
+    """Report this child's pid, then run on, reporting ``"term <pid>"`` for each SIGTERM.
+
+    A child that ignores every stop request: only SIGKILL ends it.
+    """
+    pid = os.getpid()
+    signal.signal(signal.SIGTERM, lambda signum, frame: report(report_path, f"term {pid}"))
+    report(report_path, str(pid))
+    while True:
+        signal.pause()

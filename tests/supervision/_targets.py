@@ -160,3 +160,50 @@ def subtree(model_name: str, chan: str, intensity: int) -> None:
         [ChildSpec("leaf", child, (chan, "leaf"))], intensity=intensity, name="sub"
     )
     supervisor.run()
+
+
+RUNS: dict[str, list[threading.Thread]] = {}
+"""Thread children only: the threads each child id ran in, oldest first (see :func:`child_run`)."""
+
+
+def count_run(chan: str, child_id: str) -> int:
+    """Count one more run of ``child_id`` in ``chan/<id>.runs``; return the count, this run in.
+
+    ``O_APPEND`` writes of one byte are atomic, so no run is lost, in threads or processes.
+    """
+    fd = os.open(os.path.join(chan, f"{child_id}.runs"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, b".")
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+
+
+def crash_on_first_run(chan: str, child_id: str, hard: bool) -> None:
+    """Crash at once on the first run (``hard``: ``os._exit(3)``, else raise); then :func:`child`.
+
+    ``hard`` is for process children (it would end a thread child's whole process).
+    """
+    if count_run(chan, child_id) == 1:
+        if hard:
+            os._exit(3)
+        raise ValueError("the first run crashes")
+    child(chan, child_id)
+
+
+def child_run(chan: str, child_id: str) -> None:
+    """:func:`child`, keeping the thread it runs in (a thread child) in :data:`RUNS`."""
+    RUNS.setdefault(child_id, []).append(threading.current_thread())
+    child(chan, child_id)
+
+
+def stubborn(chan: str, child_id: str) -> None:
+    """A process child that ignores SIGTERM, says so each time it gets one, and runs on.
+
+    Records ``start <id> <pid>`` once SIGTERM is handled, ``term <id>`` per SIGTERM; only
+    SIGKILL ends it.
+    """
+    signal.signal(signal.SIGTERM, lambda signum, frame: record(chan, "term", child_id))
+    record(chan, "start", child_id, os.getpid())
+    while True:
+        signal.pause()

@@ -12,12 +12,12 @@ work that follows from them; the public methods take the supervisor's lock and a
          <── wait for _stopped ──────────────  _on_exit(child): event, then by restart type and
                                                  strategy: restart it / its siblings / nobody;
                                                  count restarts against intensity; maybe give up
-                                               _shutdown(): stop children in reverse order
+                                               _shutdown(): stop children (see below)
 
 OTP semantics, exactly (``supervisor`` in the Erlang/OTP documentation):
 
-* children start in list order and stop in reverse order; ``ONE_FOR_ALL`` and
-  ``REST_FOR_ONE`` stop the affected siblings in reverse order, then start them in order;
+* children start in list order and are asked to stop in reverse order; ``ONE_FOR_ALL`` and
+  ``REST_FOR_ONE`` stop the affected siblings that way, then start them in order;
 * ``PERMANENT`` children are always restarted, ``TRANSIENT`` ones only after an abnormal exit,
   ``TEMPORARY`` ones never (and they are removed when they exit, or when a sibling's restart
   stops them);
@@ -25,8 +25,21 @@ OTP semantics, exactly (``supervisor`` in the Erlang/OTP documentation):
   ``period`` seconds makes the supervisor stop every child in reverse order and give up;
 * ``auto_shutdown`` stops the supervisor when significant children exit by themselves.
 
+One deliberate difference from OTP: children being stopped together (the supervisor's
+shutdown, a restart of siblings, giving up) are all asked to stop at once, in reverse order,
+and then waited for in that order, each until its own ``shutdown`` time after the request; a
+stop takes the longest ``shutdown``, not their sum (issue #15: three stubborn children made
+Ctrl-C take 15 s). A :exc:`KeyboardInterrupt` while :meth:`SupervisorCore.stop` waits (the
+second Ctrl-C) kills what is left at once.
+
 Stopping a child on purpose marks its handle *reaped* first, so that the loop, which may see
-the same exit a moment later, does not treat it as a crash.
+the same exit a moment later, does not treat it as a crash. A child's exit is recorded only
+once the runner has seen it *gone* (a process: its pidfd, not just the fork server's report;
+a thread: finished), and a child's start only once it has taken its target (the runner's
+``spawn`` waits for the child to say so): the events never run ahead of the children.
+
+Every wait is bounded (``_core.deadline``): timeouts follow the library's one rule, and long
+waits are made of :func:`~concurrency_kit._core.deadline.wait_slice` slices.
 """
 
 from __future__ import annotations
@@ -40,6 +53,7 @@ from typing import Any, Protocol
 
 from typing_extensions import Self
 
+from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining, wait_slice
 from concurrency_kit.supervision._spec import (
     BRUTAL_KILL,
     AutoShutdown,
@@ -80,15 +94,25 @@ class Handle(Protocol):
 
 
 class Runner(Protocol):
-    """What a model provides to run children (see the module docstring)."""
+    """What a model provides to run children (see the module docstring).
+
+    ``spawn`` returns once the child has taken its target. ``join`` returns whether the child
+    is gone (a process: exited; a thread: finished), waiting up to ``timeout`` seconds
+    (``None``: no limit), or less once :meth:`interrupt` was called, unless
+    ``interruptible=False``. ``exit_of`` is for a child that is gone. ``wait_exits`` returns
+    the children that are gone, after at most one wait slice.
+    """
 
     def spawn(self, spec: ChildSpec) -> Handle: ...
     def request_stop(self, handle: Handle) -> None: ...
     def kill(self, handle: Handle) -> bool: ...
-    def join(self, handle: Handle, timeout: float | None) -> bool: ...
+    def join(
+        self, handle: Handle, timeout: float | None, *, interruptible: bool = True
+    ) -> bool: ...
     def exit_of(self, handle: Handle) -> ChildExit: ...
     def wait_exits(self, timeout: float | None) -> list[Handle]: ...
     def wake(self) -> None: ...
+    def interrupt(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -119,6 +143,8 @@ class SupervisorCore:
 
     _runner: Runner
     _model: str
+    _clock: Callable[[], float] = staticmethod(time.monotonic)
+    """The clock of restart intensity and backoff (tests give an instance a fake one)."""
 
     def __init__(
         self,
@@ -155,13 +181,14 @@ class SupervisorCore:
             raise TypeError(f"auto_shutdown must be an AutoShutdown, got {auto_shutdown!r}")
         if isinstance(intensity, bool) or not isinstance(intensity, int) or intensity < 0:
             raise ValueError(f"intensity must be an int >= 0, got {intensity!r}")
-        if not period > 0:
+        window = check_timeout(period, name="period")  # the one rule: None and inf: ever
+        if window == 0:
             raise ValueError(f"period must be > 0 seconds, got {period!r}")
         if backoff is not None and not isinstance(backoff, Backoff):
             raise TypeError(f"backoff must be a Backoff or None, got {backoff!r}")
         self.strategy = strategy
         self.intensity = intensity
-        self.period = float(period)
+        self.period = float("inf") if window is None else window
         self.backoff = backoff
         self.auto_shutdown = auto_shutdown
         self.name = name or f"{type(self).__name__}-{id(self):x}"
@@ -177,6 +204,8 @@ class SupervisorCore:
         self._gave_up = False
         self._started = False
         self._shutdown_requested = False
+        self._stopping = threading.Event()  # set with _shutdown_requested: ends a backoff wait
+        self._killing = False  # a KeyboardInterrupt in stop(): kill what is left at once
         self._stopped = threading.Event()
         self._loop: threading.Thread | None = None
 
@@ -260,35 +289,79 @@ class SupervisorCore:
         Each child is given its spec's ``shutdown`` time to stop. Returns once the supervisor
         has stopped; a supervisor that gave up is stopped already (see :meth:`wait`).
 
+        Children are asked to stop all at once (in reverse order), so the stop takes about the
+        longest ``shutdown``, not their sum. A :exc:`KeyboardInterrupt` while this waits (a
+        second Ctrl-C, when the first one ended :meth:`wait` inside a ``with`` block) kills the
+        children left at once (threads: abandons them), then propagates.
+
         Args:
-            timeout: the most seconds to wait (``None``: as long as the children take).
+            timeout: the most seconds to wait (``None`` or ``math.inf``: as long as the
+                children take).
 
         Raises:
             TimeoutError: the supervisor did not stop within ``timeout`` seconds.
+            TypeError: ``timeout`` is not a number or ``None``.
+            ValueError: ``timeout`` is negative or NaN.
         """
-        with self._lock:
-            if not self._started:
-                self._started = True
-                self._stopped.set()
-                return
-            if self._stopped.is_set():
-                return
-            self._shutdown_requested = True
-            if self._loop is not None:
-                self._runner.wake()
-        if self._loop is threading.current_thread():
-            return  # called by a subscriber: the loop stops once the callback returns
-        if not self._stopped.wait(timeout):
-            raise TimeoutError(f"{self.name} did not stop within {timeout} seconds")
+        deadline = deadline_after(check_timeout(timeout))
+        try:
+            with self._lock:
+                if not self._started:
+                    self._started = True
+                    self._stopped.set()
+                    return
+                if self._stopped.is_set():
+                    return
+                self._shutdown_requested = True
+                self._stopping.set()
+                if self._loop is not None:
+                    self._runner.wake()
+            if self._loop is threading.current_thread():
+                return  # called by a subscriber: the loop stops once the callback returns
+            if not self._wait_stopped(deadline):
+                raise TimeoutError(f"{self.name} did not stop within {timeout} seconds")
+        except KeyboardInterrupt:
+            self._kill_now()
+            raise
+
+    def _kill_now(self) -> None:
+        """Kill (threads: abandon) every child still running, at once, and wait for the end.
+
+        Called without the lock, which the loop holds while it stops the children.
+        """
+        self._killing = True
+        self._shutdown_requested = True
+        self._stopping.set()
+        runner = getattr(self, "_runner", None)
+        if runner is None or self._loop is None:
+            return
+        runner.interrupt()  # the loop's waits for children to stop return now
+        runner.wake()
+        if self._loop is not threading.current_thread():
+            self._wait_stopped(None)
+
+    def _wait_stopped(self, deadline: float | None) -> bool:
+        """Wait until the supervisor has stopped or ``deadline``; return whether it stopped."""
+        while not self._stopped.is_set():
+            left = remaining(deadline)
+            if left == 0:
+                return False
+            self._stopped.wait(wait_slice(left))
+        return True
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait until the supervisor stops (asked to, by ``auto_shutdown``, or giving up).
 
+        Args:
+            timeout: the most seconds to wait (``None`` or ``math.inf``: no limit).
+
         Raises:
             SupervisorGaveUp: it gave up, with its history.
             TimeoutError: it is still running after ``timeout`` seconds.
+            TypeError: ``timeout`` is not a number or ``None``.
+            ValueError: ``timeout`` is negative or NaN.
         """
-        if not self._stopped.wait(timeout):
+        if not self._wait_stopped(deadline_after(check_timeout(timeout))):
             raise TimeoutError(f"{self.name} is still running after {timeout} seconds")
         if self._gave_up:
             raise SupervisorGaveUp(
@@ -322,9 +395,10 @@ class SupervisorCore:
     def _request_shutdown(self) -> None:
         """Ask the loop to stop everything (from a signal handler or another thread)."""
         self._shutdown_requested = True
+        self._stopping.set()
         runner = getattr(self, "_runner", None)
         if runner is not None and not self._stopped.is_set():
-            runner.wake()
+            runner.wake()  # a no-op once the runner is closed (the runner checks, locked)
 
     def __enter__(self) -> Self:
         self.start()
@@ -403,7 +477,7 @@ class SupervisorCore:
 
     def _count_restart(self) -> bool:
         """Count one restart; return ``False`` if that exceeds the intensity."""
-        now = time.monotonic()
+        now = self._clock()
         times = self._restart_times
         times.append(now)
         while times and times[0] <= now - self.period:
@@ -412,13 +486,13 @@ class SupervisorCore:
 
     def _restart(self, child: _Child, handle: Handle) -> None:
         if self.backoff is not None:
-            if time.monotonic() - handle.started_at >= self.backoff.healthy:
+            if self._clock() - handle.started_at >= self.backoff.healthy:
                 child.attempts = 0
             child.attempts += 1
             delay = self.backoff.delay(child.attempts)
             self._lock.release()  # let the API work while the restart waits
             try:
-                time.sleep(delay)
+                self._stopping.wait(wait_slice(delay))  # a stop ends the wait at once
             finally:
                 self._lock.acquire()
             if self._shutdown_requested or child not in self._children or child.handle is not None:
@@ -461,32 +535,46 @@ class SupervisorCore:
     # -- starting and stopping children -----------------------------------------------------------
 
     def _start_child(self, child: _Child, *, restart: bool = False) -> None:
-        child.handle = self._runner.spawn(child.spec)
+        handle = self._runner.spawn(child.spec)  # returns once the child has its target
+        handle.started_at = self._clock()
+        child.handle = handle
         if restart:
             self._restarts += 1
             self._record("restart", child.spec.id)
         self._record("start", child.spec.id)
 
     def _stop_children(self, children: list[_Child]) -> None:
-        """Stop the running ones of ``children``, in reverse order."""
-        for child in reversed(children):
-            if child.handle is not None:
-                self._stop_one(child)
+        """Stop the running ones of ``children``: ask all at once, in reverse order, then wait.
 
-    def _stop_one(self, child: _Child) -> None:
-        handle = child.handle
-        assert handle is not None
-        handle.reaped = True  # a deliberate stop, not a crash
-        child.handle = None
+        Each child gets its own ``shutdown`` time from the moment it was asked, so the whole
+        stop takes about the longest of them; one still running then is killed (a thread:
+        abandoned). The exits are recorded in reverse order, each once the child is gone.
+        """
         runner = self._runner
-        shutdown = handle.spec.shutdown
-        stopped = False
-        if shutdown is not BRUTAL_KILL:
-            runner.request_stop(handle)
-            stopped = runner.join(handle, float(shutdown))  # type: ignore[arg-type]
-        if not stopped and runner.kill(handle):
-            stopped = runner.join(handle, None)
-        if stopped:
+        stopping: list[tuple[Handle, float | None]] = []
+        for child in reversed(children):
+            handle = child.handle
+            if handle is None:
+                continue
+            handle.reaped = True  # a deliberate stop, not a crash
+            child.handle = None
+            shutdown = handle.spec.shutdown
+            if shutdown is BRUTAL_KILL:
+                runner.kill(handle)
+                stopping.append((handle, 0.0))
+            else:
+                runner.request_stop(handle)
+                stopping.append((handle, deadline_after(check_timeout(shutdown))))
+        for handle, deadline in stopping:
+            self._finish_stop(handle, deadline)
+
+    def _finish_stop(self, handle: Handle, deadline: float | None) -> None:
+        """Wait for a child asked to stop until ``deadline``, kill it then, record its exit."""
+        runner = self._runner
+        gone = False if self._killing else runner.join(handle, remaining(deadline))
+        if not gone and runner.kill(handle):
+            gone = runner.join(handle, None, interruptible=False)  # SIGKILL: it goes
+        if gone:
             info = runner.exit_of(handle)
             self._record(
                 "exit",
@@ -501,6 +589,9 @@ class SupervisorCore:
             self._abandoned += 1
             self._crashes += 1
             self._record("exit", handle.spec.id, normal=False, exception="AbandonedThread")
+
+    def _stop_one(self, child: _Child) -> None:
+        self._stop_children([child])
 
     # -- dynamic children -----------------------------------------------------------------------
 

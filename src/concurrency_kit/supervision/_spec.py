@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import attrs
 
+from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining, wait_slice
 from concurrency_kit.errors import ConcurrencyKitError
 
 __all__ = [
@@ -135,12 +136,8 @@ def _check_target(instance: ChildSpec, attribute: attrs.Attribute[Any], value: o
 
 
 def _check_shutdown(instance: ChildSpec, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is BRUTAL_KILL:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(
-            f"shutdown must be a positive number of seconds or BRUTAL_KILL, got {value!r}"
-        )
+    if value is not BRUTAL_KILL:
+        check_timeout(value, name="shutdown")  # the library's one timeout rule
 
 
 @attrs.frozen
@@ -156,7 +153,10 @@ class ChildSpec:
         restart: :data:`PERMANENT`, :data:`TRANSIENT` or :data:`TEMPORARY`.
         shutdown: seconds the child is given to stop when asked (``current_child()``'s
             stop request; SIGTERM for a process) before it is killed (a process) or abandoned
-            (a thread); or :data:`BRUTAL_KILL` (processes only) to kill it at once.
+            (a thread): a number ``>= 0``, or ``None`` or ``math.inf`` to wait as long as it
+            takes (OTP's ``infinity``, for a child that runs a supervisor); or
+            :data:`BRUTAL_KILL` (processes only) to kill it at once. A negative or NaN value
+            is a :class:`ValueError`, anything else a :class:`TypeError`.
         significant: whether its own exit counts for the supervisor's ``auto_shutdown``
             (``TRANSIENT`` and ``TEMPORARY`` children only, as in OTP).
     """
@@ -168,7 +168,7 @@ class ChildSpec:
     restart: Restart = attrs.field(
         default=Restart.PERMANENT, validator=attrs.validators.instance_of(Restart)
     )
-    shutdown: float | _BrutalKill = attrs.field(default=5.0, validator=_check_shutdown)
+    shutdown: float | _BrutalKill | None = attrs.field(default=5.0, validator=_check_shutdown)
     significant: bool = False
 
     def __attrs_post_init__(self) -> None:
@@ -316,10 +316,23 @@ class ChildContext:
     def wait_stop(self, timeout: float | None = None) -> bool:
         """Wait until the child is asked to stop, for up to ``timeout`` seconds.
 
+        Args:
+            timeout: seconds (``None`` or ``math.inf``: no limit; ``0``: do not wait).
+
         Returns:
             Whether it was asked to stop.
+
+        Raises:
+            TypeError: ``timeout`` is not a number or ``None``.
+            ValueError: ``timeout`` is negative or NaN.
         """
-        return self._stop.wait(timeout)
+        deadline = deadline_after(check_timeout(timeout))
+        while not self._stop.is_set():
+            left = remaining(deadline)
+            if left == 0:
+                return False
+            self._stop.wait(wait_slice(left))
+        return True
 
     def on_stop(self, callback: Callable[[], object]) -> None:
         """Call ``callback()`` when the child is asked to stop (now, if it was already).

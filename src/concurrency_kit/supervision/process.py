@@ -6,17 +6,28 @@ its target and reports how it ended::
 
     parent                                       child process (started as the standby)
     spawn(spec) ── assignment pipe: (id, call) ──> lifeline thread: exit when the parent dies
-      then starts the next standby                 SIGTERM -> current_child() asked to stop
-      keeps: the process's sentinel,               target(*args, **kwargs)
-             the read end of a result pipe
-    loop: wait(sentinels + wake pipe)              raises -> result pipe: (type, traceback),
-      a sentinel is ready -> the child exited              exit code 1
-      exit code, signal, result pipe -> exit       returns / raises Shutdown -> exit code 0
+      waits for RUNNING on the result pipe  <───── SIGTERM -> current_child() asked to stop
+      keeps: a pidfd of the process,               result pipe: RUNNING
+             the read end of the result pipe       target(*args, **kwargs)
+      then starts the next standby                 raises -> result pipe: (type, traceback),
+    loop: wait(pidfds + wake pipe)                         exit code 1
+      a pidfd is ready -> the child is gone        returns / raises Shutdown -> exit code 0
+      exit code, signal, result pipe -> exit
 
-Exits are seen through sentinels (:func:`multiprocessing.connection.wait`), never by polling.
+Exits are seen through pidfds (:func:`os.pidfd_open`; the process sentinel where there is
+none), never by polling. A pidfd names one process for good, so signals go to that process
+and no other (:func:`signal.pidfd_send_signal`), and it reports the process gone only when it
+is: a child is never reported exited while it runs, whatever the fork server's own report
+says. ``spawn`` returns once the child has said ``RUNNING`` (it has its assignment and its
+SIGTERM handler): a child reported started is not a standby still waiting for its pipe.
 Stopping a child sends SIGTERM, waits its ``shutdown`` time, then SIGKILL (``BRUTAL_KILL``:
 SIGKILL at once). A child whose supervising process dies, however it dies, exits at once
 (``_lifeline.py``), so no child outlives its supervisor.
+
+Thread safety: the loop thread waits on *duplicates* of the pidfds, taken under the runner's
+lock, so a child reaped and closed by another thread (``terminate_child``) cannot have its
+descriptor number reused under the loop's feet; ``wake()`` and ``close()`` share that lock,
+so a wake-up never writes to a closed (or reused) descriptor.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from concurrency_kit import _serialize
+from concurrency_kit._core.deadline import deadline_after, remaining, wait_slice
 from concurrency_kit._lifeline import watch_parent
 from concurrency_kit._util import mp_context
 from concurrency_kit.pools.process import default_start_method
@@ -45,6 +57,9 @@ __all__ = ["ProcessSupervisor"]
 
 EXIT_PARENT_DIED = 70
 """The exit code of a child whose supervising process died."""
+
+RUNNING = "running"
+"""What a standby sends on its result pipe once it has become its child."""
 
 
 def _standby_main(alive: Connection, assignments: Connection, result: Connection) -> None:
@@ -70,6 +85,7 @@ def _standby_main(alive: Connection, assignments: Connection, result: Connection
 
     signal.signal(signal.SIGTERM, lambda signum, frame: context.request_stop())
     try:
+        result.send(RUNNING)  # spawn() returns now: from here on, this process is the child
         target, args, kwargs = _serialize.loads(payload)
         target(*args, **(kwargs or {}))
     except Shutdown:
@@ -81,6 +97,16 @@ def _standby_main(alive: Connection, assignments: Connection, result: Connection
             result.send((type(exc).__name__, traceback.format_exc()))
         finally:
             os._exit(1)
+
+
+def _pidfd(pid: int | None) -> int | None:
+    """A pidfd of ``pid`` (Linux 5.3+), or ``None`` where there is none."""
+    if pid is None or not hasattr(os, "pidfd_open"):
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except OSError:  # ENOSYS (an older kernel), or gone already (then the sentinel says so)
+        return None
 
 
 class _ProcessExit:
@@ -95,16 +121,53 @@ class _ProcessExit:
 
 
 class _ProcessHandle:
-    __slots__ = ("exit", "pid", "process", "reaped", "result", "spec", "started_at")
+    __slots__ = (
+        "exit",
+        "pid",
+        "pidfd",
+        "process",
+        "reaped",
+        "result",
+        "spec",
+        "started_at",
+    )
 
-    def __init__(self, spec: ChildSpec, process: Any, result: Connection) -> None:
+    def __init__(
+        self, spec: ChildSpec, process: Any, result: Connection, pidfd: int | None
+    ) -> None:
         self.spec = spec
         self.process = process
         self.pid: int | None = process.pid
+        self.pidfd = pidfd
         self.result = result
         self.reaped = False
         self.started_at = time.monotonic()
         self.exit: _ProcessExit | None = None
+
+    def waitable(self) -> int:
+        """What becomes readable when the process is gone: its pidfd, else its sentinel."""
+        fd: int = self.process.sentinel if self.pidfd is None else self.pidfd
+        return fd
+
+    def send_signal(self, signum: int) -> None:
+        """Send ``signum`` to this process (and no other, where there are pidfds)."""
+        if self.pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self.pidfd, signum)
+            except ProcessLookupError:  # gone already
+                pass
+        elif self.process.exitcode is None:
+            os.kill(self.process.pid, signum)
+
+    def gone(self) -> bool:
+        """Whether the process has exited (without waiting)."""
+        if self.pidfd is None:
+            return self.process.exitcode is not None
+        return bool(wait([self.pidfd], 0))
+
+
+_Standby = tuple[Any, Connection, Connection, "int | None"]
+_STANDBY = ChildSpec("standby", int)  # the spec of a standby's handle, when one is discarded
 
 
 class _ProcessRunner:
@@ -116,12 +179,14 @@ class _ProcessRunner:
         self._alive_r, self._alive_w = context.Pipe(duplex=False)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
+        # Written once by interrupt() and never read: readable for good, it ends every join.
+        self._interrupt_r, self._interrupt_w = os.pipe()
         self._lock = threading.Lock()
         self._live: list[_ProcessHandle] = []
-        self._standby: tuple[Any, Connection, Connection] | None = None
+        self._standby: _Standby | None = None
         self._closed = False
 
-    def _start_standby(self) -> tuple[Any, Connection, Connection]:
+    def _start_standby(self) -> _Standby:
         """Start a process that waits to become a child (see :func:`_standby_main`)."""
         result_r, result_w = self._context.Pipe(duplex=False)
         assign_r, assign_w = self._context.Pipe(duplex=False)
@@ -139,102 +204,151 @@ class _ProcessRunner:
         finally:
             result_w.close()
             assign_r.close()
-        return process, assign_w, result_r
+        # The standby cannot exit before it is sent something (or the parent dies), so the
+        # pid is still its own here.
+        return process, assign_w, result_r, _pidfd(process.pid)
+
+    def _assign(self, standby: _Standby, spec: ChildSpec, payload: bytes) -> bool:
+        """Hand ``spec`` to ``standby``; return whether it took it (said ``RUNNING``)."""
+        process, assign_w, result_r, pidfd = standby
+        try:
+            assign_w.send((spec.id, payload))
+        except OSError:  # the standby died before it was needed
+            return False
+        finally:
+            assign_w.close()
+        watched = [result_r, process.sentinel if pidfd is None else pidfd]
+        while True:  # bounded slices; the standby is started already, so this is quick
+            ready = wait(watched, wait_slice(None))
+            if result_r in ready:
+                try:
+                    return bool(result_r.recv() == RUNNING)
+                except (EOFError, OSError):  # it died before it could say so
+                    return False
+            if ready:  # the process is gone and said nothing
+                return False
 
     def spawn(self, spec: ChildSpec) -> _ProcessHandle:
         payload = _serialize.dumps_call(spec.target, spec.args, spec.kwargs)
         standby, self._standby = self._standby, None
         if standby is None:
             standby = self._start_standby()
-        process, assign_w, result_r = standby
-        try:
-            assign_w.send((spec.id, payload))
-        except OSError:  # the standby died before it was needed: start one now
-            self._discard(standby)
-            process, assign_w, result_r = self._start_standby()
-            assign_w.send((spec.id, payload))
-        finally:
-            assign_w.close()
+        if not self._assign(standby, spec, payload):
+            self._discard(standby)  # it died before it was needed: start one now
+            standby = self._start_standby()
+            if not self._assign(standby, spec, payload):
+                self._discard(standby)
+                raise RuntimeError(f"a new process for child {spec.id!r} died at its start")
+        process, _, result_r, pidfd = standby
         process.name = f"{self._name}:{spec.id}"
-        handle = _ProcessHandle(spec, process, result_r)
+        handle = _ProcessHandle(spec, process, result_r, pidfd)
         with self._lock:
             self._live.append(handle)
-        self.wake()  # the loop must wait on the new sentinel too
+        self.wake()  # the loop must wait on the new child too
         self._standby = self._start_standby()  # the next child, already started
         return handle
 
-    @staticmethod
-    def _discard(standby: tuple[Any, Connection, Connection]) -> None:
-        process, assign_w, result_r = standby
+    def _discard(self, standby: _Standby) -> None:
+        process, assign_w, result_r, pidfd = standby
         assign_w.close()  # end-of-file: a standby still waiting exits by itself
-        process.join()
-        process.close()
-        result_r.close()
+        handle = _ProcessHandle(_STANDBY, process, result_r, pidfd)  # a child-to-be
+        self.join(handle, None, interruptible=False)
+        self._reap(handle)
 
     def request_stop(self, handle: Any) -> None:
-        if handle.process.exitcode is None:
-            handle.process.terminate()
+        handle.send_signal(signal.SIGTERM)
 
     def kill(self, handle: Any) -> bool:
-        if handle.process.exitcode is None:
-            handle.process.kill()
+        handle.send_signal(signal.SIGKILL)
         return True
 
-    def join(self, handle: Any, timeout: float | None) -> bool:
-        handle.process.join(timeout)
-        return handle.process.exitcode is not None
+    def join(self, handle: Any, timeout: float | None, *, interruptible: bool = True) -> bool:
+        deadline = deadline_after(timeout)
+        watched = [handle.waitable(), self._interrupt_r] if interruptible else [handle.waitable()]
+        while True:
+            ready = wait(watched, wait_slice(remaining(deadline)))
+            if handle.waitable() in ready:
+                return True
+            if ready or remaining(deadline) == 0:  # interrupted, or out of time
+                return bool(handle.gone())
+
+    def _reap(self, handle: _ProcessHandle) -> _ProcessExit:
+        """The exit of a process that is gone; closes what the handle holds."""
+        process = handle.process
+        while process.exitcode is None:  # the fork server's report follows the exit
+            process.join(wait_slice(None))
+        exception = tb = None
+        try:
+            while handle.result.poll():
+                message = handle.result.recv()
+                if message != RUNNING:
+                    exception, tb = message
+        except (EOFError, OSError):
+            pass
+        exit_ = _ProcessExit(process.exitcode, exception, tb)
+        handle.result.close()
+        process.close()
+        with self._lock:  # wait_exits duplicates pidfds under this lock
+            if handle.pidfd is not None:
+                os.close(handle.pidfd)
+                handle.pidfd = None
+            if handle in self._live:
+                self._live.remove(handle)
+        return exit_
 
     def exit_of(self, handle: Any) -> _ProcessExit:
         if handle.exit is None:
-            handle.process.join()
-            exception = tb = None
-            try:
-                if handle.result.poll():
-                    exception, tb = handle.result.recv()
-            except (EOFError, OSError):
-                pass
-            handle.exit = _ProcessExit(handle.process.exitcode, exception, tb)
-            handle.result.close()
-            handle.process.close()
-            with self._lock:
-                if handle in self._live:
-                    self._live.remove(handle)
+            self.join(handle, None, interruptible=False)
+            handle.exit = self._reap(handle)
         exit_: _ProcessExit = handle.exit
         return exit_
 
     def wait_exits(self, timeout: float | None) -> list[Any]:
         with self._lock:
-            live = list(self._live)
-        sentinels = {h.process.sentinel: h for h in live}
-        ready = wait([*sentinels, self._wake_r], timeout)
+            # Our own duplicates: another thread may close a handle's descriptor meanwhile.
+            watched = {os.dup(h.waitable()): h for h in self._live}
+        try:
+            ready = wait([*watched, self._wake_r], wait_slice(timeout))
+        finally:
+            for fd in watched:
+                os.close(fd)
         if self._wake_r in ready:
             try:
                 os.read(self._wake_r, 4096)
             except BlockingIOError:
                 pass
-        return [sentinels[r] for r in ready if r in sentinels]
+        return [watched[r] for r in ready if r in watched]
 
     def wake(self) -> None:
-        if self._closed:  # the loop has ended: nothing to wake
-            return
-        try:
-            os.write(self._wake_w, b"!")
-        except BlockingIOError:  # the pipe is full: the loop has wake-ups waiting already
-            pass
-        except OSError:  # closed by the loop's end in another thread meanwhile
-            pass
+        with self._lock:
+            if self._closed:  # the loop has ended: nothing to wake
+                return
+            try:
+                os.write(self._wake_w, b"!")
+            except BlockingIOError:  # the pipe is full: the loop has wake-ups waiting already
+                pass
+
+    def interrupt(self) -> None:
+        with self._lock:
+            if not self._closed:
+                os.write(self._interrupt_w, b"!")
 
     def close(self) -> None:
-        self._closed = True
         if self._standby is not None:
             self._discard(self._standby)
             self._standby = None
-        for handle in list(self._live):
-            self.exit_of(handle)  # reap whatever is left (all stopped by now)
+        with self._lock:
+            live = list(self._live)
+        for handle in live:  # all stopped by now, unless the loop failed: then kill them
+            if not handle.gone():
+                self.kill(handle)
+            self.exit_of(handle)
+        with self._lock:
+            self._closed = True
+            for fd in (self._wake_r, self._wake_w, self._interrupt_r, self._interrupt_w):
+                os.close(fd)
         self._alive_w.close()
         self._alive_r.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
 
 
 class ProcessSupervisor(SupervisorCore):

@@ -3,8 +3,13 @@
 A thread child is a daemon thread running its target; when the target returns or raises, the
 thread puts its handle on the runner's exit queue, which the supervisor's loop waits on::
 
-    child thread:  target(*args, **kwargs) ── returns / raises ──> exits.put(handle)
+    spawn(spec) ── starts the thread, waits until it runs the target ──> handle
+    child thread:  running.set(); target(*args, **kwargs) ── returns / raises ──>
+                   done (under the runner's condition), exits.put(handle)
     loop thread:   exits.get() ──> _on_exit(handle)   (``_core.py``)
+
+A child is *gone* once its thread has finished (``join``: the thread's ``done``, then the
+thread itself); every wait is bounded (``_core.deadline``) and ends early on ``interrupt()``.
 
 An exception in a child is contained: the supervisor sees an abnormal exit and restarts by
 its strategy. What a thread supervisor cannot contain is a *hard* crash (a segfault in C code,
@@ -22,6 +27,7 @@ import time
 import traceback
 from typing import Any
 
+from concurrency_kit._core.deadline import deadline_after, remaining, wait_slice
 from concurrency_kit.supervision._core import SupervisorCore
 from concurrency_kit.supervision._spec import (
     BRUTAL_KILL,
@@ -48,7 +54,17 @@ class _ThreadExit:
 
 
 class _ThreadHandle:
-    __slots__ = ("context", "exit", "pid", "reaped", "spec", "started_at", "thread")
+    __slots__ = (
+        "context",
+        "done",
+        "exit",
+        "pid",
+        "reaped",
+        "running",
+        "spec",
+        "started_at",
+        "thread",
+    )
 
     def __init__(self, spec: ChildSpec) -> None:
         self.spec = spec
@@ -58,6 +74,8 @@ class _ThreadHandle:
         self.context = ChildContext(spec.id)
         self.exit = _ThreadExit(normal=False, exception="Running")
         self.thread: threading.Thread | None = None
+        self.running = threading.Event()  # set just before the target is called
+        self.done = False  # set (under the runner's condition) once the target has ended
 
 
 class _ThreadRunner:
@@ -66,6 +84,8 @@ class _ThreadRunner:
     def __init__(self, name: str) -> None:
         self._name = name
         self._exits: queue.SimpleQueue[_ThreadHandle | None] = queue.SimpleQueue()
+        self._condition = threading.Condition()  # notified when a child ends or on interrupt
+        self._interrupted = False
 
     def spawn(self, spec: ChildSpec) -> _ThreadHandle:
         handle = _ThreadHandle(spec)
@@ -74,12 +94,15 @@ class _ThreadRunner:
         )
         handle.thread = thread
         thread.start()
+        while not handle.running.wait(wait_slice(None)):  # at once: the thread is started
+            pass
         return handle
 
     def _run(self, handle: _ThreadHandle) -> None:
         spec = handle.spec
         set_thread_context(handle.context)
         try:
+            handle.running.set()
             spec.target(*spec.args, **(spec.kwargs or {}))
         except Shutdown:
             handle.exit = _ThreadExit(normal=True)
@@ -92,6 +115,9 @@ class _ThreadRunner:
             handle.exit = _ThreadExit(normal=True)
         finally:
             set_thread_context(None)
+            with self._condition:
+                handle.done = True
+                self._condition.notify_all()
             self._exits.put(handle)
 
     def request_stop(self, handle: Any) -> None:
@@ -100,18 +126,28 @@ class _ThreadRunner:
     def kill(self, handle: Any) -> bool:
         return False  # a thread cannot be killed
 
-    def join(self, handle: Any, timeout: float | None) -> bool:
-        handle.thread.join(timeout)
-        return not handle.thread.is_alive()
+    def join(self, handle: Any, timeout: float | None, *, interruptible: bool = True) -> bool:
+        deadline = deadline_after(timeout)
+        with self._condition:
+            while not handle.done and not (interruptible and self._interrupted):
+                left = remaining(deadline)
+                if left == 0:
+                    return False
+                self._condition.wait(wait_slice(left))
+            if not handle.done:
+                return False
+        while handle.thread.is_alive():  # the target has ended: the thread ends at once
+            handle.thread.join(wait_slice(None))
+        return True
 
     def exit_of(self, handle: Any) -> _ThreadExit:
-        handle.thread.join()
+        self.join(handle, None, interruptible=False)
         exit_: _ThreadExit = handle.exit
         return exit_
 
     def wait_exits(self, timeout: float | None) -> list[Any]:
         try:
-            first = self._exits.get(timeout=timeout)
+            first = self._exits.get(timeout=wait_slice(timeout))
         except queue.Empty:
             return []
         exited = [] if first is _WAKE else [first]
@@ -125,6 +161,11 @@ class _ThreadRunner:
 
     def wake(self) -> None:
         self._exits.put(_WAKE)
+
+    def interrupt(self) -> None:
+        with self._condition:
+            self._interrupted = True
+            self._condition.notify_all()
 
     def close(self) -> None:
         pass
