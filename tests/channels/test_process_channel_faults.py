@@ -362,6 +362,24 @@ def test_consumer_killed_blocked_in_recv_takes_nothing(
     assert (stats.queued, stats.sent, stats.received) == (0, 1, 1)
 
 
+def test_rendezvous_send_nowait_after_a_waiting_receiver_died_does_not_hang(
+    make: Callable[..., ProcessChannel], children: Children
+) -> None:
+    # Issue #15: the look for a waiting receiver reaped the dead one by entering the store's
+    # mutex, which that send held already (it is not recursive): the send waited for ever.
+    channel = make(0)
+    with pytest.raises(ChannelFull):  # this thread has its place in the channel already
+        channel.send_nowait("nobody waits")
+    doomed = children(child_recv_blocked, channel)
+    assert doomed.recv() == "receiving"
+    wait_asleep(doomed)
+    doomed.kill()
+    with pytest.raises(ChannelFull):  # the dead receiver is reaped, and waits no more
+        channel.send_nowait("to the dead?")
+    stats = channel.statistics()
+    assert (stats.queued, stats.sent, stats.received) == (0, 0, 0)
+
+
 # -- creator death, attachers that exit, garbage collection -----------------------------------
 
 

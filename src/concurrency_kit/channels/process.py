@@ -430,8 +430,12 @@ class ProcessChannel(ChannelBase[T]):
         w[at + 2] = w[at + 3] = 0
         w[at] = w[at + 1] = 0
 
-    def _scan_slots(self) -> tuple[int, int]:
-        """Sends in flight and receivers asleep, in live threads (dead ones are reaped)."""
+    def _scan_slots(self, *, locked: bool = False) -> tuple[int, int]:
+        """Sends in flight and receivers asleep, in live threads (dead ones are reaped).
+
+        ``locked``: the caller holds the mutex already (it is not recursive: entering it
+        again would wait for ever).
+        """
         w = self._w
         in_flight = asleep = 0
         for i in range(_THREAD_SLOTS):
@@ -441,6 +445,8 @@ class ProcessChannel(ChannelBase[T]):
             if thread_alive(int(w[at]), int(w[at + 1])):
                 in_flight += int(w[at + 2])
                 asleep += int(w[at + 3])
+            elif locked:
+                self._discount_dead_slot(at)
             else:
                 self._m.enter()
                 try:
@@ -757,7 +763,7 @@ class ProcessChannel(ChannelBase[T]):
         rendezvous = self._capacity_value == 0
         m.enter()
         try:
-            if rendezvous and not wait and self._scan_slots()[1] <= w[_SPILLED]:
+            if rendezvous and not wait and self._scan_slots(locked=True)[1] <= w[_SPILLED]:
                 raise ChannelFull(f"no receiver is waiting on rendezvous {self.name!r}")
             while True:
                 if w[_CLOSED]:
