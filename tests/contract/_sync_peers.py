@@ -108,6 +108,9 @@ def when_waiting(prims: Prims, watched: str, count: int, name: str, method: str,
     wait_until(lambda: waiting(prims[watched]) == count, f"{count} waiter(s) on {watched}")
     if method == "notify_under_lock":
         return notify_under_lock(prims, name, *args)
+    if method == "set_and_notify":  # set the event ``args[0]``, then notify the condition
+        prims[args[0]].set()
+        return notify_under_lock(prims, name, None)
     return getattr(prims[name], method)(*args)
 
 

@@ -16,6 +16,7 @@ known to be blocked is seen in ``statistics().lock.waiters``, never guessed with
 from __future__ import annotations
 
 import functools
+import math
 import operator
 import os
 import pickle
@@ -113,6 +114,41 @@ def test_lock_timeout_raises_lock_timeout_error(guard: Make, peers: PeerFactory)
     holder.call("exit")
     with g.lock(timeout=0) as value:
         assert value == "value"
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [(math.nan, ValueError), (-0.5, ValueError), (-1, ValueError), ("1", TypeError)],
+    ids=repr,
+)
+def test_bad_timeouts_raise_at_the_call(
+    guard: Make, timeout: object, error: type[Exception]
+) -> None:
+    # The library's timeout rule (concurrency_kit._core.deadline): raised by lock() itself,
+    # before any ``with``, the lock untouched.
+    g = guard("value")
+    with pytest.raises(error, match="timeout"):
+        g.lock(timeout)
+    with pytest.raises(error, match="timeout"):
+        g.lock(timeout=timeout, ignore_poison=True)
+    stats = g.statistics()
+    assert (stats.poisoned, stats.lock.locked, stats.lock.acquisitions) == (False, False, 0)
+
+
+@pytest.mark.parametrize("timeout", [math.inf, 1e10, 1e300], ids=repr)
+def test_huge_timeouts_wait_until_the_block_ends(
+    guard: Make, peers: PeerFactory, timeout: float
+) -> None:
+    g = guard({"n": 0})
+    other = peers(g)
+    with g.lock() as value:
+        other.send("enter", "lock", timeout)
+        wait_until(lambda: g.statistics().lock.waiters == 1, "the peer waits for the lock")
+        assert not other.answered()
+        value["n"] = 1
+    assert other.answer() == {"n": 1}
+    other.call("exit")
+    assert unlocked(g)
 
 
 def test_set_inside_a_block_replaces_the_committed_value(guard: Make) -> None:

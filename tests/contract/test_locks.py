@@ -29,6 +29,7 @@ import contextlib
 import gc
 import importlib
 import inspect
+import math
 import multiprocessing
 import os
 import pickle
@@ -313,6 +314,69 @@ def test_bad_arguments_raise_value_error_like_threading(
     assert lock.statistics().recursion == 1
     lock.release()
     assert not lock.locked()
+
+
+# -- the library's timeout rule (concurrency_kit._core.deadline), on top of threading's -1 --------
+
+NOT_A_TIMEOUT = [math.nan, -0.5, -2, -math.inf]
+HUGE = [math.inf, 1e10, 1e300]
+
+
+def assert_untouched(lock: Any, *, locked: bool, contentions: int = 0) -> None:
+    stats = lock.statistics()
+    assert (stats.locked, stats.waiters, stats.contentions) == (locked, 0, contentions)
+
+
+@pytest.mark.parametrize("timeout", NOT_A_TIMEOUT, ids=repr)
+def test_nan_and_negative_timeouts_raise_before_anything_changes(
+    flavor: Flavor, lock: Any, timeout: float
+) -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        lock.acquire(True, timeout)
+    with pytest.raises(ValueError, match="timeout"):
+        lock.acquire(timeout=timeout)
+    assert not lock.locked()  # a free lock stays free
+    assert_untouched(lock, locked=False)
+    assert lock.statistics().acquisitions == 0
+    assert lock.acquire()  # ... and the holder's re-entry path checks too
+    with pytest.raises(ValueError, match="timeout"):
+        lock.acquire(True, timeout)
+    assert lock.statistics().recursion == 1
+    lock.release()
+    assert not lock.locked()
+
+
+@pytest.mark.parametrize("timeout", ["1", b"1", [1], object(), True], ids=repr)
+def test_a_timeout_that_is_not_a_number_raises_type_error(lock: Any, timeout: object) -> None:
+    with pytest.raises(TypeError, match="timeout"):
+        lock.acquire(True, timeout)
+    with pytest.raises(TypeError, match="timeout"):
+        lock.acquire(timeout=timeout)
+    assert_untouched(lock, locked=False)
+
+
+@pytest.mark.parametrize("timeout", [*HUGE, None], ids=repr)
+def test_huge_timeouts_on_a_free_lock_acquire_it(lock: Any, timeout: float | None) -> None:
+    assert lock.acquire(True, timeout) is True
+    lock.release()
+    with pytest.raises(ValueError, match="non-blocking"):
+        lock.acquire(False, timeout if timeout is not None else math.inf)
+    assert not lock.locked()
+
+
+@pytest.mark.parametrize("timeout", HUGE, ids=repr)
+def test_huge_timeouts_wait_until_released(lock: Any, peer: Peer, timeout: float) -> None:
+    # threading.Lock raises OverflowError above threading.TIMEOUT_MAX; ours waits, in bounded
+    # slices, for as long as it takes.
+    assert lock.acquire()
+    peer.send("acquire", True, timeout)
+    wait_for_waiters(lock, 1)  # the handshake: the peer is blocked in acquire
+    assert not peer.conn.poll()
+    lock.release()
+    assert peer.answer() is True
+    stats = lock.statistics()
+    assert (stats.owner_pid, stats.owner_thread) == (peer.pid, peer.native_id)
+    peer.call("release")
 
 
 def test_a_lock_is_not_reentrant_an_rlock_is(flavor: Flavor, lock: Any) -> None:

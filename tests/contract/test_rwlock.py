@@ -25,6 +25,7 @@ The :class:`Peer` helper is shared with ``test_guarded.py``.
 from __future__ import annotations
 
 import contextlib
+import math
 import mmap
 import multiprocessing
 import os
@@ -520,6 +521,58 @@ def test_context_managers_raise_lock_timeout_error(rw: Any, peers: PeerFactory) 
     writer.call("release_write")
     with rw.write(timeout=0), pytest.raises(LockTimeoutError):
         writer.call("enter", "read", SHORT)  # the peer's read() times out as well
+
+
+NOT_A_TIMEOUT = [math.nan, -0.5, -math.inf]
+NOT_A_NUMBER = ["1", [1], True]
+HUGE = [math.inf, 1e10, 1e300]
+BAD_TIMEOUTS = pytest.mark.parametrize(
+    ("timeout", "error"),
+    [(t, ValueError) for t in NOT_A_TIMEOUT] + [(t, TypeError) for t in NOT_A_NUMBER],
+    ids=repr,
+)
+
+
+@BAD_TIMEOUTS
+@pytest.mark.parametrize("side", ["read", "write"])
+def test_bad_timeouts_raise_before_anything_changes(
+    rw: Any, side: str, timeout: object, error: type[Exception]
+) -> None:
+    # The library's timeout rule (concurrency_kit._core.deadline); -1 stays threading's "wait
+    # for as long as it takes" for acquire_*, as every lock's.
+    acquire = getattr(rw, f"acquire_{side}")
+    with pytest.raises(error, match="timeout"):
+        acquire(True, timeout)
+    with pytest.raises(error, match="timeout"):
+        acquire(timeout=timeout)
+    with pytest.raises(error, match="timeout"):
+        getattr(rw, side)(timeout)  # at the call, before any ``with``
+    with pytest.raises(ValueError, match="timeout"):
+        getattr(rw, side)(-1)  # the context managers take None, not -1, for no limit
+    stats = rw.statistics()
+    assert (stats.readers, stats.writer_pid, stats.contentions) == (0, None, 0)
+    assert stats.read_acquisitions == stats.write_acquisitions == 0
+
+
+@pytest.mark.parametrize("timeout", HUGE, ids=repr)
+@pytest.mark.parametrize("how", ["acquire", "with"])
+@pytest.mark.parametrize("side", ["read", "write"])
+def test_huge_timeouts_wait_until_released(
+    rw: Any, peers: PeerFactory, side: str, how: str, timeout: float
+) -> None:
+    peer = peers(rw)
+    assert rw.acquire_write()
+    if how == "acquire":
+        peer.send(f"acquire_{side}", True, timeout)
+    else:
+        peer.send("enter", side, timeout)
+    (wait_readers if side == "read" else wait_writers)(rw, 1)  # the handshake: it waits
+    assert not peer.answered()
+    rw.release_write()
+    assert peer.answer() in (True, None)
+    stats = rw.statistics()
+    assert (stats.readers, stats.writer_pid) == ((1, None) if side == "read" else (0, peer.pid))
+    peer.call(f"release_{side}" if how == "acquire" else "exit")
 
 
 def test_context_managers_release_on_exception(rw: Any) -> None:

@@ -22,6 +22,7 @@ under test, and short.
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import pickle
 import sys
@@ -400,6 +401,117 @@ def test_semaphore_statistics(model: Model, closing: Closer) -> None:
     )
 
 
+# -- the library's timeout rule (concurrency_kit._core.deadline), every primitive ----------------
+
+NOT_A_TIMEOUT = [math.nan, -0.5, -1, -math.inf]
+NOT_A_NUMBER = ["1", [1], object(), True]
+HUGE = [math.inf, 1e10, 1e300]
+TIMED = [
+    "Semaphore.acquire",
+    "BoundedSemaphore.acquire",
+    "Event.wait",
+    "Condition.wait",
+    "Condition.wait_for",
+    "Barrier.wait",
+    "Barrier(timeout=)",
+]
+
+
+def timed_call(model: Model, op: str, closing: Closer) -> tuple[Any, Callable[[object], Any]]:
+    """A fresh primitive for ``op`` (a semaphore at zero) and a function calling ``op`` with a
+    given timeout (``Condition``'s caller must hold the lock, ``wait_for``'s predicate is
+    false)."""
+    kind, _, method = op.partition(".")
+    if op == "Barrier(timeout=)":
+        return None, lambda timeout: closing(model.Barrier(2, timeout=timeout)).wait()
+    primitive = closing(model.Barrier(2) if kind == "Barrier" else getattr(model, kind)())
+    if "Semaphore" in kind:
+        assert primitive.acquire(False)  # at zero, below the bound: release() is allowed
+    if method == "wait_for":
+        return primitive, lambda timeout: primitive.wait_for(lambda: False, timeout)
+    return primitive, lambda timeout: getattr(primitive, method)(timeout=timeout)
+
+
+@pytest.mark.parametrize("op", TIMED)
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [(t, ValueError) for t in NOT_A_TIMEOUT] + [(t, TypeError) for t in NOT_A_NUMBER],
+    ids=repr,
+)
+def test_bad_timeouts_raise_before_anything_changes(
+    model: Model, op: str, timeout: object, error: type[Exception], closing: Closer
+) -> None:
+    primitive, timed = timed_call(model, op, closing)
+    holding = op.startswith("Condition")
+    if holding:
+        primitive.acquire()
+    before = None if primitive is None else primitive.statistics()
+    with pytest.raises(error, match="timeout"):
+        timed(timeout)
+    if primitive is not None:  # a Condition's lock still held, once: not released to wait
+        assert primitive.statistics() == before
+    if holding:
+        primitive.release()
+    if op == "Semaphore.acquire":
+        with pytest.raises(error, match="timeout"):
+            primitive.acquire(False, timeout)  # the value is checked first, blocking or not
+
+
+@pytest.mark.parametrize("op", TIMED)
+@pytest.mark.parametrize("timeout", HUGE, ids=repr)
+def test_huge_timeouts_wait_until_another_party_acts(
+    model: Model, op: str, timeout: float, closing: Closer, peers: StartPeers
+) -> None:
+    # threading refuses timeouts above threading.TIMEOUT_MAX (OverflowError); these wait, in
+    # bounded slices, until the peer acts once it sees the test blocked (the handshake).
+    kind, _, method = op.partition(".")
+    if kind == "Barrier(timeout=)":
+        barrier = closing(model.Barrier(2, timeout=timeout))
+        (peer,) = peers(1, barrier=barrier)
+        peer.send(when_waiting, "barrier", 1, "barrier", "wait", DEADLOCK)
+        assert sorted([barrier.wait(), peer.answer()]) == [0, 1]
+        return
+    primitive, timed = timed_call(model, op, closing)
+    event = closing(model.Event())
+    (peer,) = peers(1, p=primitive, event=event)
+    if kind == "Barrier":
+        peer.send(when_waiting, "p", 1, "p", "wait", DEADLOCK)
+        assert sorted([timed(timeout), peer.answer()]) == [0, 1]
+        return
+    if kind == "Event":
+        peer.send(when_waiting, "p", 1, "p", "set")
+        assert timed(timeout) is True
+    elif method == "acquire":
+        peer.send(when_waiting, "p", 1, "p", "release")
+        assert timed(timeout) is True
+        assert primitive.statistics().value == 0
+    else:
+        with primitive:
+            if method == "wait":
+                peer.send(when_waiting, "p", 1, "p", "notify_under_lock", 1)
+                assert timed(timeout) is True
+            else:
+                peer.send(when_waiting, "p", 1, "p", "set_and_notify", "event")
+                assert primitive.wait_for(event.is_set, timeout) is True
+    assert peer.answer() is None
+
+
+@pytest.mark.parametrize("op", TIMED)
+def test_zero_timeout_does_not_wait(model: Model, op: str, closing: Closer) -> None:
+    primitive, timed = timed_call(model, op, closing)
+    if op.startswith("Barrier"):
+        with pytest.raises(ck.BrokenBarrierError):  # expired at once: breaks it, as threading
+            timed(0)
+        return
+    if op.startswith("Condition"):
+        with primitive:
+            assert not timed(0)
+            assert lock_stats(primitive).recursion == 1
+    else:
+        assert timed(0) is False
+    assert waiting(primitive) == 0
+
+
 # -- Event -----------------------------------------------------------------------------------------
 
 
@@ -528,7 +640,7 @@ def test_unheld_condition_raises_runtime_error(
         peer.call(call, "cond", "release")
 
 
-@pytest.mark.parametrize("timeout", [0, -1])
+@pytest.mark.parametrize("timeout", [0, 0.0])
 def test_wait_for_with_no_time_left_still_requires_the_lock(
     model: Model, timeout: float, closing: Closer
 ) -> None:

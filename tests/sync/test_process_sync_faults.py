@@ -370,28 +370,114 @@ def test_guarded_holder_killed_in_a_block_poisons_it(
 # -- Barrier: a party dies while waiting -----------------------------------------------------------
 
 
-def test_barrier_party_killed_while_waiting_breaks_it(children: Callable[..., Child]) -> None:
-    barrier = ProcessBarrier(4)
+def child_barrier_party(barrier: Any, conn: Connection) -> None:
+    """A live party for many rounds: on each "wait", report, wait, report the outcome."""
+    while conn.recv() == "wait":
+        child_call(barrier, conn, "wait", DEADLOCK)
+
+
+ROUNDS = 30
+
+
+@pytest.mark.parametrize(
+    "kill_lands",
+    ["before-the-last-party-arrives", "while-every-live-party-waits"],
+)
+def test_barrier_party_killed_after_arriving_breaks_it_for_every_live_party(
+    children: Callable[..., Child], kill_lands: str
+) -> None:
+    # Issue 15, defect 6: the dead party used to count as arrived (the barrier opened in most
+    # runs), and live parties could get different outcomes. A party that dies after arriving,
+    # before the barrier opens, breaks it: every live party gets BrokenBarrierError, each
+    # round, wherever the kill lands.
+    #
+    # before-the-last-party-arrives: parties=3; the doomed party and a survivor wait, the
+    #     doomed one is killed (and reaped: it is dead), then the test arrives last: it must
+    #     break the barrier instead of opening it.
+    # while-every-live-party-waits: parties=4 (one never comes); the doomed party, the
+    #     survivor and the test all wait when the kill lands: a sleeper finds the dead party.
+    last = kill_lands == "before-the-last-party-arrives"
+    barrier = ProcessBarrier(3 if last else 4)
     try:
-        doomed = children(child_call, barrier, "wait", DEADLOCK)
-        survivor = children(child_call, barrier, "wait", DEADLOCK)
-        assert doomed.recv() == survivor.recv() == "calling"
-        with (
-            kill_when(lambda: barrier.n_waiting == 3, "three parties wait", doomed),
-            pytest.raises(BrokenBarrierError),
-        ):
-            barrier.wait(DEADLOCK)  # the test is the third party
-        assert doomed.join() == -signal.SIGKILL
-        assert survivor.recv() is BrokenBarrierError  # the other survivor was released too
+        survivor = children(child_barrier_party, barrier)
+        for round_ in range(ROUNDS):
+            doomed = children(child_call, barrier, "wait", DEADLOCK)
+            assert doomed.recv() == "calling"  # written right before it calls wait()
+            wait_until(lambda: barrier.n_waiting == 1, "the doomed party waits")
+            survivor.conn.send("wait")
+            assert survivor.recv() == "calling"
+            wait_until(lambda: barrier.n_waiting == 2, "the survivor waits")
+            if last:
+                doomed.process.kill()
+                assert doomed.join() == -signal.SIGKILL
+                with pytest.raises(BrokenBarrierError):
+                    barrier.wait(DEADLOCK)
+            else:
+                with (
+                    kill_when(lambda: barrier.n_waiting == 3, "three parties wait", doomed),
+                    pytest.raises(BrokenBarrierError),
+                ):
+                    barrier.wait(DEADLOCK)
+                assert doomed.join() == -signal.SIGKILL
+            assert survivor.recv() is BrokenBarrierError, f"round {round_}"
+            stats = barrier.statistics()
+            assert (stats.broken, stats.n_waiting, stats.passes) == (True, 0, 0), round_
+            with pytest.raises(BrokenBarrierError):
+                barrier.wait(0)  # broken until reset, for every caller
+            barrier.reset()
+            assert (barrier.broken, barrier.n_waiting) == (False, 0)
+        survivor.conn.send("stop")
         assert survivor.join() == 0
-        assert barrier.broken
-        stats = barrier.statistics()
-        assert (stats.broken, stats.n_waiting, stats.passes) == (True, 0, 0)
-        with pytest.raises(BrokenBarrierError):
-            barrier.wait(0)  # broken until reset
-        barrier.reset()
+        # Every dead party is off the count: the barrier works again after the reset.
+        helper = children(child_call, barrier, "wait", DEADLOCK)
+        assert helper.recv() == "calling"
+        if not last:
+            other = children(child_call, barrier, "wait", DEADLOCK)
+            assert other.recv() == "calling"
+        third = children(child_call, barrier, "wait", DEADLOCK)
+        assert third.recv() == "calling"
+        index = barrier.wait(DEADLOCK)
+        outcomes = [c.recv() for c in ([helper, third] if last else [helper, other, third])]
+        assert sorted([index, *outcomes]) == list(range(barrier.parties))
+        assert barrier.statistics().passes == 1
+    finally:
+        barrier.close()
+
+
+def process_state(pid: int) -> bytes:
+    """The state letter of ``/proc/<pid>/stat`` (after the parenthesised command name)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    return stat[stat.rindex(b")") + 2 :][:1]
+
+
+def test_barrier_party_killed_after_it_opened_has_passed(
+    children: Callable[..., Child],
+) -> None:
+    # The other side of the rule: the barrier opened with the party alive (stopped by SIGSTOP,
+    # so it is woken but cannot leave), then the party is killed. It had passed: the others
+    # keep their indices, nothing breaks, and the next generation starts once it is found dead.
+    barrier = ProcessBarrier(2)
+    try:
+        party = children(child_barrier_party, barrier)
+        party.conn.send("wait")
+        assert party.recv() == "calling"
+        wait_until(lambda: barrier.n_waiting == 1, "the party waits")
+        pid = party.process.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        wait_until(lambda: process_state(pid) == b"T", "the party is stopped")
+        assert barrier.wait(DEADLOCK) in (0, 1)  # opened: the stopped party is alive
+        party.process.kill()
+        assert party.join() == -signal.SIGKILL
         assert not barrier.broken
-        assert barrier.n_waiting == 0
+        # The dead party never left; the next generation waits until a sleeper finds it dead.
+        other = children(child_call, barrier, "wait", DEADLOCK)
+        assert other.recv() == "calling"
+        assert barrier.wait(DEADLOCK) in (0, 1)
+        assert other.recv() in (0, 1)
+        stats = barrier.statistics()
+        assert (stats.broken, stats.n_waiting, stats.passes) == (False, 0, 2)
     finally:
         barrier.close()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 
+from concurrency_kit._core.deadline import check_timeout
+
 __all__ = [
     "BarrierStatistics",
     "ConditionStatistics",
@@ -42,24 +44,27 @@ class LockStatistics:
     owner_deaths_recovered: int
 
 
-def check_acquire_args(blocking: bool, timeout: float) -> float | None:
-    """Validate ``acquire(blocking, timeout)`` exactly as :meth:`threading.Lock.acquire` does.
+def check_acquire_args(blocking: bool, timeout: object) -> float | None:
+    """Validate ``acquire(blocking, timeout)``: :meth:`threading.Lock.acquire`'s signature, the
+    library's timeout rule (:func:`concurrency_kit._core.deadline.check_timeout`).
+
+    ``-1`` (the default) waits for as long as it takes, as in :mod:`threading`; so do ``None``,
+    ``math.inf`` and any timeout too large for a clock to count. A timeout with
+    ``blocking=False`` is refused, as :mod:`threading` refuses it.
 
     Returns:
         The timeout in seconds, or ``None`` to wait forever (``0`` when not blocking).
 
     Raises:
-        ValueError: a timeout with ``blocking=False``, or a negative timeout other than -1.
+        TypeError: ``timeout`` is not a number (or ``None``).
+        ValueError: a negative timeout other than -1, NaN, or a timeout with ``blocking=False``.
     """
-    if not blocking:
-        if timeout != -1:
-            raise ValueError("can't specify a timeout for a non-blocking call")
-        return 0.0
     if timeout == -1:
-        return None
-    if timeout < 0:
-        raise ValueError("timeout value must be a non-negative number")
-    return float(timeout)
+        return None if blocking else 0.0
+    seconds = check_timeout(timeout)
+    if not blocking:
+        raise ValueError("can't specify a timeout for a non-blocking call")
+    return seconds
 
 
 @attrs.frozen

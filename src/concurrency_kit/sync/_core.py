@@ -22,10 +22,11 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from threading import TIMEOUT_MAX, get_native_id
+from threading import get_native_id
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining
 from concurrency_kit.errors import (
     BrokenBarrierError,
     LockOwnerDiedWarning,
@@ -40,7 +41,7 @@ from concurrency_kit.sync._base import (
     SemaphoreStatistics,
     check_acquire_args,
 )
-from concurrency_kit.sync._monitor import Monitor, deadline_after
+from concurrency_kit.sync._monitor import Monitor
 
 __all__ = [
     "BarrierCore",
@@ -68,14 +69,6 @@ def _whoami() -> tuple[int, int]:
 
 def _expired(deadline: float | None) -> bool:
     return deadline is not None and time.monotonic() >= deadline
-
-
-def _wait_seconds(blocking: bool, timeout: float) -> float | None:
-    """``acquire(blocking, timeout)`` checked as :meth:`threading.Lock.acquire` does."""
-    wait = check_acquire_args(blocking, timeout)
-    if wait is not None and wait > TIMEOUT_MAX:
-        raise OverflowError("timeout value is too large")
-    return wait
 
 
 class _Core:
@@ -148,15 +141,17 @@ class SemaphoreCore(_Core):
 
         Args:
             blocking: wait for the counter to be positive (``True``) or return at once.
-            timeout: the most seconds to wait (``None``: for as long as it takes). Only with
-                ``blocking=True``.
+            timeout: the most seconds to wait (``None`` or ``math.inf``: for as long as it
+                takes). Only with ``blocking=True``.
 
         Returns:
             Whether the counter was decremented.
 
         Raises:
-            ValueError: a timeout with ``blocking=False``.
+            TypeError: ``timeout`` is not a number or ``None``.
+            ValueError: a timeout with ``blocking=False``, or a negative or NaN timeout.
         """
+        seconds = check_timeout(timeout)
         if not blocking and timeout is not None:
             raise ValueError("can't specify timeout for non-blocking acquire")
         m, s = self._m, self._s
@@ -166,7 +161,7 @@ class SemaphoreCore(_Core):
                 s.contentions += 1
                 if not blocking:
                     return False
-                deadline = deadline_after(timeout)
+                deadline = deadline_after(seconds)
                 while s.value <= 0:
                     if _expired(deadline):
                         return False
@@ -274,14 +269,19 @@ class EventCore(_Core):
         Returns:
             ``True`` if the flag was set (even if it has been cleared again since), ``False`` if
             the timeout expired first.
+
+        Raises:
+            TypeError: ``timeout`` is not a number or ``None``.
+            ValueError: ``timeout`` is negative or NaN.
         """
+        seconds = check_timeout(timeout)
         m, s = self._m, self._s
         m.enter()
         try:
             if s.flag:
                 return True
             generation = s.generation
-            deadline = deadline_after(timeout)
+            deadline = deadline_after(seconds)
             while s.generation == generation:
                 if _expired(deadline):
                     return False
@@ -361,8 +361,11 @@ class ConditionCore(_Core):
             ``True`` if notified, ``False`` if the timeout expired first.
 
         Raises:
+            TypeError: ``timeout`` is not a number or ``None``.
+            ValueError: ``timeout`` is negative or NaN (checked first).
             RuntimeError: the calling thread does not hold the lock.
         """
+        seconds = check_timeout(timeout)
         if not self._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
         m = self._m
@@ -371,7 +374,7 @@ class ConditionCore(_Core):
             ticket = m.prepare()
         finally:
             m.exit()
-        deadline = deadline_after(timeout)
+        deadline = deadline_after(seconds)
         saved = self._release_save()
         try:
             while not m.sleep(ticket, deadline) and not _expired(deadline):
@@ -392,21 +395,20 @@ class ConditionCore(_Core):
             The last value of ``predicate()``: false-ish only if the timeout expired.
 
         Raises:
+            TypeError: ``timeout`` is not a number or ``None``.
+            ValueError: ``timeout`` is negative or NaN (checked first).
             RuntimeError: the calling thread does not hold the lock.
         """
         # As threading: the first wait happens whatever the timeout, so a caller that does
         # not hold the lock is told so even with no time left to wait.
-        deadline: float | None = None
-        wait = timeout
+        deadline = deadline_after(check_timeout(timeout))
+        first = True
         result = predicate()
         while not result:
-            if wait is not None:
-                if deadline is None:
-                    deadline = time.monotonic() + wait
-                else:
-                    wait = deadline - time.monotonic()
-                    if wait <= 0:
-                        break
+            wait = remaining(deadline)
+            if wait == 0 and not first:
+                break
+            first = False
             self.wait(wait)
             result = predicate()
         return result
@@ -469,14 +471,26 @@ class BarrierState(ctypes.Structure):
         ("state", ctypes.c_int32),
         ("actor_pid", ctypes.c_int32),
         ("actor_tid", ctypes.c_int32),
-        ("_reserved", ctypes.c_int32),
+        ("recoveries", ctypes.c_uint32),  # process model: the monitor's mutex recoveries seen
         ("timeout", ctypes.c_double),  # the default timeout; negative: none
         ("passes", ctypes.c_uint64),
     )
 
 
 class BarrierCore(_Core):
-    """:class:`threading.Barrier` semantics; the action runs outside the monitor."""
+    """:class:`threading.Barrier` semantics; the action runs outside the monitor.
+
+    A generation: parties *arrive* (``count += 1``, inside the monitor) and sleep on the
+    ``_PARTIES`` queue while the state is FILLING; the last to arrive *opens* the barrier
+    (ACTING while it runs the action, then DRAINING, which wakes them all); the state goes
+    back to FILLING once every party of the generation has left (``count == 0``). Callers
+    that come while a generation drains (or is being reset) wait on ``_ARRIVING``, uncounted.
+
+    The opening is the one decision point for dead parties (process model, ``_repair``): a
+    counted party found dead *before* the barrier opens breaks it (the last party checks
+    every counted party just before opening, and again after the action); one found dead
+    after it opened has passed, and is only taken off the count.
+    """
 
     __slots__ = ("_action",)
     _action: Callable[[], object] | None
@@ -487,7 +501,8 @@ class BarrierCore(_Core):
             raise TypeError(f"parties must be an int, got {parties!r}")
         if parties < 1:
             raise ValueError("parties must be >= 1")
-        return BarrierState(parties=parties, timeout=-1.0 if timeout is None else timeout)
+        seconds = check_timeout(timeout)
+        return BarrierState(parties=parties, timeout=-1.0 if seconds is None else seconds)
 
     @property
     def parties(self) -> int:
@@ -509,19 +524,25 @@ class BarrierCore(_Core):
         """Wait until every party has called ``wait``; then all return together.
 
         Args:
-            timeout: the most seconds to wait; ``None`` uses the barrier's own timeout.
+            timeout: the most seconds to wait; ``None`` uses the barrier's own timeout
+                (``math.inf``: no limit, whatever the barrier's own timeout).
 
         Returns:
             An index from 0 to ``parties - 1``, different for each party of one opening.
 
         Raises:
+            TypeError: ``timeout`` is not a number or ``None``.
+            ValueError: ``timeout`` is negative or NaN (checked before arriving).
             BrokenBarrierError: the barrier was broken, aborted or reset while waiting, the
-                timeout expired (which breaks it for every party), or the action raised.
+                timeout expired (which breaks it for every party), the action raised, or
+                (processes) a party died before the barrier opened.
         """
         s = self._s
-        if timeout is None and s.timeout >= 0:
-            timeout = float(s.timeout)
-        deadline = deadline_after(timeout)
+        if timeout is None:
+            seconds = None if s.timeout < 0 else float(s.timeout)
+        else:
+            seconds = check_timeout(timeout)
+        deadline = deadline_after(seconds)
         m = self._m
         m.enter()
         try:
@@ -545,9 +566,18 @@ class BarrierCore(_Core):
         finally:
             m.exit()
 
+    def _check_before_opening(self) -> None:
+        """Inside the monitor, the last party: break the barrier if a counted party is dead.
+
+        The thread model has nothing to check: a thread cannot die without its process.
+        """
+
     def _open(self) -> None:
         """The last party: run the action (outside the monitor), then let everyone go."""
         s, m = self._s, self._m
+        self._check_before_opening()
+        if s.state != _FILLING:  # a party died: broken (the others are woken)
+            raise BrokenBarrierError
         if self._action is not None:
             s.state = _ACTING
             s.actor_pid, s.actor_tid = _whoami()
@@ -559,7 +589,9 @@ class BarrierCore(_Core):
                 self._break()
                 raise
             m.enter()
-            if s.state != _ACTING:  # broken meanwhile (abort, or this process presumed dead)
+            if s.state == _ACTING:
+                self._check_before_opening()  # a party that died while the action ran
+            if s.state != _ACTING:  # broken meanwhile (abort, a dead party, or presumed dead)
                 raise BrokenBarrierError
         s.state = _DRAINING
         s.passes += 1
@@ -688,7 +720,7 @@ class RWLockCore(_Core):
                 release()
             raise
 
-    def acquire_read(self, blocking: bool = True, timeout: float = -1) -> bool:
+    def acquire_read(self, blocking: bool = True, timeout: float | None = -1) -> bool:
         """Acquire the read side, shared with other readers.
 
         A thread that already holds the read side acquires it again at once (release it as
@@ -697,7 +729,7 @@ class RWLockCore(_Core):
         Raises:
             RuntimeError: the calling thread holds the write side.
         """
-        wait = _wait_seconds(blocking, timeout)
+        wait = check_acquire_args(blocking, timeout)
         me = self._me()
         m, s = self._m, self._s
         deaths = s.owner_deaths
@@ -765,7 +797,7 @@ class RWLockCore(_Core):
         finally:
             m.exit()
 
-    def acquire_write(self, blocking: bool = True, timeout: float = -1) -> bool:
+    def acquire_write(self, blocking: bool = True, timeout: float | None = -1) -> bool:
         """Acquire the write side, exclusive of every reader and writer.
 
         Arguments and results as :meth:`threading.Lock.acquire`.
@@ -774,7 +806,7 @@ class RWLockCore(_Core):
             RuntimeError: the calling thread already holds the write side, or holds the read
                 side (an upgrade would wait for itself for ever).
         """
-        wait = _wait_seconds(blocking, timeout)
+        wait = check_acquire_args(blocking, timeout)
         me = self._me()
         m, s = self._m, self._s
         deaths = s.owner_deaths
@@ -841,30 +873,42 @@ class RWLockCore(_Core):
     def read(self, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
         """A context manager holding the read side for the ``with`` block.
 
+        Args:
+            timeout: the most seconds to wait (``None`` or ``math.inf``: no limit).
+
         Raises:
+            TypeError: ``timeout`` is not a number or ``None`` (at the call).
+            ValueError: ``timeout`` is negative or NaN (at the call).
             LockTimeoutError: the read side was not acquired within ``timeout`` seconds.
             RuntimeError: as :meth:`acquire_read`.
         """
-        return self._held("read", self.acquire_read, self.release_read, timeout)
+        seconds = check_timeout(timeout)
+        return self._held("read", self.acquire_read, self.release_read, seconds)
 
     def write(self, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
         """A context manager holding the write side for the ``with`` block.
 
+        Args:
+            timeout: the most seconds to wait (``None`` or ``math.inf``: no limit).
+
         Raises:
+            TypeError: ``timeout`` is not a number or ``None`` (at the call).
+            ValueError: ``timeout`` is negative or NaN (at the call).
             LockTimeoutError: the write side was not acquired within ``timeout`` seconds.
             RuntimeError: as :meth:`acquire_write`.
         """
-        return self._held("write", self.acquire_write, self.release_write, timeout)
+        seconds = check_timeout(timeout)
+        return self._held("write", self.acquire_write, self.release_write, seconds)
 
     @staticmethod
     @contextlib.contextmanager
     def _held(
         side: str,
-        acquire: Callable[[bool, float], bool],
+        acquire: Callable[[bool, float | None], bool],
         release: Callable[[], None],
         timeout: float | None,
     ) -> Iterator[None]:
-        if not acquire(True, -1 if timeout is None else timeout):
+        if not acquire(True, timeout):  # checked already; None waits for as long as it takes
             raise LockTimeoutError(f"the {side} side was not acquired within {timeout} seconds")
         try:
             yield
@@ -953,7 +997,8 @@ class GuardedCore(Generic[T]):
         raise NotImplementedError
 
     def _enter(self, timeout: float | None, ignore_poison: bool = False) -> T:
-        if not self._lock.acquire(True, -1 if timeout is None else timeout):
+        # ``timeout`` passed check_timeout already; None waits for as long as it takes.
+        if not self._lock.acquire(True, timeout):
             raise LockTimeoutError(f"the guarded value was not locked within {timeout} seconds")
         try:
             if self._block.depth == 0:
@@ -990,8 +1035,9 @@ class GuardedCore(Generic[T]):
         finally:
             self._lock.release()
 
-    @contextlib.contextmanager
-    def lock(self, timeout: float | None = None, *, ignore_poison: bool = False) -> Iterator[T]:
+    def lock(
+        self, timeout: float | None = None, *, ignore_poison: bool = False
+    ) -> contextlib.AbstractContextManager[T]:
         """Hold the lock for a ``with`` block, which gets the value.
 
         Changes the block makes to a mutable value are kept (stored, for processes) when the
@@ -1002,15 +1048,22 @@ class GuardedCore(Generic[T]):
         poisoned, and the exception propagates.
 
         Args:
-            timeout: the most seconds to wait for the lock (``None``: for as long as it takes).
+            timeout: the most seconds to wait for the lock (``None`` or ``math.inf``: for as
+                long as it takes).
             ignore_poison: enter even if the value is poisoned, to repair it under the lock;
                 call :meth:`clear_poison` inside the block once it is sound (Rust's
                 ``PoisonError::into_inner``).
 
         Raises:
+            TypeError: ``timeout`` is not a number or ``None`` (at the call).
+            ValueError: ``timeout`` is negative or NaN (at the call).
             PoisonedError: the value is poisoned (see :meth:`clear_poison`).
             LockTimeoutError: the lock was not acquired within ``timeout`` seconds.
         """
+        return self._locked(check_timeout(timeout), ignore_poison)
+
+    @contextlib.contextmanager
+    def _locked(self, timeout: float | None, ignore_poison: bool) -> Iterator[T]:
         value = self._enter(timeout, ignore_poison)
         try:
             yield value

@@ -384,7 +384,7 @@ class _CheckedLock(_LockBase):
         super().__init__(*args, **kwargs)
         self._lockorder_key = _register(self)
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+    def acquire(self, blocking: bool = True, timeout: float | None = -1) -> bool:
         """Acquire the lock, as the lock class does, after checking the lock order."""
         key = self._lockorder_key
         if not (_enabled and key) or _state.busy:
@@ -429,7 +429,7 @@ class _CheckedRLock(_RLockBase):
         super().__init__(*args, **kwargs)
         self._lockorder_key = _register(self)
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+    def acquire(self, blocking: bool = True, timeout: float | None = -1) -> bool:
         """Acquire the lock, as the lock class does, after checking the lock order.
 
         Acquiring it again while holding it cannot block, so it is not checked.

@@ -52,6 +52,7 @@ from threading import get_native_id
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from concurrency_kit import _shm
+from concurrency_kit._core.deadline import remaining, wait_slice
 from concurrency_kit.sync import _robust
 from concurrency_kit.sync._robust import EOWNERDEAD, MutexWords, thread_alive
 
@@ -61,7 +62,6 @@ __all__ = [
     "Monitor",
     "ProcessMonitor",
     "ThreadMonitor",
-    "deadline_after",
 ]
 
 SLICE_SECONDS = 0.05
@@ -78,11 +78,6 @@ _MAGIC = 0x4D4B4342  # "BCKM"
 _STATE_OFFSET = 128
 
 StateT = TypeVar("StateT", bound=ctypes.Structure)
-
-
-def deadline_after(timeout: float | None) -> float | None:
-    """The :func:`time.monotonic` time ``timeout`` seconds from now (``None``: never)."""
-    return None if timeout is None else time.monotonic() + timeout
 
 
 class Monitor(Protocol):
@@ -120,10 +115,9 @@ class ThreadMonitor:
         return queue, waiter
 
     def sleep(self, ticket: Any, deadline: float | None) -> bool:
+        # One bounded slice (wait_slice): a caller waiting longer, or for ever, loops.
         _, waiter = ticket
-        if deadline is None:
-            return bool(waiter.acquire())
-        return bool(waiter.acquire(True, max(0.0, deadline - time.monotonic())))
+        return bool(waiter.acquire(True, wait_slice(remaining(deadline))))
 
     def finish(self, ticket: Any) -> bool:
         queue, waiter = ticket
@@ -380,6 +374,13 @@ class ProcessMonitor:
             1
             for s in self._slots[: self._header.high]
             if s.word == _WAITING and (queue is None or s.queue == queue)
+        )
+
+    def occupied(self, queue: int) -> int:
+        """How many slots of ``queue`` are taken: sleepers, and woken callers that have not
+        finished yet (dead ones too, until :meth:`dead_waiters` collects them)."""
+        return sum(
+            1 for s in self._slots[: self._header.high] if s.word != _FREE and s.queue == queue
         )
 
     def dead_waiters(self, queue: int | None) -> tuple[int, int]:

@@ -57,9 +57,8 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable
-from threading import TIMEOUT_MAX
 from types import TracebackType
-from typing import Any, ClassVar, NoReturn, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar, cast
 
 from concurrency_kit import _serialize, _shm
 from concurrency_kit.errors import LockOwnerDiedWarning
@@ -72,6 +71,7 @@ from concurrency_kit.sync._core import (
     _FILLING,
     _PARTIES,
     _READERS,
+    _RESETTING,
     _WRITERS,
     BarrierCore,
     BarrierState,
@@ -332,6 +332,8 @@ class _Mapping:
         if wait == 0:
             return EBUSY
         try:
+            # ``wait`` passed check_timeout: finite, at most MAX_TIMEOUT, so the deadline is an
+            # int a timespec holds; every call below waits one bounded slice at most.
             now = time.monotonic_ns()
             deadline = None if wait is None else now + int(wait * 1e9)
             while True:
@@ -401,11 +403,9 @@ class _ProcessLockBase:
         self._m = self._CLOSED
         self._finalizer()
 
-    def _acquire_slow(self, m: _Mapping, blocking: bool, timeout: float, rc: int) -> bool:
+    def _acquire_slow(self, m: _Mapping, blocking: bool, timeout: object, rc: int) -> bool:
         """Acquire after a first try (already made when ``rc`` is not ``EBUSY``) did not."""
-        wait = check_acquire_args(blocking, timeout)
-        if wait is not None and wait > TIMEOUT_MAX:
-            raise OverflowError("timeout value is too large")
+        wait = check_acquire_args(blocking, timeout)  # before anything else: may raise
         if rc == EBUSY:
             # Not tried yet (a timeout was given), or busy: try (again), then wait.
             rc = m.trylock(m.ptr)
@@ -555,7 +555,7 @@ class ProcessLock(_ProcessLockBase):
         """
         super().__init__()
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+    def acquire(self, blocking: bool = True, timeout: float | None = -1) -> bool:
         """Acquire the lock, waiting for it if ``blocking`` and for up to ``timeout`` seconds.
 
         Like :meth:`threading.Lock.acquire`, a holder that acquires the lock again waits for
@@ -563,16 +563,16 @@ class ProcessLock(_ProcessLockBase):
 
         Args:
             blocking: wait for the lock (``True``) or return at once (``False``).
-            timeout: the most seconds to wait; ``-1`` waits for as long as it takes. Only with
-                ``blocking=True``.
+            timeout: the most seconds to wait; ``-1`` (or ``None``, or ``math.inf``) waits for
+                as long as it takes. Only with ``blocking=True``.
 
         Returns:
             Whether the lock was acquired.
 
         Raises:
-            ValueError: a timeout with ``blocking=False``, a negative timeout other than -1, or
-                the handle is closed.
-            OverflowError: a timeout above :data:`threading.TIMEOUT_MAX`.
+            TypeError: ``timeout`` is not a number.
+            ValueError: a timeout with ``blocking=False``, NaN, a negative timeout other than
+                -1 (checked before anything changes), or the handle is closed.
         """
         m = self._m
         if timeout != -1:
@@ -656,21 +656,21 @@ class ProcessRLock(_ProcessLockBase):
         """
         super().__init__()
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+    def acquire(self, blocking: bool = True, timeout: float | None = -1) -> bool:
         """Acquire the lock, or acquire it once more if the calling thread holds it already.
 
         Args:
             blocking: wait for the lock (``True``) or return at once (``False``).
-            timeout: the most seconds to wait; ``-1`` waits for as long as it takes. Only with
-                ``blocking=True``.
+            timeout: the most seconds to wait; ``-1`` (or ``None``, or ``math.inf``) waits for
+                as long as it takes. Only with ``blocking=True``.
 
         Returns:
             Whether the lock was acquired.
 
         Raises:
-            ValueError: a timeout with ``blocking=False``, a negative timeout other than -1, or
-                the handle is closed.
-            OverflowError: a timeout above :data:`threading.TIMEOUT_MAX`.
+            TypeError: ``timeout`` is not a number.
+            ValueError: a timeout with ``blocking=False``, NaN, a negative timeout other than
+                -1 (checked before anything changes), or the handle is closed.
         """
         m = self._m
         if timeout != -1:
@@ -1037,22 +1037,51 @@ class ProcessBarrier(BarrierCore, _ProcessPrimitive):
         self._action = None if extra is None else _serialize.loads(extra)
 
     def _repair(self) -> bool:
-        s, m = self._s, self._m
-        m.dead_waiters(_ARRIVING)
+        # A sleeper between two slices (of either queue): its own slot, if it is a party, is
+        # still taken, so every counted party but an actor running the action has a slot.
+        return self._collect_dead(unslotted=0)
+
+    def _check_before_opening(self) -> None:
+        # The last party, inside the monitor: counted, but never asleep in this generation.
+        self._collect_dead(unslotted=1)
+
+    def _collect_dead(self, unslotted: int) -> bool:
+        """Inside the monitor: take dead parties off the count; break if the barrier has not
+        opened yet (see ``BarrierCore``). Returns whether anything changed.
+
+        ``unslotted``: counted parties without a waiter slot, other than the actor (the
+        caller, when it is the last party).
+        """
+        s, m = self._s, cast(ProcessMonitor, self._m)
+        m.dead_waiters(_ARRIVING)  # callers not yet counted: nothing else to account for
         died_waiting, died_woken = m.dead_waiters(_PARTIES)
-        s.count -= died_waiting + died_woken
-        broken = died_waiting > 0
+        dead = died_waiting + died_woken
+        s.count -= dead
         if s.state == _ACTING and not thread_alive(s.actor_pid, s.actor_tid):
             s.count -= 1
-            broken = True
-        if broken:
+            dead += 1
+        recoveries = m.mutex_recoveries & 0xFFFFFFFF
+        if recoveries != s.recoveries:
+            # A process died inside the monitor, between two lines of bookkeeping: perhaps a
+            # party counted but not yet asleep, or a last party opening. Count again, from
+            # the parties that can be seen, and treat it as a death.
+            s.recoveries = recoveries
+            actor = s.state == _ACTING and thread_alive(s.actor_pid, s.actor_tid)
+            s.count = m.occupied(_PARTIES) + unslotted + actor
+            dead += 1
+        if not dead:
+            return False
+        if s.state in (_FILLING, _ACTING):
+            # A counted party died before the barrier opened: it can never open. Every live
+            # party gets BrokenBarrierError, the last one included.
             self._break()
-            return True
-        if died_woken and s.count == 0 and s.state == _DRAINING:
+        elif s.count <= 0 and s.state in (_DRAINING, _RESETTING):
+            # It had passed (or was being reset): only the count changes; the next generation
+            # may start once every party of this one has left.
+            s.count = 0
             s.state = _FILLING
             m.wake_all(_ARRIVING)
-            return True
-        return False
+        return True
 
 
 class _ReaderEntry(ctypes.Structure):

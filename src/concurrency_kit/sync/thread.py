@@ -44,12 +44,14 @@ import threading
 from _queue import Empty, SimpleQueue
 from _thread import allocate_lock
 from collections.abc import Callable
-from threading import TIMEOUT_MAX, get_ident, get_native_id
+from threading import get_ident, get_native_id
+from time import monotonic
 from types import TracebackType
 from typing import Any, ClassVar, NoReturn, TypeVar
 
 from typing_extensions import Self
 
+from concurrency_kit._core.deadline import deadline_after, remaining, wait_slice
 from concurrency_kit.sync._base import ConditionStatistics, LockStatistics, check_acquire_args
 from concurrency_kit.sync._core import (
     BarrierCore,
@@ -113,14 +115,14 @@ class _ThreadLockBase:
         self._waiters = 0
         self._contentions = 0
 
-    def _take_slow(self, blocking: bool, timeout: float) -> bool:
+    def _take_slow(self, blocking: bool, timeout: object) -> bool:
         """Take the token after checking the arguments, counting contention and waiters.
 
-        Returns whether the token was taken; the caller records ownership.
+        Returns whether the token was taken; the caller records ownership. The wait is made of
+        bounded slices (:func:`~concurrency_kit._core.deadline.wait_slice`), so no timeout, however
+        large, reaches ``SimpleQueue.get`` (which refuses one above :data:`threading.TIMEOUT_MAX`).
         """
         wait = check_acquire_args(blocking, timeout)
-        if wait is not None and wait > TIMEOUT_MAX:
-            raise OverflowError("timeout value is too large")
         try:
             self._token.get_nowait()
         except Empty:
@@ -133,13 +135,18 @@ class _ThreadLockBase:
                 return False
             self._waiters += 1
         try:
-            self._token.get(True, wait)
-        except Empty:
-            return False
+            deadline = deadline_after(wait)
+            while True:
+                try:
+                    self._token.get(True, wait_slice(remaining(deadline)))
+                except Empty:
+                    if deadline is not None and monotonic() >= deadline:
+                        return False
+                else:
+                    return True
         finally:
             with self._meta:
                 self._waiters -= 1
-        return True
 
     def close(self) -> None:
         """Do nothing: a thread lock holds no resource beyond its memory.
@@ -234,20 +241,21 @@ class ThreadLock(_ThreadLockBase):
         super().__init__()
         self._count = 1  # the recursion statistics() reports while the lock is held
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+    def acquire(self, blocking: bool = True, timeout: float | None = -1) -> bool:
         """Acquire the lock, waiting for it if ``blocking`` and for up to ``timeout`` seconds.
 
         Args:
             blocking: wait for the lock (``True``) or return at once (``False``).
-            timeout: the most seconds to wait; ``-1`` waits for as long as it takes. Only with
-                ``blocking=True``.
+            timeout: the most seconds to wait; ``-1`` (or ``None``, or ``math.inf``) waits for
+                as long as it takes. Only with ``blocking=True``.
 
         Returns:
             Whether the lock was acquired.
 
         Raises:
-            ValueError: a timeout with ``blocking=False``, or a negative timeout other than -1.
-            OverflowError: a timeout above :data:`threading.TIMEOUT_MAX`.
+            TypeError: ``timeout`` is not a number.
+            ValueError: a timeout with ``blocking=False``, NaN, or a negative timeout other
+                than -1 (checked before anything changes).
         """
         if timeout == -1:  # the hot path: the stdlib's default arguments, the lock free
             try:
@@ -313,20 +321,21 @@ class ThreadRLock(_ThreadLockBase):
 
     __slots__ = ()
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+    def acquire(self, blocking: bool = True, timeout: float | None = -1) -> bool:
         """Acquire the lock, or acquire it once more if the calling thread holds it already.
 
         Args:
             blocking: wait for the lock (``True``) or return at once (``False``).
-            timeout: the most seconds to wait; ``-1`` waits for as long as it takes. Only with
-                ``blocking=True``.
+            timeout: the most seconds to wait; ``-1`` (or ``None``, or ``math.inf``) waits for
+                as long as it takes. Only with ``blocking=True``.
 
         Returns:
             Whether the lock was acquired.
 
         Raises:
-            ValueError: a timeout with ``blocking=False``, or a negative timeout other than -1.
-            OverflowError: a timeout above :data:`threading.TIMEOUT_MAX`.
+            TypeError: ``timeout`` is not a number.
+            ValueError: a timeout with ``blocking=False``, NaN, or a negative timeout other
+                than -1 (checked before anything changes).
         """
         me = get_ident()
         if self._owner == me:
