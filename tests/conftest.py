@@ -1,11 +1,16 @@
-"""Shared test configuration: the leak check for every test, and the ``model`` fixtures."""
+"""Shared test configuration: the leak check for every test, the ``model`` fixtures, and
+fork tests run with no thread of the harness's own beside them."""
 
 from __future__ import annotations
 
+import faulthandler
 import importlib.util
 import os
 import subprocess
 import sys
+import threading
+import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +22,14 @@ from concurrency_kit import ClusterPool, Model, PoolModel
 pytest_plugins = ["ck_leakcheck"]
 
 SHARED_CLUSTER_WORKERS = 2
+
+FORK_WARNING = r"This process \(pid=\d+\) is multi-threaded, use of fork\(\) may lead to deadlocks"
+"""The start of the ``DeprecationWarning`` ``os.fork()`` gives from a multi-threaded process
+(CPython 3.12+; 3.15 raises it from ``os.fork()`` under ``filterwarnings = error``, after the
+child exists)."""
+
+_THREAD_EXIT_DEADLINE = 5.0
+"""Seconds to wait for pytest's faulthandler watchdog thread to exit once cancelled."""
 
 # Runs in a child process: a LocalCluster on loopback with the settings and options ClusterPool
 # gives the clusters it starts; prints the scheduler's address, lives until its stdin closes.
@@ -148,3 +161,78 @@ def shared_cluster(dask_globals: None) -> Iterator[str]:
             proc.kill()
             proc.wait()
         proc.stdout.close()
+
+
+# -- fork tests ------------------------------------------------------------------------------
+#
+# os.fork() copies only the calling thread; a lock another thread held at that moment stays
+# held forever in the child. CPython 3.12+ says so with a DeprecationWarning whenever it
+# forks a process that has other threads (it counts the OS threads, /proc/self/task), and
+# pytest runs with filterwarnings = error. The suite's harness has such a thread of its own:
+# pytest's faulthandler_timeout arms faulthandler.dump_traceback_later() for every test,
+# which runs a C watchdog thread. So every fork made in a test would warn, although the test
+# started no thread: a false alarm that would hide the real ones.
+#
+# A test that forks the test process (the "fork" start method, or os.fork()) carries the
+# ``fork`` marker (added below to every test parametrized with "fork", or written by hand).
+# For such a test the watchdog is cancelled (pytest-timeout, in its "signal" method, still
+# stops and dumps a hung test: no thread), so the test forks a single-threaded process,
+# and the warning stays an error: a fork from a thread the test (or the library) started is
+# the real deadlock risk, and fails the test. A test that forks on purpose while threads run
+# expects the warning itself (``pytest.warns``). One case is not the test's doing: threads
+# the *session* started before the test (dask's offload thread, when the cluster extra is
+# installed): then, for that test only, the warning is shown rather than raised, and the
+# test is listed at the end of the run.
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``fork`` every test parametrized with the ``"fork"`` start method."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and any(
+            isinstance(value, str) and value == "fork" for value in callspec.params.values()
+        ):
+            item.add_marker(pytest.mark.fork)
+
+
+def _os_threads() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:  # pragma: no cover - not Linux
+        return threading.active_count()
+
+
+_FORKED_BESIDE_SESSION_THREADS: list[tuple[str, list[str]]] = []
+
+
+@pytest.fixture(autouse=True)
+def _fork_from_one_thread(request: pytest.FixtureRequest) -> None:
+    """For a ``fork`` test: no harness thread at the fork (see the comment above)."""
+    if request.node.get_closest_marker("fork") is None:
+        return
+    faulthandler.cancel_dump_traceback_later()  # pytest re-arms it for the next test
+    # The watchdog exits asynchronously once cancelled: wait until every OS thread is a
+    # Python one (a bound on the exit, not a sleep that makes the test pass).
+    deadline = time.monotonic() + _THREAD_EXIT_DEADLINE
+    while _os_threads() > threading.active_count() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    others = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    native = _os_threads() - threading.active_count()
+    if native > 0:
+        others.append(f"{native} thread(s) not started by Python")
+    if others:
+        warnings.filterwarnings("always", message=FORK_WARNING, category=DeprecationWarning)
+        _FORKED_BESIDE_SESSION_THREADS.append((request.node.nodeid, others))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """List the fork tests that ran beside threads the session had started."""
+    if not _FORKED_BESIDE_SESSION_THREADS:
+        return
+    terminalreporter.section("fork tests run beside the session's threads")
+    terminalreporter.line(
+        "(forked while other threads ran, as the warnings above say: the fork warning was "
+        "shown, not raised)"
+    )
+    for nodeid, threads in _FORKED_BESIDE_SESSION_THREADS:
+        terminalreporter.line(f"{nodeid}: {', '.join(threads)}")
