@@ -172,7 +172,9 @@ def rendezvous_producer(conn: Connection, channel: Any, size: int) -> None:
 
 
 @pytest.mark.parametrize("size", [SMALL, LARGE], ids=["small", "large"])
-def test_an_offer_whose_producer_was_killed_is_counted_once(children: Children, size: int) -> None:
+def test_an_offer_whose_producer_was_killed_is_counted_once_and_leaks_nothing(
+    children: Children, size: int
+) -> None:
     with ProcessChannel[Any](0) as channel:
         child = children(rendezvous_producer, channel, size)
         assert child.recv() == "sending"
@@ -186,5 +188,9 @@ def test_an_offer_whose_producer_was_killed_is_counted_once(children: Children, 
         assert channel.recv(DEADLOCK) == item(7, 0, size)
         stats = channel.statistics()
         assert (stats.queued, stats.sent, stats.received) == (0, 1, 1)
+        # Its acknowledgement word is free again (white box): dead senders leak none of the
+        # SLOTS words, after which every rendezvous send would fail.
+        acks = channel._w[process._ACKS_AT : process._ACKS_AT + process.SLOTS]
+        assert acks.tolist() == [0] * process.SLOTS
         with pytest.raises(ChannelFull):  # and no receiver waits now
             channel.send_nowait("nobody waits")

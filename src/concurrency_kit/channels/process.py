@@ -114,7 +114,7 @@ _PUT_SEQ, _TAKE_SEQ = 12, 13  # numbers of the next entry written / taken (under
 _SLOTS_AT = 16  # then per thread: pid, native thread id, its sends in flight, asleep or not
 _SLOT_WORDS = 4
 _WORDS = _SLOTS_AT + _SLOT_WORDS * _THREAD_SLOTS
-_ACKS_AT = _WORDS  # then one word per rendezvous acknowledgement slot
+_ACKS_AT = _WORDS  # then one word per rendezvous acknowledgement slot (see _claim_ack)
 _ALL_WORDS = _ACKS_AT + SLOTS
 
 
@@ -162,6 +162,11 @@ os.register_at_fork(after_in_child=_forked)
 
 def _align(n: int) -> int:
     return (n + 7) & ~7
+
+
+def _ack_word(number: int, owner: int, state: int) -> int:
+    """A rendezvous acknowledgement word: entry number, sender's thread slot, state."""
+    return number << 10 | owner << 2 | state
 
 
 def _small_plain(item: Any) -> bool:
@@ -427,6 +432,10 @@ class ProcessChannel(ChannelBase[T]):
         if in_flight:
             self._inc(_SENT, ctypes.c_int64(-in_flight))
             self._m.wake(in_flight, _Q_ROOM)
+        owner = (at - _SLOTS_AT) // _SLOT_WORDS
+        for i in range(_ACKS_AT, _ACKS_AT + SLOTS):  # its offer, if any, waits for nobody
+            if w[i] and (w[i] >> 2) & 0xFF == owner:
+                w[i] = 0
         w[at + 2] = w[at + 3] = 0
         w[at] = w[at + 1] = 0
 
@@ -778,7 +787,7 @@ class ProcessChannel(ChannelBase[T]):
                 m.wait(_Q_STORE, deadline)
             ack = -1
             if rendezvous and wait:
-                ack = self._claim_ack()
+                ack = self._claim_ack(int(w[_PUT_SEQ]), mark)
             buf = self._buf
             pos = at + _ENTRY.size
             if kind != _PICKLED:
@@ -832,13 +841,37 @@ class ProcessChannel(ChannelBase[T]):
             return head
         return -1
 
-    def _claim_ack(self) -> int:
-        acks = self._w
+    def _claim_ack(self, number: int, mark: int) -> int:
+        """Under the mutex: an acknowledgement word for the offer entry ``number`` made by
+        the thread whose in-flight mark is ``mark``.
+
+        The word holds the entry's number, the sender's thread slot and a state (1: offered,
+        2: taken); 0 is free. A receiver marks it taken only if it still names the entry it
+        took, and frees it instead if that sender is dead; reaping a dead thread's slot frees
+        its words too. So a sender killed while its offer waits leaks no word, and a word used
+        again is never taken for the old offer.
+        """
+        w = self._w
+        owner = (mark - 2 - _SLOTS_AT) // _SLOT_WORDS
         for i in range(SLOTS):
-            if acks[_ACKS_AT + i] == 0:
-                acks[_ACKS_AT + i] = 1  # 1: offered, 2: taken
+            if w[_ACKS_AT + i] == 0:
+                w[_ACKS_AT + i] = _ack_word(number, owner, 1)
                 return i
         raise RuntimeError(f"more than {SLOTS} rendezvous sends wait on {self.name!r}")
+
+    def _acknowledge(self, ack: int, number: int) -> None:
+        """Under the mutex: tell the sender of offer ``number`` that it was taken; if that
+        sender died, free its word instead (nobody else would)."""
+        w = self._w
+        word = int(w[_ACKS_AT + ack])
+        if word >> 10 != number or word & 3 != 1:
+            return  # its sender died and was reaped: the word is free, or someone else's
+        owner = _SLOTS_AT + _SLOT_WORDS * ((word >> 2) & 0xFF)
+        if thread_alive(int(w[owner]), int(w[owner + 1])):
+            w[_ACKS_AT + ack] = word + 1  # taken
+            self._m.wake_all(_Q_ACK)
+        else:
+            w[_ACKS_AT + ack] = 0
 
     def _await_ack(self, at: int, ack: int, deadline: float | None) -> None:
         """Under the mutex: sleep until a receiver takes the offer, or take it back.
@@ -851,10 +884,10 @@ class ProcessChannel(ChannelBase[T]):
         m = self._m
         word = _ACKS_AT + ack
         try:
-            while w[word] != 2 and not w[_CLOSED] and remaining(deadline) != 0:
+            while w[word] & 3 != 2 and not w[_CLOSED] and remaining(deadline) != 0:
                 m.wait(_Q_ACK, deadline)
         finally:
-            taken = w[word] == 2
+            taken = w[word] & 3 == 2
             w[word] = 0
             if not taken:
                 struct.pack_into("<H", self._buf, at + 8, _RETRACTED)  # the entry's state
@@ -1172,8 +1205,7 @@ class ProcessChannel(ChannelBase[T]):
                     self._spilled(-1)
                     taken += 1
                     if state == _OFFER:
-                        w[_ACKS_AT + ack] = 2
-                        m.wake_all(_Q_ACK)
+                        self._acknowledge(ack, seq)
             if w[_ENTRIES] == 0:
                 w[_HEAD] = w[_TAIL] = 0
             if taken and m.waiters(_Q_STORE):
