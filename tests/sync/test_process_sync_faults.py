@@ -444,6 +444,49 @@ def test_barrier_party_killed_after_arriving_breaks_it_for_every_live_party(
         barrier.close()
 
 
+def child_die_arriving_inside_the_monitor(barrier: Any, conn: Connection) -> None:
+    """Do the first step of ``wait()`` (count itself, holding the monitor's mutex) and stop
+    there, as a party killed between two lines of the barrier's bookkeeping would."""
+    barrier._m.enter()
+    barrier._s.count += 1
+    conn.send("counted")
+    conn.recv()  # killed here, the mutex held
+
+
+def test_barrier_party_killed_inside_the_monitor_breaks_it(
+    children: Callable[..., Child],
+) -> None:
+    # A party killed while it holds the barrier's mutex may be counted without sleeping (no
+    # waiter slot to find it by): the next caller takes the mutex over (EOWNERDEAD) and the
+    # barrier breaks, its count rebuilt from the parties it can see.
+    barrier = ProcessBarrier(3)
+    try:
+        survivor = children(child_barrier_party, barrier)
+        survivor.conn.send("wait")
+        assert survivor.recv() == "calling"
+        wait_until(lambda: barrier.n_waiting == 1, "the survivor waits")
+        doomed = children(child_die_arriving_inside_the_monitor, barrier)
+        assert doomed.recv() == "counted"
+        doomed.process.kill()
+        assert doomed.join() == -signal.SIGKILL
+        with pytest.raises(BrokenBarrierError):
+            barrier.wait(DEADLOCK)  # it would be the third party: it must not open
+        assert survivor.recv() is BrokenBarrierError
+        stats = barrier.statistics()
+        assert (stats.broken, stats.n_waiting, stats.passes) == (True, 0, 0)
+        barrier.reset()
+        survivor.conn.send("wait")
+        assert survivor.recv() == "calling"
+        other = children(child_call, barrier, "wait", DEADLOCK)
+        assert other.recv() == "calling"
+        index = barrier.wait(DEADLOCK)  # the count is right again: three parties open it
+        assert sorted([index, survivor.recv(), other.recv()]) == [0, 1, 2]
+        survivor.conn.send("stop")
+        assert survivor.join() == 0
+    finally:
+        barrier.close()
+
+
 def process_state(pid: int) -> bytes:
     """The state letter of ``/proc/<pid>/stat`` (after the parenthesised command name)."""
     with open(f"/proc/{pid}/stat", "rb") as f:

@@ -990,8 +990,16 @@ class ProcessBarrier(BarrierCore, _ProcessPrimitive):
     Same methods, properties, results and errors as :class:`threading.Barrier` and
     :obj:`multiprocessing.Barrier`. The ``action`` travels with the handle (pickled with
     cloudpickle, so a lambda will do) and runs in the process of the last party to arrive.
-    A party that *dies* while waiting (or while running the action) breaks the barrier: the
-    others get :exc:`~concurrency_kit.BrokenBarrierError` instead of waiting for ever.
+
+    A party that *dies* after arriving (its ``wait()`` counted in :attr:`n_waiting`) and
+    before the barrier opens — while waiting, while running the action, or inside the
+    barrier's bookkeeping — breaks the barrier for every live party alike: each gets
+    :exc:`~concurrency_kit.BrokenBarrierError` (the last party too, instead of opening it) and
+    :attr:`broken` stays true until :meth:`reset`. The last party decides: it checks that every
+    counted party is alive just before opening. A party that dies after the opening had
+    passed: the others are not affected. One that dies before arriving is only missing, as
+    with :class:`threading.Barrier` (the others wait until their timeout). A party is dead once
+    its process (or thread) has ended, not when a signal is merely sent to it.
 
     Example::
 
