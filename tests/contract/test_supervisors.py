@@ -46,6 +46,7 @@ from concurrency_kit import (
     TEMPORARY,
     THREAD,
     TRANSIENT,
+    Backoff,
     ChildContext,
     ChildCounts,
     ChildSpec,
@@ -1139,3 +1140,20 @@ def test_timeouts_follow_the_one_rule(
     context.request_stop()
     assert context.wait_stop(1e300) is True
     assert context.wait_stop(None) is True
+
+
+def test_a_stop_ends_a_backoff_wait(model: Model, chan: Channel) -> None:
+    # The restart after the crash waits an hour (the backoff); stopping the supervisor ends
+    # that wait at once, and the child is not restarted.
+    hour = Backoff(min=3600.0, max=3600.0, jitter=0.0)
+    supervisor = model.Supervisor([chan.spec("a")], backoff=hour)
+    watch = Watch(supervisor)
+    supervisor.start()
+    try:
+        chan.read(1)
+        chan.poke("a", "e")
+        watch.until_seen("exit", "a")  # the loop waits for the restart now (or is about to)
+    finally:
+        supervisor.stop(timeout=DEADLOCK)
+    assert pairs(supervisor.events()) == [("start", "a"), ("exit", "a"), ("stop", None)]
+    assert chan.drain() == []

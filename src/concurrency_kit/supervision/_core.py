@@ -492,7 +492,9 @@ class SupervisorCore:
             delay = self.backoff.delay(child.attempts)
             self._lock.release()  # let the API work while the restart waits
             try:
-                self._stopping.wait(wait_slice(delay))  # a stop ends the wait at once
+                until = deadline_after(check_timeout(delay, name="backoff delay"))
+                while not self._stopping.is_set() and remaining(until) != 0:
+                    self._stopping.wait(wait_slice(remaining(until)))  # a stop ends it at once
             finally:
                 self._lock.acquire()
             if self._shutdown_requested or child not in self._children or child.handle is not None:

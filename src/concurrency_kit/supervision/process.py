@@ -286,14 +286,14 @@ class _ProcessRunner:
         except (EOFError, OSError):
             pass
         exit_ = _ProcessExit(process.exitcode, exception, tb)
-        handle.result.close()
-        process.close()
-        with self._lock:  # wait_exits duplicates pidfds under this lock
+        with self._lock:  # wait_exits duplicates what it waits on under this lock
+            if handle in self._live:
+                self._live.remove(handle)
             if handle.pidfd is not None:
                 os.close(handle.pidfd)
                 handle.pidfd = None
-            if handle in self._live:
-                self._live.remove(handle)
+        handle.result.close()
+        process.close()
         return exit_
 
     def exit_of(self, handle: Any) -> _ProcessExit:
