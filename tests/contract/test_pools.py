@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import itertools
+import math
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 from _gates import Gate, pass_two, wait_at
 from hypothesis import given, settings
@@ -40,6 +44,24 @@ class CustomError(Exception):
 
 def raise_custom(message: str) -> None:
     raise CustomError(message)
+
+
+class Dummy:
+    """A result that can be weakly referenced (and pickled)."""
+
+
+def make_dummy(x: int) -> Dummy:
+    return Dummy()
+
+
+def make_dummy_or_fail(x: int, bad: int) -> Dummy:
+    if x == bad:
+        raise KeyError(x)
+    return Dummy()
+
+
+def touch(path: str) -> None:
+    Path(path).touch()
 
 
 def make_lock() -> object:
@@ -126,6 +148,45 @@ def test_remote_traceback_is_chained_for_processes(model: Model) -> None:
 def test_schedule_with_timeout_that_is_met(pool: ck.Pool) -> None:
     assert pool.schedule(add, (2, 3), timeout=60).result(timeout=60) == 5
     assert pool.schedule(add, [2], {"b": 4}).result(timeout=60) == 6
+
+
+@pytest.mark.parametrize("timeout", [math.inf, 1e300, 1e10, 1e9])
+def test_huge_task_timeouts_mean_no_limit(model: Model, tmp_path: Path, timeout: float) -> None:
+    # A timeout no clock or system call can count (inf, 1e300, 1e10) means "no limit"; one
+    # they can (1e9 s) must still reach no select/poll/wait unsliced. Either used to kill the
+    # pool's dispatcher (processes) or watchdog (threads) with an OverflowError.
+    with model.Pool(1) as pool:
+        assert pool.schedule(add, (1, 2), timeout=timeout).result(timeout=60) == 3
+        assert pool.submit(add, 3).result(timeout=math.inf) == 3
+        # The thread that times tasks is still alive: a short timeout still fires.
+        started, gate = Gate(tmp_path, "started"), Gate(tmp_path, "gate")
+        late = pool.schedule(pass_two, (started.path, gate.path), timeout=0.2)
+        started.release()
+        with pytest.raises(ck.TaskTimeoutError):
+            late.result(timeout=60)
+        if model.name != "process":  # a thread (or a given cluster's task) runs on: let it end
+            gate.release()
+        assert pool.schedule(add, (4,), timeout=timeout).result(timeout=60) == 4
+
+
+def test_schedule_with_timeout_zero_gives_the_task_no_time(model: Model, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    with model.Pool(1) as pool:
+        future = pool.schedule(touch, (str(marker),), timeout=0)
+        with pytest.raises(ck.TaskTimeoutError, match="0 s timeout"):
+            future.result(timeout=60)
+        assert pool.submit(add, 1).result(timeout=60) == 1
+        stats = pool.statistics()
+    assert not marker.exists()
+    assert (stats.tasks_timed_out, stats.tasks_completed) == (1, 1)
+
+
+def test_future_waits_follow_the_timeout_rule(pool: ck.Pool) -> None:
+    future = pool.submit(add, 1, 2)
+    assert future.result(timeout=math.inf) == 3
+    assert future.exception(timeout=1e300) is None
+    with pytest.raises(ValueError, match="timeout"):
+        future.result(timeout=math.nan)
 
 
 def test_is_an_executor(pool: ck.Pool) -> None:
@@ -218,10 +279,14 @@ def test_a_failed_item_does_not_affect_its_chunk(pool: ck.Pool) -> None:
     assert results[5:] == [5, 6, 7, 8, 9]
 
 
-def test_map_timeout(model: Model, tmp_path: Path) -> None:
-    gate = Gate(tmp_path)
+@pytest.mark.parametrize("timeout", [0.05, 0])
+def test_map_timeout(model: Model, tmp_path: Path, timeout: float) -> None:
+    # timeout=0 is accepted, as by Executor.map: the results must be ready when asked for.
+    started, gate = Gate(tmp_path, "started"), Gate(tmp_path, "gate")
     with model.Pool(1) as pool:
-        results = pool.map(wait_at, [gate.path], timeout=0.05)
+        assert list(pool.map(add, [], timeout=timeout)) == []
+        results = pool.map(pass_two, [started.path], [gate.path], timeout=timeout)
+        started.release()  # the call runs: it cannot be ready before the gate opens
         with pytest.raises(TimeoutError):
             next(results)
         if model.name != "process":
@@ -230,6 +295,27 @@ def test_map_timeout(model: Model, tmp_path: Path) -> None:
             gate.release()
         else:
             assert pool.statistics().tasks_cancelled == 1  # its worker was killed
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_map_keeps_no_reference_to_yielded_results(pool: ck.Pool, ordered: bool) -> None:
+    # CPython's test_free_reference (bpo-14406): once the caller drops a result, it is free.
+    for chunksize in (1, 4):
+        for obj in pool.map(make_dummy, range(10), chunksize=chunksize, ordered=ordered):
+            ref = weakref.ref(obj)
+            del obj
+            gc.collect()
+            assert ref() is None
+
+
+def test_map_keeps_no_reference_to_results_before_a_failed_item(pool: ck.Pool) -> None:
+    results = pool.map(make_dummy_or_fail, range(6), itertools.repeat(5), chunksize=6)
+    for _ in range(5):
+        ref = weakref.ref(next(results))
+        gc.collect()
+        assert ref() is None
+    with pytest.raises(KeyError):
+        next(results)
 
 
 def test_map_with_a_lambda(pool: ck.Pool) -> None:
@@ -251,7 +337,13 @@ def test_bad_arguments_fail_at_the_call_site(pool: ck.Pool) -> None:
     with pytest.raises(ValueError, match="timeout"):
         pool.schedule(add, (1,), timeout=-1)
     with pytest.raises(ValueError, match="timeout"):
-        pool.schedule(add, (1,), timeout=0)
+        pool.schedule(add, (1,), timeout=math.nan)
+    with pytest.raises(TypeError, match="timeout"):
+        pool.schedule(add, (1,), timeout="1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timeout"):
+        pool.map(add, [1], timeout=-1)
+    with pytest.raises(ValueError, match="timeout"):
+        pool.map(add, [1], timeout=math.nan)
     with pytest.raises(ValueError, match="chunksize"):
         pool.map(add, [1], chunksize=0)
     with pytest.raises(ValueError, match="buffersize"):
@@ -293,16 +385,25 @@ def test_shutdown_without_waiting_still_runs_accepted_tasks(model: Model) -> Non
 
 
 def test_cancel_futures_on_shutdown(model: Model, tmp_path: Path) -> None:
+    # As Executor.shutdown: the futures not running are cancelled; a running task is not
+    # (nor is its worker killed): it finishes and delivers its result.
     started, finish = Gate(tmp_path, "started"), Gate(tmp_path, "finish")
     pool = model.Pool(1)
     blocker = pool.submit(pass_two, started.path, finish.path, "first")
     queued = [pool.submit(add, i) for i in range(5)]
     started.release()  # returns once the blocker runs: the queued tasks cannot have started
+    if model.name != "cluster":  # a cluster's futures stay pending until done (the module says)
+        assert blocker.running()
+    # A task queued behind the running one at its worker has not started: its future must
+    # not say it runs (it is cancelled below).
+    assert not any(f.running() for f in queued)
     pool.shutdown(wait=False, cancel_futures=True)
     finish.release()
     pool.shutdown(wait=True)
     assert blocker.result(timeout=0) == "first"
     assert all(f.cancelled() for f in queued)
+    stats = pool.statistics()
+    assert (stats.tasks_completed, stats.tasks_cancelled, stats.workers_replaced) == (1, 5, 0)
 
 
 def test_cancel_a_queued_task(model: Model, tmp_path: Path) -> None:
@@ -316,6 +417,45 @@ def test_cancel_a_queued_task(model: Model, tmp_path: Path) -> None:
         assert blocker.result(timeout=60) == "ok"
         assert not blocker.cancel()  # finished
     assert pool.statistics().tasks_cancelled == 1
+
+
+def test_statistics_count_a_cancelled_queued_task_at_once(model: Model, tmp_path: Path) -> None:
+    started, finish = Gate(tmp_path, "started"), Gate(tmp_path, "finish")
+    with model.Pool(1) as pool:
+        blocker = pool.submit(pass_two, started.path, finish.path, "ok")
+        started.release()
+        queued = pool.submit(add, 1)
+        assert pool.statistics().tasks_queued == 1
+        assert queued.cancel()
+        stats = pool.statistics()
+        assert (stats.tasks_queued, stats.tasks_cancelled) == (0, 1)
+        finish.release()
+        assert blocker.result(timeout=60) == "ok"
+    stats = pool.statistics()
+    assert (stats.tasks_queued, stats.tasks_cancelled, stats.tasks_completed) == (0, 1, 1)
+
+
+def test_statistics_after_cancelling_a_running_task(model: Model, tmp_path: Path) -> None:
+    started, finish = Gate(tmp_path, "started"), Gate(tmp_path, "finish")
+    with model.Pool(1) as pool:
+        running = pool.submit(pass_two, started.path, finish.path)
+        started.release()
+        cancelled = running.cancel()
+        # Right after the cancel, before the pool has reaped the killed worker: nothing is
+        # queued (processes used to say -1 here: "unfinished tasks - busy workers").
+        stats = pool.statistics()
+        assert stats.tasks_queued == 0
+        assert min(attrs.astuple(stats)[1:]) >= 0
+        if model.name == "thread":
+            assert not cancelled  # a running thread cannot be stopped
+        else:
+            assert cancelled
+        if model.name != "process":
+            finish.release()  # the thread, or the task on a given cluster, runs on
+        assert pool.submit(add, 2).result(timeout=60) == 2
+    stats = pool.statistics()
+    assert stats.tasks_queued == 0
+    assert min(attrs.astuple(stats)[1:]) >= 0
 
 
 def test_statistics(model: Model) -> None:

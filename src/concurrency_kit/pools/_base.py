@@ -12,12 +12,15 @@ import threading
 import weakref
 from collections.abc import Callable, Generator, Iterable, Mapping
 from concurrent.futures import Executor, Future
+from concurrent.futures import _base as _futures_base
 from types import TracebackType
 from typing import Any, Literal, Protocol, TypeVar
 
 import attrs
 from typing_extensions import ParamSpec, Self
 
+from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining, wait_slice
+from concurrency_kit.errors import TaskTimeoutError
 from concurrency_kit.pools import _map
 
 T = TypeVar("T")
@@ -68,15 +71,43 @@ class PoolStatistics:
     workers_abandoned: int
 
 
-def check_timeout(timeout: float | None, what: str = "timeout") -> float | None:
-    """Validate a task timeout: ``None`` or a positive number of seconds."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"{what} must be a number of seconds or None, not {type(timeout).__name__}")
-    if not timeout > 0:
-        raise ValueError(f"{what} must be > 0 seconds, got {timeout!r}")
-    return float(timeout)
+_DONE_STATES = frozenset(
+    {_futures_base.CANCELLED, _futures_base.CANCELLED_AND_NOTIFIED, _futures_base.FINISHED}
+)
+
+
+class PoolFuture(Future[Any]):
+    """The futures the pools return: their waits follow the library's timeout rule.
+
+    ``result(timeout)`` and ``exception(timeout)`` take ``None`` or :data:`math.inf` for no
+    limit, refuse a negative or NaN ``timeout`` with :class:`ValueError`, and wait in bounded
+    slices (:func:`~concurrency_kit._core.deadline.wait_slice`), so that no value reaches a
+    system call that would overflow on it (a plain :class:`~concurrent.futures.Future` raises
+    :class:`OverflowError` for ``math.inf``).
+    """
+
+    def result(self, timeout: float | None = None) -> Any:
+        self._ck_wait(check_timeout(timeout))
+        return super().result(0)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._ck_wait(check_timeout(timeout))
+        return super().exception(0)
+
+    def _ck_before_wait(self) -> None:
+        """Called once before a wait that may block (a process future helps here)."""
+
+    def _ck_wait(self, timeout: float | None) -> None:
+        if timeout == 0 or self._state in _DONE_STATES:
+            return
+        self._ck_before_wait()
+        deadline = deadline_after(timeout)
+        with self._condition:
+            while self._state not in _DONE_STATES:
+                left = remaining(deadline)
+                if left == 0:
+                    return  # super() then raises TimeoutError
+                self._condition.wait(wait_slice(left))
 
 
 def check_callable(fn: object, what: str = "fn") -> None:
@@ -163,16 +194,40 @@ class PoolBase(Executor):
             timeout: seconds the task may run, counted from when it starts running (time spent
                 queued does not count). A late task's future fails with
                 :class:`~concurrency_kit.TaskTimeoutError`; see the pool class for what happens
-                to the worker.
+                to the worker. ``None``, :data:`math.inf` or a value too large for any clock
+                mean no limit; ``0`` gives the task no time at all: it is not run, and its
+                future fails at once with :class:`~concurrency_kit.TaskTimeoutError` (counted
+                in ``tasks_timed_out``).
 
         Raises:
-            ValueError: ``timeout`` is not positive.
+            ValueError: ``timeout`` is negative or NaN.
+            TypeError: ``timeout`` is not a number or ``None``.
         """
         check_callable(fn)
         timeout = check_timeout(timeout)
         if kwargs is not None and not isinstance(kwargs, Mapping):
             raise TypeError(f"kwargs must be a mapping or None, not {type(kwargs).__name__}")
-        return self._submit_task(fn, tuple(args), dict(kwargs) if kwargs else {}, timeout)
+        args = tuple(args)
+        kwargs = dict(kwargs) if kwargs else {}
+        if timeout == 0:
+            return self._expired_at_start(fn, args, kwargs)
+        return self._submit_task(fn, args, kwargs, timeout)
+
+    def _expired_at_start(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Future[Any]:
+        """``schedule(timeout=0)``: the task would time out the moment it starts, so it is not
+        run; the call is still checked as a real submission would be (the pool is open, the
+        call can be sent), so that the error a caller gets does not depend on the timeout."""
+        self._check_open()
+        self._check_call(fn, args, kwargs)
+        self._count_expired_at_start()
+        future: Future[Any] = Future()
+        future.set_running_or_notify_cancel()
+        future.set_exception(
+            TaskTimeoutError("task has a 0 s timeout: it was given no time to run and did not run")
+        )
+        return future
 
     def map(
         self,
@@ -195,7 +250,8 @@ class PoolBase(Executor):
             fn: the callable, applied as ``fn(*items)`` with one item from each iterable.
             timeout: as in :meth:`concurrent.futures.Executor.map`: seconds from this call
                 until every result must be available; :class:`TimeoutError` when exceeded,
-                and the calls still outstanding are cancelled.
+                and the calls still outstanding are cancelled. ``0`` means the results must
+                be ready when iteration reaches them; ``None`` or :data:`math.inf`: no limit.
             chunksize: items sent to a worker in one task. ``"auto"`` picks it from the input's
                 length when known (as :meth:`multiprocessing.pool.Pool.map` does), otherwise
                 from measured call durations. With a chunk larger than one item, a worker crash
@@ -204,7 +260,8 @@ class PoolBase(Executor):
             buffersize: the most items in flight; by default four chunks per worker.
 
         Raises:
-            ValueError: ``chunksize`` or ``buffersize`` is not positive.
+            ValueError: ``chunksize`` or ``buffersize`` is not positive, or ``timeout`` is
+                negative or NaN.
         """
         check_callable(fn)
         if not iterables:
@@ -249,7 +306,9 @@ class PoolBase(Executor):
 
         Args:
             wait: block until every accepted task has finished and the workers are gone.
-            cancel_futures: cancel the tasks that have not started yet.
+            cancel_futures: cancel the tasks that have not started yet. Tasks already
+                running are never cancelled by this: they finish and deliver their result,
+                as with :meth:`concurrent.futures.Executor.shutdown`.
 
         Ctrl-C (or any exception) while waiting stops the pool at once instead: queued tasks
         are cancelled and (processes) running tasks are killed, then the exception goes on.
@@ -291,6 +350,15 @@ class PoolBase(Executor):
         kwargs: Mapping[str, Any] | None,
         timeout: float | None,
     ) -> Future[Any]:
+        raise NotImplementedError
+
+    def _check_call(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> None:
+        """Raise what submitting this call would raise for the call itself (processes: it
+        cannot be pickled). Threads pass calls by reference: nothing to check."""
+
+    def _count_expired_at_start(self) -> None:
         raise NotImplementedError
 
     def _shutdown(self, *, wait: bool, cancel_futures: bool) -> None:

@@ -19,6 +19,7 @@ about :data:`TARGET_CHUNK_SECONDS` of work.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import itertools
 import math
 import operator
@@ -30,6 +31,7 @@ from concurrent.futures import Future
 from typing import Any, Literal, TypeVar
 
 from concurrency_kit import _serialize
+from concurrency_kit._core.deadline import deadline_after, remaining, wait_slice
 
 T = TypeVar("T")
 
@@ -101,11 +103,11 @@ def run_chunk(fn: Callable[..., Any], items: list[Any], star: bool) -> ChunkResu
     """
     values: list[Any] = []
     errors: dict[int, BaseException] | None = None
-    remaining = iter(items)
+    rest = iter(items)
     start = time.perf_counter()
     while True:
         try:
-            values.extend(itertools.starmap(fn, remaining) if star else map(fn, remaining))
+            values.extend(itertools.starmap(fn, rest) if star else map(fn, rest))
         except Exception as exc:
             if errors is None:
                 errors = {}
@@ -186,7 +188,7 @@ class _MapState:
             else iter(iterables[0])
         )
         self._sizer = _ChunkSizer(chunksize, _known_length(iterables), workers, buffersize)
-        self._deadline = None if timeout is None else time.monotonic() + timeout
+        self._deadline = deadline_after(timeout)
         self._ordered = ordered
         self._max_items = buffersize
         self._max_chunks = None if buffersize is not None else CHUNKS_PER_WORKER * workers
@@ -231,22 +233,12 @@ class _MapState:
         """Wait for the next chunk (in input order if ordered); None when all are consumed."""
         if not self._pending:
             return None
-        remaining = None if self._deadline is None else self._deadline - time.monotonic()
         if self._ordered:
             future, count = self._pending[0]
-            try:
-                future.exception(remaining)
-            except TimeoutError:
-                raise TimeoutError("map() did not finish within its timeout") from None
+            self._wait(future)
             self._pending.popleft()
         else:
-            try:
-                if remaining is None:
-                    future = self._done.get()
-                else:
-                    future = self._done.get(timeout=max(remaining, 0.0))
-            except queue.Empty:
-                raise TimeoutError("map() did not finish within its timeout") from None
+            future = self._next_done()
             index = next(i for i, (f, _) in enumerate(self._pending) if f is future)
             count = self._pending[index][1]
             del self._pending[index]
@@ -258,6 +250,34 @@ class _MapState:
         self._sizer.observe(result)
         self.fill()
         return result.values, result.errors
+
+    def _wait(self, future: Future[ChunkResult]) -> None:
+        """Wait until ``future`` is done, in bounded slices, or raise at the deadline.
+
+        A ``timeout`` of 0 checks without waiting: the results must be ready now.
+        """
+        while not future.done():
+            left = remaining(self._deadline)
+            if left == 0:
+                raise TimeoutError("map() did not finish within its timeout")
+            try:
+                future.exception(wait_slice(left))
+            except concurrent.futures.TimeoutError:
+                pass
+            except concurrent.futures.CancelledError:
+                return
+
+    def _next_done(self) -> Future[ChunkResult]:
+        """The next chunk to finish (unordered), waiting in bounded slices up to the deadline."""
+        while True:
+            left = remaining(self._deadline)
+            try:
+                if left == 0:
+                    return self._done.get_nowait()
+                return self._done.get(timeout=wait_slice(left))
+            except queue.Empty:
+                if remaining(self._deadline) == 0:
+                    raise TimeoutError("map() did not finish within its timeout") from None
 
     def close(self) -> None:
         """Read no more input and cancel every chunk still outstanding."""
@@ -274,13 +294,18 @@ def _results(state: _MapState) -> Generator[Any, None, None]:
             if chunk is None:
                 return
             values, errors = chunk
+            del chunk
+            # Each value leaves the list as it is handed out (popped from the reversed list,
+            # in C), so the map holds no reference to a result its caller has let go of
+            # (CPython's test_free_reference, bpo-14406).
+            values.reverse()
             if errors is None:
-                yield from values
+                yield from itertools.starmap(values.pop, itertools.repeat((), len(values)))
             else:
-                for index, value in enumerate(values):
+                for index in range(len(values)):
                     if index in errors:
                         raise errors[index]
-                    yield value
+                    yield values.pop()
     finally:
         state.close()
 

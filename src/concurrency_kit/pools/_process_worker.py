@@ -32,6 +32,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from concurrency_kit import _serialize
+from concurrency_kit._core.deadline import MAX_WAIT_SLICE
 from concurrency_kit._lifeline import watch_parent
 from concurrency_kit.errors import SerializationError
 from concurrency_kit.pools import _frames
@@ -40,6 +41,8 @@ from concurrency_kit.pools._map import dumps_result
 EXIT_PARENT_DIED = 70
 IDLE_SPIN = 200e-6
 """How long an idle worker polls its task pipe (yielding between looks) before it sleeps."""
+WAIT_SLICE_MS = int(MAX_WAIT_SLICE * 1000)
+"""The longest single ``poll`` of an idle worker (it loops): no wait is handed over unbounded."""
 
 
 def worker_main(
@@ -109,7 +112,8 @@ class _Worker:
                 give_up = time.monotonic() + IDLE_SPIN
                 while not self.poller.poll(0) and time.monotonic() < give_up:
                     os.sched_yield()
-                self.poller.poll()
+                while not self.poller.poll(WAIT_SLICE_MS):
+                    pass
             return self.reader.read(self.task_fd, self._take, block=False)
         finally:
             self.in_io = False

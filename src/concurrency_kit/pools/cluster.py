@@ -26,6 +26,11 @@ core's lock, before the future is resolved: the collector, the timers and ``canc
 it and exactly one wins. The futures stay pending until then (the pool cannot see when a task
 without a timeout starts on the cluster), so ``cancel()`` works on any unfinished task.
 
+The pool's own threads never die silently: if the collector (or a timer) fails in the pool's
+code, the pool breaks loudly — every unfinished and later call fails with
+:class:`~concurrency_kit.BrokenPoolError` chained to the cause — and the cluster is let go.
+Every wait is bounded (:func:`~concurrency_kit._core.deadline.wait_slice`) and loops.
+
 Importing this module never imports ``distributed``: that happens when a pool is created, so
 ``import concurrency_kit`` stays cheap and works without the extra installed.
 """
@@ -46,6 +51,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, overload
 
 from concurrency_kit import _serialize
+from concurrency_kit._core.deadline import deadline_after, remaining, wait_slice
 from concurrency_kit.errors import (
     BrokenPoolError,
     RemoteTraceback,
@@ -56,6 +62,7 @@ from concurrency_kit.errors import (
 from concurrency_kit.pools import _map
 from concurrency_kit.pools._base import (
     PoolBase,
+    PoolFuture,
     PoolStatistics,
     default_process_workers,
     stop_at_exit,
@@ -95,6 +102,20 @@ LOCAL_CLUSTER_OPTIONS: dict[str, Any] = {
 
 # Task states, changed under the core's lock.
 _QUEUED, _SENT, _DONE = range(3)
+
+
+class _Timer(threading.Timer):
+    """A :class:`threading.Timer` that waits in bounded slices (a timeout may be days long)."""
+
+    def run(self) -> None:
+        deadline = deadline_after(self.interval)
+        while not self.finished.is_set():
+            left = remaining(deadline)
+            if left == 0:
+                self.function(*self.args, **self.kwargs)
+                break
+            self.finished.wait(wait_slice(left))
+        self.finished.set()
 
 
 def _import_distributed() -> Any:
@@ -184,7 +205,7 @@ class _Task:
         self.token = 0  # identifies a task with a timeout in its worker's "started" event
 
 
-class _ClusterFuture(Future[Any]):
+class _ClusterFuture(PoolFuture):
     """A future whose ``cancel()`` also releases a task already sent to the cluster."""
 
     def __init__(self, core: _Core, task: _Task) -> None:
@@ -413,16 +434,48 @@ class _Core:
 
     def _collect(self) -> None:
         """The collector thread: resolve every future whose dask task has finished."""
-        while True:
-            with self.lock:
-                while not self.unclaimed and not (self.shutdown and self._drained_locked()):
-                    self.wakeup.wait()
-                if not self.unclaimed:
-                    break
-            for batch in self.results.batches():
-                for dask_future, result in self._outcomes(batch):
-                    self._finished(dask_future, result)
+        try:
+            while True:
+                with self.lock:
+                    while not self.unclaimed and not (self.shutdown and self._drained_locked()):
+                        self.wakeup.wait(wait_slice(None))
+                    if not self.unclaimed:
+                        break
+                for batch in self.results.batches():
+                    for dask_future, result in self._outcomes(batch):
+                        self._finished(dask_future, result)
+        except BaseException as exc:  # the pool's own code failed: break loudly, never hang
+            self._die("its results thread", exc)
         self._close()
+
+    def _die(self, where: str, exc: BaseException) -> None:
+        """A thread of the pool failed: fail every unfinished task and refuse new ones."""
+        error = BrokenPoolError(
+            f"{self.name}: {where} failed ({type(exc).__name__}: {exc}); the pool cannot run tasks"
+        )
+        error.__cause__ = exc
+        with self.lock:
+            if self.broken is None:
+                self.broken = error
+            broken = self.broken
+            self.shutdown = True
+            tasks = [*self.queue, *self.deferred, *self.in_flight.values()]
+            claimed = [task for task in tasks if task.state != _DONE]
+            for task in claimed:
+                task.state = _DONE
+            self.queue.clear()
+            self.deferred.clear()
+            self.in_flight.clear()
+            self.timed.clear()
+            self.unclaimed = 0
+            self.wakeup.notify_all()
+        for task in claimed:
+            self.release(task)
+            if task.future is not None:
+                try:
+                    task.future.set_exception(broken.fresh())
+                except Exception:  # resolved meanwhile
+                    pass
 
     def _outcomes(self, batch: list[Any]) -> list[tuple[Any, Any]]:
         """Each finished dask future with its value, ``(type, exc, tb)`` or ``None``.
@@ -555,7 +608,7 @@ class _Core:
             task = self.timed.get(message["token"])
             if task is None or task.state != _SENT or task.timeout is None:
                 return
-            timer = threading.Timer(task.timeout, self._expire, (task, message["pid"]))
+            timer = _Timer(task.timeout, self._expire, (task, message["pid"]))
             timer.name = f"{self.name}-timeout"
             timer.daemon = True
             task.timer = timer
@@ -564,6 +617,12 @@ class _Core:
 
     def _expire(self, task: _Task, pid: int) -> None:
         """In the task's timer thread, at its deadline."""
+        try:
+            self._expire_task(task, pid)
+        except BaseException as exc:  # never die silently: the task's future would hang
+            self._die("a timeout timer", exc)
+
+    def _expire_task(self, task: _Task, pid: int) -> None:
         try:
             if not self.claim(task):
                 return
@@ -618,7 +677,7 @@ class _Core:
             return
         with self.lock:
             while not self._drained_locked():
-                self.wakeup.wait()
+                self.wakeup.wait(wait_slice(None))
             collector = self.collector
         if collector is not None and collector is not threading.current_thread():
             collector.join()
@@ -890,6 +949,15 @@ class ClusterPool(PoolBase):
         timeout: float | None,
     ) -> Future[Any]:
         return self._core.submit(_Task(fn, args, kwargs, timeout))
+
+    def _check_call(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> None:
+        _serialize.dumps_call(fn, args, kwargs)
+
+    def _count_expired_at_start(self) -> None:
+        with self._core.lock:
+            self._core.timed_out += 1
 
     def _shutdown(self, *, wait: bool, cancel_futures: bool) -> None:
         self._finalizer.detach()

@@ -31,6 +31,11 @@ sleeps: a short round trip then wakes no sleeping thread or process.
 The state lives in :class:`_Core`, shared by the callers and the dispatcher thread under one
 lock; the public :class:`ProcessPool` is only a facade, so a forgotten pool can be collected and
 its finalizer shuts the core down.
+
+The dispatcher never dies silently: if the pool's own code fails in it, the pool breaks loudly
+(every unfinished and later call fails with :class:`~concurrency_kit.BrokenPoolError` chained
+to the cause) and its workers are killed and reaped. Its ``select`` is given bounded waits only
+(:func:`~concurrency_kit._core.deadline.wait_slice`): a task timeout of days cannot overflow it.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from concurrency_kit import _serialize
+from concurrency_kit._core.deadline import wait_slice
 from concurrency_kit._util import mp_context
 from concurrency_kit.errors import (
     BrokenPoolError,
@@ -65,6 +71,7 @@ from concurrency_kit.errors import (
 from concurrency_kit.pools import _frames
 from concurrency_kit.pools._base import (
     PoolBase,
+    PoolFuture,
     PoolStatistics,
     default_process_workers,
     stop_at_exit,
@@ -117,7 +124,7 @@ class _Task:
         self.stolen = False  # asked back from a stuck worker, for an idle one
 
 
-class _ProcessFuture(Future[Any]):
+class _ProcessFuture(PoolFuture):
     """A future whose ``cancel()`` can also stop a task that is already running."""
 
     def __init__(self, core: _Core, task_id: int) -> None:
@@ -136,15 +143,8 @@ class _ProcessFuture(Future[Any]):
         self._ck_force_cancel()
         return True
 
-    def result(self, timeout: float | None = None) -> Any:
-        if not self.done() and (timeout is None or timeout > 0):
-            self._ck_core.help(self)
-        return super().result(timeout)
-
-    def exception(self, timeout: float | None = None) -> BaseException | None:
-        if not self.done() and (timeout is None or timeout > 0):
-            self._ck_core.help(self)
-        return super().exception(timeout)
+    def _ck_before_wait(self) -> None:
+        self._ck_core.help(self)
 
     def _ck_force_cancel(self) -> None:
         with self._condition:
@@ -256,6 +256,9 @@ class _Core:
         self.alive: tuple[Connection, Connection] | None = None
         self.completed = self.failed = self.crashed = self.timed_out = 0
         self.cancelled = self.replaced = 0
+        # shutdown(cancel_futures=True) was called: a task that comes back unstarted from a
+        # worker (SKIPPED, or behind a worker that died) is cancelled, not queued again.
+        self.cancel_unstarted = False
 
     # -- callers ----------------------------------------------------------------------------
 
@@ -349,17 +352,50 @@ class _Core:
         with self.lock:
             self.shutdown = True
             if cancel_futures:
-                for task in list(self.tasks.values()):
-                    if not task.finished and not self._is_running_locked(task):
-                        to_cancel.append(task.future)
+                self._cancel_unstarted_locked(to_cancel)
             thread = self.thread
             if thread is not None:
                 self._wake_locked()
         for future in to_cancel:
-            future.cancel()
+            future._ck_force_cancel()
         if wait and thread is not None and thread is not threading.current_thread():
-            self.stopped.wait()
-            thread.join()
+            self._wait_stopped(thread)
+
+    def _cancel_unstarted_locked(self, cancelled: list[_ProcessFuture]) -> None:
+        """``shutdown(cancel_futures=True)``: cancel what has not started; never kill.
+
+        In one pass under the lock, so that no task can start between the look and the
+        cancel (a worker is never killed here: a running task finishes and delivers its
+        result). Tasks not sent to a worker are cancelled now. A task queued at a worker
+        behind the one it runs is asked back (CANCEL); it is cancelled when the worker
+        answers SKIPPED, or runs and delivers its result if the worker had already started it.
+        """
+        self.cancel_unstarted = True
+        for task in self.pending:
+            if not task.finished:
+                self._claim_locked(task)
+                self.cancelled += 1
+                cancelled.append(task.future)
+        self.pending.clear()
+        for worker in self.workers.values():
+            for task_id in itertools.islice(worker.outstanding, 1, None):
+                behind = self.tasks.get(task_id)
+                if behind is not None and not behind.finished and not behind.stolen:
+                    behind.stolen = True
+                    self._send_locked(worker, _frames.CANCEL, task_id)
+
+    def _cancel_returned_locked(self, task: _Task, actions: list[Callable[[], object]]) -> None:
+        """Cancel a task that came back unstarted after ``shutdown(cancel_futures=True)``."""
+        task.finished = True
+        task.payload = None
+        self.tasks.pop(task.id, None)
+        self.cancelled += 1
+        actions.append(task.future._ck_force_cancel)
+
+    def _wait_stopped(self, thread: threading.Thread) -> None:
+        while not self.stopped.wait(wait_slice(None)):
+            pass
+        thread.join()
 
     def abort(self) -> None:
         """Stop now: cancel every unfinished task and kill every worker."""
@@ -379,13 +415,20 @@ class _Core:
         for future in to_cancel:
             future._ck_force_cancel()
         if thread is not None and thread is not threading.current_thread():
-            self.stopped.wait()
-            thread.join()
+            self._wait_stopped(thread)
 
     def statistics(self) -> PoolStatistics:
         with self.lock:
             busy = sum(1 for w in self.workers.values() if w.outstanding)
-            queued = sum(1 for t in self.tasks.values() if not t.finished) - busy
+            # Counted, not derived by subtraction: a running task that was cancelled (or timed
+            # out) stays at its worker until the worker is reaped, and "unfinished minus busy"
+            # then went negative.
+            queued = sum(1 for t in self.pending if not t.finished)
+            for worker in self.workers.values():
+                for task_id in itertools.islice(worker.outstanding, 1, None):
+                    task = self.tasks.get(task_id)
+                    if task is not None and not task.finished:
+                        queued += 1
             return PoolStatistics(
                 model="process",
                 max_workers=self.max_workers,
@@ -403,9 +446,16 @@ class _Core:
 
     # -- shared helpers (lock held) ---------------------------------------------------------
 
-    def _is_running_locked(self, task: _Task) -> bool:
-        worker = None if task.worker is None else self.workers.get(task.worker)
-        return worker is not None and bool(worker.outstanding) and worker.outstanding[0] == task.id
+    def _mark_head_running_locked(self, worker: _Worker) -> None:
+        """The oldest unanswered task of a worker is the one it runs (or is about to): only
+        that one's future reports ``running()``. Tasks queued behind it stay pending, as
+        :meth:`concurrent.futures.Future.running` promises, so ``shutdown(cancel_futures=True)``
+        cancels exactly the futures that are not running."""
+        if not worker.outstanding:
+            return
+        task = self.tasks.get(worker.outstanding[0])
+        if task is not None and not task.finished and not task.future.running():
+            task.future.set_running_or_notify_cancel()
 
     def _claim_locked(self, task: _Task) -> None:
         task.finished = True
@@ -492,8 +542,8 @@ class _Core:
             best.outstanding.append(task.id)
             if not best.last_answer:
                 best.last_answer = now
-            if not task.future.running():
-                task.future.set_running_or_notify_cancel()
+            if len(best.outstanding) == 1:
+                self._mark_head_running_locked(best)
             if best.quota is not None:
                 best.quota -= 1
             kind = _frames.TASK if task.timeout is None else _frames.TASK_TIMED
@@ -558,41 +608,71 @@ class _Core:
     # -- the dispatcher thread --------------------------------------------------------------
 
     def _run(self) -> None:
+        actions: list[Callable[[], object]] = []
+        try:
+            self._loop(actions)
+        except BaseException as exc:  # the pool's own code failed: break loudly, never hang
+            self._die(exc, actions)
+        finally:
+            try:
+                self._close()
+            finally:
+                self.stopped.set()
+
+    def _loop(self, actions: list[Callable[[], object]]) -> None:
         selector = self.selector
         assert selector is not None
         spawn = False
-        try:
-            while True:
-                actions: list[Callable[[], object]] = []
-                events = selector.select(0 if spawn else self._next_timeout())
-                with self.lock:
-                    for key, _mask in events:
-                        tag, worker = key.data
-                        if tag == _WAKE:
-                            self._drain_wake_locked()
-                        elif not self._is_current_locked(worker):
-                            continue  # reaped by an earlier event of this same batch
-                        elif tag == _EVENTS:
-                            self._read_events_locked(worker, actions)
-                        elif tag == _SENTINEL:
-                            self._on_exit_locked(worker, actions)
-                        elif tag == _WRITABLE:
-                            self._flush_locked(worker)
-                    self._register_writers_locked()
-                    self._expire_locked(actions)
-                    self._dispatch_locked()
-                    spawn = self._spawn_wanted_locked()
-                    finished = self._finish_locked()
-                for action in actions:
-                    action()
-                del actions
-                if finished:
-                    return
-                if spawn:
-                    self._spawn()
-        finally:
-            self._close()
-            self.stopped.set()
+        while True:
+            events = selector.select(0 if spawn else wait_slice(self._next_timeout()))
+            with self.lock:
+                for key, _mask in events:
+                    tag, worker = key.data
+                    if tag == _WAKE:
+                        self._drain_wake_locked()
+                    elif not self._is_current_locked(worker):
+                        continue  # reaped by an earlier event of this same batch
+                    elif tag == _EVENTS:
+                        self._read_events_locked(worker, actions)
+                    elif tag == _SENTINEL:
+                        self._on_exit_locked(worker, actions)
+                    elif tag == _WRITABLE:
+                        self._flush_locked(worker)
+                self._register_writers_locked()
+                self._expire_locked(actions)
+                self._dispatch_locked()
+                spawn = self._spawn_wanted_locked()
+                finished = self._finish_locked()
+            _run_actions(actions)
+            if finished:
+                return
+            if spawn:
+                self._spawn()
+
+    def _die(self, exc: BaseException, actions: list[Callable[[], object]]) -> None:
+        """The dispatcher failed: deliver what it had claimed, then fail everything else."""
+        error = BrokenPoolError(
+            f"{self.name}: the dispatcher thread failed ({type(exc).__name__}: {exc}); "
+            "the pool cannot run tasks"
+        )
+        error.__cause__ = exc
+        with self.lock:
+            if self.broken is None:
+                self.broken = error
+            broken = self.broken
+            self.shutdown = True
+            unfinished = [task.future for task in self.tasks.values() if not task.finished]
+            for task in self.tasks.values():
+                task.finished = True
+            self.tasks.clear()
+            self.pending.clear()
+        for future in unfinished:
+            actions.append(partial(_fail, future, broken.fresh()))
+        while actions:
+            try:
+                _run_actions(actions)
+            except Exception:  # pragma: no cover - one failed: the others still run
+                pass
 
     def _is_current_locked(self, worker: _Worker) -> bool:
         return self.workers.get(worker.serial) is worker
@@ -682,6 +762,7 @@ class _Core:
             worker.running = None
             if worker.outstanding and worker.outstanding[0] == task_id:
                 worker.outstanding.popleft()
+                self._mark_head_running_locked(worker)
             now = time.monotonic()
             # Answers come in order, so the time since the previous answer (or since the task
             # was sent to an idle worker) is the task's duration plus a little transport.
@@ -706,11 +787,15 @@ class _Core:
                 worker.outstanding.remove(task_id)
             except ValueError:  # pragma: no cover - answered twice
                 pass
+            self._mark_head_running_locked(worker)
             if not worker.outstanding:
                 worker.last_answer = 0.0
             task = self.tasks.get(task_id)
             if task is not None and not task.finished:
-                self._requeue_locked(task)  # taken back from a stuck worker
+                if self.cancel_unstarted:
+                    self._cancel_returned_locked(task, actions)
+                else:
+                    self._requeue_locked(task)  # taken back from a stuck worker
             else:
                 self.tasks.pop(task_id, None)
         elif kind == _frames.READY:
@@ -768,8 +853,11 @@ class _Core:
                 continue
             if task.finished:
                 del self.tasks[task_id]
+            elif self.cancel_unstarted:
+                self._cancel_returned_locked(task, actions)
             else:
                 task.worker = None
+                task.stolen = False
                 self.pending.appendleft(task)
         if not worker.ready and worker.kill_reason is None and self.broken is None:
             self.start_failures += 1
@@ -919,6 +1007,23 @@ def _freeze_inherited_objects() -> None:
 os.register_at_fork(after_in_child=_freeze_inherited_objects)
 
 
+def _run_actions(actions: list[Callable[[], object]]) -> None:
+    """Run and remove the actions, in order; those after one that raises stay in the list."""
+    actions.reverse()
+    try:
+        while actions:
+            actions.pop()()
+    finally:
+        actions.reverse()
+
+
+def _fail(future: Future[Any], error: BaseException) -> None:
+    try:
+        future.set_exception(error)
+    except _futures_base.InvalidStateError:  # resolved meanwhile (cancelled, say)
+        pass
+
+
 def _deliver_result(future: Future[Any], payload: bytes | bytearray) -> None:
     try:
         value = _serialize.loads(payload)
@@ -1040,6 +1145,15 @@ class ProcessPool(PoolBase):
         self._check_open()
         payload = _serialize.dumps_call(fn, args, kwargs)
         return self._core.submit(payload, timeout)
+
+    def _check_call(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> None:
+        _serialize.dumps_call(fn, args, kwargs)
+
+    def _count_expired_at_start(self) -> None:
+        with self._core.lock:
+            self._core.timed_out += 1
 
     def _shutdown(self, *, wait: bool, cancel_futures: bool) -> None:
         self._finalizer.detach()

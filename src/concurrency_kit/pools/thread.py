@@ -15,6 +15,11 @@ returns, without taking more work) and starts a replacement so the pool stays at
 
 Every shared mutation happens under ``_lock`` or a work item's own lock; nothing relies on the
 GIL. Per-worker counters are written only by their own thread and summed on demand.
+
+A thread of the pool never dies silently: if the watchdog or a worker fails in the pool's own
+code (not in a task), the pool breaks loudly — every queued and later call fails with
+:class:`~concurrency_kit.BrokenPoolError` chained to the cause, tasks the watchdog was timing
+fail with it too (their threads are abandoned), and the workers are told to exit.
 """
 
 from __future__ import annotations
@@ -30,9 +35,11 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
+from concurrency_kit._core.deadline import wait_slice
 from concurrency_kit.errors import BrokenPoolError, TaskTimeoutError
 from concurrency_kit.pools._base import (
     PoolBase,
+    PoolFuture,
     PoolStatistics,
     default_thread_workers,
     stop_at_exit,
@@ -44,12 +51,28 @@ __all__ = ["ThreadPool"]
 _QUEUED, _RUNNING, _DONE, _TIMED_OUT = range(4)
 
 
+class _ThreadFuture(PoolFuture):
+    """A future that reports its cancellation to the pool's counters at once."""
+
+    def __init__(self, core: _Core) -> None:
+        super().__init__()
+        self._ck_core = core
+        self._ck_counted = False  # its cancellation is in the counters (under the core's lock)
+        self._ck_taken = False  # off the queue (under the core's lock, for cancelled items)
+
+    def cancel(self) -> bool:
+        if not super().cancel():
+            return False
+        self._ck_core.count_cancel(self, taken=False)
+        return True
+
+
 class _WorkItem:
     __slots__ = ("args", "deadline", "fn", "future", "kwargs", "lock", "state", "timeout", "worker")
 
     def __init__(
         self,
-        future: Future[Any],
+        future: _ThreadFuture,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: Mapping[str, Any] | None,
@@ -72,10 +95,10 @@ class _Worker:
     __slots__ = (
         "abandoned",
         "busy",
-        "cancelled",
         "completed",
         "failed",
         "released",
+        "taken",
         "thread",
         "timed_out",
     )
@@ -89,7 +112,7 @@ class _Worker:
         self.completed = 0
         self.failed = 0
         self.timed_out = 0
-        self.cancelled = 0  # cancelled by the user while queued, seen when dequeued
+        self.taken = 0  # work items taken off the queue to run (cancelled ones: see count_cancel)
 
 
 class _Core:
@@ -120,6 +143,11 @@ class _Core:
         self.shutdown = False
         self.broken: BrokenPoolError | None = None
         self.cancelled = 0
+        # tasks_queued = accepted - taken (by workers) - drained - cancelled_waiting: exact
+        # counts, so the statistic can neither go negative nor count shutdown sentinels.
+        self.accepted = 0
+        self.drained = 0
+        self.cancelled_waiting = 0  # cancelled while still on the queue
         self.replaced = 0
         self.serial = itertools.count(1)
         self.watchdog: _Watchdog | None = None
@@ -132,6 +160,7 @@ class _Core:
                 raise self.broken.fresh()
             if self.shutdown:
                 raise RuntimeError("cannot schedule new tasks after shutdown")
+            self.accepted += 1
             self.queue.put(item)
             try:
                 self.idle.pop()
@@ -158,19 +187,36 @@ class _Core:
             try:
                 self.initializer(*self.initargs)
             except BaseException as exc:
-                self._break(exc)
+                self.break_pool(
+                    f"the initializer raised {type(exc).__name__}: {exc}; "
+                    "the pool cannot run tasks",
+                    exc,
+                )
                 self._retire(worker)
                 return
-        tasks_left = self.max_tasks
         try:
-            while True:
-                item = self.queue.get()
-                if item is None:
-                    return
-                if not item.future.set_running_or_notify_cancel():
-                    worker.cancelled += 1
-                    continue
-                worker.busy = True
+            self._work(worker)
+        except BaseException as exc:  # a failure of the pool's own code, not of a task
+            self.break_pool(
+                f"worker thread {threading.current_thread().name} failed: "
+                f"{type(exc).__name__}: {exc}",
+                exc,
+            )
+        finally:
+            self._retire(worker)
+
+    def _work(self, worker: _Worker) -> None:
+        tasks_left = self.max_tasks
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if not item.future.set_running_or_notify_cancel():
+                self.count_cancel(item.future, taken=True, worker=worker)
+                continue
+            worker.taken += 1
+            worker.busy = True
+            try:
                 if item.lock is None:  # no timeout: the hot path, kept inline
                     try:
                         result = item.fn(*item.args, **item.kwargs)
@@ -184,21 +230,50 @@ class _Core:
                         del result
                 else:
                     self._run_timed(worker, item)
-                del item
-                worker.busy = False
-                if worker.abandoned:
+            except BaseException as exc:
+                # The pool's own code failed around the task: its future must not hang.
+                if not item.future.done():
+                    error = self._broken_error(
+                        f"worker thread {threading.current_thread().name} failed: "
+                        f"{type(exc).__name__}: {exc}",
+                        exc,
+                    )
+                    try:
+                        item.future.set_exception(error)
+                    except Exception:  # pragma: no cover - resolved meanwhile
+                        pass
+                raise
+            del item
+            worker.busy = False
+            if worker.abandoned:
+                return
+            if tasks_left is not None:
+                tasks_left -= 1
+                if tasks_left == 0:
+                    with self.lock:
+                        if not self.shutdown:
+                            self.replaced += 1
+                            self._start_worker_locked()
                     return
-                if tasks_left is not None:
-                    tasks_left -= 1
-                    if tasks_left == 0:
-                        with self.lock:
-                            if not self.shutdown:
-                                self.replaced += 1
-                                self._start_worker_locked()
-                        return
-                self.idle.append(None)
-        finally:
-            self._retire(worker)
+            self.idle.append(None)
+
+    def count_cancel(
+        self, future: _ThreadFuture, *, taken: bool, worker: _Worker | None = None
+    ) -> None:
+        """Count a cancelled task once, whoever sees it first: ``cancel()``, or (``taken``) the
+        worker or drain that takes it off the queue."""
+        with self.lock:
+            if taken:
+                future._ck_taken = True
+                if worker is not None:
+                    worker.taken += 1
+            if not future._ck_counted:
+                future._ck_counted = True
+                self.cancelled += 1
+                if not future._ck_taken:
+                    self.cancelled_waiting += 1
+            elif taken:
+                self.cancelled_waiting -= 1
 
     def _run_timed(self, worker: _Worker, item: _WorkItem) -> None:
         assert item.lock is not None
@@ -206,7 +281,7 @@ class _Core:
         with item.lock:
             item.state = _RUNNING
             item.worker = worker
-            item.deadline = time.monotonic() + item.timeout
+            item.deadline = time.monotonic() + item.timeout  # finite: check_timeout made sure
         self._watchdog().watch(item)
         try:
             result = item.fn(*item.args, **item.kwargs)
@@ -237,24 +312,30 @@ class _Core:
             self.retired.completed += worker.completed
             self.retired.failed += worker.failed
             self.retired.timed_out += worker.timed_out
-            self.retired.cancelled += worker.cancelled
-            worker.completed = worker.failed = worker.timed_out = worker.cancelled = 0
+            self.retired.taken += worker.taken
+            worker.completed = worker.failed = worker.timed_out = worker.taken = 0
         worker.released.set()
 
-    def _break(self, exc: BaseException) -> None:
-        error = BrokenPoolError(
-            f"{self.name}: the initializer raised {type(exc).__name__}: {exc}; "
-            "the pool cannot run tasks"
-        )
-        error.__cause__ = exc
+    def _broken_error(self, message: str, cause: BaseException) -> BrokenPoolError:
+        error = BrokenPoolError(f"{self.name}: {message}")
+        error.__cause__ = cause
+        return error
+
+    def break_pool(self, message: str, cause: BaseException) -> None:
+        """Break the pool: queued and later calls fail with BrokenPoolError, workers exit."""
+        error = self._broken_error(message, cause)
         with self.lock:
             if self.broken is None:
                 self.broken = error
+            error = self.broken
             self.shutdown = True
+            watchdog = self.watchdog
         self._drain(lambda item: item.future.set_exception(error.fresh()))
         # Wake the other workers so they exit too.
         for _ in range(self.max_workers):
             self.queue.put(None)
+        if watchdog is not None and watchdog.thread is not threading.current_thread():
+            watchdog.stop(wait=False)
 
     def _drain(self, action: Callable[[_WorkItem], None]) -> None:
         while True:
@@ -262,7 +343,14 @@ class _Core:
                 item = self.queue.get_nowait()
             except queue.Empty:
                 return
-            if item is not None and not item.future.done():
+            if item is None:
+                continue
+            with self.lock:
+                self.drained += 1
+                item.future._ck_taken = True
+                if item.future._ck_counted:
+                    self.cancelled_waiting -= 1
+            if not item.future.done():
                 action(item)
 
     # -- timeouts ---------------------------------------------------------------------------
@@ -275,6 +363,16 @@ class _Core:
 
     def expire(self, item: _WorkItem) -> None:
         """Called by the watchdog at an item's deadline."""
+        self.abandon(
+            item,
+            TaskTimeoutError(
+                f"task exceeded its {item.timeout:g} s timeout; the thread running it cannot be "
+                "killed and was abandoned (a new thread replaces it)"
+            ),
+        )
+
+    def abandon(self, item: _WorkItem, error: BaseException) -> None:
+        """Fail a running timed task with ``error`` and abandon its thread (unless finished)."""
         assert item.lock is not None
         with item.lock:
             if item.state != _RUNNING:
@@ -285,18 +383,14 @@ class _Core:
         worker.abandoned = True
         worker.released.set()
         with self.lock:
-            worker.timed_out += 1
+            if isinstance(error, TaskTimeoutError):
+                worker.timed_out += 1
             self.workers.discard(worker)
             self.abandoned.add(worker)
             if not self.shutdown:
                 self.replaced += 1
                 self._start_worker_locked()
-        item.future.set_exception(
-            TaskTimeoutError(
-                f"task exceeded its {item.timeout:g} s timeout; the thread running it cannot be "
-                "killed and was abandoned (a new thread replaces it)"
-            )
-        )
+        item.future.set_exception(error)
 
     # -- shutdown and statistics ------------------------------------------------------------
 
@@ -311,16 +405,16 @@ class _Core:
         watchdog = self.watchdog
         if wait:
             for worker in workers:
-                worker.released.wait()
+                while not worker.released.wait(wait_slice(None)):
+                    pass
                 if worker.thread is not None and not worker.abandoned:
                     worker.thread.join()
         if watchdog is not None:
             watchdog.stop(wait)
 
-    def _cancel(self, item: _WorkItem) -> None:
-        if item.future.cancel():
-            with self.lock:
-                self.cancelled += 1
+    @staticmethod
+    def _cancel(item: _WorkItem) -> None:
+        item.future.cancel()  # counted by the future (count_cancel)
 
     def statistics(self) -> PoolStatistics:
         with self.lock:
@@ -330,14 +424,15 @@ class _Core:
                 max_workers=self.max_workers,
                 workers_alive=len(self.workers),
                 workers_busy=sum(1 for worker in self.workers if worker.busy),
-                tasks_queued=max(
-                    0, self.queue.qsize() - (len(self.workers) if self.shutdown else 0)
-                ),
+                tasks_queued=self.accepted
+                - sum(w.taken for w in everyone)
+                - self.drained
+                - self.cancelled_waiting,
                 tasks_completed=sum(w.completed for w in everyone),
                 tasks_failed=sum(w.failed for w in everyone),
                 tasks_crashed=0,
                 tasks_timed_out=sum(w.timed_out for w in everyone),
-                tasks_cancelled=self.cancelled + sum(w.cancelled for w in everyone),
+                tasks_cancelled=self.cancelled,
                 workers_replaced=self.replaced,
                 workers_abandoned=len(self.abandoned),
             )
@@ -352,8 +447,8 @@ class _Watchdog:
         self._heap: list[tuple[float, int, _WorkItem]] = []
         self._serial = itertools.count()
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name=f"{core.name}-watchdog", daemon=True)
-        self._thread.start()
+        self.thread = threading.Thread(target=self._run, name=f"{core.name}-watchdog", daemon=True)
+        self.thread.start()
 
     def watch(self, item: _WorkItem) -> None:
         with self._cond:
@@ -365,22 +460,42 @@ class _Watchdog:
         with self._cond:
             self._stopping = True
             self._cond.notify()
-        if wait:
-            self._thread.join()
+        if wait and self.thread is not threading.current_thread():
+            self.thread.join()
 
     def _run(self) -> None:
-        while True:
-            with self._cond:
-                while True:
-                    if self._stopping:
-                        return
-                    now = time.monotonic()
-                    if self._heap and self._heap[0][0] <= now:
-                        item = heapq.heappop(self._heap)[2]
-                        break
-                    self._cond.wait(None if not self._heap else self._heap[0][0] - now)
-            self._core.expire(item)
-            del item
+        item: _WorkItem | None = None
+        try:
+            while True:
+                with self._cond:
+                    while True:
+                        if self._stopping:
+                            return
+                        now = time.monotonic()
+                        if self._heap and self._heap[0][0] <= now:
+                            item = heapq.heappop(self._heap)[2]
+                            break
+                        self._cond.wait(
+                            wait_slice(None if not self._heap else self._heap[0][0] - now)
+                        )
+                self._core.expire(item)
+                item = None
+        except BaseException as exc:  # never die silently: the tasks it times would hang
+            self._die(exc, item)
+
+    def _die(self, exc: BaseException, item: _WorkItem | None) -> None:
+        message = f"its watchdog thread failed: {type(exc).__name__}: {exc}"
+        with self._cond:
+            self._stopping = True
+            watched = [entry[2] for entry in self._heap]
+            self._heap.clear()
+        if item is not None:
+            watched.append(item)
+        self._core.break_pool(message, exc)
+        error = self._core.broken
+        assert error is not None
+        for running in watched:
+            self._core.abandon(running, error.fresh())
 
 
 class ThreadPool(PoolBase):
@@ -447,9 +562,13 @@ class ThreadPool(PoolBase):
         kwargs: Mapping[str, Any] | None,
         timeout: float | None,
     ) -> Future[Any]:
-        future: Future[Any] = Future()
+        future = _ThreadFuture(self._core)
         self._core.put(_WorkItem(future, fn, args, kwargs, timeout))
         return future
+
+    def _count_expired_at_start(self) -> None:
+        with self._core.lock:
+            self._core.retired.timed_out += 1
 
     def _shutdown(self, *, wait: bool, cancel_futures: bool) -> None:
         self._finalizer.detach()
