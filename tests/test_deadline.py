@@ -30,13 +30,15 @@ from concurrency_kit._core.deadline import (
         (math.inf, None),
         (1e300, None),
         (MAX_TIMEOUT * 2, None),
+        (10**400, None),
+        (Fraction(10**400, 3), None),
     ],
 )
 def test_accepted_timeouts(timeout: object, expected: float | None) -> None:
     assert check_timeout(timeout) == expected
 
 
-@pytest.mark.parametrize("timeout", [math.nan, -math.nan, -1, -0.001, -math.inf])
+@pytest.mark.parametrize("timeout", [math.nan, -math.nan, -1, -0.001, -math.inf, -(10**400)])
 def test_nan_and_negative_timeouts_are_value_errors(timeout: float) -> None:
     with pytest.raises(ValueError, match="wait"):
         check_timeout(timeout, name="wait")

@@ -57,7 +57,10 @@ def check_timeout(timeout: object, *, name: str = "timeout") -> float | None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
         raise TypeError(f"{name} must be a number of seconds or None, not {type(timeout).__name__}")
-    seconds = float(timeout)
+    try:
+        seconds = float(timeout)
+    except OverflowError:  # an int (or Fraction) past float's range: keep only its sign
+        seconds = math.inf if timeout > 0 else -math.inf
     if math.isnan(seconds):
         raise ValueError(f"{name} must be a number of seconds >= 0 or None, got nan")
     if seconds < 0:
