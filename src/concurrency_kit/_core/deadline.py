@@ -24,6 +24,7 @@ import math
 import numbers
 import threading
 import time
+from typing import Any, cast
 
 __all__ = [
     "MAX_TIMEOUT",
@@ -60,7 +61,7 @@ def check_timeout(timeout: object, *, name: str = "timeout") -> float | None:
     try:
         seconds = float(timeout)
     except OverflowError:  # an int (or Fraction) past float's range: keep only its sign
-        seconds = math.inf if timeout > 0 else -math.inf
+        seconds = math.inf if cast(Any, timeout) > 0 else -math.inf
     if math.isnan(seconds):
         raise ValueError(f"{name} must be a number of seconds >= 0 or None, got nan")
     if seconds < 0:
