@@ -16,12 +16,14 @@ while the test itself is blocked. :data:`DEADLOCK` only turns a hang into a fail
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import threading
 import warnings
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -444,6 +446,45 @@ def test_barrier_party_killed_after_arriving_breaks_it_for_every_live_party(
         barrier.close()
 
 
+def kill_the_party_named_in(path: str) -> None:
+    """A barrier action: SIGKILL the process whose pid is in ``path``; return once it is dead
+    (a zombie: it has ended; its parent reaps it later)."""
+    with open(path) as f:
+        pid = int(f.read())
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: process_state(pid) in (b"Z", b"X", b""), "the party has ended")
+
+
+def test_barrier_party_killed_while_the_action_runs_breaks_it(
+    children: Callable[..., Child], tmp_path: Path
+) -> None:
+    # The action runs before the barrier opens: a party that dies meanwhile breaks it, for the
+    # last party (which ran the action) as for the others, every round.
+    path = tmp_path / "doomed.pid"
+    barrier = ProcessBarrier(3, action=functools.partial(kill_the_party_named_in, str(path)))
+    try:
+        survivor = children(child_barrier_party, barrier)
+        for round_ in range(10):
+            doomed = children(child_call, barrier, "wait", DEADLOCK)
+            path.write_text(str(doomed.process.pid))
+            assert doomed.recv() == "calling"
+            wait_until(lambda: barrier.n_waiting == 1, "the doomed party waits")
+            survivor.conn.send("wait")
+            assert survivor.recv() == "calling"
+            wait_until(lambda: barrier.n_waiting == 2, "the survivor waits")
+            with pytest.raises(BrokenBarrierError):
+                barrier.wait(DEADLOCK)  # the last party: runs the action, which kills
+            assert doomed.join() == -signal.SIGKILL
+            assert survivor.recv() is BrokenBarrierError, f"round {round_}"
+            stats = barrier.statistics()
+            assert (stats.broken, stats.passes) == (True, 0), round_
+            barrier.reset()
+        survivor.conn.send("stop")
+        assert survivor.join() == 0
+    finally:
+        barrier.close()
+
+
 def child_die_arriving_inside_the_monitor(barrier: Any, conn: Connection) -> None:
     """Do the first step of ``wait()`` (count itself, holding the monitor's mutex) and stop
     there, as a party killed between two lines of the barrier's bookkeeping would."""
@@ -488,9 +529,13 @@ def test_barrier_party_killed_inside_the_monitor_breaks_it(
 
 
 def process_state(pid: int) -> bytes:
-    """The state letter of ``/proc/<pid>/stat`` (after the parenthesised command name)."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        stat = f.read()
+    """The state letter of ``/proc/<pid>/stat`` (after the parenthesised command name); empty
+    once the process is gone (a forkserver child is reaped by the forkserver)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        return b""
     return stat[stat.rindex(b")") + 2 :][:1]
 
 

@@ -1050,8 +1050,9 @@ class ProcessBarrier(BarrierCore, _ProcessPrimitive):
         return self._collect_dead(unslotted=0)
 
     def _check_before_opening(self) -> None:
-        # The last party, inside the monitor: counted, but never asleep in this generation.
-        self._collect_dead(unslotted=1)
+        # The last party, inside the monitor: counted, but never asleep in this generation
+        # (after the action, it is the actor, which _collect_dead counts as such).
+        self._collect_dead(unslotted=0 if self._s.state == _ACTING else 1)
 
     def _collect_dead(self, unslotted: int) -> bool:
         """Inside the monitor: take dead parties off the count; break if the barrier has not
