@@ -100,7 +100,8 @@ class Runner(Protocol):
     is gone (a process: exited; a thread: finished), waiting up to ``timeout`` seconds
     (``None``: no limit), or less once :meth:`interrupt` was called, unless
     ``interruptible=False``. ``exit_of`` is for a child that is gone. ``wait_exits`` returns
-    the children that are gone, after at most one wait slice.
+    the children that are gone, after at most one wait slice. ``prepare(n)`` readies ``n``
+    children's starts ahead (a process runner boots ``n`` processes side by side).
     """
 
     def spawn(self, spec: ChildSpec) -> Handle: ...
@@ -113,6 +114,7 @@ class Runner(Protocol):
     def wait_exits(self, timeout: float | None) -> list[Handle]: ...
     def wake(self) -> None: ...
     def interrupt(self) -> None: ...
+    def prepare(self, count: int) -> None: ...
     def close(self) -> None: ...
 
 
@@ -267,6 +269,7 @@ class SupervisorCore:
             self._runner = self._make_runner()
             _live.add(self)
             try:
+                self._runner.prepare(len(self._children))
                 for child in list(self._children):
                     self._start_child(child)
             except BaseException:
@@ -515,9 +518,10 @@ class SupervisorCore:
                 if sibling is not child and sibling.spec.restart is Restart.TEMPORARY:
                     self._children.remove(sibling)  # a temporary child is never restarted
             try:
-                for sibling in affected:
-                    if sibling in self._children and sibling.handle is None:
-                        self._start_child(sibling, restart=True)
+                starting = [c for c in affected if c in self._children and c.handle is None]
+                self._runner.prepare(len(starting))
+                for sibling in starting:
+                    self._start_child(sibling, restart=True)
                 return
             except Exception as exc:  # a child that cannot start counts as one more crash
                 self._crashes += 1

@@ -32,6 +32,7 @@ so a wake-up never writes to a closed (or reused) descriptor.
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import threading
@@ -183,7 +184,7 @@ class _ProcessRunner:
         self._interrupt_r, self._interrupt_w = os.pipe()
         self._lock = threading.Lock()
         self._live: list[_ProcessHandle] = []
-        self._standby: _Standby | None = None
+        self._standbys: collections.deque[_Standby] = collections.deque()
         self._closed = False
 
     def _start_standby(self) -> _Standby:
@@ -230,9 +231,7 @@ class _ProcessRunner:
 
     def spawn(self, spec: ChildSpec) -> _ProcessHandle:
         payload = _serialize.dumps_call(spec.target, spec.args, spec.kwargs)
-        standby, self._standby = self._standby, None
-        if standby is None:
-            standby = self._start_standby()
+        standby = self._standbys.popleft() if self._standbys else self._start_standby()
         if not self._assign(standby, spec, payload):
             self._discard(standby)  # it died before it was needed: start one now
             standby = self._start_standby()
@@ -245,8 +244,21 @@ class _ProcessRunner:
         with self._lock:
             self._live.append(handle)
         self.wake()  # the loop must wait on the new child too
-        self._standby = self._start_standby()  # the next child, already started
+        if not self._standbys:
+            self._standbys.append(self._start_standby())  # the next child, already started
         return handle
+
+    def prepare(self, count: int) -> None:
+        """Have ``count`` standbys starting, for ``count`` children about to start in a row.
+
+        They boot side by side, so starting children one after the other (each ``spawn``
+        waits until its child has its target) costs one boot, not ``count`` of them.
+        """
+        try:
+            while len(self._standbys) < count:
+                self._standbys.append(self._start_standby())
+        except Exception:  # only a head start: spawn() starts its own, and reports a failure
+            pass
 
     def _discard(self, standby: _Standby) -> None:
         process, assign_w, result_r, pidfd = standby
@@ -334,9 +346,8 @@ class _ProcessRunner:
                 os.write(self._interrupt_w, b"!")
 
     def close(self) -> None:
-        if self._standby is not None:
-            self._discard(self._standby)
-            self._standby = None
+        while self._standbys:
+            self._discard(self._standbys.popleft())
         with self._lock:
             live = list(self._live)
         for handle in live:  # all stopped by now, unless the loop failed: then kill them

@@ -162,6 +162,9 @@ class _ThreadRunner:
     def wake(self) -> None:
         self._exits.put(_WAKE)
 
+    def prepare(self, count: int) -> None:
+        pass  # a thread starts in microseconds: nothing to ready
+
     def interrupt(self) -> None:
         with self._condition:
             self._interrupted = True
