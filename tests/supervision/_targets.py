@@ -26,6 +26,7 @@ only (in a thread child they would end the test process): ``0`` ``os._exit(0)``,
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
@@ -156,8 +157,13 @@ def subtree(model_name: str, chan: str, intensity: int) -> None:
     a grandchild of the test process.
     """
     model = PROCESS if model_name == "process" else THREAD
+    # An infinite period: every restart counts, however slowly the test runs (with the
+    # default 5 s, two crashes far enough apart on a loaded machine would not add up).
     supervisor = model.Supervisor(
-        [ChildSpec("leaf", child, (chan, "leaf"))], intensity=intensity, name="sub"
+        [ChildSpec("leaf", child, (chan, "leaf"))],
+        intensity=intensity,
+        period=math.inf,
+        name="sub",
     )
     supervisor.run()
 
