@@ -524,6 +524,8 @@ class SupervisorCore:
                     self._start_child(sibling, restart=True)
                 return
             except Exception as exc:  # a child that cannot start counts as one more crash
+                if self._shutdown_requested:
+                    return  # stopping (or killing): the loop stops every child next
                 self._crashes += 1
                 self._record(
                     "exit",

@@ -218,26 +218,36 @@ class _ProcessRunner:
             return False
         finally:
             assign_w.close()
-        watched = [result_r, process.sentinel if pidfd is None else pidfd]
-        while True:  # bounded slices; the standby is started already, so this is quick
-            ready = wait(watched, wait_slice(None))
+        gone = process.sentinel if pidfd is None else pidfd
+        while True:  # the standby may still be booting: bounded slices, until it answers
+            ready = wait([result_r, gone, self._interrupt_r], wait_slice(None))
             if result_r in ready:
                 try:
                     return bool(result_r.recv() == RUNNING)
                 except (EOFError, OSError):  # it died before it could say so
                     return False
-            if ready:  # the process is gone and said nothing
+            if gone in ready:  # the process is gone and said nothing
                 return False
+            if ready:  # interrupt(): the supervisor is being killed, wait no longer
+                raise RuntimeError(f"child {spec.id!r} not started: the supervisor is stopping")
 
     def spawn(self, spec: ChildSpec) -> _ProcessHandle:
         payload = _serialize.dumps_call(spec.target, spec.args, spec.kwargs)
-        standby = self._standbys.popleft() if self._standbys else self._start_standby()
-        if not self._assign(standby, spec, payload):
-            self._discard(standby)  # it died before it was needed: start one now
-            standby = self._start_standby()
+        standby: _Standby | None = (
+            self._standbys.popleft() if self._standbys else self._start_standby()
+        )
+        try:
+            assert standby is not None
             if not self._assign(standby, spec, payload):
+                stale, standby = standby, None
+                self._discard(stale)  # it died before it was needed: start one now
+                standby = self._start_standby()
+                if not self._assign(standby, spec, payload):
+                    raise RuntimeError(f"a new process for child {spec.id!r} died at its start")
+        except BaseException:
+            if standby is not None:
                 self._discard(standby)
-                raise RuntimeError(f"a new process for child {spec.id!r} died at its start")
+            raise
         process, _, result_r, pidfd = standby
         process.name = f"{self._name}:{spec.id}"
         handle = _ProcessHandle(spec, process, result_r, pidfd)
@@ -261,9 +271,11 @@ class _ProcessRunner:
             pass
 
     def _discard(self, standby: _Standby) -> None:
+        """End a standby that is not a child (it may still be booting, or hang there)."""
         process, assign_w, result_r, pidfd = standby
-        assign_w.close()  # end-of-file: a standby still waiting exits by itself
+        assign_w.close()
         handle = _ProcessHandle(_STANDBY, process, result_r, pidfd)  # a child-to-be
+        handle.send_signal(signal.SIGKILL)  # it runs nothing of a child's: no need to ask
         self.join(handle, None, interruptible=False)
         self._reap(handle)
 
