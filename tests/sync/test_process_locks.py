@@ -62,6 +62,12 @@ def shm_path(lk: ProcessLock | ProcessRLock) -> Path:
     return Path("/dev/shm") / lk._name
 
 
+def own_segments() -> set[str]:
+    """The segments this process created (``ck_<pid>_...``): other programs, other test runs
+    included, may create and remove their own in ``/dev/shm`` meanwhile."""
+    return {name for name in os.listdir("/dev/shm") if name.startswith(f"ck_{os.getpid()}_")}
+
+
 def shm_fds() -> list[str]:
     targets = []
     for fd in os.listdir("/proc/self/fd"):
@@ -542,10 +548,10 @@ def test_unsupported_platform_is_refused_clearly(
     monkeypatch.setattr(_robust, "_platform", lambda: platform)
     _robust.load.cache_clear()
     try:
-        before = set(os.listdir("/dev/shm"))
+        before = own_segments()
         with pytest.raises(NotImplementedError, match=named):
             lock_class()
-        assert set(os.listdir("/dev/shm")) == before  # refused before creating anything
+        assert own_segments() == before  # refused before creating anything
     finally:
         _robust.load.cache_clear()
     monkeypatch.undo()

@@ -1071,13 +1071,16 @@ class ProcessBarrier(BarrierCore, _ProcessPrimitive):
             dead += 1
         recoveries = m.mutex_recoveries & 0xFFFFFFFF
         if recoveries != s.recoveries:
-            # A process died inside the monitor, between two lines of bookkeeping: perhaps a
-            # party counted but not yet asleep, or a last party opening. Count again, from
-            # the parties that can be seen, and treat it as a death.
+            # A process died inside the monitor, between two lines of bookkeeping. If it was
+            # a party counted but not asleep yet, or a last party opening, the count holds a
+            # party nobody can see: count again, from the parties that can be seen, and
+            # treat a difference as a death. (One that died in statistics() changes nothing.)
             s.recoveries = recoveries
             actor = s.state == _ACTING and thread_alive(s.actor_pid, s.actor_tid)
-            s.count = m.occupied(_PARTIES) + unslotted + actor
-            dead += 1
+            counted = m.occupied(_PARTIES) + unslotted + actor
+            if counted != s.count:
+                s.count = counted
+                dead += 1
         if not dead:
             return False
         if s.state in (_FILLING, _ACTING):
