@@ -329,13 +329,11 @@ class _Core:
                 self.broken = error
             error = self.broken
             self.shutdown = True
-            watchdog = self.watchdog
         self._drain(lambda item: item.future.set_exception(error.fresh()))
-        # Wake the other workers so they exit too.
+        # Wake the other workers so they exit too. The watchdog (if alive) runs on until
+        # shutdown: tasks still running must still time out.
         for _ in range(self.max_workers):
             self.queue.put(None)
-        if watchdog is not None and watchdog.thread is not threading.current_thread():
-            watchdog.stop(wait=False)
 
     def _drain(self, action: Callable[[_WorkItem], None]) -> None:
         while True:
