@@ -79,7 +79,7 @@ _DONE_STATES = frozenset(
 class PoolFuture(Future[Any]):
     """The futures the pools return: their waits follow the library's timeout rule.
 
-    ``result(timeout)`` and ``exception(timeout)`` take ``None`` or :data:`math.inf` for no
+    ``result(timeout)`` and ``exception(timeout)`` take ``None`` or ``math.inf`` for no
     limit, refuse a negative or NaN ``timeout`` with :class:`ValueError`, and wait in bounded
     slices (:func:`~concurrency_kit._core.deadline.wait_slice`), so that no value reaches a
     system call that would overflow on it (a plain :class:`~concurrent.futures.Future` raises
@@ -194,7 +194,7 @@ class PoolBase(Executor):
             timeout: seconds the task may run, counted from when it starts running (time spent
                 queued does not count). A late task's future fails with
                 :class:`~concurrency_kit.TaskTimeoutError`; see the pool class for what happens
-                to the worker. ``None``, :data:`math.inf` or a value too large for any clock
+                to the worker. ``None``, ``math.inf`` or a value too large for any clock
                 mean no limit; ``0`` gives the task no time at all: it is not run, and its
                 future fails at once with :class:`~concurrency_kit.TaskTimeoutError` (counted
                 in ``tasks_timed_out``).
@@ -251,7 +251,7 @@ class PoolBase(Executor):
             timeout: as in :meth:`concurrent.futures.Executor.map`: seconds from this call
                 until every result must be available; :class:`TimeoutError` when exceeded,
                 and the calls still outstanding are cancelled. ``0`` means the results must
-                be ready when iteration reaches them; ``None`` or :data:`math.inf`: no limit.
+                be ready when iteration reaches them; ``None`` or ``math.inf``: no limit.
             chunksize: items sent to a worker in one task. ``"auto"`` picks it from the input's
                 length when known (as :meth:`multiprocessing.pool.Pool.map` does), otherwise
                 from measured call durations. With a chunk larger than one item, a worker crash
