@@ -181,3 +181,37 @@ def test_a_given_client_is_left_open(shared_cluster: str) -> None:
             assert pool.submit(add, 2).result(timeout=60) == 2
         assert client.status == "running"
         assert client.submit(add, 5).result(timeout=60) == 5
+
+
+# -- a thread of the pool fails ------------------------------------------------------------------
+
+
+def test_collector_failure_breaks_the_pool_loudly(
+    shared_cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from concurrency_kit.pools import cluster as cluster_module
+
+    injected = RuntimeError("injected collector failure")
+    armed = threading.Event()
+
+    def fail(self: object, batch: object) -> None:  # the collector calls it for each batch
+        armed.wait(60)
+        raise injected
+
+    monkeypatch.setattr(cluster_module._Core, "_outcomes", fail)
+    pool = ck.ClusterPool(1, cluster=shared_cluster)
+    try:
+        sent = pool.submit(add, 1, b=2)
+        queued = pool.submit(add, 3)  # waits in the pool: one task at a time
+        armed.set()
+        for future in (sent, queued):
+            with pytest.raises(ck.BrokenPoolError) as info:
+                future.result(timeout=60)
+            assert info.value.__cause__ is injected
+        with pytest.raises(ck.BrokenPoolError):
+            pool.submit(add, 4)
+    finally:
+        pool.shutdown(wait=True)
+    assert pool.statistics().tasks_queued == 0
