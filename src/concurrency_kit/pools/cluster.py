@@ -467,7 +467,6 @@ class _Core:
             self.deferred.clear()
             self.in_flight.clear()
             self.timed.clear()
-            self.unclaimed = 0
             self.wakeup.notify_all()
         for task in claimed:
             self.release(task)
