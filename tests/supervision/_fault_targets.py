@@ -141,7 +141,25 @@ def report_sigterm(report_path: str) -> None:
     A child that ignores every stop request: only SIGKILL ends it.
     """
     pid = os.getpid()
-    signal.signal(signal.SIGTERM, lambda signum, frame: report(report_path, f"term {pid}"))
+    # Any thread of the process may catch the signal (the lifeline thread too), and a
+    # signal.pause() loop can miss one that comes just before it sleeps: the wakeup fd gets
+    # one byte per signal caught, whoever caught it, and the main thread reads them.
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     report(report_path, str(pid))
     while True:
-        signal.pause()
+        for signum in os.read(wake_r, 512):
+            if signum == signal.SIGTERM:
+                report(report_path, f"term {pid}")
+
+
+def report_stop_request(report_path: str) -> None:
+    """A thread child: report a number of its own, then ``"term <number>"`` when asked to stop,
+    and run on regardless (only the end of the process ends it).
+    """
+    number = threading.get_native_id()
+    current_child().on_stop(lambda: report(report_path, f"term {number}"))
+    report(report_path, str(number))
+    threading.Event().wait()

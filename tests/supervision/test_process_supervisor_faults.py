@@ -489,33 +489,33 @@ SUPERVISE_STUBBORN_CHILDREN = textwrap.dedent(
     import sys
 
     import _fault_targets as targets
-    from concurrency_kit import ChildSpec, ProcessSupervisor
+    from concurrency_kit import ChildSpec, ProcessSupervisor, ThreadSupervisor
 
     if __name__ == "__main__":
-        reports = sys.argv[1]
-        # An hour each to stop: only a kill can end them in a test's time.
-        specs = [
-            ChildSpec(f"c{i}", targets.report_sigterm, (reports,), shutdown=3600.0)
-            for i in range(3)
-        ]
-        with ProcessSupervisor(specs) as supervisor:
+        model, reports = sys.argv[1:]
+        Supervisor = ProcessSupervisor if model == "process" else ThreadSupervisor
+        target = targets.report_sigterm if model == "process" else targets.report_stop_request
+        # An hour each to stop: only a kill (a thread: abandoning it) ends them in time.
+        specs = [ChildSpec(f"c{i}", target, (reports,), shutdown=3600.0) for i in range(3)]
+        with Supervisor(specs) as supervisor:
             targets.report(reports, "ready")
             supervisor.wait()
     """
 )
 
 
+@pytest.mark.parametrize("model", ["process", "thread"])
 def test_ctrl_c_stops_children_together_and_a_second_ctrl_c_kills_them(
-    fifo: Callable[[str], Fifo],
+    model: str, fifo: Callable[[str], Fifo]
 ) -> None:
-    # Three children that ignore SIGTERM, with an hour's shutdown each. The first Ctrl-C ends
-    # wait(), and the with block stops the supervisor: all three are asked at once (three
-    # "term" lines; stopped one after the other, only the first would be asked within the
-    # hour). The second Ctrl-C, while stop() waits, kills them at once; the program ends with
-    # KeyboardInterrupt and leaves no process behind.
+    # Three children that ignore stop requests, with an hour's shutdown each. The first
+    # Ctrl-C ends wait(), and the with block stops the supervisor: all three are asked at
+    # once (three "term" lines; stopped one after the other, only the first would be asked
+    # within the hour). The second Ctrl-C, while stop() waits, kills them at once (threads:
+    # abandons them); the program ends with KeyboardInterrupt and leaves no process behind.
     reports = fifo("reports")
     proc = subprocess.Popen(
-        [sys.executable, "-c", SUPERVISE_STUBBORN_CHILDREN, reports.path],
+        [sys.executable, "-c", SUPERVISE_STUBBORN_CHILDREN, model, reports.path],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -527,12 +527,14 @@ def test_ctrl_c_stops_children_together_and_a_second_ctrl_c_kills_them(
         assert "ready" in lines, lines
         children = sorted(int(line) for line in lines - {"ready"})
         family = descendants(proc.pid)
-        assert set(children) <= set(family), (children, family)
+        if model == "process":
+            assert set(children) <= set(family), (children, family)
 
         os.kill(proc.pid, signal.SIGINT)
         asked = sorted(int(reports.read_line(child=proc).split()[1]) for _ in range(3))
         assert asked == children  # every child asked to stop, none killed yet
-        assert wait_exited(children, 0) == set(children)
+        if model == "process":
+            assert wait_exited(children, 0) == set(children)
 
         os.kill(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=DEADLOCK)

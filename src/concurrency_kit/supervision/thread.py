@@ -8,6 +8,9 @@ thread puts its handle on the runner's exit queue, which the supervisor's loop w
                    done (under the runner's condition), exits.put(handle)
     loop thread:   exits.get() ──> _on_exit(handle)   (``_core.py``)
 
+A child thread blocks SIGINT (Ctrl-C is the supervising program's, as a process child ignores
+it), so that the signal reaches the main thread blocked in ``stop()`` or ``wait()``.
+
 A child is *gone* once its thread has finished (``join``: the thread's ``done``, then the
 thread itself); every wait is bounded (``_core.deadline``) and ends early on ``interrupt()``.
 
@@ -28,7 +31,7 @@ import traceback
 from typing import Any
 
 from concurrency_kit._core.deadline import deadline_after, remaining, wait_slice
-from concurrency_kit.supervision._core import SupervisorCore
+from concurrency_kit.supervision._core import SupervisorCore, leave_ctrl_c_to_the_main_thread
 from concurrency_kit.supervision._spec import (
     BRUTAL_KILL,
     ChildContext,
@@ -100,6 +103,7 @@ class _ThreadRunner:
 
     def _run(self, handle: _ThreadHandle) -> None:
         spec = handle.spec
+        leave_ctrl_c_to_the_main_thread()  # Ctrl-C is the supervising program's
         set_thread_context(handle.context)
         try:
             handle.running.set()
