@@ -31,7 +31,7 @@ import numpy
 import pytest
 
 from _children import creator
-from concurrency_kit import LockOwnerDiedWarning, ProcessPool
+from concurrency_kit import LockOwnerDiedWarning, ProcessPool, _shm
 from concurrency_kit.state import (
     ProcessSharedArray,
     ProcessSharedCounter,
@@ -512,6 +512,11 @@ def test_an_array_holder_killed_mid_update_is_taken_over(
 # -- the platform check ------------------------------------------------------------------------
 
 
+def own_segments() -> set[str]:
+    """This process's segments (other programs make and remove /dev/shm entries meanwhile)."""
+    return {name for name in os.listdir("/dev/shm") if _shm.creator_pid(name) == os.getpid()}
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_unsupported_platform_is_refused_clearly(
     monkeypatch: pytest.MonkeyPatch, kind: str
@@ -519,10 +524,10 @@ def test_unsupported_platform_is_refused_clearly(
     monkeypatch.setattr(_robust, "_platform", lambda: ("darwin", "arm64", "", 64))
     _robust.load.cache_clear()
     try:
-        before = set(os.listdir("/dev/shm"))
+        before = own_segments()
         with pytest.raises(NotImplementedError, match="darwin"):
             make(kind)
-        assert set(os.listdir("/dev/shm")) == before  # refused before creating anything
+        assert own_segments() == before  # refused before creating anything
     finally:
         monkeypatch.undo()
         _robust.load.cache_clear()
