@@ -146,6 +146,7 @@ def test_unlink_removes_the_name_but_not_the_mapping(segment: _shm.Segment) -> N
         _shm.attach(segment.name, segment.size)
 
 
+@pytest.mark.fork  # forks the test process
 def test_a_forked_copy_is_not_the_creator(segment: _shm.Segment) -> None:
     r, w = os.pipe()
     pid = os.fork()
@@ -164,6 +165,7 @@ def test_a_forked_copy_is_not_the_creator(segment: _shm.Segment) -> None:
     assert Path(segment.path).exists()
 
 
+@pytest.mark.fork  # forks the test process
 def test_atexit_handlers_do_not_unmap(segment: _shm.Segment) -> None:
     # Python 3.13+ runs atexit handlers in fork and forkserver children before os._exit; a
     # robust mutex must still be mapped when the process dies (test_holder_dies_by_raising).

@@ -67,6 +67,7 @@ def test_memory_space_a_thread_write_is_seen_and_a_process_write_is_not() -> Non
     assert memory_space._hits == 0  # the parent's global is left as found
 
 
+@pytest.mark.fork  # forks the test process
 def test_resource_sharing_threads_use_the_parents_file_processes_must_set_it_up() -> None:
     found = resource_sharing.probe("quick")
     check_shape(found, "resource_sharing")
@@ -84,6 +85,7 @@ def test_resource_sharing_threads_use_the_parents_file_processes_must_set_it_up(
     assert details["process workers, ProcessGuarded list"].startswith(f"{tasks} of {tasks}")
 
 
+@pytest.mark.fork  # forks the test process
 def test_creation_time_measures_a_thread_and_every_start_method() -> None:
     found = creation_time.probe("quick")
     check_shape(found, "creation_time")
