@@ -153,7 +153,9 @@ class UntrustedSegmentError(ConcurrencyKitError, PermissionError):
     ``/dev/shm`` is a symbolic link, not a regular file, owned by another user, or readable or
     writable by anyone but its owner. ``/dev/shm`` names are visible to every local user; what
     the library reads from a segment it unpickles, so it maps only segments it could have
-    created. The message names the segment and what was wrong.
+    created. The message names the segment and what was wrong. A
+    :class:`~concurrency_kit.ProcessChannel` handle whose creator's pipe belongs to another user
+    (its pid reused) is refused the same way.
     """
 
 

@@ -56,6 +56,7 @@ bytes.
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
 import os
 import pickle
@@ -86,6 +87,7 @@ from concurrency_kit.errors import (
     ChannelFull,
     ChannelTimeout,
     SerializationError,
+    UntrustedSegmentError,
 )
 from concurrency_kit.state import _atomic
 from concurrency_kit.sync._monitor import SLICE_SECONDS, SLOTS, ProcessMonitor
@@ -251,7 +253,11 @@ def _drop(fds: tuple[int, ...], store: _shm.Segment, monitor: ProcessMonitor) ->
 
 
 def _open_pipe_end(pid: int, fd: int, inode: int, flags: int) -> int:
-    """Open our own description of the creator's pipe end ``fd`` (checked by inode)."""
+    """Open our own description of the creator's pipe end ``fd``.
+
+    Checked on the open descriptor: a pipe with the recorded inode, made by this user. A pid
+    can be reused, and root may open any process's descriptors: never read another user's pipe.
+    """
     try:
         mine = os.open(f"/proc/{pid}/fd/{fd}", flags | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
@@ -263,6 +269,13 @@ def _open_pipe_end(pid: int, fd: int, inode: int, flags: int) -> int:
     if st.st_ino != inode or not stat.S_ISFIFO(st.st_mode):
         os.close(mine)
         raise FileNotFoundError(f"the ProcessChannel's pipe in process {pid} no longer exists")
+    if st.st_uid != os.geteuid():
+        os.close(mine)
+        raise UntrustedSegmentError(
+            errno.EPERM,
+            f"refusing the ProcessChannel's pipe in process {pid}: it is owned by uid "
+            f"{st.st_uid}, not by this user (was the process gone and its pid reused?)",
+        )
     return mine
 
 
