@@ -14,7 +14,10 @@ import queue
 import signal as _signal
 import threading
 from concurrent.futures import BrokenExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concurrency_kit.supervision import SupervisorEvent
 
 __all__ = [
     "BrokenBarrierError",
@@ -31,6 +34,9 @@ __all__ = [
     "PoisonedError",
     "RemoteTraceback",
     "SerializationError",
+    "SharedMemoryCorruptError",
+    "SharedMemoryFullError",
+    "SupervisorGaveUp",
     "TaskTimeoutError",
     "UntrustedSegmentError",
     "WorkerCrashedError",
@@ -239,6 +245,42 @@ class ChannelTimeout(ConcurrencyKitError, TimeoutError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (ChannelTimeout, (str(self), self.sent))
+
+
+class SharedMemoryFullError(ConcurrencyKitError, MemoryError):
+    """A shared-memory container cannot grow: ``/dev/shm`` is full, or its reservation is.
+
+    Raised by a :class:`~concurrency_kit.ProcessSharedDict` that needs more room than
+    ``/dev/shm`` (or the size it was created with) allows. Nothing was changed: the operation
+    that needed the room is refused whole.
+    """
+
+
+class SharedMemoryCorruptError(ConcurrencyKitError, RuntimeError):
+    """Bytes read from shared memory fail a check: a length, offset or count is out of place.
+
+    Every value read from a process container's or a process channel's shared memory is
+    checked before it is used. Nothing this library writes can fail a check, a crash included:
+    something else wrote into the segment (another process of the same user, or damaged
+    memory). The operation is refused before it reads or writes out of place; the object should
+    be recreated.
+    """
+
+
+class SupervisorGaveUp(ConcurrencyKitError):
+    """A supervisor exceeded its restart intensity, stopped its children and gave up.
+
+    Attributes:
+        history: every event of the supervisor's life, oldest first (the crashes that made
+            it give up are at the end).
+    """
+
+    def __init__(self, message: str, history: tuple[SupervisorEvent, ...] = ()) -> None:
+        super().__init__(message)
+        self.history = history
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SupervisorGaveUp, (str(self), self.history))
 
 
 class ConcurrencyKitWarning(UserWarning):

@@ -1,12 +1,12 @@
 """A ProcessChannel whose shared memory holds values it could not have written refuses them.
 
-The store and the state words are shared memory that any process of this user can write (a
-bug, a stray pointer, a hostile process of the same user). Every offset, length and count the
-channel reads there is checked before it is used: a bad one raises :class:`RuntimeError`
-naming the channel and the value — never a read past the entry, never another item's bytes
-(issue #15). These tests write bad values into a real channel's memory (white box: the
-layout is ``channels/process.py``'s) and check that the next receive refuses them, and keeps
-refusing them without hanging (the mutex is released).
+The store and the state words are shared memory that any process of this user can write (a bug,
+a stray pointer, a hostile process of the same user). Every offset, length and count the channel
+reads there is checked before it is used: a bad one raises
+:class:`~concurrency_kit.SharedMemoryCorruptError` naming the channel and the value — never a
+read past the entry, never another item's bytes (issue #15). These tests write bad values into a
+real channel's memory (white box: the layout is ``channels/process.py``'s) and check that the
+next receive refuses them, and keeps refusing them without hanging (the mutex is released).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from concurrency_kit import ProcessChannel
+from concurrency_kit import ProcessChannel, SharedMemoryCorruptError
 from concurrency_kit.channels import process
 
 BIG = 5_000  # bytes: past a pipe packet, so the item goes to the store
@@ -56,7 +56,9 @@ def refused(channel: ProcessChannel[Any]) -> None:
         lambda: channel.recv_many(3, timeout=0),
     ]
     for call in calls:
-        with pytest.raises(RuntimeError, match=r"shared memory of ProcessChannel .* is corrupt"):
+        with pytest.raises(
+            SharedMemoryCorruptError, match=r"shared memory of ProcessChannel .* is corrupt"
+        ):
             call()
 
 
@@ -114,7 +116,8 @@ def test_a_bad_ring_position_is_refused(
     else:
         channel._w[process._HEAD] = -8
     refused(channel)
-    with pytest.raises(RuntimeError, match="corrupt"):  # a sender does not write there either
+    # A sender does not write there either.
+    with pytest.raises(SharedMemoryCorruptError, match="corrupt"):
         channel.send(b"b" * BIG, timeout=0)
 
 
@@ -148,7 +151,7 @@ def test_a_dead_threads_bad_mark_is_refused(make: Callable[..., ProcessChannel[A
     slot = process._SLOTS_AT + process._SLOT_WORDS * (process._THREAD_SLOTS - 1)
     channel._w[slot], channel._w[slot + 1] = 2**22 + 1, 1  # no such process
     channel._w[slot + 2] = 10**9  # sends in flight: more than any send reserves
-    with pytest.raises(RuntimeError, match="corrupt"):
+    with pytest.raises(SharedMemoryCorruptError, match="corrupt"):
         channel._scan_slots()
     assert channel.statistics().sent == 0  # the count was not touched
 
@@ -159,5 +162,5 @@ def test_a_bad_store_size_is_refused_when_a_handle_is_unpickled(
     channel = make()
     data = pickle.dumps(channel)
     channel._w[process._STORE_SIZE] = 17
-    with pytest.raises(RuntimeError, match="corrupt"):
+    with pytest.raises(SharedMemoryCorruptError, match="corrupt"):
         pickle.loads(data)

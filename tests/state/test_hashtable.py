@@ -31,13 +31,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from _children import Child
-from concurrency_kit import _shm
-from concurrency_kit.state._hashtable import (
-    SharedHashTable,
-    TableFullError,
-    TableStatistics,
-    key_hash,
-)
+from concurrency_kit import SharedMemoryFullError, _shm
+from concurrency_kit.state._hashtable import SharedHashTable, TableStatistics, key_hash
 
 DEADLOCK = 60.0
 """Seconds after which a wait that should have ended is a deadlock (a failure, not a pass)."""
@@ -206,7 +201,7 @@ def test_table_full_is_a_clean_error(table: SharedHashTable) -> None:
     try:
         value = b"v" * 1000
         stored = 0
-        with pytest.raises(TableFullError, match="the shared dict is full"):  # noqa: PT012
+        with pytest.raises(SharedMemoryFullError, match="the shared dict is full"):  # noqa: PT012
             for i in range(10_000):
                 small.set(b"%d" % i, key_hash(b"%d" % i), value)
                 stored += 1

@@ -2,7 +2,7 @@
 
 Each test writes a bad word where a length, an offset or a count of the table lives (as a
 stray writer in another process of the same user could), then checks that every operation
-that would use it raises :exc:`TableCorruptError` (or, for the dict's pickled keys and
+that would use it raises :exc:`SharedMemoryCorruptError` (or, for the dict's pickled keys and
 values, :exc:`~concurrency_kit.SerializationError`) instead of reading out of place, handing
 back another entry's bytes, looping for ever, or giving back pages still in use; and that the
 mutex is free afterwards: putting the word back makes the table work again, from another
@@ -22,9 +22,14 @@ from typing import Any
 
 import pytest
 
-from concurrency_kit import ConcurrencyKitError, ProcessSharedDict, SerializationError
+from concurrency_kit import (
+    ConcurrencyKitError,
+    ProcessSharedDict,
+    SerializationError,
+    SharedMemoryCorruptError,
+)
 from concurrency_kit.state import _hashtable as ht
-from concurrency_kit.state._hashtable import SharedHashTable, TableCorruptError, key_hash
+from concurrency_kit.state._hashtable import SharedHashTable, key_hash
 
 DEADLOCK = 60.0
 """Seconds after which a wait that should have ended is a deadlock (a failure, not a pass)."""
@@ -100,13 +105,13 @@ def every_operation_refuses(table: SharedHashTable, key: bytes, match: str) -> N
         table.values,
     ]
     for operation in operations:
-        with pytest.raises(TableCorruptError, match=match):
+        with pytest.raises(SharedMemoryCorruptError, match=match):
             operation()
 
 
 def test_the_error_is_a_library_error_and_a_runtime_error() -> None:
-    assert issubclass(TableCorruptError, ConcurrencyKitError)
-    assert issubclass(TableCorruptError, RuntimeError)
+    assert issubclass(SharedMemoryCorruptError, ConcurrencyKitError)
+    assert issubclass(SharedMemoryCorruptError, RuntimeError)
 
 
 def test_a_value_length_past_the_arena_is_refused(table: SharedHashTable) -> None:
@@ -141,7 +146,7 @@ def test_a_length_reaching_into_the_next_record_is_refused_by_a_walk(
     lens = int(table._words[word])
     bad = Scribble(table, word, lens + (16 << 32))  # 16 more value bytes: the next record's
     for walk in (table.items, table.keys, table.values, table.statistics):
-        with pytest.raises(TableCorruptError, match="overlap"):
+        with pytest.raises(SharedMemoryCorruptError, match="overlap"):
             walk()
     bad.undo()
     assert dict(table.items()) == {b"first": b"x" * 8, b"second": b"y" * 8}
@@ -179,7 +184,7 @@ def test_an_index_without_an_empty_slot_does_not_loop_for_ever(table: SharedHash
         lambda: get(table, b"absent"),
         lambda: table.delete(b"absent", key_hash(b"absent")),
     ):
-        with pytest.raises(TableCorruptError, match="no empty slot"):
+        with pytest.raises(SharedMemoryCorruptError, match="no empty slot"):
             operation()
     for i, w in zip(slots, good, strict=True):
         table._words[i] = w
@@ -194,9 +199,9 @@ def test_a_bad_root_word_is_refused(table: SharedHashTable) -> None:
     root = int(table._words[ht._W_ROOT])
     for bad_root in (root | 0x3F, (root & ~0xFF) | 63, root | (1 << 12)):
         bad = Scribble(table, ht._W_ROOT, bad_root)
-        with pytest.raises(TableCorruptError, match="root word"):
+        with pytest.raises(SharedMemoryCorruptError, match="root word"):
             get(table, b"k")
-        with pytest.raises(TableCorruptError, match="root word"):
+        with pytest.raises(SharedMemoryCorruptError, match="root word"):
             len(table)
         bad.undo()
     assert get(table, b"k") == b"v"
@@ -208,7 +213,7 @@ def test_a_bad_arena_top_is_refused(table: SharedHashTable) -> None:
     geo = table._current()
     for word, value in ((geo[3] + ht._TOP, 8), (geo[3] + ht._LIMIT, 1 << 62)):
         bad = Scribble(table, word, value)
-        with pytest.raises(TableCorruptError, match="top of its arena"):
+        with pytest.raises(SharedMemoryCorruptError, match="top of its arena"):
             put(table, b"other", b"x")
         bad.undo()
         table._repair()
@@ -216,7 +221,7 @@ def test_a_bad_arena_top_is_refused(table: SharedHashTable) -> None:
     other = SharedHashTable.attach(table.name)
     try:
         bad = Scribble(table, geo[3] + ht._TOP, 8)
-        with pytest.raises(TableCorruptError, match="top of its arena"):
+        with pytest.raises(SharedMemoryCorruptError, match="top of its arena"):
             other.get(b"k", key_hash(b"k"))
         bad.undo()
         assert other.get(b"k", key_hash(b"k")) == b"v"
@@ -228,7 +233,7 @@ def test_a_bad_count_is_refused(table: SharedHashTable) -> None:
     put(table, b"k", b"v")
     geo = table._current()
     bad = Scribble(table, geo[3] + ht._COUNT, 1 << 63)
-    with pytest.raises(TableCorruptError, match="entries in"):
+    with pytest.raises(SharedMemoryCorruptError, match="entries in"):
         len(table)
     bad.undo()
     assert len(table) == 1
@@ -242,7 +247,7 @@ def test_a_bad_committed_size_gives_back_no_page_in_use(table: SharedHashTable) 
     # reach into the next area.
     idle = ht._W_COMMITTED + 2 + (1 - geo[7])
     bad = Scribble(table, idle, 1 << 62)
-    with pytest.raises(TableCorruptError, match="committed"):
+    with pytest.raises(SharedMemoryCorruptError, match="committed"):
         table.clear()  # a rebuild into the idle area
     bad.undo()
     table._repair()
@@ -276,7 +281,7 @@ def attach_elsewhere(name: str) -> str:
 def test_attach_refuses_a_bad_arena_size(table: SharedHashTable) -> None:
     bad = Scribble(table, ht._W_ARENA_SIZE, 12345)
     answer = attach_elsewhere(table.name)
-    assert answer.startswith("TableCorruptError: ")
+    assert answer.startswith("SharedMemoryCorruptError: ")
     assert "arena size of 12345 bytes" in answer
     bad.undo()
     assert attach_elsewhere(table.name) == "attached"

@@ -49,8 +49,8 @@ off, and then by one item of extra room, never toward a channel that stays full.
 *Trust*: the store and the state words are shared memory that any process of this user can
 write, so every offset, length and count read from them is checked before it is used (a store
 entry carries its exact payload length and a sequence number); a value the channel could not
-have written raises :class:`RuntimeError` instead of reading past an entry or returning stale
-bytes.
+have written raises :class:`~concurrency_kit.SharedMemoryCorruptError` (a
+:class:`RuntimeError`) instead of reading past an entry or returning stale bytes.
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ from concurrency_kit.errors import (
     ChannelFull,
     ChannelTimeout,
     SerializationError,
+    SharedMemoryCorruptError,
     UntrustedSegmentError,
 )
 from concurrency_kit.state import _atomic
@@ -927,8 +928,8 @@ class ProcessChannel(ChannelBase[T]):
             ChannelClosed: the channel is closed and every item has been received.
             ChannelTimeout: no item came within ``timeout`` seconds.
             SerializationError: the item could not be unpickled here (it is consumed).
-            RuntimeError: the channel's shared memory holds a length or offset it could not
-                have written (it is refused, never read past).
+            SharedMemoryCorruptError: the channel's shared memory holds a length or offset it
+                could not have written (it is refused, never read past).
         """
         timeout = check_timeout(timeout)
         if self._backlog:
@@ -1110,8 +1111,8 @@ class ProcessChannel(ChannelBase[T]):
         Raises:
             ChannelEmpty: there is none right now.
             ChannelClosed: the channel is closed and every item has been received.
-            RuntimeError: the channel's shared memory holds a length or offset it could not
-                have written (it is refused, never read past).
+            SharedMemoryCorruptError: the channel's shared memory holds a length or offset it
+                could not have written (it is refused, never read past).
         """
         item = self._take()
         if item is not _NOTHING:
@@ -1285,10 +1286,10 @@ class ProcessChannel(ChannelBase[T]):
             pos += n
         return kind, data, buffers
 
-    def _corrupt(self, what: str) -> RuntimeError:
+    def _corrupt(self, what: str) -> SharedMemoryCorruptError:
         """The error for a value in the channel's shared memory that it could not have
         written (another process of this user wrote over it, or memory was damaged)."""
-        return RuntimeError(
+        return SharedMemoryCorruptError(
             f"the shared memory of ProcessChannel {self.name!r} is corrupt: {what}; the "
             f"channel cannot be used safely any more"
         )
@@ -1353,7 +1354,7 @@ def _attach(
     try:
         store_size = int(monitor.state.words[_STORE_SIZE])
         if store_size < _MIN_STORE:  # read from shared memory: checked before it is used
-            raise RuntimeError(
+            raise SharedMemoryCorruptError(
                 f"the shared memory of ProcessChannel {name!r} is corrupt: it says its store "
                 f"holds {store_size} bytes"
             )

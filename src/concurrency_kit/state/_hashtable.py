@@ -22,7 +22,7 @@ Growth without remapping: the segment's file is sparse (``ftruncate``, ``A`` is 
 of ``/dev/shm``) and mapped whole in every process, so the table never moves; tmpfs allocates
 a page only when it is touched. Before any byte of an area is used, :func:`_commit` allocates
 its pages with ``madvise(MADV_POPULATE_WRITE)`` (``posix_fallocate`` on the file before Linux
-5.14), which *fails* when ``/dev/shm`` is full: :exc:`TableFullError` (a :exc:`MemoryError`)
+5.14), which *fails* when ``/dev/shm`` is full: :exc:`SharedMemoryFullError` (a :exc:`MemoryError`)
 and the table unchanged, where touching an unallocated page would kill the process with
 ``SIGBUS``. When 70% of the slots are taken, or the arena is full, a *rebuild* writes a new
 index into the other index area (twice the slots), and if half the arena is garbage (records
@@ -55,7 +55,7 @@ table is checked before it is used: a root word must describe a geometry that fi
 reservation, a slot must point at a record inside the current arena (below its ``top``), and
 a record's lengths must keep it there and, in a walk over every record (``items``, ``keys``,
 a rebuild), clear of the next one. A table that fails a check raises
-:exc:`TableCorruptError`: never a read out of bounds, and never another entry's bytes as
+:exc:`SharedMemoryCorruptError`: never a read out of bounds, and never another entry's bytes as
 this one's.
 
 Speed: everything is pure Python on :mod:`ctypes` views: a ``c_uint64`` array over the whole
@@ -85,11 +85,11 @@ from typing import Any, Final
 import attrs
 
 from concurrency_kit import _shm
-from concurrency_kit.errors import ConcurrencyKitError
+from concurrency_kit.errors import SharedMemoryCorruptError, SharedMemoryFullError
 from concurrency_kit.sync import _robust
 from concurrency_kit.sync._robust import EBUSY, EOWNERDEAD, ETIMEDOUT, FUTEX_TID_MASK, MutexWords
 
-__all__ = ["SharedHashTable", "TableCorruptError", "TableFullError", "TableStatistics", "key_hash"]
+__all__ = ["SharedHashTable", "TableStatistics", "key_hash"]
 
 key_hash: Final = zlib.crc32
 """The hash of a key's bytes the table expects: deterministic in every process (CRC-32)."""
@@ -134,21 +134,8 @@ _MADV_REMOVE: Final = 9
 _MADV_POPULATE_WRITE: Final = 23
 
 
-class TableFullError(MemoryError):
-    """The table cannot grow: ``/dev/shm`` is full, or the table's reservation is."""
-
-
-class TableCorruptError(ConcurrencyKitError, RuntimeError):
-    """The table's bytes do not describe a valid table (a length or an offset is out of place).
-
-    Nothing this library writes can cause it, a crash included (see the module docstring):
-    something else wrote into the segment. The operation is refused before it reads or writes
-    out of place; the table should be recreated.
-    """
-
-
-def _corrupt(name: str, what: str) -> TableCorruptError:
-    return TableCorruptError(
+def _corrupt(name: str, what: str) -> SharedMemoryCorruptError:
+    return SharedMemoryCorruptError(
         f"the shared dict {name} is corrupt: {what} (something other than concurrency_kit "
         "wrote into its shared memory); recreate it"
     )
@@ -216,7 +203,7 @@ def _commit(base: int, segment: _shm.Segment, offset: int, length: int) -> None:
     """Allocate the pages of ``[offset, offset + length)`` of the segment mapped at ``base``.
 
     Raises:
-        TableFullError: ``/dev/shm`` has no room for them (nothing is left allocated).
+        SharedMemoryFullError: ``/dev/shm`` has no room for them (nothing is left allocated).
     """
     global _populate_supported
     if length <= 0:
@@ -229,14 +216,14 @@ def _commit(base: int, segment: _shm.Segment, offset: int, length: int) -> None:
             _populate_supported = False
         else:
             _punch(base, offset, length)
-            raise TableFullError(
+            raise SharedMemoryFullError(
                 f"shared memory exhausted: cannot allocate {length} more bytes for a shared "
                 f"dict in {_shm.SHM_DIR} ({os.strerror(err)})"
             )
     try:
         fd = segment.reopen()  # checked: never another file put under the name
     except FileNotFoundError:
-        raise TableFullError(
+        raise SharedMemoryFullError(
             "cannot grow the shared dict: its segment was removed (by its creator, or by hand) "
             "and this kernel has no MADV_POPULATE_WRITE (Linux 5.14)"
         ) from None
@@ -244,7 +231,7 @@ def _commit(base: int, segment: _shm.Segment, offset: int, length: int) -> None:
         os.posix_fallocate(fd, offset, length)
     except OSError as exc:
         _punch(base, offset, length)
-        raise TableFullError(
+        raise SharedMemoryFullError(
             f"shared memory exhausted: cannot allocate {length} more bytes for a shared dict "
             f"in {_shm.SHM_DIR} ({exc.strerror})"
         ) from None
@@ -460,7 +447,7 @@ class SharedHashTable:
         Raises:
             NotImplementedError: the platform has no robust process-shared mutexes we support.
             OSError: the segment could not be created.
-            TableFullError: ``/dev/shm`` has no room for the initial size.
+            SharedMemoryFullError: ``/dev/shm`` has no room for the initial size.
         """
         if initial_capacity < 0:
             raise ValueError(f"initial_capacity must be >= 0, got {initial_capacity}")
@@ -667,7 +654,7 @@ class SharedHashTable:
         """The geometry of generation ``root`` (a clean root word), cached in ``_geo``.
 
         Raises:
-            TableCorruptError: the root word does not describe a geometry that fits.
+            SharedMemoryCorruptError: the root word does not describe a geometry that fits.
         """
         area = self._m.area
         index_area = (root >> 8) & 1
@@ -758,7 +745,7 @@ class SharedHashTable:
         """Where the record of slot word ``w`` keeps its key (``[a, b)``) and value (``[b, end)``).
 
         Raises:
-            TableCorruptError: the slot or the record's lengths point outside the arena.
+            SharedMemoryCorruptError: the slot or the record's lengths point outside the arena.
         """
         words = self._words
         off = w & 0xFFFFFFFFF  # _OFF_MASK
@@ -788,7 +775,7 @@ class SharedHashTable:
         """The live slot words of generation ``geo``, in arena order (order of last write).
 
         Raises:
-            TableCorruptError: a record is outside the arena, or overlaps the next one.
+            SharedMemoryCorruptError: a record is outside the arena, or overlaps the next one.
         """
         ib = geo[1]
         slots = self._m.mvq[ib : ib + geo[2] + 1].tolist()
@@ -851,7 +838,7 @@ class SharedHashTable:
         """Store ``value`` for ``key`` (whose :func:`key_hash` is ``h``).
 
         Raises:
-            TableFullError: no room left (``/dev/shm`` or the reservation is full); the table
+            SharedMemoryFullError: no room left (``/dev/shm`` or the reservation is full); the table
                 is unchanged.
             ValueError: the key or the value is longer than 4 GiB.
         """
@@ -925,7 +912,7 @@ class SharedHashTable:
                 words[10] += 1  # _W_VERSION
                 words[ib + i] = (tag << 36) | (top >> 3)
                 words[gen + 2] += 1  # _COUNT
-            except TableFullError:
+            except SharedMemoryFullError:
                 raise  # raised before any change
             except BaseException:
                 words[9] |= _DIRTY  # interrupted inside a change: recount before the next
@@ -995,7 +982,7 @@ class SharedHashTable:
                 root = self._build(1 - geo[6], [], _MIN_SLOTS, 1 - geo[7], _MIN_ARENA, geo)
                 words[_W_VERSION] += 1
                 self._switch(root)
-            except TableFullError:
+            except SharedMemoryFullError:
                 raise  # raised before any change
             except BaseException:
                 words[_W_ROOT] |= _DIRTY
@@ -1011,7 +998,7 @@ class SharedHashTable:
         Returns the (new) current geometry.
 
         Raises:
-            TableFullError: there is no room (the table is unchanged).
+            SharedMemoryFullError: there is no room (the table is unchanged).
         """
         words = self._words
         area = self._m.area
@@ -1026,7 +1013,7 @@ class SharedHashTable:
             2 * (arena_used - live_bytes) >= arena_used or size > area - arena_used
         )
         if compact and live_bytes + size > area:
-            raise TableFullError(
+            raise SharedMemoryFullError(
                 f"the shared dict is full: {live_bytes + size} bytes of records do not fit in "
                 f"its arena of {area} bytes"
             )
@@ -1035,7 +1022,7 @@ class SharedHashTable:
             slots = max(_MIN_SLOTS, _pow2_at_least(int(len(live) / _MAX_LOAD * 2) + 1))
             slots = min(slots, area // 16)
             if len(live) + 1 > slots * _MAX_LOAD:
-                raise TableFullError(
+                raise SharedMemoryFullError(
                     f"the shared dict is full: {len(live)} entries fill the index its "
                     f"reservation of {_segment_size(area)} bytes allows"
                 )
@@ -1052,7 +1039,7 @@ class SharedHashTable:
         committed = self._committed(w_committed)
         want = min(area, _round_page(max(2 * committed, top + size - arena_start)))
         if top + size > arena_start + want:
-            raise TableFullError(
+            raise SharedMemoryFullError(
                 f"the shared dict is full: {top - arena_start + size} bytes of records do not "
                 f"fit in its arena of {area} bytes"
             )
@@ -1166,7 +1153,7 @@ class SharedHashTable:
         """The committed bytes of an area, from its header word ``w``.
 
         Raises:
-            TableCorruptError: more than the area holds (giving pages back would reach into
+            SharedMemoryCorruptError: more than the area holds (giving pages back would reach into
                 the next area).
         """
         committed = int(self._words[w])

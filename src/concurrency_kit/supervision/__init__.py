@@ -7,6 +7,7 @@ that start, stop and watch each model's children.
 
 from __future__ import annotations
 
+from concurrency_kit.errors import SupervisorGaveUp
 from concurrency_kit.supervision._spec import (
     ALL_SIGNIFICANT,
     ANY_SIGNIFICANT,
@@ -28,7 +29,6 @@ from concurrency_kit.supervision._spec import (
     Shutdown,
     Strategy,
     SupervisorEvent,
-    SupervisorGaveUp,
     SupervisorStatistics,
     current_child,
 )

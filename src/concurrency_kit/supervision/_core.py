@@ -55,6 +55,7 @@ from typing import Any, Protocol
 from typing_extensions import Self
 
 from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining, wait_slice
+from concurrency_kit.errors import SupervisorGaveUp
 from concurrency_kit.supervision._spec import (
     BRUTAL_KILL,
     AutoShutdown,
@@ -65,7 +66,6 @@ from concurrency_kit.supervision._spec import (
     Restart,
     Strategy,
     SupervisorEvent,
-    SupervisorGaveUp,
     SupervisorStatistics,
     current_child,
 )

@@ -16,7 +16,6 @@ from typing import Any, Final
 import attrs
 
 from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining, wait_slice
-from concurrency_kit.errors import ConcurrencyKitError
 
 __all__ = [
     "ALL_SIGNIFICANT",
@@ -39,7 +38,6 @@ __all__ = [
     "Shutdown",
     "Strategy",
     "SupervisorEvent",
-    "SupervisorGaveUp",
     "SupervisorStatistics",
     "current_child",
 ]
@@ -107,22 +105,6 @@ BRUTAL_KILL: Final = _BrutalKill()
 
 class Shutdown(Exception):
     """Raised by a child's target to exit *normally* (not a crash), as OTP's ``shutdown``."""
-
-
-class SupervisorGaveUp(ConcurrencyKitError):
-    """A supervisor exceeded its restart intensity, stopped its children and gave up.
-
-    Attributes:
-        history: every event of the supervisor's life, oldest first (the crashes that made
-            it give up are at the end).
-    """
-
-    def __init__(self, message: str, history: tuple[SupervisorEvent, ...] = ()) -> None:
-        super().__init__(message)
-        self.history = history
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (SupervisorGaveUp, (str(self), self.history))
 
 
 def _check_id(instance: ChildSpec, attribute: attrs.Attribute[str], value: object) -> None:
