@@ -1,6 +1,7 @@
 """Child processes in tests: one the test talks to over a pipe, a fixture that cleans such
 children up, :func:`descendants` to find every process a child left behind, and
-:func:`creator` to kill a process that created shared memory.
+:func:`creator` to kill a process that created shared memory, and :func:`asleep` to see that a
+child blocks in the kernel.
 
 ``children(target, *args)`` starts a ``forkserver`` process running ``target(conn, *args)``;
 the test reads what it reports with :meth:`Child.recv`, kills it with :meth:`Child.kill`, and
@@ -136,3 +137,13 @@ def creator(code: str) -> Iterator[Creator]:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def asleep(pid: int) -> bool:
+    """Whether process ``pid`` sleeps in the kernel (state ``S``) or is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return True
+    return stat[stat.rindex(b")") + 2 :].split()[0] in (b"S", b"Z")

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from _children import Child
+from _children import Child, asleep
 from _children import children as children  # the fixture
 from concurrency_kit import ChannelEmpty, ChannelFull, ProcessChannel
 from concurrency_kit.channels import process
@@ -52,17 +52,6 @@ def stored(channel: ProcessChannel[Any]) -> int:
     """Items published in the channel's shared-memory store (white box: the counter that
     keeps the receivers' bell ringing)."""
     return int(channel._w[process._SPILLED])
-
-
-def asleep(pid: int | None) -> bool:
-    """Whether process ``pid`` sleeps in the kernel (state ``S``) or is gone."""
-    assert pid is not None
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return True
-    return stat[stat.rindex(b")") + 2 :].split()[0] in (b"S", b"Z")
 
 
 def wait_until(predicate: Callable[[], bool], what: str) -> None:
@@ -142,7 +131,9 @@ def kill_one_producer_per_mode(
             last, sent = reported(child)
         assert last in ("parked", "sending"), last
         if last == "sending":
-            wait_until(lambda pid=child.process.pid: asleep(pid), "the producer blocks")
+            pid = child.process.pid
+            assert pid is not None
+            wait_until(lambda pid=pid: asleep(pid), "the producer blocks")
         child.kill()
         channel._scan_slots()  # reap the dead now (a waiting sender does it between slices)
 

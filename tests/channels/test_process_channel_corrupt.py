@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pickle
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,21 +22,6 @@ from concurrency_kit import ProcessChannel, SharedMemoryCorruptError
 from concurrency_kit.channels import process
 
 BIG = 5_000  # bytes: past a pipe packet, so the item goes to the store
-
-
-@pytest.fixture
-def make() -> Iterator[Callable[..., ProcessChannel[Any]]]:
-    made: list[ProcessChannel[Any]] = []
-
-    def build(*args: Any, **kwargs: Any) -> ProcessChannel[Any]:
-        channel = ProcessChannel[Any](*args, **kwargs)
-        made.append(channel)
-        return channel
-
-    yield build
-    for channel in made:
-        channel.close()
-    made.clear()  # a closed channel's resources go with its last handle
 
 
 def header(channel: ProcessChannel[Any], at: int = 0) -> list[int]:

@@ -30,14 +30,14 @@ import os
 import pickle
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from _children import Child, creator
+from _children import Child, asleep, creator
 from _children import children as children  # the fixture
 from ck_leakcheck import find_leaks, take_snapshot
 from concurrency_kit import (
@@ -69,16 +69,6 @@ def wait_until(predicate: Callable[[], bool], what: str) -> None:
         time.sleep(0.001)
 
 
-def asleep(pid: int) -> bool:
-    """Whether process ``pid`` sleeps in the kernel (state ``S``) or is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return True
-    return stat[stat.rindex(b")") + 2 :].split()[0] in (b"S", b"Z")
-
-
 def wait_asleep(child: Child) -> None:
     """Wait until ``child`` sleeps in the kernel: most likely blocked where the test put it."""
     pid = child.process.pid
@@ -98,21 +88,6 @@ def item(tag: int, k: int) -> tuple[int, int, bytes]:
 
 def whole(got: tuple[int, int, bytes]) -> bool:
     return got == item(got[0], got[1])
-
-
-@pytest.fixture
-def make() -> Iterator[Callable[..., ProcessChannel]]:
-    made: list[ProcessChannel] = []
-
-    def build(*args: Any, **kwargs: Any) -> ProcessChannel:
-        channel = ProcessChannel(*args, **kwargs)
-        made.append(channel)
-        return channel
-
-    yield build
-    for channel in made:
-        channel.close()
-    made.clear()  # a closed channel's resources go with its last handle
 
 
 # -- children: module-level so that the forkserver children can import them -------------------
