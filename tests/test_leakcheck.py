@@ -303,7 +303,7 @@ def _wait_gone(pid: int, start: str) -> bool:
     try:
         try:
             stat = Path(f"/proc/{pid}/stat").read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # reaped before the open or the read
             return True
         if stat[stat.rindex(b")") + 2 :].split()[19].decode() != start:
             return True  # the pid now names another process: ours is gone

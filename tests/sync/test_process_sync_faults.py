@@ -534,7 +534,7 @@ def process_state(pid: int) -> bytes:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before the open, or before the read
         return b""
     return stat[stat.rindex(b")") + 2 :][:1]
 
