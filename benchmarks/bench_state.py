@@ -12,7 +12,8 @@ Benchmarks (``--only NAME``):
 * ``process_counter_add_2procs``: the same with two processes adding to one counter at the
   same time (started once, lined up on a barrier each round); adds per second of both
   together, from the first worker's start to the last one's end. The final total is checked
-  after each round, outside the timing.
+  after each round, outside the timing. Target (issue 16): ours >= 10x the
+  ``multiprocessing.Value`` under its lock (one contended lock against an atomic add).
 * ``thread_counter_add``: ``counter.add(1)`` in one thread (latency): ``ThreadSharedCounter``
   against an ``int`` incremented under a :class:`threading.Lock`. The ``loop only`` row is
   the loop with an empty body: its cost is in every other row.
@@ -254,7 +255,7 @@ def bulk_write_contender(make: Callable[[int], Any], n: int, typed: bool) -> Ite
 
 def counter_benchmarks(config: Config) -> list[Benchmark]:
     n = config.size(200_000, 20_000, 2_000)
-    n_parallel = config.size(100_000, 10_000, 1_000)
+    n_parallel = config.size(1_000_000, 100_000, 1_000)  # rounds long beside start-up skew
     loop_note = "the loop's own cost, included in every row (not subtracted)"
     return [
         Benchmark(
@@ -297,7 +298,7 @@ def counter_benchmarks(config: Config) -> list[Benchmark]:
                     items=2 * n_parallel,
                 ),
             ),
-            targets=(Target("ProcessSharedCounter", "multiprocessing.Value", 1.0),),
+            targets=(Target("ProcessSharedCounter", "multiprocessing.Value", 10.0),),
         ),
         Benchmark(
             name="thread_counter_add",

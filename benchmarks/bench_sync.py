@@ -9,10 +9,27 @@ Benchmarks (``--only NAME``):
 * ``thread_uncontended``: ``lock.acquire(); lock.release()`` in a loop, one thread, never
   contended: the cost of one pair (latency), ``ThreadLock`` against :class:`threading.Lock`.
   The ``loop only`` row is the same loop with an empty body: its cost is in every other row.
+  Target (issue 16): ``ThreadLock`` at least 0.8x the speed of :class:`threading.Lock`, i.e. a
+  latency ratio <= 1.25x.
 * ``thread_uncontended_rlock``: the same for ``ThreadRLock`` and :class:`threading.RLock`.
 * ``thread_with``: ``with lock: pass`` in a loop (latency).
 * ``process_uncontended``, ``process_uncontended_rlock``: acquire/release pairs per second
-  (throughput), ``ProcessLock`` against ``multiprocessing.Lock`` (and the RLocks).
+  (throughput), one process, never contended, ``ProcessLock`` against ``multiprocessing.Lock``
+  (and the RLocks). Target (issue 16): ``ProcessLock`` >= 1.0x ``multiprocessing.Lock``.
+* ``process_contended``, ``process_contended_work``, ``process_contended_4``: contention, not
+  hand-off: 2 processes (4 for ``_4``) each run ``acquire(); <critical section>; release()`` in
+  a loop on one lock at the same time; acquire/release pairs per second of all of them
+  together, from the first one's start to the last one's end (workers started once, lined up
+  on a barrier each round). The critical section is empty, or (``_work``) a small amount of
+  work: ``+= 1`` on an int in shared memory (a ``ctypes`` ``RawValue``, not atomic), whose
+  total is checked after each round, outside the timing, so a lock that lets two holders in
+  fails the run. The total number of pairs per round is the same whatever the number of
+  processes. ``ProcessLock`` against ``multiprocessing.Lock``; target (issue 16, the two
+  2-process cells): >= 1.0x.
+* ``thread_contended``, ``thread_contended_work``, ``thread_contended_4``: the same with 2 (4)
+  threads of one process hammering one lock: :class:`threading.Lock` (the reference),
+  ``ThreadLock``, ``ProcessLock`` and ``multiprocessing.Lock``. Target (issue 16, the two
+  2-thread cells): ``ProcessLock`` >= 0.5x :class:`threading.Lock`.
 * ``thread_pingpong``, ``process_pingpong``: two threads (two processes) pass ownership back
   and forth; the time of one round trip (two hand-offs, latency).
 * ``thread_semaphore``, ``process_semaphore``: ``acquire(); release()`` of a free
@@ -42,6 +59,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import queue
 import sys
 import threading
 import time
@@ -384,6 +402,140 @@ def condition_pingpong_contender(
         close_lock(cond)
 
 
+# -- contention -------------------------------------------------------------------------------
+
+
+def hammer(lock: Any, n: int, shared: Any) -> None:
+    """``n`` acquire/release pairs; with ``shared`` (a ``RawValue``), ``+= 1`` under the lock."""
+    acquire, release = lock.acquire, lock.release
+    if shared is None:
+        for _ in repeat(None, n):
+            acquire()
+            release()
+        return
+    for _ in repeat(None, n):
+        acquire()
+        shared.value += 1
+        release()
+
+
+def contend_worker(
+    lock: Any, n: int, shared: Any, start: Any, stop: Any, report: Callable[[Any], None]
+) -> None:
+    """Each round: wait at ``start``, hammer the lock, report ``(began, ended)``.
+
+    The worker times its own span (:func:`time.perf_counter` is the system-wide monotonic
+    clock on Linux): the measuring thread may be scheduled late after the barrier opens.
+    ``stop`` set when ``start`` opens ends the worker.
+    """
+    while True:
+        start.wait(DEADLOCK)
+        if stop.is_set():
+            return
+        began = time.perf_counter()
+        hammer(lock, n, shared)
+        report((began, time.perf_counter()))
+
+
+def contend_process(
+    lock: Any, n: int, shared: Any, start: Any, stop: Any, conn: Connection
+) -> None:
+    """The body of a worker process: :func:`contend_worker` reporting over ``conn``."""
+    try:
+        contend_worker(lock, n, shared, start, stop, conn.send)
+    finally:
+        conn.close()
+        close_lock(lock)
+
+
+@contextmanager
+def contended_contender(
+    make: Callable[[], Any], workers: int, n: int, work: bool, in_process: bool
+) -> Iterator[Measure]:
+    """``workers`` threads or processes hammering one lock; a round times ``n`` pairs of each.
+
+    Args:
+        make: creates the lock.
+        workers: how many contend.
+        n: acquire/release pairs per worker per round.
+        work: the critical section increments an int in shared memory (else it is empty).
+        in_process: workers are processes (else threads of this process).
+    """
+    lock = make()
+    ctx = mp_context()
+    shared = ctx.RawValue("q", 0) if work else None
+    runners: list[Any] = []
+    receivers: list[Connection] = []
+    spans: queue.SimpleQueue[tuple[float, float]] = queue.SimpleQueue()
+    if in_process:
+        start, stop = ctx.Barrier(workers + 1), ctx.Event()
+        for i in range(workers):
+            recv, send = ctx.Pipe(duplex=False)
+            receivers.append(recv)
+            runners.append(
+                ctx.Process(
+                    target=contend_process,
+                    args=(lock, n, shared, start, stop, send),
+                    name=f"bench-contend-{i}",
+                )
+            )
+            runners[-1].start()
+            send.close()
+    else:
+        start, stop = threading.Barrier(workers + 1), threading.Event()
+        runners = [
+            threading.Thread(target=contend_worker, args=(lock, n, shared, start, stop, spans.put))
+            for _ in range(workers)
+        ]
+        for runner in runners:
+            runner.start()
+
+    def collect() -> list[tuple[float, float]]:
+        if not in_process:
+            try:
+                return [spans.get(timeout=DEADLOCK) for _ in range(workers)]
+            except queue.Empty:
+                raise AssertionError("a worker never finished its round (deadlock?)") from None
+        result = []
+        for recv in receivers:
+            if not recv.poll(DEADLOCK):
+                raise AssertionError("a worker never finished its round (deadlock?)")
+            result.append(recv.recv())
+        return result
+
+    def measure() -> float:
+        before = shared.value if shared is not None else 0
+        start.wait(DEADLOCK)
+        taken = collect()
+        if shared is not None and shared.value != before + workers * n:  # outside the timing
+            raise AssertionError(
+                f"lost increments under the lock: {before} + {workers * n} != {shared.value}"
+            )
+        if lock.acquire(False) is not True:
+            raise AssertionError("the lock was left held")
+        lock.release()
+        return max(end for _, end in taken) - min(began for began, _ in taken)
+
+    try:
+        yield measure
+    finally:
+        stop.set()
+        try:
+            start.wait(DEADLOCK)
+        except threading.BrokenBarrierError:
+            pass  # a worker failed: the error was reported by measure()
+        for runner in runners:
+            runner.join(DEADLOCK)
+            if in_process:
+                if runner.exitcode is None:
+                    runner.kill()
+                    runner.join()
+                runner.close()
+        for recv in receivers:
+            recv.close()
+        close_lock(lock)
+
+
 # -- readers and writers ----------------------------------------------------------------------
 
 READERS: Final = 8
@@ -504,7 +656,7 @@ def thread_benchmarks(config: Config) -> list[Benchmark]:
                 Contender("threading.Lock", partial(pairs_contender, threading.Lock, n, True)),
                 Contender("ThreadLock", partial(pairs_contender, ThreadLock, n, True)),
             ),
-            targets=(Target("ThreadLock", "threading.Lock", 3.0),),
+            targets=(Target("ThreadLock", "threading.Lock", 1.25),),  # >= 0.8x its speed
         ),
         Benchmark(
             name="thread_uncontended_rlock",
@@ -538,7 +690,7 @@ def process_benchmarks(config: Config) -> list[Benchmark]:
     return [
         Benchmark(
             name="process_uncontended",
-            title=f"acquire(); release() of a free process lock, {n} pairs per round",
+            title=f"acquire(); release() of a free process lock, one process, {n} pairs per round",
             kind="throughput",
             unit="pairs",
             reference="multiprocessing.Lock",
@@ -814,12 +966,69 @@ def rwlock_benchmarks(config: Config) -> list[Benchmark]:
     ]
 
 
+CONTENTION: Final = (
+    # (name suffix, workers, critical section does work, the issue's target applies)
+    ("", 2, False, True),
+    ("_work", 2, True, True),
+    ("_4", 4, False, False),
+)
+WORK_NOTE: Final = "critical section: += 1 on a shared-memory int (RawValue), total checked"
+
+
+def contention_benchmarks(config: Config) -> list[Benchmark]:
+    """Process and thread contention, swept over the critical section and the contenders."""
+    total = config.size(2_000_000, 400_000, 400)  # pairs per round, all workers together
+    result = []
+    for suffix, workers, work, targeted in CONTENTION:
+        n = total // workers
+        section = "a += 1 on a shared-memory int" if work else "an empty critical section"
+        for in_process in (True, False):
+            who = "processes" if in_process else "threads of one process"
+            if in_process:
+                rows = (
+                    ("multiprocessing.Lock", mp_lock, ()),
+                    ("ProcessLock", process_lock, OURS_PROCESS),
+                )
+                reference, bound = "multiprocessing.Lock", 1.0
+            else:
+                rows = (
+                    ("threading.Lock", threading.Lock, ()),
+                    ("ThreadLock", ThreadLock, ()),
+                    ("ProcessLock", process_lock, OURS_PROCESS),
+                    ("multiprocessing.Lock", mp_lock, ()),
+                )
+                reference, bound = "threading.Lock", 0.5
+            result.append(
+                Benchmark(
+                    name=f"{'process' if in_process else 'thread'}_contended{suffix}",
+                    title=f"{workers} {who} hammer one lock at once, {section}, {n} "
+                    "acquire/release pairs each per round",
+                    kind="throughput",
+                    unit="pairs",
+                    reference=reference,
+                    contenders=tuple(
+                        Contender(
+                            name,
+                            partial(contended_contender, make, workers, n, work, in_process),
+                            items=workers * n,
+                            requires=requires,
+                            note=WORK_NOTE if work and name == reference else "",
+                        )
+                        for name, make, requires in rows
+                    ),
+                    targets=(Target("ProcessLock", reference, bound),) if targeted else (),
+                )
+            )
+    return result
+
+
 def build(config: Config) -> list[Benchmark]:
     """Every benchmark of this script, sized for ``config``."""
     return [
         *thread_benchmarks(config),
         *process_benchmarks(config),
         *pingpong_benchmarks(config),
+        *contention_benchmarks(config),
         *semaphore_benchmarks(config),
         *signalling_benchmarks(config),
         *rwlock_benchmarks(config),
