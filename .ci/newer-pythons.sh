@@ -2,16 +2,20 @@
 # newer-pythons.sh - the Pythons newer than the host's (3.13, 3.14, 3.15) for the test suite.
 #
 # Debian 12 ships Python 3.11 only; Debian sid has python3.13, python3.14 and python3.15. This
-# script builds a minimal Debian sid chroot holding those interpreters (nothing is added to the
-# host's apt sources, no host package is upgraded; the one host package it installs is
+# script builds a minimal Debian sid chroot holding those interpreters, their development
+# headers (python3.X-dev) and gcc with libc6-dev, for the project's C extension (nothing is added
+# to the host's apt sources, no host package is upgraded; the one host package it installs is
 # debootstrap), bind-mounts this repository at /repo inside it, and makes one virtual
-# environment per version with the project installed the README's way:
+# environment per version with the project installed (and its C extension compiled) the
+# README's way:
 #
 #     pip install -e "/repo[test]"            (in /opt/venv3.13, /opt/venv3.14, /opt/venv3.15)
 #
 # Idempotent and cached: the chroot lives under /var/tmp (kept across reboots and CI runs on the
-# same machine) and is built once; a venv is rebuilt only when pyproject.toml or its interpreter
-# changed. A second run only checks and mounts (a few seconds).
+# same machine) and is built once; a package missing from it (a chroot cached by an older
+# version of this script) is apt-installed into it; a venv is rebuilt only when what the install
+# depends on changed (pyproject.toml, setup.py, the C sources, the interpreter) or its compiled
+# extension no longer imports. A second run only checks and mounts (a few seconds).
 #
 # Usage (as root; from any clone, any working directory):
 #   .ci/newer-pythons.sh [REPO_DIR]          set up; REPO_DIR defaults to the clone holding this file
@@ -187,12 +191,16 @@ if ! command -v debootstrap >/dev/null; then
         die "cannot install debootstrap on the host"
 fi
 
-# 2. A minbase sid chroot with the interpreters (about 3 minutes, ~350 MB). The marker file
-#    is written last, so an interrupted or failed debootstrap is started over, never reused.
-#    libatomic1: concurrency_kit loads it through ctypes (lock-free atomics in shared memory).
-pkgs="ca-certificates,libatomic1"
-for v in $VERSIONS; do pkgs="$pkgs,python$v,python$v-venv"; done
+# 2. A minbase sid chroot with the interpreters, their headers and a C compiler (1 to 4
+#    minutes; ~1 GB with apt's downloaded packages). pip install -e compiles
+#    concurrency_kit._core._native (setup.py) with the interpreter's sysconfig CC
+#    (x86_64-linux-gnu-gcc, from gcc) against Python.h (from python3.X-dev) and libc's headers
+#    (libc6-dev: only a Recommends of gcc, so named here). The marker file is written last, so
+#    an interrupted or failed debootstrap is started over, never reused.
+wanted="ca-certificates gcc libc6-dev"
+for v in $VERSIONS; do wanted="$wanted python$v python$v-venv python$v-dev"; done
 if [ ! -f "$ROOT/.ck-debootstrap-done" ]; then
+    pkgs="$(echo "$wanted" | tr ' ' ',')"
     remove_root
     mkdir -p "$ROOT"
     say "debootstrap $SUITE from $MIRROR into $ROOT ($pkgs); log: $ROOT.debootstrap.log"
@@ -202,18 +210,26 @@ if [ ! -f "$ROOT/.ck-debootstrap-done" ]; then
         die "debootstrap of Debian $SUITE failed (see above and $ROOT.debootstrap.log)"
     fi
     touch "$ROOT/.ck-debootstrap-done"
-else # already built: add only what a changed version list asks for
+else # already built: add only what is not installed yet (a changed version list, or a
+    #   chroot cached before this script wanted the compiler and headers)
     missing=""
-    for v in $VERSIONS; do
-        [ -x "$ROOT/usr/bin/python$v" ] || missing="$missing python$v python$v-venv"
+    for p in $wanted; do
+        [ "$(in_root dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] ||
+            missing="$missing $p"
     done
-    in_root /sbin/ldconfig -p | grep -q 'libatomic\.so\.1 ' || missing="$missing libatomic1"
     if [ -n "$missing" ]; then
         say "adding to the chroot:$missing"
         cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
-        in_root $NICE apt-get update -qq || die "apt-get update failed in the chroot"
+        mount_all "$REPO" # dpkg and the packages' scripts want /proc and /dev (with /dev/pts)
+        # A host whose apt accepts an expired Release file (Acquire::Check-Valid-Until "false":
+        # a frozen snapshot mirror, which the chroot uses too) has the chroot's apt accept it.
+        apt="apt-get"
+        [ "$(eval "$(apt-config shell V Acquire::Check-Valid-Until)" && echo "${V:-}")" != false ] ||
+            apt="apt-get -o Acquire::Check-Valid-Until=false"
         # shellcheck disable=SC2086
-        in_root $NICE apt-get install -y -qq --no-install-recommends $missing >/dev/null ||
+        in_root $NICE $apt update -qq || die "apt-get update failed in the chroot"
+        # shellcheck disable=SC2086
+        in_root $NICE $apt install -y -qq --no-install-recommends $missing >/dev/null ||
             die "apt-get install$missing failed in the chroot"
     fi
 fi
@@ -235,12 +251,25 @@ fi
 mount_all "$REPO"
 
 # 5. One venv per version with the project and its test extras (about a minute each). The
-#    stamp covers what the install depends on: pyproject.toml and the interpreter's version.
+#    stamp covers what the install depends on: pyproject.toml, setup.py, the C sources (an
+#    editable install compiles the extension once: a changed .c needs a new install) and the
+#    interpreter's version. The import check catches a compiled module removed since (git clean).
+sources_digest() {
+    local f
+    for f in "$REPO/pyproject.toml" "$REPO/setup.py"; do [ ! -f "$f" ] || cat "$f"; done
+    [ -d "$REPO/src" ] || return 0
+    (cd "$REPO" && find src -name '*.[ch]' -type f | LC_ALL=C sort) | while read -r f; do
+        printf '%s\n' "$f" && cat "$REPO/$f"
+    done
+}
+imports="concurrency_kit, pytest"
+[ ! -f "$REPO/src/concurrency_kit/_core/_native.c" ] ||
+    imports="$imports, concurrency_kit._core._native"
 for v in $VERSIONS; do
     venv="/opt/venv$v"
-    stamp="$( (cat "$REPO/pyproject.toml" && in_root "python$v" -VV) | sha256sum | cut -c1-16)"
+    stamp="$( (sources_digest && in_root "python$v" -VV) | sha256sum | cut -c1-16)"
     if [ "$(cat "$ROOT$venv/.ck-stamp" 2>/dev/null)" = "$stamp" ] &&
-        in_root "$venv/bin/python" -c 'import concurrency_kit, pytest' 2>/dev/null; then
+        in_root "$venv/bin/python" -c "import $imports" 2>/dev/null; then
         say "venv $v is up to date"
         continue
     fi
