@@ -53,7 +53,7 @@ nitpick_ignore = [
     # object.
     ("py:class", "concurrency_kit.pools._base.T"),
     ("py:class", "concurrency_kit.protocols.T"),
-    ("py:class", "concurrency_kit.sync._core.T"),
+    ("py:class", "concurrency_kit.sync._algorithms.T"),
     ("py:class", "concurrency_kit.sync.thread.T"),
     ("py:class", "concurrency_kit.sync.process.T"),
     ("py:class", "concurrency_kit.channels._base.T"),

@@ -22,13 +22,13 @@ A snapshot records:
   Zombies (exited, never reaped) count: an unreaped child is a leak too;
 * threads: ``threading.enumerate()``;
 * file descriptors: ``/proc/self/fd`` with their ``readlink`` targets;
-* ``/dev/shm`` entries made by this library: ``ck_<creator pid>_<hex>`` segments (``_shm.py``);
+* ``/dev/shm`` entries made by this library: ``ck_<creator pid>_<hex>`` segments (``_core/shm.py``);
 * the pids of every other process on the machine (to tell whose a segment is, below).
 
 Only what is *new* is reported: a test may close things that existed before it.
 
 /dev/shm is shared by every program on the machine, so a new entry is charged to the test only
-if the test's process tree made it. The name says who did (``_shm.create`` puts the creator's
+if the test's process tree made it. The name says who did (``shm.create`` puts the creator's
 pid in it)::
 
     new since snapshot A, named ck_<pid>_<hex>?   no: not ours (another program's, or not a
@@ -84,7 +84,7 @@ from typing import IO
 
 import pytest
 
-from concurrency_kit._shm import SHM_DIR, creator_pid
+from concurrency_kit._core.shm import SHM_DIR, creator_pid
 
 SESSION_ENV = "CK_LEAKCHECK_SESSION"
 """Environment variable that marks every process exec'd by this test session."""

@@ -43,7 +43,8 @@ import warnings
 import weakref
 from pathlib import Path
 
-from concurrency_kit import ProcessLock, _shm
+from concurrency_kit import ProcessLock
+from concurrency_kit._core import shm
 
 HERE = Path(__file__).parent
 KEEP = []  # what a leaking test holds on to until the session ends
@@ -125,7 +126,7 @@ INNER_CASES = {
     """,
     "segment": """
         def test_leaks_segment():
-            segment = _shm.create(64)  # never unlinked
+            segment = shm.create(64)  # never unlinked
             KEEP.append(segment)
             record_segment(segment.name)
     """,
@@ -140,13 +141,13 @@ INNER_CASES = {
 
         def test_leaks_segment_in_a_child():
             # A segment of a child that has exited when the check looks, which nothing removes:
-            # the child makes the file itself (a segment made with _shm.create would be removed
+            # the child makes the file itself (a segment made with shm.create would be removed
             # by the resource tracker, which a fresh interpreter starts and stops with it).
             child = subprocess.run(
                 [sys.executable, "-c", LEAKING_CHILD], capture_output=True, text=True, check=True
             )
             name = child.stdout.strip()
-            assert _shm.creator_pid(name) is not None
+            assert shm.creator_pid(name) is not None
             record_segment(name)
     """,
     "churn": """
@@ -156,7 +157,7 @@ INNER_CASES = {
         def seen_by_kind(names):
             kinds = set()
             for name in names:
-                pid = _shm.creator_pid(name)
+                pid = shm.creator_pid(name)
                 if pid is None:
                     kinds.add("not ck_<pid>_<hex>")
                 elif pid == CHURN_PID:
@@ -178,14 +179,14 @@ INNER_CASES = {
 
         def test_segments_made_and_removed():
             for _ in range(20):
-                segment = _shm.create(64)
+                segment = shm.create(64)
                 segment.unlink()
                 segment.close()
 
 
         def test_segment_made_and_removed_by_a_child():
             def make_and_remove():
-                segment = _shm.create(64)
+                segment = shm.create(64)
                 segment.unlink()
                 return segment.name
 

@@ -1,4 +1,4 @@
-"""The shared-memory segment lifecycle of ``concurrency_kit._shm``."""
+"""The shared-memory segment lifecycle of ``concurrency_kit._core.shm``."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 from _children import creator
-from concurrency_kit import _shm
+from concurrency_kit._core import shm
 
 DEADLOCK = 60.0
 
 
 @pytest.fixture
-def segment() -> Iterator[_shm.Segment]:
-    seg = _shm.create(4096)
+def segment() -> Iterator[shm.Segment]:
+    seg = shm.create(4096)
     yield seg
     seg.unlink()
     seg.close()
@@ -38,13 +38,13 @@ def shm_fds() -> list[str]:
 
 def test_create_makes_a_private_zeroed_segment_without_a_descriptor() -> None:
     before = shm_fds()
-    seg = _shm.create(1000)
+    seg = shm.create(1000)
     try:
         path = Path(seg.path)
         assert path.parent == Path("/dev/shm")
         prefix, pid, token = seg.name.split("_")
         assert (prefix, pid, len(token)) == ("ck", str(os.getpid()), 32)
-        assert _shm.creator_pid(seg.name) == os.getpid()
+        assert shm.creator_pid(seg.name) == os.getpid()
         stat = path.stat()
         assert stat.st_mode & 0o777 == 0o600
         assert stat.st_size == seg.size == 1000
@@ -62,7 +62,7 @@ def test_create_makes_a_private_zeroed_segment_without_a_descriptor() -> None:
 
 
 def test_close_waits_for_the_last_view() -> None:
-    seg = _shm.create(64)
+    seg = shm.create(64)
     view = ctypes.c_int.from_buffer(seg.buffer, 8)
     seg.unlink()
     seg.close()
@@ -73,7 +73,7 @@ def test_close_waits_for_the_last_view() -> None:
 
 
 def test_names_are_unique() -> None:
-    segs = [_shm.create(64) for _ in range(5)]
+    segs = [shm.create(64) for _ in range(5)]
     try:
         assert len({s.name for s in segs}) == 5
     finally:
@@ -82,8 +82,8 @@ def test_names_are_unique() -> None:
             s.close()
 
 
-def test_attach_shares_the_bytes_and_never_unlinks(segment: _shm.Segment) -> None:
-    other = _shm.attach(segment.name, segment.size)
+def test_attach_shares_the_bytes_and_never_unlinks(segment: shm.Segment) -> None:
+    other = shm.attach(segment.name, segment.size)
     try:
         assert not other.is_creator
         other.buffer[:5] = b"hello"
@@ -101,9 +101,9 @@ def test_only_the_creator_talks_to_the_resource_tracker(
     calls: list[tuple[str, str, str]] = []
     monkeypatch.setattr(resource_tracker, "register", lambda n, t: calls.append(("reg", n, t)))
     monkeypatch.setattr(resource_tracker, "unregister", lambda n, t: calls.append(("unreg", n, t)))
-    seg = _shm.create(64)
+    seg = shm.create(64)
     assert calls == [("reg", "/" + seg.name, "shared_memory")]
-    other = _shm.attach(seg.name, 64)
+    other = shm.attach(seg.name, 64)
     other.unlink()
     other.close()
     assert len(calls) == 1  # CPython issue 82300: attachers must not register
@@ -114,9 +114,9 @@ def test_only_the_creator_talks_to_the_resource_tracker(
     assert not Path(seg.path).exists()
 
 
-def test_attach_errors(segment: _shm.Segment) -> None:
+def test_attach_errors(segment: shm.Segment) -> None:
     with pytest.raises(FileNotFoundError):
-        _shm.attach(f"ck_{os.getpid()}_" + "0" * 32, 64)
+        shm.attach(f"ck_{os.getpid()}_" + "0" * 32, 64)
     for bad in (
         "../etc/passwd",
         "other",
@@ -128,26 +128,26 @@ def test_attach_errors(segment: _shm.Segment) -> None:
         f"ck_{os.getpid()}_" + "0" * 32 + "/x",
         f"ck_{os.getpid()}_" + "0" * 32 + "\n",
     ):
-        assert _shm.creator_pid(bad) is None
+        assert shm.creator_pid(bad) is None
         with pytest.raises(ValueError, match="segment name"):
-            _shm.attach(bad, 64)
+            shm.attach(bad, 64)
     with pytest.raises(ValueError, match="expected at least"):
-        _shm.attach(segment.name, segment.size + 1)
+        shm.attach(segment.name, segment.size + 1)
     with pytest.raises(ValueError, match="positive"):
-        _shm.create(0)
+        shm.create(0)
 
 
-def test_unlink_removes_the_name_but_not_the_mapping(segment: _shm.Segment) -> None:
+def test_unlink_removes_the_name_but_not_the_mapping(segment: shm.Segment) -> None:
     segment.buffer[0] = b"\x07"
     segment.unlink()
     assert not Path(segment.path).exists()
     assert segment.buffer[0] == b"\x07"
     with pytest.raises(FileNotFoundError):
-        _shm.attach(segment.name, segment.size)
+        shm.attach(segment.name, segment.size)
 
 
 @pytest.mark.fork  # forks the test process
-def test_a_forked_copy_is_not_the_creator(segment: _shm.Segment) -> None:
+def test_a_forked_copy_is_not_the_creator(segment: shm.Segment) -> None:
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
@@ -166,14 +166,14 @@ def test_a_forked_copy_is_not_the_creator(segment: _shm.Segment) -> None:
 
 
 @pytest.mark.fork  # forks the test process
-def test_atexit_handlers_do_not_unmap(segment: _shm.Segment) -> None:
+def test_atexit_handlers_do_not_unmap(segment: shm.Segment) -> None:
     # Python 3.13+ runs atexit handlers in fork and forkserver children before os._exit; a
     # robust mutex must still be mapped when the process dies (test_holder_dies_by_raising).
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         try:
-            other = _shm.attach(segment.name, segment.size)
+            other = shm.attach(segment.name, segment.size)
             atexit._run_exitfuncs()
             maps = Path("/proc/self/maps").read_text()
             os.write(w, b"%d" % maps.count(segment.name))
@@ -191,9 +191,9 @@ def test_atexit_handlers_do_not_unmap(segment: _shm.Segment) -> None:
 CREATOR = textwrap.dedent(
     """
     import sys
-    from concurrency_kit import _shm
+    from concurrency_kit._core import shm
 
-    seg = _shm.create(4096)
+    seg = shm.create(4096)
     print(seg.name, flush=True)
     sys.stdin.read()  # until the test kills us
     """

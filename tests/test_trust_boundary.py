@@ -2,7 +2,7 @@
 
 ``/dev/shm`` is world-writable and its names are world-readable. A pickled handle names its
 segment; once the creator unlinks it, anyone may create a file under that name, and what the
-library reads from a segment it unpickles. ``_shm.attach`` (every attach goes through it)
+library reads from a segment it unpickles. ``shm.attach`` (every attach goes through it)
 refuses symbolic links, non-regular files, files of another owner, any mode but 0600 and extra
 hard links, with :exc:`UntrustedSegmentError`. The last test is the attack end to end: a planted
 ``ProcessSharedDict`` image whose value, once unpickled, would run the attacker's code.
@@ -30,8 +30,8 @@ from concurrency_kit import (
     ProcessLock,
     ProcessSharedDict,
     UntrustedSegmentError,
-    _shm,
 )
+from concurrency_kit._core import shm
 
 NOBODY = 65534
 SIZE = 4096
@@ -44,7 +44,7 @@ def name() -> Iterator[str]:
     """A fresh, well-formed segment name; whatever the test puts under it is removed after."""
     name = f"ck_{os.getpid()}_{secrets.token_hex(16)}"
     yield name
-    path = Path(_shm.SHM_DIR, name)
+    path = Path(shm.SHM_DIR, name)
     if path.is_dir() and not path.is_symlink():
         path.rmdir()
     else:
@@ -53,7 +53,7 @@ def name() -> Iterator[str]:
 
 def plant(name: str, *, mode: int = 0o600, uid: int | None = None, data: bytes = b"") -> Path:
     """Create a regular file under ``name`` as another program would (no umask in the way)."""
-    path = Path(_shm.SHM_DIR, name)
+    path = Path(shm.SHM_DIR, name)
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
     try:
         os.ftruncate(fd, SIZE)
@@ -75,7 +75,7 @@ def refused(
 def test_a_private_file_of_this_user_is_accepted(name: str) -> None:
     # The control: the checks accept what create() makes, and a file made like it.
     plant(name, data=b"hello")
-    segment = _shm.attach(name, SIZE)
+    segment = shm.attach(name, SIZE)
     try:
         assert segment.buffer[:5] == b"hello"
     finally:
@@ -85,7 +85,7 @@ def test_a_private_file_of_this_user_is_accepted(name: str) -> None:
 def test_the_error_is_a_permission_error_naming_the_segment(name: str) -> None:
     plant(name, mode=0o644)
     with pytest.raises(UntrustedSegmentError) as info:
-        _shm.attach(name, SIZE)
+        shm.attach(name, SIZE)
     assert isinstance(info.value, PermissionError)
     assert isinstance(info.value, ConcurrencyKitError)
     message = str(info.value)
@@ -97,7 +97,7 @@ def test_the_error_is_a_permission_error_naming_the_segment(name: str) -> None:
 def test_a_symbolic_link_is_refused(name: str, target: str, tmp_path: Path) -> None:
     # Even to a real segment of this user: the name itself must be the segment.
     if target == "a segment of ours":
-        real = _shm.create(SIZE)
+        real = shm.create(SIZE)
         destination = Path(real.path)
     else:
         real = None
@@ -105,9 +105,9 @@ def test_a_symbolic_link_is_refused(name: str, target: str, tmp_path: Path) -> N
         destination.write_bytes(bytes(SIZE))
         destination.chmod(0o600)
     try:
-        Path(_shm.SHM_DIR, name).symlink_to(destination)
+        Path(shm.SHM_DIR, name).symlink_to(destination)
         with refused(name, "it is a symbolic link"):
-            _shm.attach(name, SIZE)
+            shm.attach(name, SIZE)
     finally:
         if real is not None:
             real.unlink()
@@ -118,12 +118,12 @@ def test_a_symbolic_link_is_refused(name: str, target: str, tmp_path: Path) -> N
 def test_any_mode_but_0600_is_refused(name: str, mode: int) -> None:
     plant(name, mode=mode)
     with refused(name, f"its mode is {mode:#o}, not 0o600"):
-        _shm.attach(name, SIZE)
+        shm.attach(name, SIZE)
 
 
 @pytest.mark.parametrize("kind", ["directory", "FIFO", "socket"])
 def test_a_file_that_is_not_regular_is_refused(name: str, kind: str) -> None:
-    path = Path(_shm.SHM_DIR, name)
+    path = Path(shm.SHM_DIR, name)
     if kind == "directory":
         path.mkdir(mode=0o600)
         expected = "it is a directory"
@@ -136,17 +136,17 @@ def test_a_file_that_is_not_regular_is_refused(name: str, kind: str) -> None:
         os.chmod(path, 0o600)
         expected = "it is a socket"
     with refused(name, expected):
-        _shm.attach(name, SIZE)
+        shm.attach(name, SIZE)
 
 
 def test_a_second_hard_link_is_refused(name: str) -> None:
     # One of our own segments linked under another name would make one handle read another
     # handle's bytes as its own.
-    real = _shm.create(SIZE)
+    real = shm.create(SIZE)
     try:
-        os.link(real.path, Path(_shm.SHM_DIR, name))
+        os.link(real.path, Path(shm.SHM_DIR, name))
         with refused(name, "it has 2 hard links, not 1"):
-            _shm.attach(name, SIZE)
+            shm.attach(name, SIZE)
     finally:
         real.unlink()
         real.close()
@@ -156,18 +156,18 @@ def test_a_second_hard_link_is_refused(name: str) -> None:
 def test_a_file_of_another_user_is_refused(name: str) -> None:
     plant(name, uid=NOBODY)
     with refused(name, f"it is owned by uid {NOBODY}, not by this user \\(uid 0\\)"):
-        _shm.attach(name, SIZE)
+        shm.attach(name, SIZE)
 
 
 def test_segments_are_0600_whatever_the_umask() -> None:
     old = os.umask(0o177)  # would leave 0400
     try:
-        segment = _shm.create(SIZE)
+        segment = shm.create(SIZE)
     finally:
         os.umask(old)
     try:
         assert stat.S_IMODE(os.stat(segment.path).st_mode) == 0o600
-        _shm.attach(segment.name, SIZE).close()
+        shm.attach(segment.name, SIZE).close()
     finally:
         segment.unlink()
         segment.close()
@@ -176,7 +176,7 @@ def test_segments_are_0600_whatever_the_umask() -> None:
 def test_a_vanished_lock_name_taken_by_another_user_is_refused(name: str) -> None:
     lock = ProcessLock()
     data = pickle.dumps(lock)
-    path = Path(_shm.SHM_DIR, lock._name)
+    path = Path(shm.SHM_DIR, lock._name)
     image = path.read_bytes()
     lock.close()  # the creator: removes the name
     assert not path.exists()
@@ -236,12 +236,12 @@ def test_planted_shared_dict_image_does_not_run_the_attackers_code(tmp_path: Pat
     # The attacker builds a dict image whose value runs code when it is unpickled ...
     evil = ProcessSharedDict({"k": Payload(marker)})
     (evil_name,) = evil.__reduce__()[1]
-    planted = Path(_shm.SHM_DIR, table_name)
+    planted = Path(shm.SHM_DIR, table_name)
     try:
         # ... and once the victim's segment is gone, plants it under the victim's name.
         victim.close()
         assert not planted.exists()
-        copy_sparse(Path(_shm.SHM_DIR, evil_name), planted, NOBODY)
+        copy_sparse(Path(shm.SHM_DIR, evil_name), planted, NOBODY)
         with refused(table_name, f"it is owned by uid {NOBODY}"):
             reopened = pickle.loads(handle)
             reopened.get("k")  # what the victim does next; unpickles the planted value
@@ -261,7 +261,7 @@ def test_an_open_that_fails_for_another_reason_is_not_called_untrusted(
 
     monkeypatch.setattr(os, "open", no_descriptor_left)
     with pytest.raises(OSError, match="Too many open files") as info:
-        _shm.attach(name, SIZE)
+        shm.attach(name, SIZE)
     assert not isinstance(info.value, UntrustedSegmentError)
 
 
@@ -279,13 +279,13 @@ def test_growing_a_dict_never_touches_a_file_put_under_its_name(
     shared = ProcessSharedDict()
     try:
         (table_name,) = shared.__reduce__()[1]
-        os.unlink(Path(_shm.SHM_DIR, table_name))  # removed, and the name taken again
+        os.unlink(Path(shm.SHM_DIR, table_name))  # removed, and the name taken again
         planted = plant(table_name)
         with pytest.raises(MemoryError, match="removed"):
             shared["big"] = b"x" * (4 << 20)
         assert planted.stat().st_size == SIZE  # not grown
     finally:
-        Path(_shm.SHM_DIR, table_name).unlink(missing_ok=True)
+        Path(shm.SHM_DIR, table_name).unlink(missing_ok=True)
         shared.close()
 
 

@@ -47,7 +47,7 @@ from concurrency_kit import (
     ProcessChannel,
     ProcessPool,
 )
-from concurrency_kit._shm import creator_pid
+from concurrency_kit._core.shm import creator_pid
 
 DEADLOCK = 60.0
 """Seconds after which a wait that should have ended is a deadlock (a failure, not a pass)."""

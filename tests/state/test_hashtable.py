@@ -31,7 +31,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from _children import Child
-from concurrency_kit import SharedMemoryFullError, _shm
+from concurrency_kit import SharedMemoryFullError
+from concurrency_kit._core import shm
 from concurrency_kit.state._hashtable import SharedHashTable, TableStatistics, key_hash
 
 DEADLOCK = 60.0
@@ -66,7 +67,7 @@ def content(table: SharedHashTable) -> dict[Any, Any]:
 
 
 def shm_exists(table: SharedHashTable) -> bool:
-    return os.path.exists(f"{_shm.SHM_DIR}/{table.name}")
+    return os.path.exists(f"{shm.SHM_DIR}/{table.name}")
 
 
 def check_consistent(table: SharedHashTable, *, pickled: bool = True) -> dict[Any, Any]:
@@ -378,7 +379,7 @@ def test_close_and_unlink() -> None:
 def test_attach_refuses_what_is_not_a_table() -> None:
     with pytest.raises(ValueError, match="not a concurrency_kit shared-memory segment"):
         SharedHashTable.attach("not_ours")
-    segment = _shm.create(8192)
+    segment = shm.create(8192)
     try:
         with pytest.raises(ValueError, match="does not hold a shared hash table"):
             SharedHashTable.attach(segment.name)
@@ -389,7 +390,7 @@ def test_attach_refuses_what_is_not_a_table() -> None:
 
 def test_collected_creator_removes_the_name() -> None:
     t = SharedHashTable.create()
-    path = f"{_shm.SHM_DIR}/{t.name}"
+    path = f"{shm.SHM_DIR}/{t.name}"
     assert os.path.exists(path)
     del t
     gc.collect()
@@ -397,7 +398,7 @@ def test_collected_creator_removes_the_name() -> None:
 
 
 def test_segment_is_private_and_sparse(table: SharedHashTable) -> None:
-    st = os.stat(f"{_shm.SHM_DIR}/{table.name}")
+    st = os.stat(f"{shm.SHM_DIR}/{table.name}")
     assert st.st_mode & 0o777 == 0o600
     assert st.st_blocks * 512 < 1024 * 1024 < st.st_size  # reserved, not allocated
 

@@ -14,7 +14,6 @@ a failure.
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import multiprocessing
 import os
@@ -31,14 +30,12 @@ import numpy
 import pytest
 
 from _children import creator
-from concurrency_kit import LockOwnerDiedWarning, ProcessPool, _shm
+from concurrency_kit import LockOwnerDiedWarning, ProcessPool, SharedMemoryCorruptError
 from concurrency_kit.state import (
     ProcessSharedArray,
     ProcessSharedCounter,
     ProcessSharedValue,
-    _atomic,
 )
-from concurrency_kit.sync import _robust
 
 DEADLOCK = 60.0
 """Seconds after which a wait that should have ended is a deadlock (a failure, not a pass)."""
@@ -85,18 +82,6 @@ def container(request: pytest.FixtureRequest) -> Iterator[Any]:
     made.close()
 
 
-@pytest.fixture
-def mutex_mode(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], Any]], Any]:
-    """Create containers as on a machine without libatomic (the robust-mutex fallback)."""
-
-    def create(factory: Callable[[], Any]) -> Any:
-        with monkeypatch.context() as patch:
-            patch.setattr(_atomic, "load", lambda: None)
-            return factory()
-
-    return create
-
-
 # -- children: module-level so that every start method can import them -----------------------
 
 
@@ -121,13 +106,6 @@ def child_attach_and_leave(container: Any, how: str, conn: Connection) -> None:
     if how == "sigkill":
         conn.recv()  # until the test kills us
     # "return": the finalizers of the unpickled handles run at exit
-
-
-def child_hold_mutex(container: Any, conn: Connection) -> None:
-    """Enter the container's robust mutex (MUTEX mode) and wait there to be killed."""
-    container._m.enter()
-    conn.send("inside")
-    conn.recv()
 
 
 def child_add_forever(counter: Any, conn: Connection) -> None:
@@ -381,115 +359,45 @@ def test_segments_removed_when_the_creator_is_killed() -> None:
     assert "leaked shared_memory" in err
 
 
-# -- libatomic, and the MUTEX fallback without it ---------------------------------------------
+# -- lock-free: the atomic instructions of the compiled core ---------------------------------
 
 
-def test_libatomic_is_used_where_it_is_lock_free() -> None:
-    atomics = _atomic.load()
-    assert atomics is not None  # the machines we test on have it
+def test_scalars_are_lock_free() -> None:
     with ProcessSharedCounter() as counter, ProcessSharedValue("b") as value:
         assert counter.statistics().lock_free
         assert value.statistics().lock_free
 
 
-def test_without_libatomic_the_containers_use_the_mutex(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_library(name: str) -> Any:
-        raise OSError(f"{name}: cannot open shared object file")
-
-    _atomic.load.cache_clear()
-    monkeypatch.setattr(ctypes, "PyDLL", no_library)
-    try:
-        assert _atomic.load() is None
-        with ProcessSharedCounter(3) as counter, ProcessSharedValue("d", 1.0) as value:
-            assert counter.add(2) == 5
-            assert counter.compare_and_set(5, 6)
-            assert value.compare_and_set(1.0, 0.5)
-            assert not counter.statistics().lock_free
-            assert not value.statistics().lock_free
-    finally:
-        monkeypatch.undo()
-        _atomic.load.cache_clear()
-    assert _atomic.load() is not None
-
-
-def test_the_creators_mode_is_every_handles_mode(mutex_mode: Callable[..., Any]) -> None:
-    # Mixing a hardware compare-and-swap with a mutex on one value would not be atomic: an
-    # attacher that has libatomic still uses the mutex of a MUTEX-mode segment.
-    counter = mutex_mode(ProcessSharedCounter)
-    try:
-        other = pickle.loads(pickle.dumps(counter))
-        try:
-            assert other._fetch_add is None
-            assert other._cas is None
-            assert not other.statistics().lock_free
-            assert other.add() == 1
-        finally:
-            other.close()
-    finally:
-        counter.close()
-
-
-def test_mutex_mode_is_exact_across_processes(mutex_mode: Callable[..., Any]) -> None:
-    counter = mutex_mode(ProcessSharedCounter)
-    value = mutex_mode(lambda: ProcessSharedValue("i", 0))
-    try:
-
-        def work(c: Any, v: Any, n: int) -> None:
-            for _ in range(n):
-                c.add()
-                current = v.get()
-                while not v.compare_and_set(current, current + 1):
-                    current = v.get()
-
-        with ProcessPool(3) as pool:
-            list(pool.map(work, [counter] * 3, [value] * 3, [2_000] * 3))
-        assert counter.get() == value.get() == 6_000
-        assert counter.statistics().mutex_recoveries == 0
-    finally:
-        counter.close()
-        value.close()
+@pytest.mark.parametrize("mode", [0, 2, 0xFFFFFFFF])
+def test_a_segment_not_in_atomic_mode_is_refused(mode: int) -> None:
+    # A segment written by something else (or by an old version's mutex mode): mixing a mutex
+    # with atomic instructions on one value would not be atomic, so an attacher refuses it.
+    with ProcessSharedCounter(3) as counter:
+        data = pickle.dumps(counter)
+        counter._s.mode = mode
+        with pytest.raises(SharedMemoryCorruptError, match=f"mode {mode}"):
+            pickle.loads(data)
+        counter._s.mode = 1
+        other = pickle.loads(data)
+        assert other.add(1) == 4
+        other.close()
 
 
 # -- a process killed in the middle of an update -----------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["counter", "value"])
-def test_a_process_killed_holding_the_mutex_is_recovered(
-    kind: str, mutex_mode: Callable[..., Any], children: Callable[..., Child]
-) -> None:
-    container = mutex_mode(lambda: make(kind))
-    try:
-        child = children("forkserver", child_hold_mutex, container)
-        assert child.recv() == "inside"
-        assert child.kill() == -signal.SIGKILL
-        # The next write takes the dead holder's mutex over, at once, and counts it.
-        if kind == "counter":
-            assert container.add(1) == 2
-        else:
-            assert container.compare_and_set(1.5, 3.0)
-        stats = container.statistics()
-        assert stats.mutex_recoveries == 1
-        assert not stats.lock_free
-        container.set(4)  # recovered for good
-        assert container.get() == 4
-        assert container.statistics().mutex_recoveries == 1
-    finally:
-        container.close()
-
-
-@pytest.mark.parametrize("mode", ["atomic", "mutex"])
 def test_a_process_killed_while_adding_leaves_a_working_counter(
-    mode: str, mutex_mode: Callable[..., Any], children: Callable[..., Child]
+    children: Callable[..., Child],
 ) -> None:
-    counter = mutex_mode(ProcessSharedCounter) if mode == "mutex" else ProcessSharedCounter()
+    counter = ProcessSharedCounter()
     try:
         child = children("forkserver", child_add_forever, counter)
         assert child.recv() == "adding"
         wait_until(lambda: counter.get() >= 2_000, "the child has added a while")
         assert child.kill() == -signal.SIGKILL
         before = counter.get()
-        assert counter.add() == before + 1  # no lost mutex, no torn value
-        assert counter.statistics().mutex_recoveries in (0, 1)  # 1: killed inside the mutex
+        assert counter.add() == before + 1  # no torn value: each add was one instruction
+        assert counter.statistics().mutex_recoveries == 0  # no lock was ever taken
     finally:
         counter.close()
 
@@ -507,28 +415,3 @@ def test_an_array_holder_killed_mid_update_is_taken_over(
         assert arr.statistics().lock.owner_deaths_recovered == 1
         arr[5:] = [7] * 5  # recovered: no second warning (warnings are errors here)
         assert arr.tolist() == [7] * 10
-
-
-# -- the platform check ------------------------------------------------------------------------
-
-
-def own_segments() -> set[str]:
-    """This process's segments (other programs make and remove /dev/shm entries meanwhile)."""
-    return {name for name in os.listdir("/dev/shm") if _shm.creator_pid(name) == os.getpid()}
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_unsupported_platform_is_refused_clearly(
-    monkeypatch: pytest.MonkeyPatch, kind: str
-) -> None:
-    monkeypatch.setattr(_robust, "_platform", lambda: ("darwin", "arm64", "", 64))
-    _robust.load.cache_clear()
-    try:
-        before = own_segments()
-        with pytest.raises(NotImplementedError, match="darwin"):
-            make(kind)
-        assert own_segments() == before  # refused before creating anything
-    finally:
-        monkeypatch.undo()
-        _robust.load.cache_clear()
-    make(kind).close()  # the real platform works again

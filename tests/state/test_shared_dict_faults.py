@@ -296,14 +296,15 @@ def test_an_attacher_that_exits_never_removes_the_segment(
 CREATOR = textwrap.dedent(
     """
     import os, pickle, sys
-    from concurrency_kit import ProcessSharedDict, _shm
+    from concurrency_kit import ProcessSharedDict
+    from concurrency_kit._core import shm
 
     d = ProcessSharedDict({"from": "the creator"})
     for i in range(5_000):
         d[i] = "x" * (i % 50)
     d["big"] = b"b" * (1 << 20)
     # This process's segments only: other programs make and remove /dev/shm entries too.
-    new = sorted(n for n in os.listdir("/dev/shm") if _shm.creator_pid(n) == os.getpid())
+    new = sorted(n for n in os.listdir("/dev/shm") if shm.creator_pid(n) == os.getpid())
     print(" ".join(new), pickle.dumps(d).hex(), flush=True)
     sys.stdin.read()  # until the test kills us
     """

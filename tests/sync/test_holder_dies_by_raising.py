@@ -3,7 +3,7 @@
 The kernel marks a robust mutex "owner died" when its holder exits, but only if the mutex is
 still mapped in the dying process. From Python 3.13, ``fork`` and ``forkserver`` children run
 their atexit handlers before ``os._exit``, and the munmap finalizer of every segment
-(``_shm._map``) used to be one of them: the lock's segment was unmapped before the exit, the
+(``shm._map``) used to be one of them: the lock's segment was unmapped before the exit, the
 kernel never marked the mutex, and the next ``acquire(True, 60)`` timed out without a
 :class:`LockOwnerDiedWarning` (issue #15).
 

@@ -34,7 +34,6 @@ import pytest
 from _children import creator
 from concurrency_kit import ProcessPool
 from concurrency_kit.errors import LockOwnerDiedWarning
-from concurrency_kit.sync import _robust
 from concurrency_kit.sync.process import ProcessLock, ProcessRLock
 
 DEADLOCK = 60.0
@@ -525,34 +524,3 @@ def test_segment_removed_when_creator_is_killed(cls: str) -> None:
         err = process.kill()
     assert not path.exists()
     assert "leaked shared_memory" in err
-
-
-# -- the platform check ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("platform", "named"),
-    [
-        (("linux", "riscv64", "glibc", 64), "riscv64"),
-        (("darwin", "arm64", "", 64), "darwin"),
-        (("linux", "x86_64", "musl", 64), "musl"),
-        (("linux", "x86_64", "glibc", 32), "32-bit"),
-    ],
-)
-def test_unsupported_platform_is_refused_clearly(
-    monkeypatch: pytest.MonkeyPatch,
-    lock_class: LockClass,
-    platform: tuple[str, str, str, int],
-    named: str,
-) -> None:
-    monkeypatch.setattr(_robust, "_platform", lambda: platform)
-    _robust.load.cache_clear()
-    try:
-        before = own_segments()
-        with pytest.raises(NotImplementedError, match=named):
-            lock_class()
-        assert own_segments() == before  # refused before creating anything
-    finally:
-        _robust.load.cache_clear()
-    monkeypatch.undo()
-    lock_class().close()  # the real platform works again

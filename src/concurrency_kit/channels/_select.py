@@ -20,9 +20,9 @@ from _thread import allocate_lock
 from typing import Any
 
 from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining, wait_slice
+from concurrency_kit._core.monitor import SLICE_SECONDS
 from concurrency_kit.channels._base import ChannelBase
 from concurrency_kit.errors import ChannelClosed, ChannelTimeout
-from concurrency_kit.sync._monitor import SLICE_SECONDS
 
 __all__ = ["select"]
 

@@ -19,7 +19,7 @@ unrelated file.
 
 *The store* is a byte ring in a shared-memory segment (sparse: pages are used only when
 written, and the ring restarts at offset 0 whenever it empties), guarded by the robust mutex
-of a :class:`~concurrency_kit.sync._monitor.ProcessMonitor`. An item is copied in and out
+of a :class:`~concurrency_kit._core.monitor.ProcessMonitor`. An item is copied in and out
 under the mutex and published by advancing the head last, so a producer killed mid-copy
 leaves nothing visible, and a consumer killed mid-copy leaves the item for the next one.
 ``send_many`` stores runs of small items as one *batch entry*, which receivers still take
@@ -71,9 +71,11 @@ from typing import Any, TypeVar
 
 import cloudpickle
 
-from concurrency_kit import _shm
+from concurrency_kit._core import atomics, shm
 from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining, wait_slice
-from concurrency_kit._serialize import _short_repr
+from concurrency_kit._core.liveness import thread_alive
+from concurrency_kit._core.monitor import SLICE_SECONDS, SLOTS, ProcessMonitor
+from concurrency_kit._core.serialize import _short_repr
 from concurrency_kit.channels._base import (
     DEFAULT_CAPACITY,
     ChannelBase,
@@ -90,9 +92,6 @@ from concurrency_kit.errors import (
     SharedMemoryCorruptError,
     UntrustedSegmentError,
 )
-from concurrency_kit.state import _atomic
-from concurrency_kit.sync._monitor import SLICE_SECONDS, SLOTS, ProcessMonitor
-from concurrency_kit.sync._robust import thread_alive
 
 __all__ = ["DEFAULT_SHARED_MEMORY_SIZE", "ProcessChannel"]
 
@@ -144,10 +143,6 @@ _PAYLOAD = struct.Struct("<QI")  # pickle length, buffer count; then one Q per b
 _NOTHING: Any = object()
 _SPINS = 16  # looks (with a yield between) before sleeping: about 1 us each
 _RUN = 256  # send_many reserves and writes small items this many at a time
-_ZERO = ctypes.c_int64(0)
-_ONE = ctypes.c_int64(1)
-_MINUS_ONE = ctypes.c_int64(-1)
-_SEQ_CST = _atomic.SEQ_CST
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None)})  # never out-of-band buffers
 _SIZED = frozenset({str, bytes})
 _loads = pickle.loads
@@ -241,7 +236,7 @@ class _Failed:
         self.error = error
 
 
-def _drop(fds: tuple[int, ...], store: _shm.Segment, monitor: ProcessMonitor) -> None:
+def _drop(fds: tuple[int, ...], store: shm.Segment, monitor: ProcessMonitor) -> None:
     """Finalizer: close this handle's pipe ends; the creator also removes the segments."""
     for fd in fds:
         try:
@@ -315,7 +310,7 @@ class ProcessChannel(ChannelBase[T]):
         monitor = ProcessMonitor.create(_KIND, _State)
         fds: list[int] = []
         try:
-            store = _shm.create(shared_memory_size)
+            store = shm.create(shared_memory_size)
             fds.extend(os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC | os.O_DIRECT))
             fds.extend(os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC))
         except BaseException:
@@ -337,7 +332,7 @@ class ProcessChannel(ChannelBase[T]):
     def _setup(
         self,
         monitor: ProcessMonitor,
-        store: _shm.Segment,
+        store: shm.Segment,
         fds: tuple[int, ...],
         origin: tuple[int, tuple[int, ...], tuple[int, int]],
         name: str | None,
@@ -346,21 +341,16 @@ class ProcessChannel(ChannelBase[T]):
         self._store = store
         self._rfd, self._wfd, self._bell_r, self._bell_w = fds
         self._origin = origin
-        base = _State.words.offset + 128  # the monitor's state area starts at 128
+        base = monitor.state_offset + _State.words.offset
         self._w = memoryview(monitor.segment.buffer).cast("B")[base : base + 8 * _ALL_WORDS]
         self._w = self._w.cast("q")
         self._buf = memoryview(store.buffer).cast("B")
         self._store_size = int(self._w[_STORE_SIZE])
-        atomics = _atomic.load()
-        if atomics is None:  # pragma: no cover - no lock-free libatomic on this machine
-            raise NotImplementedError("ProcessChannel needs libatomic's lock-free operations")
-        self._add = atomics.fetch_add_8
-        buffer = monitor.segment.buffer
-        self._ptr = [
-            ctypes.pointer(ctypes.c_int64.from_buffer(buffer, base + 8 * i)) for i in range(_WORDS)
-        ]
-        self._p_sent = self._ptr[_SENT]
-        self._p_received = self._ptr[_RECEIVED]
+        # The counters' addresses, for atomics.add (the monitor keeps the mapping alive).
+        words = monitor.segment.address + base
+        self._address = [words + 8 * i for i in range(_WORDS)]
+        self._p_sent = self._address[_SENT]
+        self._p_received = self._address[_RECEIVED]
         self._capacity_value = int(self._w[_CAPACITY])
         self._backlog: deque[Any] | None = None  # see _decode_all
         self._slot_generation = -1  # _fork_generation when _slots was filled
@@ -395,8 +385,8 @@ class ProcessChannel(ChannelBase[T]):
 
     # counting --------------------------------------------------------------------------
 
-    def _inc(self, word: int, delta: ctypes.c_int64) -> int:
-        return int(self._add(self._ptr[word], delta, _SEQ_CST))
+    def _inc(self, word: int, delta: int) -> int:
+        return atomics.add(self._address[word], delta)
 
     def _slot(self) -> int:
         """The first word of this thread's slot (claimed on first use, per thread).
@@ -444,7 +434,7 @@ class ProcessChannel(ChannelBase[T]):
         if not 0 <= in_flight <= _RUN:  # read from shared memory: checked before it is used
             raise self._corrupt(f"a dead thread has {in_flight} sends in flight")
         if in_flight:
-            self._inc(_SENT, ctypes.c_int64(-in_flight))
+            self._inc(_SENT, -in_flight)
             self._m.wake(in_flight, _Q_ROOM)
         owner = (at - _SLOTS_AT) // _SLOT_WORDS
         for i in range(_ACKS_AT, _ACKS_AT + SLOTS):  # its offer, if any, waits for nobody
@@ -483,12 +473,12 @@ class ProcessChannel(ChannelBase[T]):
         """Count this thread as asleep in a receive (rendezvous ``send_nowait`` looks)."""
         at = self._slot()
         self._w[at + 3] += delta
-        self._add(self._p_sent, _ZERO, _SEQ_CST)  # a full fence: seen before the next look
+        atomics.add(self._p_sent, 0)  # a full fence: seen before the next look
 
     def _spilled(self, delta: int) -> None:
         """Under the mutex: change the store's item count, keeping the bell pipe readable
         exactly while the store holds items (or the channel is closed)."""
-        before = self._inc(_SPILLED, ctypes.c_int64(delta))
+        before = self._inc(_SPILLED, delta)
         after = before + delta
         if before == 0 and after > 0:
             os.write(self._bell_w, b"s")
@@ -517,12 +507,12 @@ class ProcessChannel(ChannelBase[T]):
             # The fast path: one packet straight into the pipe, room permitting.
             data = _dumps_plain(item, 5)
             w = self._w
-            add = self._add
+            add = atomics.add
             at = self._slots.get(get_ident()) if self._slot_generation == _fork_generation else None
             at = (self._slot() if at is None else at) + 2
             w[at] += 1  # in flight; the reservation below is a full fence after it
             try:
-                queued = add(self._p_sent, _ONE, _SEQ_CST) - w[_RECEIVED]
+                queued = add(self._p_sent, 1) - w[_RECEIVED]
                 if (
                     (capacity < 0 or queued < capacity)
                     and len(data) <= PACKET
@@ -534,7 +524,7 @@ class ProcessChannel(ChannelBase[T]):
                         return
                     except BlockingIOError:
                         pass
-                add(self._p_sent, _MINUS_ONE, _SEQ_CST)
+                add(self._p_sent, -1)
             finally:
                 w[at] -= 1
         self._send(item, deadline_after(timeout), wait=True, data=data)
@@ -595,13 +585,13 @@ class ProcessChannel(ChannelBase[T]):
         """Reserve room for some of ``datas`` (waiting for at least one), store them as one
         batch entry; return how many went."""
         w = self._w
-        add = self._add
+        add = atomics.add
         at = self._slot() + 2
         before = w[at]
         want = len(datas)
         while True:
             w[at] += want  # marked before the reservation, which is a full fence after it
-            total = add(self._p_sent, ctypes.c_int64(want), _SEQ_CST) + want
+            total = add(self._p_sent, want) + want
             if w[_CLOSED]:
                 self._give_back(at, want)
                 raise ChannelClosed(f"send on closed channel {self.name!r}")
@@ -610,7 +600,7 @@ class ProcessChannel(ChannelBase[T]):
                 break
             count = max(0, min(want, capacity - (total - w[_RECEIVED]) + want))
             if count < want:
-                add(self._p_sent, ctypes.c_int64(count - want), _SEQ_CST)
+                add(self._p_sent, count - want)
                 w[at] -= want - count
             if count:
                 break
@@ -702,13 +692,13 @@ class ProcessChannel(ChannelBase[T]):
         w = self._w
         while True:
             w[mark] += 1
-            total = self._inc(_SENT, _ONE) + 1
+            total = self._inc(_SENT, 1) + 1
             if w[_CLOSED]:
                 self._give_back(mark, 1)
                 raise ChannelClosed(f"send on closed channel {self.name!r}")
             if capacity <= 0 or total - w[_RECEIVED] <= capacity:
                 return
-            self._inc(_SENT, _MINUS_ONE)
+            self._inc(_SENT, -1)
             w[mark] -= 1
             if not wait:
                 raise ChannelFull(f"channel {self.name!r} is full ({capacity} items)")
@@ -718,7 +708,7 @@ class ProcessChannel(ChannelBase[T]):
         """Take back ``n`` items this thread counted and did not deliver: the count first,
         then the mark (a kill in between errs toward room, never toward a channel that
         stays full)."""
-        self._inc(_SENT, ctypes.c_int64(-n))
+        self._inc(_SENT, -n)
         self._w[mark] -= n
         if self._w[_SPACE_WAITERS]:
             self._wake(_Q_ROOM)
@@ -728,7 +718,7 @@ class ProcessChannel(ChannelBase[T]):
         w = self._w
         m = self._m
         woken = True
-        self._inc(_SPACE_WAITERS, _ONE)
+        self._inc(_SPACE_WAITERS, 1)
         try:
             m.enter()
             try:
@@ -739,7 +729,7 @@ class ProcessChannel(ChannelBase[T]):
             finally:
                 m.exit()
         finally:
-            self._inc(_SPACE_WAITERS, _MINUS_ONE)
+            self._inc(_SPACE_WAITERS, -1)
         if w[_CLOSED]:
             raise ChannelClosed(f"channel {self.name!r} was closed while send waited")
         if not woken:  # a whole slice without room: discount senders that died mid-send
@@ -906,7 +896,7 @@ class ProcessChannel(ChannelBase[T]):
             if not taken:
                 struct.pack_into("<H", self._buf, at + 8, _RETRACTED)  # the entry's state
                 self._spilled(-1)
-                self._inc(_SENT, _MINUS_ONE)
+                self._inc(_SENT, -1)
         if taken:
             return
         if w[_CLOSED]:
@@ -938,7 +928,7 @@ class ProcessChannel(ChannelBase[T]):
             data = os.read(self._rfd, PACKET)
         except BlockingIOError:
             return self._recv_wait(timeout)  # type: ignore[no-any-return]
-        self._add(self._p_received, _ONE, _SEQ_CST)  # the fast path: one packet from the pipe
+        atomics.add(self._p_received, 1)  # the fast path: one packet from the pipe
         if self._w[_SPACE_WAITERS]:
             self._wake(_Q_ROOM)
         try:
@@ -1046,7 +1036,7 @@ class ProcessChannel(ChannelBase[T]):
         except BlockingIOError:
             pass
         if packets:
-            self._add(self._p_received, ctypes.c_int64(len(packets)), _SEQ_CST)
+            atomics.add(self._p_received, len(packets))
         items = self._decode_all(packets)
         while len(items) < limit and w[_SPILLED]:
             taken = self._store_take(limit - len(items))
@@ -1126,7 +1116,7 @@ class ProcessChannel(ChannelBase[T]):
 
     def _drained(self) -> bool:
         """After close: no send in flight, and nothing left in the pipe or the store."""
-        self._add(self._p_sent, _ZERO, _SEQ_CST)  # a full fence: CLOSED was read before
+        atomics.add(self._p_sent, 0)  # a full fence: CLOSED was read before
         return self._scan_slots()[0] == 0 and not self._w[_SPILLED]
 
     def _take(self) -> Any:
@@ -1148,7 +1138,7 @@ class ProcessChannel(ChannelBase[T]):
             if self._w[_SPACE_WAITERS]:
                 self._wake(_Q_ROOM)
             return taken[0]
-        self._add(self._p_received, _ONE, _SEQ_CST)
+        atomics.add(self._p_received, 1)
         if self._w[_SPACE_WAITERS]:
             self._wake(_Q_ROOM)
         return self._unpickle(data)
@@ -1171,7 +1161,7 @@ class ProcessChannel(ChannelBase[T]):
         try:
             try:  # re-read the pipe: it holds older items than the store
                 raw.append((_PICKLED, os.read(self._rfd, PACKET), None))
-                self._add(self._p_received, _ONE, _SEQ_CST)
+                atomics.add(self._p_received, 1)
                 limit = 0
             except BlockingIOError:
                 pass
@@ -1215,7 +1205,7 @@ class ProcessChannel(ChannelBase[T]):
                     w[_ENTRIES] -= 1
                     w[_TAKE_SEQ] += 1
                 if state != _RETRACTED and kind != _BATCH:
-                    self._add(self._p_received, _ONE, _SEQ_CST)
+                    atomics.add(self._p_received, 1)
                     self._spilled(-1)
                     taken += 1
                     if state == _OFFER:
@@ -1254,7 +1244,7 @@ class ProcessChannel(ChannelBase[T]):
         end = start + sum(mine)
         raw.append((_BATCH, bytes(buf[start:end]), mine))
         _BATCH_HEAD.pack_into(buf, pos, count, taken + n, end - pos)
-        self._inc(_RECEIVED, ctypes.c_int64(n))
+        self._inc(_RECEIVED, n)
         self._spilled(-n)
         return taken + n == count, n
 
@@ -1358,7 +1348,7 @@ def _attach(
                 f"the shared memory of ProcessChannel {name!r} is corrupt: it says its store "
                 f"holds {store_size} bytes"
             )
-        store = _shm.attach(store_name, store_size)
+        store = shm.attach(store_name, store_size)
     except BaseException as exc:
         monitor.segment.close()
         if isinstance(exc, FileNotFoundError):

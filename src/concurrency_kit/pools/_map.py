@@ -30,7 +30,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future
 from typing import Any, Literal, TypeVar
 
-from concurrency_kit import _serialize
+from concurrency_kit._core import serialize
 from concurrency_kit._core.deadline import deadline_after, remaining, wait_slice
 
 T = TypeVar("T")
@@ -61,7 +61,7 @@ class ChunkResult:
     def __reduce__(self) -> tuple[object, ...]:
         errors: dict[int, Any] | None = None
         if self.errors:
-            errors = {i: _serialize.ExceptionWithTraceback(e) for i, e in self.errors.items()}
+            errors = {i: serialize.ExceptionWithTraceback(e) for i, e in self.errors.items()}
         return ChunkResult, (self.values, errors, self.elapsed)
 
     def sanitized(self) -> ChunkResult:
@@ -72,7 +72,7 @@ class ChunkResult:
             try:
                 pickle.dumps(value)
             except Exception as exc:
-                errors[index] = _serialize.describe_unpicklable("a map result", value, exc)
+                errors[index] = serialize.describe_unpicklable("a map result", value, exc)
                 values[index] = None
         return ChunkResult(values, errors or None, self.elapsed)
 
@@ -87,11 +87,11 @@ def dumps_result(result: object) -> bytes:
         SerializationError: ``result`` cannot be pickled (the message names it).
     """
     try:
-        return _serialize.dumps_fast(result)
+        return serialize.dumps_fast(result)
     except Exception as exc:
         if isinstance(result, ChunkResult):
-            return _serialize.dumps_fast(result.sanitized())
-        raise _serialize.describe_unpicklable("the result", result, exc) from None
+            return serialize.dumps_fast(result.sanitized())
+        raise serialize.describe_unpicklable("the result", result, exc) from None
 
 
 def run_chunk(fn: Callable[..., Any], items: list[Any], star: bool) -> ChunkResult:

@@ -17,7 +17,7 @@ SKIPPED for them at once, and the parent hands them to the idle worker.
 
 A daemon thread blocks on the pool's *alive* pipe, whose write end only the parent holds: when
 the parent dies, however it dies, the read returns end-of-file and the worker exits at once
-(``_lifeline.py``).
+(``_core/lifeline.py``).
 SIGINT is ignored: Ctrl-C is the parent's to handle (it shuts the pool down), so the terminal
 is not flooded with one KeyboardInterrupt traceback per worker.
 """
@@ -31,9 +31,9 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from concurrency_kit import _serialize
+from concurrency_kit._core import serialize
 from concurrency_kit._core.deadline import MAX_WAIT_SLICE
-from concurrency_kit._lifeline import watch_parent
+from concurrency_kit._core.lifeline import watch_parent
 from concurrency_kit.errors import SerializationError
 from concurrency_kit.pools import _frames
 from concurrency_kit.pools._map import dumps_result
@@ -154,7 +154,7 @@ class _Worker:
     def run(self, initializer: bytes | None) -> None:
         if initializer is not None:
             try:
-                fn, args = _serialize.loads(initializer)
+                fn, args = serialize.loads(initializer)
                 fn(*args)
             except BaseException as exc:
                 self.send(_frames.INIT_FAILED, 0, _pack_exception(exc))
@@ -198,7 +198,7 @@ class _Worker:
 
     def run_task(self, task_id: int, payload: bytes | bytearray) -> None:
         try:
-            fn, args, kwargs = _serialize.loads(payload)
+            fn, args, kwargs = serialize.loads(payload)
         except BaseException as exc:
             error = SerializationError(
                 f"the worker could not unpickle the task: {type(exc).__name__}: {exc}"
@@ -224,4 +224,4 @@ def _pack_result(task_id: int, result: Any) -> tuple[int, int, bytes]:
 
 
 def _pack_exception(exc: BaseException) -> bytes:
-    return _serialize.dumps_fast(_serialize.ExceptionWithTraceback(exc))
+    return serialize.dumps_fast(serialize.ExceptionWithTraceback(exc))

@@ -50,7 +50,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, overload
 
-from concurrency_kit import _serialize
+from concurrency_kit._core import serialize
 from concurrency_kit._core.deadline import deadline_after, remaining, wait_slice
 from concurrency_kit.errors import (
     BrokenPoolError,
@@ -341,7 +341,7 @@ class _Core:
                 self.wakeup.notify_all()
             error: BaseException = exc
             try:
-                _serialize.dumps_call(task.fn, task.args, task.kwargs)
+                serialize.dumps_call(task.fn, task.args, task.kwargs)
             except SerializationError as unpicklable:
                 error = unpicklable
                 error.__cause__ = exc
@@ -560,7 +560,7 @@ class _Core:
             return
         if status == "finished":
             try:
-                value = _serialize.loads(result)
+                value = serialize.loads(result)
             except Exception as exc:
                 task.future.set_exception(
                     SerializationError(f"cannot unpickle the result: {type(exc).__name__}: {exc}")
@@ -952,7 +952,7 @@ class ClusterPool(PoolBase):
     def _check_call(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> None:
-        _serialize.dumps_call(fn, args, kwargs)
+        serialize.dumps_call(fn, args, kwargs)
 
     def _count_expired_at_start(self) -> None:
         with self._core.lock:

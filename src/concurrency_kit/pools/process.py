@@ -59,9 +59,9 @@ from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any
 
-from concurrency_kit import _serialize
+from concurrency_kit._core import serialize
 from concurrency_kit._core.deadline import wait_slice
-from concurrency_kit._util import mp_context
+from concurrency_kit._core.util import mp_context
 from concurrency_kit.errors import (
     BrokenPoolError,
     SerializationError,
@@ -803,7 +803,7 @@ class _Core:
             self.start_failures = 0
         elif kind == _frames.INIT_FAILED:
             try:
-                cause = _serialize.loads(payload)
+                cause = serialize.loads(payload)
             except Exception as exc:
                 cause = SerializationError(
                     f"the initializer failed and its error cannot be read: {exc}"
@@ -1026,7 +1026,7 @@ def _fail(future: Future[Any], error: BaseException) -> None:
 
 def _deliver_result(future: Future[Any], payload: bytes | bytearray) -> None:
     try:
-        value = _serialize.loads(payload)
+        value = serialize.loads(payload)
     except Exception as exc:
         error = SerializationError(
             f"cannot unpickle the task's result: {type(exc).__name__}: {exc}"
@@ -1039,7 +1039,7 @@ def _deliver_result(future: Future[Any], payload: bytes | bytearray) -> None:
 
 def _deliver_error(future: Future[Any], payload: bytes | bytearray) -> None:
     try:
-        exc = _serialize.loads(payload)
+        exc = serialize.loads(payload)
     except Exception as load_exc:
         exc = SerializationError(
             f"cannot unpickle the task's exception: {type(load_exc).__name__}: {load_exc}"
@@ -1111,7 +1111,7 @@ class ProcessPool(PoolBase):
         init_blob = None
         if initializer is not None:
             try:
-                init_blob = _serialize.dumps((initializer, initargs))
+                init_blob = serialize.dumps((initializer, initargs))
             except Exception as exc:
                 raise SerializationError(
                     f"cannot send the initializer or its arguments to worker processes: {exc}"
@@ -1143,13 +1143,13 @@ class ProcessPool(PoolBase):
         timeout: float | None,
     ) -> Future[Any]:
         self._check_open()
-        payload = _serialize.dumps_call(fn, args, kwargs)
+        payload = serialize.dumps_call(fn, args, kwargs)
         return self._core.submit(payload, timeout)
 
     def _check_call(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> None:
-        _serialize.dumps_call(fn, args, kwargs)
+        serialize.dumps_call(fn, args, kwargs)
 
     def _count_expired_at_start(self) -> None:
         with self._core.lock:

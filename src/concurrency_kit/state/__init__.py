@@ -5,7 +5,7 @@ ordinary objects updated under locks (never relying on the GIL), ``process.py`` 
 over shared-memory segments (no server process). Type codes, value checks, statistics and the
 array algorithm are written once in ``_base.py``, the dict's mapping methods in
 ``_mapping.py`` (over the shared-memory hash table of ``_hashtable.py`` for processes); the
-lock-free operations of the process containers come from libatomic (``_atomic.py``).
+lock-free operations of the process containers come from libatomic (``_core/atomics.py``).
 """
 
 from __future__ import annotations

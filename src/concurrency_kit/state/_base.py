@@ -35,7 +35,7 @@ from typing import Any, Final
 
 import attrs
 
-from concurrency_kit.sync._base import LockStatistics
+from concurrency_kit.sync import LockStatistics
 
 __all__ = [
     "INT64_MAX",
@@ -73,12 +73,6 @@ _CTYPES: Final[dict[str, type[Any]]] = {
     "f": ctypes.c_float,
     "d": ctypes.c_double,
 }
-_BITS: Final[dict[int, type[Any]]] = {
-    1: ctypes.c_uint8,
-    2: ctypes.c_uint16,
-    4: ctypes.c_uint32,
-    8: ctypes.c_uint64,
-}
 _ENDIAN: Final = "<" if sys.byteorder == "little" else ">"
 
 
@@ -112,16 +106,14 @@ class Codec:
         is_float: ``'f'`` or ``'d'``.
         low, high: the range of an integer code (``None`` for floats).
         ctype: the :mod:`ctypes` type of a stored value.
-        bits_ctype: the unsigned integer ctypes type of the same width (atomic operations take
-            floats as their bit pattern).
         typestr: the NumPy ``__array_interface__`` type string (``'<i4'``).
     """
 
     __slots__ = (
         "_compatible",
+        "_mask",
         "_prefix",
         "_struct",
-        "bits_ctype",
         "ctype",
         "high",
         "is_float",
@@ -135,7 +127,7 @@ class Codec:
         self.typecode = typecode
         self.ctype = _CTYPES[typecode]
         self.itemsize = ctypes.sizeof(self.ctype)
-        self.bits_ctype = _BITS[self.itemsize]
+        self._mask = (1 << (8 * self.itemsize)) - 1
         self.is_float = typecode in "fd"
         # Floats: "=" (standard sizes, native order), which refuses a finite float beyond
         # float32 where native "f" gives inf. Integers: native sizes ("=l" has 4 bytes).
@@ -215,11 +207,11 @@ class Codec:
             return self._struct.pack(a) == self._struct.pack(b)
         return bool(a == b)
 
-    def arg(self, value: Any) -> Any:
-        """A canonical value as a ctypes object of its width, to pass to libatomic by value."""
+    def bits(self, value: Any) -> int:
+        """A canonical value's bit pattern, as an unsigned int (what the atomics take)."""
         if self.is_float:
-            return self.bits_ctype.from_buffer(self.ctype(value))
-        return self.ctype(value)
+            return int.from_bytes(self._struct.pack(value), sys.byteorder)
+        return int(value) & self._mask
 
     def to_array(self, values: object) -> array.array[Any]:
         """Check every value of ``values`` (an iterable) and return them as an array.

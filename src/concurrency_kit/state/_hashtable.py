@@ -1,7 +1,7 @@
 """The engine of ``ProcessSharedDict``: a hash table of bytes in one shared-memory segment.
 
 Several processes use the table at once, without a server: every change takes the table's
-robust process-shared mutex (``sync/_robust.py``), writes the segment through :mod:`ctypes`
+robust process-shared mutex (``_core/mutex.py``), writes the segment through :mod:`ctypes`
 views, and lets go. Keys and values arrive already pickled; the caller hashes the key bytes
 with :func:`key_hash` (CRC-32: the same in every process, unlike :func:`hash`, and about 70 ns
 against 450 ns for an 8-byte BLAKE2b of a short key; only 27 of its bits are used)::
@@ -49,7 +49,7 @@ read with a plain load: on x86-64 (TSO) a change is seen as soon as the ``set`` 
 has returned; on aarch64, as soon as the store reaches the reader's core, which anything that
 orders the two processes (a pipe, a lock) implies.
 
-Trust: the segment is this user's (``_shm.attach`` checks the owner and the mode), but its
+Trust: the segment is this user's (``shm.attach`` checks the owner and the mode), but its
 bytes are read as data, never trusted as addresses. Every length and offset read from the
 table is checked before it is used: a root word must describe a geometry that fits the
 reservation, a slot must point at a record inside the current arena (below its ``top``), and
@@ -58,23 +58,21 @@ a rebuild), clear of the next one. A table that fails a check raises
 :exc:`SharedMemoryCorruptError`: never a read out of bounds, and never another entry's bytes as
 this one's.
 
-Speed: everything is pure Python on :mod:`ctypes` views: a ``c_uint64`` array over the whole
-segment (one index operation reads a word, ~25 ns), ``c_char`` slices for payloads (one
-``bytes`` copy), and the mutex taken with ``pthread_mutex_trylock`` bound through
-:class:`ctypes.PyDLL` (no GIL release for a call that cannot block). A busy mutex is retried a
-few times, then waited for with the GIL released, in slices so that signal handlers run.
+Speed: the table's logic is Python on :mod:`ctypes` views: a ``c_uint64`` array over the
+whole segment (one index operation reads a word, ~25 ns), ``c_char`` slices for payloads (one
+``bytes`` copy); the mutex is taken with the compiled ``pthread_mutex_trylock`` of
+``_core/mutex.py`` (no GIL release for a call that cannot block). A busy mutex is retried a
+few times, then waited for with the GIL released, in slices (``mutex.acquire``).
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
-import functools
 import mmap
 import os
 import sys
 import threading
-import time
 import weakref
 import zlib
 from array import array
@@ -84,12 +82,15 @@ from typing import Any, Final
 
 import attrs
 
-from concurrency_kit import _shm
+from concurrency_kit._core import _native, mutex, registry, shm
+from concurrency_kit._core.mutex import EOWNERDEAD, ETIMEDOUT
 from concurrency_kit.errors import SharedMemoryCorruptError, SharedMemoryFullError
-from concurrency_kit.sync import _robust
-from concurrency_kit.sync._robust import EBUSY, EOWNERDEAD, ETIMEDOUT, FUTEX_TID_MASK, MutexWords
 
 __all__ = ["SharedHashTable", "TableStatistics", "key_hash"]
+
+# Never block: the cheapest calls, made on every operation's hot path.
+_trylock: Final = mutex.trylock
+_unlock: Final = mutex.unlock
 
 key_hash: Final = zlib.crc32
 """The hash of a key's bytes the table expects: deterministic in every process (CRC-32)."""
@@ -123,7 +124,6 @@ _KEEP: Final = 256 * 1024  # an idle area keeps this much committed, for the nex
 _MIN_AREA: Final = 1 << 20
 _MAX_AREA: Final = 1 << 37  # offsets are 36 bits of 8-byte units: 512 GiB of segment
 _SPIN: Final = 200  # trylock attempts (~20 us) before sleeping on a busy mutex
-_SLICE_NS: Final = 100_000_000  # a waiter wakes this often so that signal handlers run
 
 _CACHE_ENTRIES: Final = 2048  # a handle's read cache holds at most this many keys ...
 _CACHE_VALUE_BYTES: Final = 4096  # ... of values at most this long
@@ -175,31 +175,15 @@ class TableStatistics:
 # -- memory: commit and give back pages --------------------------------------------------------
 
 
-class _Libc:
-    __slots__ = ("madvise",)
-
-    def __init__(self) -> None:
-        lib = ctypes.CDLL(None, use_errno=True)
-        self.madvise: Any = lib.madvise
-        self.madvise.restype = ctypes.c_int
-        self.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-
-
-_libc: _Libc | None = None
 _populate_supported = True
 
 
 def _madvise(address: int, length: int, advice: int) -> int:
     """``madvise``; returns 0 or the error number."""
-    global _libc
-    if _libc is None:
-        _libc = _Libc()
-    if _libc.madvise(address, length, advice) == 0:
-        return 0
-    return ctypes.get_errno() or errno.EINVAL
+    return _native.advise(address, length, advice) or 0
 
 
-def _commit(base: int, segment: _shm.Segment, offset: int, length: int) -> None:
+def _commit(base: int, segment: shm.Segment, offset: int, length: int) -> None:
     """Allocate the pages of ``[offset, offset + length)`` of the segment mapped at ``base``.
 
     Raises:
@@ -218,7 +202,7 @@ def _commit(base: int, segment: _shm.Segment, offset: int, length: int) -> None:
             _punch(base, offset, length)
             raise SharedMemoryFullError(
                 f"shared memory exhausted: cannot allocate {length} more bytes for a shared "
-                f"dict in {_shm.SHM_DIR} ({os.strerror(err)})"
+                f"dict in {shm.SHM_DIR} ({os.strerror(err)})"
             )
     try:
         fd = segment.reopen()  # checked: never another file put under the name
@@ -233,7 +217,7 @@ def _commit(base: int, segment: _shm.Segment, offset: int, length: int) -> None:
         _punch(base, offset, length)
         raise SharedMemoryFullError(
             f"shared memory exhausted: cannot allocate {length} more bytes for a shared dict "
-            f"in {_shm.SHM_DIR} ({exc.strerror})"
+            f"in {shm.SHM_DIR} ({exc.strerror})"
         ) from None
     finally:
         os.close(fd)
@@ -256,9 +240,9 @@ def _pow2_at_least(n: int) -> int:
 def _default_area_size() -> int:
     """The arena area size: half of ``/dev/shm`` (compaction copies), as a power of two."""
     try:
-        st = os.statvfs(_shm.SHM_DIR)
+        st = os.statvfs(shm.SHM_DIR)
         total = st.f_blocks * st.f_frsize
-    except OSError:  # pragma: no cover - no /dev/shm: _shm.create fails anyway
+    except OSError:  # pragma: no cover - no /dev/shm: shm.create fails anyway
         total = _MIN_AREA
     return min(_MAX_AREA, max(_MIN_AREA, _pow2_at_least(total) // 2))
 
@@ -268,93 +252,37 @@ def _segment_size(area: int) -> int:
     return _PAGE + 3 * area
 
 
-# -- the lock functions ----------------------------------------------------------------------
-
-_pylib = ctypes.PyDLL(None)
-# Never block: bound without releasing the GIL, the cheapest foreign call ctypes makes.
-_trylock: Any = _pylib.pthread_mutex_trylock
-_unlock: Any = _pylib.pthread_mutex_unlock
-
-
 # -- one mapping per segment per process -----------------------------------------------------
 
 
-class _Mapping:
-    """This process's mapping of one table, shared by every handle of it here.
+class _Mapping(registry.Mapping):
+    """This process's mapping of one table, shared by every handle of it here (``registry``).
 
-    A robust mutex must have one address per process: the holder's robust list (walked by the
-    kernel when the thread dies) points into the mapping, so a mapping whose mutex is held by
-    a thread of this process is never unmapped (see ``_release``).
+    Every handle reads through these views; a hot path keeps the mapping in a local variable
+    for the duration of a call, so another thread's ``close`` cannot unmap it under the call.
     """
 
-    __slots__ = (
-        "area",
-        "base",
-        "buf",
-        "handles",
-        "mutex",
-        "mvb",
-        "mvq",
-        "name",
-        "ptr",
-        "segment",
-        "words",
-    )
+    __slots__ = ("area", "base", "buf", "mvb", "mvq", "words")
 
-    def __init__(self, segment: _shm.Segment, area: int) -> None:
-        self.segment = segment
-        self.name = segment.name
+    def __init__(self, segment: shm.Segment, area: int) -> None:
+        super().__init__(segment, 0)  # the mutex is the header's first field
         self.area = area
-        self.handles = 0
         buf = segment.buffer
         self.buf: Any = buf
         self.base = ctypes.addressof(buf)
         self.words: Any = (ctypes.c_uint64 * (segment.size // 8)).from_buffer(buf)
         self.mvb = memoryview(buf).cast("B")
         self.mvq = self.mvb.cast("Q")
-        self.mutex = MutexWords.from_buffer(buf, 0)
-        # A pointer object keeps the view, hence the mapping, alive during every call.
-        self.ptr: Any = ctypes.pointer(self.mutex)
-
-    def held_here(self) -> bool:
-        tid = int(self.mutex.lock) & FUTEX_TID_MASK
-        return tid != 0 and os.path.exists(f"/proc/self/task/{tid}")
 
 
-_registry: dict[str, _Mapping] = {}
-# Re-entrant: a handle's finalizer (``_release``) may run from a garbage collection that starts
-# while this thread is inside ``attach``.
-_registry_lock = threading.RLock()
-_pinned: list[_Mapping] = []
+_registry: registry.Registry[_Mapping] = registry.Registry()
 
 
-def _after_fork() -> None:
-    global _registry_lock
-    _registry_lock = threading.RLock()  # another thread may have held it at fork time
-
-
-os.register_at_fork(after_in_child=_after_fork)
-
-
-def _forget(m: _Mapping, segment: _shm.Segment | None) -> None:
+def _forget(m: _Mapping, segment: shm.Segment | None) -> None:
     """The finalizer of a handle collected without :meth:`SharedHashTable.close`."""
     if segment is not None:
         segment.unlink()
-    _release(m)
-
-
-def _release(m: _Mapping) -> None:
-    """Forget one handle of ``m``; the last one unmaps (unless this process holds the mutex)."""
-    with _registry_lock:
-        m.handles -= 1
-        if m.handles > 0:
-            return
-        if _registry.get(m.name) is m:
-            del _registry[m.name]
-    if m.held_here():
-        _pinned.append(m)  # unmapping would leave the holder's robust list dangling
-        return
-    m.segment.close()  # unmapped once the views built on it are gone with ``m``
+    _registry.release(m)
 
 
 class _Closed:
@@ -371,20 +299,6 @@ class _Closed:
 
 
 _CLOSED: Any = _Closed()
-
-
-@functools.cache
-def _closed_ptr() -> Any:
-    """The mutex of a closed handle: a robust mutex "held" by a thread id that cannot exist.
-
-    Its ``trylock`` returns ``EBUSY`` (the hot paths go to :meth:`_acquire_slow`, which raises)
-    and its ``unlock`` returns ``EPERM`` (the hot paths' ``finally`` changes nothing).
-    """
-    buffer = ctypes.create_string_buffer(64)  # malloc'd: aligned for the mutex
-    pointer = ctypes.pointer(MutexWords.from_buffer(buffer))
-    _robust.load().init_mutex(pointer, recursive=False)
-    pointer.contents.lock = FUTEX_TID_MASK  # above any pid_max: nobody's thread id
-    return pointer
 
 
 _NO_CACHE: tuple[int, dict[bytes, bytes]] = (-1, {})
@@ -412,7 +326,6 @@ class SharedHashTable:
         "_geo",
         "_m",
         "_mvb",
-        "_ptr",
         "_segment",
         "_words",
         "name",
@@ -425,7 +338,6 @@ class SharedHashTable:
         self._buf = m.buf
         self._words = m.words
         self._mvb = m.mvb
-        self._ptr = m.ptr
         self._geo: tuple[int, ...] = (-1,)
         # (version, {key: value or _ABSENT}): what this handle read, valid while the table's
         # version word is unchanged (every change bumps it).
@@ -445,20 +357,18 @@ class SharedHashTable:
                 the size of ``/dev/shm``.
 
         Raises:
-            NotImplementedError: the platform has no robust process-shared mutexes we support.
             OSError: the segment could not be created.
             SharedMemoryFullError: ``/dev/shm`` has no room for the initial size.
         """
         if initial_capacity < 0:
             raise ValueError(f"initial_capacity must be >= 0, got {initial_capacity}")
-        pthread = _robust.load()
         if max_bytes is None:
             area = _default_area_size()
         else:
             area = min(_MAX_AREA, max(_MIN_AREA, _pow2_at_least(max_bytes)))
         while True:
             try:
-                segment = _shm.create(_segment_size(area))
+                segment = shm.create(_segment_size(area))
                 break
             except OSError as exc:  # address space limited (ulimit -v): reserve less
                 if exc.errno != errno.ENOMEM or area <= _MIN_AREA:
@@ -467,22 +377,20 @@ class SharedHashTable:
         try:
             m = _Mapping(segment, area)
             _commit(m.base, m.segment, 0, _PAGE)
-            pthread.init_mutex(m.ptr, recursive=True)
+            mutex.init(m.mutex_address, recursive=True)
             words = m.words
             words[_W_ARENA_SIZE] = area
             slots = max(_MIN_SLOTS, _pow2_at_least(int(initial_capacity / _MAX_LOAD * 1.5) + 1))
             slots = min(slots, area // 16)
             arena = _round_page(max(_MIN_ARENA, initial_capacity * 64))
             table = cls(m, owner=True)
-            m.handles = 1
             root = table._build(0, [], slots, 0, arena, None)
             words[_W_ROOT] = root
             words[_W_MAGIC] = _MAGIC  # last: the table is complete
         except BaseException:
             segment.unlink()
             raise
-        with _registry_lock:
-            _registry[m.name] = m
+        _registry.add(m)
         return table
 
     @classmethod
@@ -493,30 +401,28 @@ class SharedHashTable:
             FileNotFoundError: its creator removed it (closed it or exited).
             ValueError: ``name`` is not a shared hash table.
         """
-        _robust.load()
-        with _registry_lock:
-            m = _registry.get(name)
-            if m is None:
-                try:
-                    # The header page tells the size of the whole reservation.
-                    first = _shm.attach(name, _PAGE)
-                    header = (ctypes.c_uint64 * 16).from_buffer(first.buffer)
-                    magic, area = int(header[_W_MAGIC]), int(header[_W_ARENA_SIZE])
-                    del header
-                    first.close()
-                    if magic != _MAGIC:
-                        raise ValueError(f"segment {name!r} does not hold a shared hash table")
-                    if not (_MIN_AREA <= area <= _MAX_AREA and area & (area - 1) == 0):
-                        raise _corrupt(name, f"its header gives an arena size of {area} bytes")
-                    segment = _shm.attach(name, _segment_size(area))
-                except FileNotFoundError:
-                    raise FileNotFoundError(
-                        f"the shared dict {name!r} no longer exists: the process that created "
-                        "it closed it or exited"
-                    ) from None
-                m = _Mapping(segment, area)
-                _registry[name] = m
-            m.handles += 1
+
+        def attach() -> _Mapping:
+            try:
+                # The header page tells the size of the whole reservation.
+                first = shm.attach(name, _PAGE)
+                header = (ctypes.c_uint64 * 16).from_buffer(first.buffer)
+                magic, area = int(header[_W_MAGIC]), int(header[_W_ARENA_SIZE])
+                del header
+                first.close()
+                if magic != _MAGIC:
+                    raise ValueError(f"segment {name!r} does not hold a shared hash table")
+                if not (_MIN_AREA <= area <= _MAX_AREA and area & (area - 1) == 0):
+                    raise _corrupt(name, f"its header gives an arena size of {area} bytes")
+                segment = shm.attach(name, _segment_size(area))
+            except FileNotFoundError:
+                raise FileNotFoundError(
+                    f"the shared dict {name!r} no longer exists: the process that created "
+                    "it closed it or exited"
+                ) from None
+            return _Mapping(segment, area)
+
+        m = _registry.open(name, attach)
         return cls(m, owner=False)
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
@@ -531,14 +437,13 @@ class SharedHashTable:
             RuntimeError: the calling thread holds the table's mutex (inside :meth:`locked`).
         """
         m = self._m
-        if m is not _CLOSED and int(m.mutex.lock) & FUTEX_TID_MASK == threading.get_native_id():
+        if m is not _CLOSED and mutex.holder(m.mutex_address) == threading.get_native_id():
             raise RuntimeError("cannot close a shared hash table while holding its lock")
         if self._finalizer.detach() is not None:
             m = self._m
             self._m = self._buf = self._words = self._mvb = _CLOSED
-            self._ptr = _closed_ptr()
             self._cache = _NO_CACHE
-            _release(m)
+            _registry.release(m)
 
     def unlink(self) -> None:
         """Remove the table's name, from the handle that created it only (idempotent).
@@ -554,15 +459,19 @@ class SharedHashTable:
         return self._m is _CLOSED
 
     # -- the mutex -----------------------------------------------------------------------------
+    # Every method keeps the mapping in a local variable (``m``) while it uses the mutex: a
+    # closed handle's ``_m`` raises on ``mutex_address``, and a running call keeps the memory
+    # mapped.
 
     def enter(self) -> None:
         """Take the table's mutex (recursive); recover it if its holder died."""
         # An exception raised as the trylock call returns (a signal handler's) would leave the
         # mutex taken, as with ``threading.Lock.acquire``; the hot paths take it inside their
         # ``try`` instead.
-        rc = _trylock(self._ptr)
+        m = self._m
+        rc = mutex.trylock(m.mutex_address)
         if rc:
-            self._acquire_slow(rc)
+            self._acquire_slow(m, rc)
 
     def acquire(self, deadline: float | None) -> bool:
         """Take the table's mutex (recursive) if it comes free by ``deadline``; whether taken.
@@ -570,9 +479,10 @@ class SharedHashTable:
         Args:
             deadline: a :func:`time.monotonic` time, or ``None`` to wait as long as it takes.
         """
-        rc = _trylock(self._ptr)
+        m = self._m
+        rc = mutex.trylock(m.mutex_address)
         if rc:
-            return self._acquire_slow(rc, deadline)
+            return self._acquire_slow(m, rc, deadline)
         return True
 
     def exit(self) -> None:
@@ -580,10 +490,10 @@ class SharedHashTable:
 
         Raises:
             RuntimeError: the calling thread does not hold it.
+            ValueError: the handle is closed.
         """
-        if self._m is _CLOSED:
-            raise ValueError("the shared hash table is closed")
-        rc = _unlock(self._ptr)
+        m = self._m
+        rc = mutex.unlock(m.mutex_address)
         if rc:
             raise RuntimeError(
                 f"the shared hash table's mutex is not held by this thread ({os.strerror(rc)})"
@@ -598,48 +508,35 @@ class SharedHashTable:
         finally:
             self.exit()
 
-    def _acquire_slow(self, rc: int, deadline: float | None = None) -> bool:
+    def _acquire_slow(self, m: _Mapping, rc: int, deadline: float | None = None) -> bool:
         """Finish taking the mutex after a first ``trylock`` returned ``rc`` (not 0).
 
         Returns whether the mutex was taken by ``deadline`` (a :func:`time.monotonic` time;
         ``None``: wait as long as it takes, and the answer is ``True``). On an exception (a
         signal handler's, say) the mutex is not held when this returns.
         """
-        if self._m is _CLOSED:
-            raise ValueError("the shared hash table is closed")
-        ptr = self._ptr
-        pthread = _robust.load()
-        try:
-            spins = _SPIN
-            while rc == EBUSY and spins:  # the holder is likely running: a short wait
-                spins -= 1
-                rc = _trylock(ptr)
-            while rc in (EBUSY, ETIMEDOUT):
-                # Wait with the GIL released, in slices so that signal handlers run.
-                now = time.monotonic_ns()
-                end = now + _SLICE_NS
-                if deadline is not None:
-                    left = int((deadline - time.monotonic()) * 1e9)
-                    if left <= 0:
-                        return False  # not taken: nothing to undo
-                    end = now + min(_SLICE_NS, left)
-                rc = pthread.lock_until(ptr, end)
-            if rc == EOWNERDEAD:
-                pthread.consistent(ptr)
-                words = self._words
+        address = m.mutex_address
+        words = m.words
+        if rc != EOWNERDEAD:
+            deadline_ns = None if deadline is None else int(deadline * 1e9)
+            rc = mutex.acquire(
+                address, deadline_ns, spin=_SPIN, interrupted=lambda: self._mark_dirty(words)
+            )
+            if rc == ETIMEDOUT:
+                return False  # not taken: nothing to undo
+        if rc == EOWNERDEAD:
+            try:
                 words[_W_RECOVERIES] += 1
-                words[_W_VERSION] += 1  # no read cache may outlive a change it did not see
-                words[_W_ROOT] |= _DIRTY  # the holder may have died inside a change
-            elif rc:
-                raise OSError(rc, f"pthread_mutex_lock: {os.strerror(rc)}")
-            return True
-        except BaseException:
-            if int(self._m.mutex.lock) & FUTEX_TID_MASK == threading.get_native_id():
-                # Interrupted with the mutex taken: perhaps before it was made consistent.
-                pthread.consistent(ptr)  # EINVAL if it was: harmless
-                self._words[_W_ROOT] |= _DIRTY
-                _unlock(ptr)
-            raise
+                self._mark_dirty(words)  # the holder may have died inside a change
+            finally:
+                mutex.consistent(address)
+        return True
+
+    @staticmethod
+    def _mark_dirty(words: Any) -> None:
+        """Under the mutex: make the next operation repair the table before using it."""
+        words[_W_VERSION] += 1  # no read cache may outlive a change it did not see
+        words[_W_ROOT] |= _DIRTY
 
     # -- geometry ------------------------------------------------------------------------------
 
@@ -701,12 +598,13 @@ class SharedHashTable:
 
     def _get(self, key: bytes, h: int) -> bytes | None:
         """:meth:`get` under the mutex; remember the answer in the read cache."""
-        ptr = self._ptr
+        m = self._m
+        ptr = m.mutex_address
         try:
             # Inside the try: an exception raised as the call returns still unlocks.
             rc = _trylock(ptr)
             if rc:
-                self._acquire_slow(rc)
+                self._acquire_slow(m, rc)
             words = self._words
             root = words[9]  # _W_ROOT; literals on the hot paths: no global lookups
             geo = self._geo
@@ -851,11 +749,12 @@ class SharedHashTable:
         n = len(record)
         size = (n + 7) & ~7
         tag = (h >> 5) & 0x7FFFFFF  # _TAG_MASK
-        ptr = self._ptr
+        m = self._m
+        ptr = m.mutex_address
         try:
             rc = _trylock(ptr)
             if rc:
-                self._acquire_slow(rc)
+                self._acquire_slow(m, rc)
             words = self._words
             try:
                 root = words[9]  # _W_ROOT
@@ -922,11 +821,12 @@ class SharedHashTable:
 
     def delete(self, key: bytes, h: int) -> bool:
         """Remove ``key`` (whose :func:`key_hash` is ``h``); whether it was there."""
-        ptr = self._ptr
+        m = self._m
+        ptr = m.mutex_address
         try:
             rc = _trylock(ptr)
             if rc:
-                self._acquire_slow(rc)
+                self._acquire_slow(m, rc)
             words = self._words
             try:
                 root = words[9]  # _W_ROOT

@@ -1,32 +1,27 @@
 """The process column of the shared-state row: containers in shared memory, no server process.
 
 Processes do not share memory, so a process container lives in a shared-memory segment
-(``_shm.py``: ``/dev/shm/ck_<pid>_<hex>``, mode 0600) that every process using it maps; a handle is
-picklable and maps the same segment in the process that unpickles it. Nothing is copied and
-no server process relays operations (a :func:`multiprocessing.Manager` value costs a round trip
-per operation).
+(``_core/shm.py``: ``/dev/shm/ck_<pid>_<hex>``, mode 0600) that every process using it maps; a
+handle is picklable and maps the same segment in the process that unpickles it. Nothing is
+copied and no server process relays operations (a :func:`multiprocessing.Manager` value costs
+a round trip per operation).
 
-Counter and value: a :class:`~concurrency_kit.sync._monitor.ProcessMonitor` segment (a robust
+Counter and value: a :class:`~concurrency_kit._core.monitor.ProcessMonitor` segment (a robust
 mutex, a header counting mutex recoveries, then this state)::
 
     offset  size  field
-    0       64    mutex       robust process-shared pthread mutex (only used in MUTEX mode)
+    0       64    mutex       robust process-shared pthread mutex (unused by the value)
     64      64    header      magic, kind, ..., mutex_recoveries
-    128     4     mode        ATOMIC (libatomic) or MUTEX, chosen by the creator for everyone
+    128     4     mode        ATOMIC (1): the value is only ever updated by atomic instructions
     132     1     typecode    the array-module type code
     136     8     value       the value, 8-byte aligned, in its own width (1, 2, 4 or 8 bytes)
 
-ATOMIC mode (libatomic is there, ``_atomic.py``): ``add`` is one ``__atomic_fetch_add_8``,
-``compare_and_set`` one ``__atomic_compare_exchange_N`` (floats compared as bit patterns),
-``set`` one ``__atomic_store_N``, ``get`` one aligned load. A process killed at any moment
-leaves the value as it was before or after its operation: there is no lock to leave held.
-
-MUTEX mode (no lock-free libatomic): every write holds the robust mutex; a reader loads the
-value directly (one aligned load cannot be torn). A process killed holding the mutex leaves
-the value as it was before or after its one store; the next caller gets ``EOWNERDEAD``, takes
-the mutex over and counts it (``statistics().mutex_recoveries``). The mode is written in the
-segment, so every process uses the creator's choice: mixing a hardware compare-and-swap with a
-mutex on one value would not be atomic.
+Every update is one hardware atomic instruction (``_core/atomics.py``): ``add`` a fetch-and-add,
+``compare_and_set`` a compare-and-swap (floats compared as bit patterns), ``set`` an atomic
+store, ``get`` one aligned load. A process killed at any moment leaves the value as it was
+before or after its operation: there is no lock to leave held. (Before the compiled core, a
+machine without a lock-free libatomic used the mutex instead: a segment in that mode, or in
+any mode but ATOMIC, is refused.)
 
 Array: a :class:`~concurrency_kit.ProcessRLock` (its own segment) and a data segment::
 
@@ -43,7 +38,7 @@ Lifecycle (both kinds): the creating handle owns the names. Its ``close()`` (or 
 or the resource tracker when the creator dies, however it dies) unlinks the segments; every
 process unmaps its mapping when its handles are closed or collected (a memoryview or NumPy
 array on an array's items keeps the items mapped until it goes). A process that only attached
-never unlinks anything (``_shm.py``, CPython issue 82300).
+never unlinks anything (``_core/shm.py``, CPython issue 82300).
 """
 
 from __future__ import annotations
@@ -55,12 +50,10 @@ import weakref
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from typing import Any, NoReturn
 
-from concurrency_kit import _serialize, _shm
+from concurrency_kit._core import atomics, serialize, shm
 from concurrency_kit._core.deadline import deadline_after
-from concurrency_kit._util import Closing
-from concurrency_kit.errors import SerializationError
-from concurrency_kit.state import _atomic
-from concurrency_kit.state._atomic import SEQ_CST
+from concurrency_kit._core.handles import Closed, Closing, ProcessHandle, drop_segment
+from concurrency_kit.errors import SerializationError, SharedMemoryCorruptError
 from concurrency_kit.state._base import (
     INT64_MAX,
     INT64_MIN,
@@ -73,12 +66,7 @@ from concurrency_kit.state._base import (
 )
 from concurrency_kit.state._hashtable import SharedHashTable, key_hash
 from concurrency_kit.state._mapping import MISSING, SharedDictCore, SharedDictStatistics
-from concurrency_kit.sync.process import (
-    ProcessRLock,
-    _Closed,
-    _drop_segment,
-    _ProcessPrimitive,
-)
+from concurrency_kit.sync import ProcessRLock
 
 __all__ = [
     "ProcessSharedArray",
@@ -93,7 +81,6 @@ _ATOMIC = 1
 _MUTEX = 2
 
 _INT64 = codec("q")
-_ONE = ctypes.c_int64(1)  # passed by value: never written
 
 
 class _ScalarState(ctypes.Structure):
@@ -107,33 +94,23 @@ class _ScalarState(ctypes.Structure):
 _VALUE_OFFSET = _ScalarState.value.offset
 
 
-def _raise_closed(*args: object) -> NoReturn:
-    raise ValueError("the shared container is closed")
+class _ProcessScalar(Closing, ProcessHandle):
+    """What the counter and the value share: the word, ``set``, ``get``, ``close``, ``with``.
 
-
-class _ProcessScalar(Closing, _ProcessPrimitive):
-    """What the counter and the value share: mode, views, ``set``, ``get``, ``close``, ``with``.
-
-    Hot-path fields (bound by :meth:`_bind`, replaced by :meth:`close`)::
-
-        _view      the value, a ctypes view of its type in the segment (loads; MUTEX stores)
-        _ptr       a pointer to it, passed to libatomic (keeps the mapping alive during a call)
-        _cas       __atomic_compare_exchange_N, or None in MUTEX mode
-        _store     __atomic_store_N, or None in MUTEX mode
+    ``_word`` is the value's :class:`~concurrency_kit._core.atomics.AtomicWord` (it keeps the
+    mapping alive during every call, and raises :exc:`ValueError` once closed); ``_view`` a
+    ctypes view of the value's type, for loads.
     """
 
     _STATE = _ScalarState
     _codec: Codec
     _view: Any
-    _ptr: Any
-    _cas: Any
-    _store: Any
+    _word: atomics.AtomicWord
 
     def _create_scalar(self, codec_: Codec, initial: Any) -> None:
         """Create the segment holding ``initial`` (already checked)."""
-        atomics = _atomic.load()
         state = self._create()
-        state.mode = _ATOMIC if atomics is not None else _MUTEX
+        state.mode = _ATOMIC
         state.typecode = codec_.typecode.encode()
         codec_.ctype.from_buffer(state, _VALUE_OFFSET).value = initial
         self._bind()
@@ -143,31 +120,16 @@ class _ProcessScalar(Closing, _ProcessPrimitive):
 
     def _bind(self) -> None:
         state = self._s
-        self._codec = codec(state.typecode.decode())
+        if state.mode != _ATOMIC:
+            raise SharedMemoryCorruptError(
+                f"{type(self).__qualname__} {self._name}: its segment is in mode "
+                f"{state.mode}, not the atomic mode this version updates values in"
+            )
+        self._codec = codec(state.typecode.decode("latin-1"))
         self._view = self._codec.ctype.from_buffer(state, _VALUE_OFFSET)
-        self._ptr = ctypes.pointer(self._view)
-        if state.mode == _ATOMIC:
-            atomics = _atomic.load()
-            if atomics is None:  # pragma: no cover - the creator's machine has it, we do not
-                raise RuntimeError(
-                    f"{type(self).__qualname__} {self._name} is updated with libatomic, which "
-                    "this process cannot load"
-                )
-            self._atomics(atomics)
-        else:
-            self._cas = self._store = None
-            self._mutex_mode()
-
-    def _atomics(self, atomics: _atomic.Atomics) -> None:
-        self._cas = atomics.cas[self._codec.itemsize]
-        self._store = atomics.store[self._codec.itemsize]
-
-    def _mutex_mode(self) -> None:
-        """Hook: the subclass clears its own atomic functions."""
-
-    @property
-    def _lock_free(self) -> bool:
-        return bool(self._s.mode == _ATOMIC)
+        self._word = atomics.AtomicWord(
+            self._view, ctypes.addressof(self._view), self._codec.itemsize
+        )
 
     def get(self) -> Any:
         """Return the value (one aligned load from shared memory)."""
@@ -182,17 +144,7 @@ class _ProcessScalar(Closing, _ProcessPrimitive):
             ValueError: the handle is closed.
         """
         codec_ = self._codec
-        checked = codec_.check(value)
-        store = self._store
-        if store is not None:
-            store(self._ptr, codec_.arg(checked), SEQ_CST)
-            return
-        m = self._m
-        m.enter()
-        try:
-            self._view.value = checked
-        finally:
-            m.exit()
+        self._word.store(codec_.bits(codec_.check(value)))
 
     def compare_and_set(self, expected: Any, new: Any) -> bool:
         """Set the value to ``new`` if it is ``expected`` (same bits), atomically.
@@ -211,23 +163,7 @@ class _ProcessScalar(Closing, _ProcessPrimitive):
             expected = codec_.check(expected)
         except OverflowError:
             return False  # the value cannot hold it, so does not
-        cas = self._cas
-        if cas is not None:
-            return bool(
-                cas(
-                    self._ptr, ctypes.byref(codec_.arg(expected)), codec_.arg(new), SEQ_CST, SEQ_CST
-                )
-            )
-        m = self._m
-        m.enter()
-        try:
-            view = self._view
-            if not codec_.same(view.value, expected):
-                return False
-            view.value = new
-            return True
-        finally:
-            m.exit()
+        return self._word.compare_exchange(codec_.bits(expected), codec_.bits(new))
 
     def close(self) -> None:
         """Release this process's mapping (idempotent).
@@ -238,25 +174,19 @@ class _ProcessScalar(Closing, _ProcessPrimitive):
         creating process exits, however it exits. Using a closed handle raises
         :exc:`ValueError`.
         """
-        closed = _Closed(f"{type(self).__qualname__} {self._name}")
-        # Functions first: a thread still in a call either has the real function and a live
-        # pointer, or gets the error; never a function with a dangling argument.
-        self._close_functions()
-        self._view = self._ptr = closed
+        what = f"{type(self).__qualname__} {self._name}"
+        # The word first: a thread still in a call holds the mapping through it.
+        self._word.close(f"{what} is closed")
+        self._view = Closed(what)
         super().close()
-
-    def _close_functions(self) -> None:
-        if self._cas is not None:
-            self._cas = self._store = _raise_closed
 
 
 class ProcessSharedCounter(_ProcessScalar):
     """A 64-bit signed integer that processes update atomically, in shared memory.
 
-    :meth:`add` is one hardware atomic instruction (libatomic's ``__atomic_fetch_add_8``): no
-    lock, no server process, and no lock for a killed process to leave held. Without a
-    lock-free libatomic the counter falls back to a robust mutex (see
-    :meth:`statistics`). The same API as :class:`ThreadSharedCounter`.
+    :meth:`add` is one hardware atomic instruction (a fetch-and-add): no lock, no server
+    process, and no lock for a killed process to leave held. The same API as
+    :class:`ThreadSharedCounter`.
 
     A picklable handle: pass it to a :class:`~concurrency_kit.ProcessPool` task or to a
     :class:`multiprocessing.Process` with any start method, and the other process updates the
@@ -273,7 +203,6 @@ class ProcessSharedCounter(_ProcessScalar):
     """
 
     _KIND = _KIND_COUNTER
-    _fetch_add: Any
 
     def __init__(self, initial: int = 0) -> None:
         """Create a counter holding ``initial``.
@@ -281,22 +210,9 @@ class ProcessSharedCounter(_ProcessScalar):
         Raises:
             TypeError: ``initial`` is not an integer.
             OverflowError: it is outside the signed 64-bit range.
-            NotImplementedError: the platform has no robust process-shared mutexes we support.
             OSError: the shared-memory segment could not be created.
         """
         self._create_scalar(_INT64, _INT64.check(initial))
-
-    def _atomics(self, atomics: _atomic.Atomics) -> None:
-        super()._atomics(atomics)
-        self._fetch_add = atomics.fetch_add_8
-
-    def _mutex_mode(self) -> None:
-        self._fetch_add = None
-
-    def _close_functions(self) -> None:
-        super()._close_functions()
-        if self._fetch_add is not None:
-            self._fetch_add = _raise_closed
 
     def get(self) -> int:
         """Return the value (one aligned load from shared memory)."""
@@ -328,21 +244,7 @@ class ProcessSharedCounter(_ProcessScalar):
         """
         if type(n) is not int or not INT64_MIN <= n <= INT64_MAX:
             n = _INT64.check(n)
-        fetch_add = self._fetch_add
-        if fetch_add is not None:
-            new: int = fetch_add(self._ptr, _ONE if n == 1 else ctypes.c_int64(n), SEQ_CST) + n
-        else:
-            m = self._m
-            m.enter()
-            try:
-                view = self._view
-                new = view.value + n
-                if not INT64_MIN <= new <= INT64_MAX:
-                    new = wrap_int64(new)
-                view.value = new
-            finally:
-                m.exit()
-            return new
+        new: int = self._word.add(n) + n
         if not INT64_MIN <= new <= INT64_MAX:
             new = wrap_int64(new)
         return new
@@ -364,7 +266,7 @@ class ProcessSharedCounter(_ProcessScalar):
             ValueError: the handle is closed.
         """
         return SharedCounterStatistics(
-            value=self.get(), lock_free=self._lock_free, mutex_recoveries=self._m.mutex_recoveries
+            value=self.get(), lock_free=True, mutex_recoveries=self._m.mutex_recoveries
         )
 
     def _describe(self) -> str:
@@ -378,8 +280,7 @@ class ProcessSharedValue(_ProcessScalar):
     around every read-modify-write, and passable to any process, not only inherited).
     :meth:`compare_and_set` is one hardware compare-and-swap for every type code (1, 2, 4 or
     8 bytes); floats are compared as bit patterns, so ``-0.0`` differs from ``0.0`` and a NaN
-    matches itself. Without a lock-free libatomic every update holds a robust mutex instead
-    (see :meth:`statistics`). The same API as :class:`ThreadSharedValue`; a picklable handle,
+    matches itself. The same API as :class:`ThreadSharedValue`; a picklable handle,
     like :class:`ProcessSharedCounter`.
 
     Example::
@@ -404,7 +305,6 @@ class ProcessSharedValue(_ProcessScalar):
             ValueError: ``typecode`` is not one of these.
             TypeError: ``initial`` is not a number of the code's kind.
             OverflowError: it is outside the code's range.
-            NotImplementedError: the platform has no robust process-shared mutexes we support.
             OSError: the shared-memory segment could not be created.
         """
         codec_ = codec(typecode)
@@ -424,7 +324,7 @@ class ProcessSharedValue(_ProcessScalar):
         return SharedValueStatistics(
             typecode=self._codec.typecode,
             value=self.get(),
-            lock_free=self._lock_free,
+            lock_free=True,
             mutex_recoveries=self._m.mutex_recoveries,
         )
 
@@ -446,7 +346,7 @@ class _ArrayHeader(ctypes.Structure):
     )
 
 
-class _ClosedLock(_Closed):
+class _ClosedLock(Closed):
     """The lock of a closed array: ``with`` on it raises :exc:`ValueError` too."""
 
     __slots__ = ()
@@ -458,9 +358,9 @@ class _ClosedLock(_Closed):
         pass
 
 
-def _drop_array(lock: ProcessRLock, segment: _shm.Segment, creator: bool) -> None:
+def _drop_array(lock: ProcessRLock, segment: shm.Segment, creator: bool) -> None:
     lock.close()
-    _drop_segment(segment, creator)
+    drop_segment(segment, creator)
 
 
 def _attach_array(lock: ProcessRLock, name: str, typecode: str, length: int) -> ProcessSharedArray:
@@ -468,7 +368,7 @@ def _attach_array(lock: ProcessRLock, name: str, typecode: str, length: int) -> 
     codec_ = codec(typecode)
     try:
         try:
-            segment = _shm.attach(name, _DATA_OFFSET + length * codec_.itemsize)
+            segment = shm.attach(name, _DATA_OFFSET + length * codec_.itemsize)
         except FileNotFoundError:
             raise FileNotFoundError(
                 f"the shared array {name!r} no longer exists: the process that created it "
@@ -531,7 +431,6 @@ class ProcessSharedArray(ArrayCore, Closing):
             ValueError: a bad type code, or a negative length.
             TypeError: an item is not a number of the code's kind.
             OverflowError: an item is outside the code's range.
-            NotImplementedError: the platform has no robust process-shared mutexes we support.
             OSError: the shared-memory segments could not be created.
         """
         codec_ = codec(typecode)
@@ -545,7 +444,7 @@ class ProcessSharedArray(ArrayCore, Closing):
             length = len(items)
         lock = ProcessRLock()
         try:
-            segment = _shm.create(_DATA_OFFSET + length * codec_.itemsize)
+            segment = shm.create(_DATA_OFFSET + length * codec_.itemsize)
         except BaseException:
             lock.close()
             raise
@@ -561,7 +460,7 @@ class ProcessSharedArray(ArrayCore, Closing):
         self,
         codec_: Codec,
         lock: ProcessRLock,
-        segment: _shm.Segment,
+        segment: shm.Segment,
         length: int,
         *,
         creator: bool,
@@ -600,17 +499,17 @@ class ProcessSharedArray(ArrayCore, Closing):
         Using a closed handle raises :exc:`ValueError`.
         """
         what = f"{type(self).__qualname__} {self._name}"
-        self._mv = _Closed(what)
+        self._mv = Closed(what)
         self._lock = _ClosedLock(what)  # type: ignore[assignment]
         self._finalizer()
 
     def __repr__(self) -> str:
         cls = type(self)
-        state = "closed" if isinstance(self._mv, _Closed) else self._describe()
+        state = "closed" if isinstance(self._mv, Closed) else self._describe()
         return f"<{cls.__module__}.{cls.__qualname__} {state} {self._name} at {id(self):#x}>"
 
     def __reduce__(self) -> tuple[Any, tuple[ProcessRLock, str, str, int]]:
-        if isinstance(self._mv, _Closed):
+        if isinstance(self._mv, Closed):
             raise ValueError(f"cannot pickle a closed {type(self).__qualname__}")
         return _attach_array, (self._lock, self._name, self._codec.typecode, self._length)
 
@@ -646,7 +545,7 @@ def _encode_key(key: Any) -> bytes:
         return b"t" + b"".join(len(part).to_bytes(4, "little") + part for part in parts)
     hash(key)  # an unhashable key is refused as a dict refuses it
     buffer = io.BytesIO()
-    pickler = pickle.Pickler(buffer, protocol=_serialize.PROTOCOL)
+    pickler = pickle.Pickler(buffer, protocol=serialize.PROTOCOL)
     pickler.fast = True  # no memo: the bytes depend on the value only
     try:
         pickler.dump(key)
@@ -710,7 +609,7 @@ def _decode_value(key_data: bytes, data: bytes) -> Any:
     try:
         if data[-1:] != b".":  # every pickle ends with STOP: a wrong length is seen here
             raise pickle.UnpicklingError("the stored pickle does not end where it should")
-        return _serialize.loads(data)
+        return serialize.loads(data)
     except Exception as exc:
         try:
             key = repr(_decode_key(key_data))
@@ -931,7 +830,6 @@ class ProcessSharedDict(SharedDictCore, Closing):
         """Create a dict in a new shared-memory segment, filled from ``data`` as ``dict()``.
 
         Raises:
-            NotImplementedError: the platform has no robust process-shared mutexes we support.
             OSError: the segment could not be created.
             SerializationError: a key or value of ``data`` cannot be pickled (nothing leaks).
         """
@@ -964,7 +862,7 @@ class ProcessSharedDict(SharedDictCore, Closing):
     def _store(self, key: Any, value: Any) -> None:
         data = _encode_key(key)
         self._table.set(
-            data, key_hash(data), _serialize.dumps_value(value, "into a ProcessSharedDict")
+            data, key_hash(data), serialize.dumps_value(value, "into a ProcessSharedDict")
         )
 
     def _remove(self, key: Any) -> bool:
@@ -976,7 +874,7 @@ class ProcessSharedDict(SharedDictCore, Closing):
 
     def _store_many(self, pairs: list[tuple[Any, Any]]) -> None:
         # Everything is pickled before anything is stored: bad input leaves the dict unchanged.
-        dumps = _serialize.dumps_value
+        dumps = serialize.dumps_value
         encoded = []
         for key, value in pairs:
             data = _encode_key(key)

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from concurrency_kit._core.deadline import deadline_after, remaining, wait_slice
-from concurrency_kit._util import Closing
+from concurrency_kit._core.handles import Closing, ThreadHandle
 from concurrency_kit.state._base import (
     ArrayCore,
     Codec,
@@ -40,14 +40,14 @@ from concurrency_kit.state._base import (
     wrap_int64,
 )
 from concurrency_kit.state._mapping import MISSING, SharedDictCore, SharedDictStatistics
-from concurrency_kit.sync.thread import ThreadRLock, _ThreadPrimitive
+from concurrency_kit.sync import ThreadRLock
 
 __all__ = ["ThreadSharedArray", "ThreadSharedCounter", "ThreadSharedDict", "ThreadSharedValue"]
 
 _INT64 = codec("q")
 
 
-class _ThreadContainer(Closing, _ThreadPrimitive):
+class _ThreadContainer(Closing, ThreadHandle):
     """``close()`` (nothing to release), no pickling, a repr, and ``with`` closing it."""
 
     __slots__ = ()

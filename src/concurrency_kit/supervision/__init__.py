@@ -1,7 +1,7 @@
 """Supervision — the Crash Impact row: OTP supervisors with the same API for both models.
 
 ``_spec.py`` holds the values (child specs, policies, events, :func:`current_child`),
-``_core.py`` the restart algorithm written once, ``thread.py`` and ``process.py`` the runners
+``_restart.py`` the restart algorithm written once, ``thread.py`` and ``process.py`` the runners
 that start, stop and watch each model's children.
 """
 

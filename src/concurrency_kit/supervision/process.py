@@ -22,7 +22,7 @@ says. ``spawn`` returns once the child has said ``RUNNING`` (it has its assignme
 SIGTERM handler): a child reported started is not a standby still waiting for its pipe.
 Stopping a child sends SIGTERM, waits its ``shutdown`` time, then SIGKILL (``BRUTAL_KILL``:
 SIGKILL at once). A child whose supervising process dies, however it dies, exits at once
-(``_lifeline.py``), so no child outlives its supervisor.
+(``_core/lifeline.py``), so no child outlives its supervisor.
 
 Thread safety: the loop thread waits on *duplicates* of the pidfds, taken under the runner's
 lock, so a child reaped and closed by another thread (``terminate_child``) cannot have its
@@ -41,12 +41,12 @@ import traceback
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from concurrency_kit import _serialize
+from concurrency_kit._core import serialize
 from concurrency_kit._core.deadline import deadline_after, remaining, wait_slice
-from concurrency_kit._lifeline import watch_parent
-from concurrency_kit._util import mp_context
+from concurrency_kit._core.lifeline import watch_parent
+from concurrency_kit._core.util import mp_context
 from concurrency_kit.pools.process import default_start_method
-from concurrency_kit.supervision._core import SupervisorCore
+from concurrency_kit.supervision._restart import SupervisorCore
 from concurrency_kit.supervision._spec import (
     ChildContext,
     ChildSpec,
@@ -87,7 +87,7 @@ def _standby_main(alive: Connection, assignments: Connection, result: Connection
     signal.signal(signal.SIGTERM, lambda signum, frame: context.request_stop())
     try:
         result.send(RUNNING)  # spawn() returns now: from here on, this process is the child
-        target, args, kwargs = _serialize.loads(payload)
+        target, args, kwargs = serialize.loads(payload)
         target(*args, **(kwargs or {}))
     except Shutdown:
         pass
@@ -172,7 +172,7 @@ _STANDBY = ChildSpec("standby", int)  # the spec of a standby's handle, when one
 
 
 class _ProcessRunner:
-    """Runs process children for a supervisor (the ``Runner`` of ``_core.py``)."""
+    """Runs process children for a supervisor (the ``Runner`` of ``_restart.py``)."""
 
     def __init__(self, name: str, context: Any) -> None:
         self._name = name
@@ -232,7 +232,7 @@ class _ProcessRunner:
                 raise RuntimeError(f"child {spec.id!r} not started: the supervisor is stopping")
 
     def spawn(self, spec: ChildSpec) -> _ProcessHandle:
-        payload = _serialize.dumps_call(spec.target, spec.args, spec.kwargs)
+        payload = serialize.dumps_call(spec.target, spec.args, spec.kwargs)
         standby: _Standby | None = (
             self._standbys.popleft() if self._standbys else self._start_standby()
         )

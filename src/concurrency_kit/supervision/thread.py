@@ -6,7 +6,7 @@ thread puts its handle on the runner's exit queue, which the supervisor's loop w
     spawn(spec) ── starts the thread, waits until it runs the target ──> handle
     child thread:  running.set(); target(*args, **kwargs) ── returns / raises ──>
                    done (under the runner's condition), exits.put(handle)
-    loop thread:   exits.get() ──> _on_exit(handle)   (``_core.py``)
+    loop thread:   exits.get() ──> _on_exit(handle)   (``_restart.py``)
 
 A child thread blocks SIGINT (Ctrl-C is the supervising program's, as a process child ignores
 it), so that the signal reaches the main thread blocked in ``stop()`` or ``wait()``.
@@ -31,7 +31,7 @@ import traceback
 from typing import Any
 
 from concurrency_kit._core.deadline import deadline_after, remaining, wait_slice
-from concurrency_kit.supervision._core import SupervisorCore, leave_ctrl_c_to_the_main_thread
+from concurrency_kit.supervision._restart import SupervisorCore, leave_ctrl_c_to_the_main_thread
 from concurrency_kit.supervision._spec import (
     BRUTAL_KILL,
     ChildContext,
@@ -82,7 +82,7 @@ class _ThreadHandle:
 
 
 class _ThreadRunner:
-    """Runs thread children for a supervisor (the ``Runner`` of ``_core.py``)."""
+    """Runs thread children for a supervisor (the ``Runner`` of ``_restart.py``)."""
 
     def __init__(self, name: str) -> None:
         self._name = name

@@ -1,8 +1,8 @@
 """Synchronization — the Synchronization row: the same primitives for both models.
 
 ``thread.py`` and ``process.py`` hold one class per primitive and model; the locks are built
-there, every other primitive is its algorithm from ``_core.py`` running on the model's monitor
-(``_monitor.py``).
+there, every other primitive is its algorithm from ``_algorithms.py`` running on the model's monitor
+(``_core/monitor.py``).
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """The process column of the synchronization row.
 
-The locks are built here; every other primitive is its algorithm from ``_core.py`` on a
-:class:`~concurrency_kit.sync._monitor.ProcessMonitor` (one shared-memory segment holding its
+The locks are built here; every other primitive is its algorithm from ``_algorithms.py`` on a
+:class:`~concurrency_kit._core.monitor.ProcessMonitor` (one shared-memory segment holding its
 state and its waiters), plus what only processes need: picklable handles and the reclaiming of
 what a dead process held (``_repair``). ``ProcessGuarded`` is a :class:`ProcessRLock` and a
 segment holding the pickled value.
 
-A lock is a small shared-memory segment (``/dev/shm/ck_<hex>``, mode 0600, see ``_shm.py``)
-holding a robust, process-shared pthread mutex (``_robust.py``) and its counters::
+A lock is a small shared-memory segment (``/dev/shm/ck_<hex>``, mode 0600, see ``_core/shm.py``)
+holding a robust, process-shared pthread mutex (``_core/mutex.py``) and its counters::
 
     offset  size  field
     0       64    mutex       pthread_mutex_t (40 B on x86_64, 48 B on aarch64): the lock itself;
@@ -57,14 +57,16 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any, ClassVar, NoReturn, TypeVar, cast
 
-from concurrency_kit import _serialize, _shm
+from concurrency_kit._core import atomics, mutex, registry, serialize, shm
+from concurrency_kit._core._native import LockHandle
+from concurrency_kit._core.handles import Closed, ProcessHandle, drop_segment
+from concurrency_kit._core.liveness import process_alive, thread_alive
+from concurrency_kit._core.monitor import SLOTS, ProcessMonitor
+from concurrency_kit._core.mutex import EBUSY, EOWNERDEAD, EPERM, ETIMEDOUT
 from concurrency_kit.errors import LockOwnerDiedWarning
-from concurrency_kit.sync import _robust
-from concurrency_kit.sync._base import ConditionStatistics, LockStatistics, check_acquire_args
-from concurrency_kit.sync._core import (
+from concurrency_kit.sync._algorithms import (
     _ACTING,
     _ARRIVING,
     _DRAINING,
@@ -87,17 +89,7 @@ from concurrency_kit.sync._core import (
     SemaphoreCore,
     SemaphoreState,
 )
-from concurrency_kit.sync._monitor import SLOTS, ProcessMonitor
-from concurrency_kit.sync._robust import (
-    EBUSY,
-    EOWNERDEAD,
-    EPERM,
-    ETIMEDOUT,
-    FUTEX_TID_MASK,
-    MutexWords,
-    process_alive,
-    thread_alive,
-)
+from concurrency_kit.sync._base import ConditionStatistics, LockStatistics, check_acquire_args
 
 __all__ = [
     "ProcessBarrier",
@@ -120,8 +112,6 @@ _MUTEX_OFFSET = 0
 _META_OFFSET = 64  # one mutex per 64-byte cache line
 _HEADER_OFFSET = 128
 _WAITER_SLOTS = 32
-_SLICE_NS = 100_000_000
-"""Blocking waits are cut into slices this long (ns), so that signal handlers (Ctrl-C) run."""
 
 
 class _WaiterSlot(ctypes.Structure):
@@ -144,137 +134,92 @@ class _Header(ctypes.Structure):
 
 _SEGMENT_SIZE = _HEADER_OFFSET + ctypes.sizeof(_Header)
 
-# This process's id, read on the hot path; a forked child updates it (see _after_fork).
+# This process's id, read on the slow path; a forked child updates it (see _after_fork).
 _pid = os.getpid()
-# Per process: segment name -> its mapping, shared by every handle of that lock here.
-_registry: dict[str, _Mapping] = {}
-_registry_lock = threading.Lock()
-# Mappings whose mutex a thread of this process held when their last handle went away.
-_pinned: list[_Mapping] = []
 
 
 def _after_fork() -> None:
-    global _pid, _registry_lock
+    global _pid
     _pid = os.getpid()
-    _registry_lock = threading.Lock()  # another thread may have held it at fork time
 
 
 os.register_at_fork(after_in_child=_after_fork)
 
 
-def _raise_closed(*args: object) -> NoReturn:
-    raise ValueError("the lock is closed")
-
-
-class _Mapping:
+class _LockMapping(registry.Mapping):
     """This process's view of one lock segment (see the module docstring)."""
 
-    __slots__ = (
-        "consistent",
-        "handles",
-        "header",
-        "kind",
-        "lock",
-        "lock_until",
-        "meta",
-        "name",
-        "ptr",
-        "segment",
-        "trylock",
-        "unlock",
-        "words",
-    )
+    __slots__ = ("header", "kind", "meta")
 
-    def __init__(self, segment: _shm.Segment, pthread: _robust.Pthread) -> None:
-        self.segment = segment
-        self.name = segment.name
-        self.handles = 1
-        buffer = segment.buffer
-        self.words = MutexWords.from_buffer(buffer, _MUTEX_OFFSET)
-        # A pointer object keeps the view, hence the mapping, alive during every call made with
-        # it: a handle closed by another thread cannot unmap the memory under a running call.
-        self.ptr: Any = ctypes.pointer(self.words)
-        self.meta: Any = ctypes.pointer(MutexWords.from_buffer(buffer, _META_OFFSET))
-        self.header = _Header.from_buffer(buffer, _HEADER_OFFSET)
+    def __init__(self, segment: shm.Segment) -> None:
+        super().__init__(segment, _MUTEX_OFFSET)
+        self.meta = segment.address + _META_OFFSET
+        self.header = _Header.from_buffer(segment.buffer, _HEADER_OFFSET)
         self.kind = 0
-        self.trylock: Any = pthread.trylock
-        self.unlock: Any = pthread.unlock
-        self.lock: Any = pthread.lock
-        self.consistent: Any = pthread.consistent
-        self.lock_until = pthread.lock_until
 
     @classmethod
-    def create(cls, kind: int) -> _Mapping:
-        pthread = _robust.load()
-        segment = _shm.create(_SEGMENT_SIZE)
+    def create(cls, kind: int) -> _LockMapping:
+        segment = shm.create(_SEGMENT_SIZE)
         try:
-            m = cls(segment, pthread)
-            pthread.init_mutex(m.ptr, recursive=kind == _KIND_RLOCK)
-            pthread.init_mutex(m.meta, recursive=False)
+            m = cls(segment)
+            mutex.init(m.mutex_address, recursive=kind == _KIND_RLOCK)
+            mutex.init(m.meta, recursive=False)
             m.header.kind = m.kind = kind
             m.header.magic = _MAGIC  # last: the segment is complete
         except BaseException:
             segment.unlink()
             raise
-        with _registry_lock:
-            _registry[m.name] = m
-        return m
+        return _registry.add(m)
 
     @classmethod
-    def attach(cls, name: str, kind: int) -> _Mapping:
-        with _registry_lock:
-            m = _registry.get(name)
-            if m is not None:
-                m.handles += 1
-                return m
-            pthread = _robust.load()
+    def attach(cls, name: str, kind: int) -> _LockMapping:
+        def attach() -> _LockMapping:
             try:
-                segment = _shm.attach(name, _SEGMENT_SIZE)
+                segment = shm.attach(name, _SEGMENT_SIZE)
             except FileNotFoundError:
                 raise FileNotFoundError(
                     f"the process lock {name!r} no longer exists: the process that created it "
                     "closed it or exited"
                 ) from None
-            m = cls(segment, pthread)
+            m = cls(segment)
             if m.header.magic != _MAGIC or m.header.kind != kind:
                 raise ValueError(f"segment {name!r} does not hold a process lock of this kind")
             m.kind = kind
-            _registry[name] = m
             return m
 
-    @classmethod
-    def closed(cls) -> _Mapping:
-        """The stand-in of a closed handle: its hot-path calls raise :exc:`ValueError`."""
-        m = cls.__new__(cls)
-        m.trylock = m.unlock = _raise_closed
-        m.ptr = None
-        return m
+        return _registry.open(name, attach)
+
+    def field(self, name: str) -> int:
+        """The address of the header field ``name`` in this process."""
+        offset: int = getattr(_Header, name).offset
+        return ctypes.addressof(self.header) + offset
 
     def holder_tid(self) -> int:
-        return int(self.words.lock) & FUTEX_TID_MASK
+        return mutex.holder(self.mutex_address)
 
-    def held_here(self) -> bool:
-        """Whether a live thread of this process holds the mutex."""
-        tid = self.holder_tid()
-        return tid != 0 and os.path.exists(f"/proc/self/task/{tid}")
+    def acquired(self) -> None:
+        """Record an acquisition by the calling thread, which now holds the mutex."""
+        h = self.header
+        h.owner_pid = _pid
+        h.acquisitions += 1
+
+    def count_contention(self) -> None:
+        atomics.add(self.field("contentions"), 1)  # also counted by the C fast path
 
     # -- the waiter fields, under the meta mutex --------------------------------------------
 
     def _meta_enter(self) -> None:
-        rc = self.lock(self.meta)
+        rc = mutex.trylock(self.meta)
+        if rc and rc != EOWNERDEAD:
+            rc = mutex.acquire(self.meta, None)
         if rc == EOWNERDEAD:  # died inside a few lines of counting: the counts are still fine
-            self.consistent(self.meta)
-        elif rc:
-            raise OSError(rc, f"pthread_mutex_lock: {os.strerror(rc)}")
+            mutex.consistent(self.meta)
 
-    def contend(self, waiting: bool) -> int:
-        """Count a contention and, if ``waiting``, a waiter; return its slot (-1: overflow)."""
+    def _add_waiter(self) -> int:
+        """Count a waiter of this process; return its slot (-1: overflow)."""
         h = self.header
         self._meta_enter()
         try:
-            h.contentions += 1
-            if not waiting:
-                return -1
             slots = h.slots
             free = -1
             for i in range(_WAITER_SLOTS):
@@ -295,9 +240,9 @@ class _Mapping:
             slots[free].count = 1
             return free
         finally:
-            self.unlock(self.meta)
+            mutex.unlock(self.meta)
 
-    def uncontend(self, slot: int) -> None:
+    def _remove_waiter(self, slot: int) -> None:
         h = self.header
         self._meta_enter()
         try:
@@ -309,7 +254,7 @@ class _Mapping:
                 if entry.count <= 0:
                     entry.pid = entry.count = 0
         finally:
-            self.unlock(self.meta)
+            mutex.unlock(self.meta)
 
     def waiters_and_contentions(self) -> tuple[int, int]:
         h = self.header
@@ -317,78 +262,76 @@ class _Mapping:
         try:
             counts = [(s.pid, s.count) for s in h.slots if s.pid]
             overflow = h.overflow_waiters
-            contentions = h.contentions
         finally:
-            self.unlock(self.meta)
-        return sum(count for pid, count in counts if process_alive(pid)) + overflow, contentions
+            mutex.unlock(self.meta)
+        waiters = sum(count for pid, count in counts if process_alive(pid)) + overflow
+        return waiters, atomics.load(self.field("contentions"), 8)
 
     def wait(self, wait: float | None) -> int:
-        """Wait for the mutex for ``wait`` seconds (``None``: for ever), counting the wait.
+        """Wait for the mutex for ``wait`` seconds (``None``: for ever), counted as a waiter.
 
         Returns:
-            0 or ``EOWNERDEAD`` (locked), ``ETIMEDOUT`` or ``EBUSY`` (not locked).
+            0 or ``EOWNERDEAD`` (locked), ``ETIMEDOUT`` (not locked).
         """
-        slot = self.contend(waiting=wait != 0)
         if wait == 0:
-            return EBUSY
+            return ETIMEDOUT
+        slot = self._add_waiter()
         try:
-            # ``wait`` passed check_timeout: finite, at most MAX_TIMEOUT, so the deadline is an
-            # int a timespec holds; every call below waits one bounded slice at most.
-            now = time.monotonic_ns()
-            deadline = None if wait is None else now + int(wait * 1e9)
-            while True:
-                slice_end = time.monotonic_ns() + _SLICE_NS
-                if deadline is not None and deadline <= slice_end:
-                    return int(self.lock_until(self.ptr, deadline))
-                rc = int(self.lock_until(self.ptr, slice_end))
-                if rc != ETIMEDOUT:
-                    return rc
+            # ``wait`` passed check_timeout: finite, at most MAX_TIMEOUT.
+            deadline = None if wait is None else time.monotonic_ns() + int(wait * 1e9)
+            return mutex.acquire(self.mutex_address, deadline)
         finally:
-            self.uncontend(slot)
+            self._remove_waiter(slot)
 
 
-def _drop_handle(m: _Mapping, creator: bool) -> None:
+_registry: registry.Registry[_LockMapping] = registry.Registry()
+
+
+def _drop_handle(m: _LockMapping, creator: bool) -> None:
     """Forget one handle of ``m``: the creator's unlinks the name, the last one unmaps."""
-    with _registry_lock:
-        m.handles -= 1
-        last = m.handles == 0
-        if last and _registry.get(m.name) is m:
-            del _registry[m.name]
     if creator:
         m.segment.unlink()  # in the creating process only: a forked copy is no creator
-    if last and m.held_here():
-        # Unmapping would leave the holder's robust list pointing at unmapped memory.
-        _pinned.append(m)
-    # Otherwise the mapping goes with the last reference to ``m``: now, or when a call that is
-    # still running (and holds ``m``) returns.
+    _registry.release(m)
 
 
 def _attach(kind: int, name: str) -> _ProcessLockBase:
     """Unpickle a process lock handle: map the segment ``name`` in this process."""
     cls = ProcessRLock if kind == _KIND_RLOCK else ProcessLock
     handle = cls.__new__(cls)
-    handle._setup(_Mapping.attach(name, kind), creator=False)
+    handle._setup(_LockMapping.attach(name, kind), creator=False)
     return handle
 
 
-class _ProcessLockBase:
-    """What both process locks share: the handle, the slow path and the read-only methods."""
+class _ProcessLockBase(LockHandle):
+    """What both process locks share: the handle, the slow paths and the read-only methods.
+
+    ``acquire()`` without arguments, ``release()`` and ``with`` run in C (``LockHandle``,
+    ``_core/_native.c``): one ``pthread_mutex_trylock`` or ``unlock`` and the holder's
+    bookkeeping. Everything else comes here: other arguments (:meth:`_acquire_slow` with ``rc``
+    ``None``), a busy, dead or failing mutex, a closed handle.
+    """
 
     __slots__ = ("__weakref__", "_finalizer", "_m", "_name")
     _kind: ClassVar[int]
-    _CLOSED: ClassVar[_Mapping] = _Mapping.closed()
 
     def __init__(self) -> None:
-        self._setup(_Mapping.create(self._kind), creator=True)
+        self._setup(_LockMapping.create(self._kind), creator=True)
 
-    def _setup(self, m: _Mapping, *, creator: bool) -> None:
-        self._m = m
+    def _setup(self, m: _LockMapping, *, creator: bool) -> None:
+        self._m: _LockMapping | None = m
         self._name = m.name
+        self._bind(
+            m,
+            m.mutex_address,
+            m.field("owner_pid"),
+            m.field("acquisitions"),
+            m.field("contentions"),
+        )
         self._finalizer = weakref.finalize(self, _drop_handle, m, creator)
 
-    def _open(self) -> _Mapping:
+    def _open(self) -> _LockMapping:
         m = self._m
-        if m is self._CLOSED:
+        if m is None:
             raise ValueError(f"{type(self).__qualname__} is closed")
         return m
 
@@ -400,41 +343,42 @@ class _ProcessLockBase:
         handle that is garbage collected is closed by a finalizer, and the segment is removed
         when the creating process exits, however it exits.
         """
-        self._m = self._CLOSED
+        self._m = None
+        self._bind(None)
         self._finalizer()
 
-    def _acquire_slow(self, m: _Mapping, blocking: bool, timeout: object, rc: int) -> bool:
-        """Acquire after a first try (already made when ``rc`` is not ``EBUSY``) did not."""
+    def _acquire_slow(self, blocking: bool, timeout: object, rc: int | None) -> bool:
+        """Acquire after the C fast path did not: ``rc`` is its ``trylock``'s result (its
+        contention counted), or ``None`` when it made no try (arguments were given)."""
         wait = check_acquire_args(blocking, timeout)  # before anything else: may raise
-        if rc == EBUSY:
-            # Not tried yet (a timeout was given), or busy: try (again), then wait.
-            rc = m.trylock(m.ptr)
+        m = self._open()
+        if rc is None:
+            rc = mutex.trylock(m.mutex_address)
+            if rc == EBUSY:
+                m.count_contention()
         if rc == EBUSY:
             rc = m.wait(wait)
-            if rc in (EBUSY, ETIMEDOUT):
+            if rc == ETIMEDOUT:
                 return False
         if rc == EOWNERDEAD:
             self._recover(m)
         elif rc:
             raise OSError(rc, f"pthread_mutex_lock: {os.strerror(rc)}")
         else:
-            h = m.header
-            h.owner_pid = _pid
-            h.acquisitions += 1
+            m.acquired()
         if self._m is not m:
             self._closed_while_acquiring(m)
         return True
 
-    def _recover(self, m: _Mapping) -> None:
+    def _recover(self, m: _LockMapping) -> None:
         """Take over a mutex whose holder died (we hold it, ``EOWNERDEAD``); then warn."""
         h = m.header
         dead_pid = h.owner_pid
-        rc = m.consistent(m.ptr)
+        rc = mutex.consistent(m.mutex_address)
         if rc:  # pragma: no cover - only fails if we did not get EOWNERDEAD
-            m.unlock(m.ptr)
+            mutex.unlock(m.mutex_address)
             raise OSError(rc, f"pthread_mutex_consistent: {os.strerror(rc)}")
-        h.owner_pid = _pid
-        h.acquisitions += 1
+        m.acquired()
         h.owner_deaths += 1
         holder = "a thread of this process" if dead_pid == _pid else f"process {dead_pid}"
         try:
@@ -444,17 +388,26 @@ class _ProcessLockBase:
                     f"({holder}) died or exited holding it; the caller now holds it. "
                     "The data it protects may be half-updated."
                 ),
-                stacklevel=4,  # warn <- _recover <- _acquire_slow <- acquire <- the caller
+                stacklevel=3,  # warn <- _recover <- _acquire_slow <- (C acquire) the caller
             )
         except BaseException:
             # Warnings turned into errors: do not leave the lock held by a caller that sees
             # an exception (a ``with`` block would never release it). The death is recovered.
-            m.unlock(m.ptr)
+            mutex.unlock(m.mutex_address)
             raise
 
-    def _closed_while_acquiring(self, m: _Mapping) -> NoReturn:
-        m.unlock(m.ptr)
+    def _closed_while_acquiring(self, m: _LockMapping) -> NoReturn:
+        mutex.unlock(m.mutex_address)
         raise ValueError(f"{type(self).__qualname__} was closed while acquiring it")
+
+    def _release_failed(self, rc: int) -> NoReturn:
+        m = self._open()
+        if rc != EPERM:  # pragma: no cover - robust mutexes fail an unlock with EPERM only
+            raise OSError(rc, f"pthread_mutex_unlock: {os.strerror(rc)}")
+        self._not_held(m)
+
+    def _not_held(self, m: _LockMapping) -> NoReturn:
+        raise NotImplementedError
 
     def locked(self) -> bool:
         """Return whether any thread of any process holds the lock now.
@@ -468,7 +421,7 @@ class _ProcessLockBase:
         # The hook threading.Condition uses to check that its caller holds the lock.
         return self._open().holder_tid() == threading.get_native_id()
 
-    def _recursion(self, m: _Mapping) -> int:
+    def _recursion(self, m: _LockMapping) -> int:
         return 1
 
     def statistics(self) -> LockStatistics:
@@ -493,7 +446,7 @@ class _ProcessLockBase:
             owner_deaths_recovered=h.owner_deaths,
         )
 
-    def _describe(self, m: _Mapping) -> str:
+    def _describe(self, m: _LockMapping) -> str:
         tid = m.holder_tid()
         if not tid:
             return "unlocked"
@@ -502,7 +455,7 @@ class _ProcessLockBase:
     def __repr__(self) -> str:
         cls = type(self)
         m = self._m
-        state = "closed" if m is self._CLOSED else self._describe(m)
+        state = "closed" if m is None else self._describe(m)
         return f"<{cls.__module__}.{cls.__qualname__} {state} {self._name} at {id(self):#x}>"
 
     def __reduce__(self) -> tuple[Any, tuple[int, str]]:
@@ -531,9 +484,9 @@ class ProcessLock(_ProcessLockBase):
     process's mapping; the lock itself goes away when the process that created it closes it or
     exits. Note that ``with lock:`` acquires the lock; it does not close it.
 
-    Linux with glibc (x86_64 or aarch64) only: it is a robust process-shared pthread mutex in a
-    shared-memory segment. On other platforms the constructor raises
-    :exc:`NotImplementedError`.
+    It is a robust process-shared pthread mutex in a shared-memory segment (Linux).
+    ``acquire()`` without arguments, ``release()`` and ``with`` are compiled (one
+    ``pthread_mutex_trylock`` or ``unlock``); other calls and every wait are Python.
 
     Example::
 
@@ -550,75 +503,14 @@ class ProcessLock(_ProcessLockBase):
         """Create a new lock, unlocked.
 
         Raises:
-            NotImplementedError: the platform has no robust process-shared mutexes we support.
             OSError: the shared-memory segment could not be created.
         """
         super().__init__()
 
-    def acquire(self, blocking: bool = True, timeout: float | None = -1) -> bool:
-        """Acquire the lock, waiting for it if ``blocking`` and for up to ``timeout`` seconds.
-
-        Like :meth:`threading.Lock.acquire`, a holder that acquires the lock again waits for
-        it (for ever, without a timeout).
-
-        Args:
-            blocking: wait for the lock (``True``) or return at once (``False``).
-            timeout: the most seconds to wait; ``-1`` (or ``None``, or ``math.inf``) waits for
-                as long as it takes. Only with ``blocking=True``.
-
-        Returns:
-            Whether the lock was acquired.
-
-        Raises:
-            TypeError: ``timeout`` is not a number.
-            ValueError: a timeout with ``blocking=False``, NaN, a negative timeout other than
-                -1 (checked before anything changes), or the handle is closed.
-        """
-        m = self._m
-        if timeout != -1:
-            return self._acquire_slow(m, blocking, timeout, EBUSY)
-        rc = m.trylock(m.ptr)  # the hot path: the stdlib's default timeout, the lock free
-        if rc:
-            return self._acquire_slow(m, blocking, timeout, rc)
-        h = m.header
-        h.owner_pid = _pid
-        h.acquisitions += 1
-        if self._m is not m:
-            self._closed_while_acquiring(m)
-        return True
-
-    __enter__ = acquire
-
-    def release(self) -> None:
-        """Release the lock, which the calling thread must hold.
-
-        Raises:
-            RuntimeError: the lock is not held, or is held by another thread or process.
-            ValueError: the handle is closed.
-        """
-        m = self._m
-        rc = m.unlock(m.ptr)
-        if rc:
-            self._release_failed(m, rc)
-
-    def _release_failed(self, m: _Mapping, rc: int) -> NoReturn:
-        if rc != EPERM:  # pragma: no cover - robust mutexes fail an unlock with EPERM only
-            raise OSError(rc, f"pthread_mutex_unlock: {os.strerror(rc)}")
+    def _not_held(self, m: _LockMapping) -> NoReturn:
         if not m.holder_tid():
             raise RuntimeError("release unlocked lock")
         raise RuntimeError("cannot release a lock held by another thread or process")
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Release the lock at the end of a ``with`` block."""
-        m = self._m
-        rc = m.unlock(m.ptr)
-        if rc:
-            self._release_failed(m, rc)
 
 
 class ProcessRLock(_ProcessLockBase):
@@ -633,7 +525,7 @@ class ProcessRLock(_ProcessLockBase):
 
     Everything else is as for :class:`ProcessLock`: a picklable handle, recovery from a dead
     holder with :class:`~concurrency_kit.LockOwnerDiedWarning` (the new holder holds it once,
-    whatever the depth of the dead one), :meth:`close`, Linux with glibc only.
+    whatever the depth of the dead one), :meth:`close`.
 
     Example::
 
@@ -651,77 +543,19 @@ class ProcessRLock(_ProcessLockBase):
         """Create a new re-entrant lock, unlocked.
 
         Raises:
-            NotImplementedError: the platform has no robust process-shared mutexes we support.
             OSError: the shared-memory segment could not be created.
         """
         super().__init__()
 
-    def acquire(self, blocking: bool = True, timeout: float | None = -1) -> bool:
-        """Acquire the lock, or acquire it once more if the calling thread holds it already.
-
-        Args:
-            blocking: wait for the lock (``True``) or return at once (``False``).
-            timeout: the most seconds to wait; ``-1`` (or ``None``, or ``math.inf``) waits for
-                as long as it takes. Only with ``blocking=True``.
-
-        Returns:
-            Whether the lock was acquired.
-
-        Raises:
-            TypeError: ``timeout`` is not a number.
-            ValueError: a timeout with ``blocking=False``, NaN, a negative timeout other than
-                -1 (checked before anything changes), or the handle is closed.
-        """
-        m = self._m
-        if timeout != -1:
-            return self._acquire_slow(m, blocking, timeout, EBUSY)
-        rc = m.trylock(m.ptr)  # the hot path: the stdlib's default timeout, the lock free
-        if rc:
-            return self._acquire_slow(m, blocking, timeout, rc)
-        h = m.header
-        h.owner_pid = _pid
-        h.acquisitions += 1
-        if self._m is not m:
-            self._closed_while_acquiring(m)
-        return True
-
-    __enter__ = acquire
-
-    def release(self) -> None:
-        """Release the lock once; the holder's last release makes it free.
-
-        Raises:
-            RuntimeError: the calling thread does not hold the lock.
-            ValueError: the handle is closed.
-        """
-        m = self._m
-        rc = m.unlock(m.ptr)
-        if rc:
-            self._release_failed(rc)
-
-    def _release_failed(self, rc: int) -> NoReturn:
-        if rc != EPERM:  # pragma: no cover - robust mutexes fail an unlock with EPERM only
-            raise OSError(rc, f"pthread_mutex_unlock: {os.strerror(rc)}")
+    def _not_held(self, m: _LockMapping) -> NoReturn:
         raise RuntimeError("cannot release un-acquired lock")
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Release the lock once at the end of a ``with`` block."""
-        m = self._m
-        rc = m.unlock(m.ptr)
-        if rc:
-            self._release_failed(rc)
+    def _recursion(self, m: _LockMapping) -> int:
+        return mutex.count(m.mutex_address)
 
-    def _recursion(self, m: _Mapping) -> int:
-        return int(m.words.count)
-
-    def _describe(self, m: _Mapping) -> str:
+    def _describe(self, m: _LockMapping) -> str:
         text = super()._describe(m)
-        return text if text == "unlocked" else f"{text} count={m.words.count}"
+        return text if text == "unlocked" else f"{text} count={self._recursion(m)}"
 
     # The hooks threading.Condition uses with a re-entrant lock: wait() drops every level of
     # recursion and restores them all once it has the lock again.
@@ -729,19 +563,19 @@ class ProcessRLock(_ProcessLockBase):
         m = self._open()
         if m.holder_tid() != threading.get_native_id():
             raise RuntimeError("cannot release un-acquired lock")
-        count = int(m.words.count)
+        count = self._recursion(m)
         for _ in range(count):
-            m.unlock(m.ptr)
+            mutex.unlock(m.mutex_address)
         return count
 
     def _acquire_restore(self, count: int) -> None:
         self.acquire()
-        m = self._m
+        m = self._open()
         for _ in range(count - 1):
-            m.trylock(m.ptr)  # re-entry by the holder: cannot fail short of 2**32 levels
+            mutex.trylock(m.mutex_address)  # re-entry by the holder: cannot fail short of 2**32
 
 
-# -- the primitives built on a monitor (their algorithms are in _core.py) ----------------------
+# -- the primitives built on a monitor (their algorithms are in _algorithms.py) ---------------
 
 _KIND_SEMAPHORE = 10
 _KIND_EVENT = 11
@@ -750,99 +584,7 @@ _KIND_BARRIER = 13
 _KIND_RWLOCK = 14
 
 
-class _Closed:
-    """Stands in for the monitor and state of a closed handle: any use raises."""
-
-    __slots__ = ("_what",)
-
-    def __init__(self, what: str) -> None:
-        object.__setattr__(self, "_what", what)
-
-    def __getattr__(self, name: str) -> NoReturn:
-        raise ValueError(f"{self._what} is closed")
-
-    def __setattr__(self, name: str, value: object) -> NoReturn:
-        raise ValueError(f"{self._what} is closed")
-
-
-def _drop_segment(segment: _shm.Segment, creator: bool) -> None:
-    segment.close()
-    if creator:
-        segment.unlink()  # in the creating process only: a forked copy is no creator
-
-
-def _attach_primitive(cls: type[_ProcessPrimitive], name: str, extra: Any) -> Any:
-    """Unpickle a process primitive handle: map the segment ``name`` in this process."""
-    handle = cls.__new__(cls)
-    handle._setup(ProcessMonitor.attach(name, cls._KIND, cls._STATE), creator=False)
-    handle._restore(extra)
-    return handle
-
-
-class _ProcessPrimitive:
-    """A handle's lifecycle, written once: create or attach the segment, close, pickle, repr.
-
-    The concrete classes name their segment's ``_KIND`` and ``_STATE`` structure. (The
-    handle fields live in an instance dict: slots cannot come from two bases.)
-    """
-
-    _KIND: ClassVar[int]
-    _STATE: ClassVar[type[ctypes.Structure]]
-    _m: Any
-    _s: Any
-    _finalizer: weakref.finalize[Any, Any]
-    _name: str
-
-    def _create(self) -> Any:
-        """Create the segment; return the state for the caller to fill in."""
-        monitor = ProcessMonitor.create(self._KIND, self._STATE)
-        self._setup(monitor, creator=True)
-        return monitor.state
-
-    def _setup(self, monitor: ProcessMonitor, *, creator: bool) -> None:
-        self._m = monitor
-        self._s = self._state_of(monitor)
-        self._name = monitor.segment.name
-        self._finalizer = weakref.finalize(self, _drop_segment, monitor.segment, creator)
-
-    def _state_of(self, monitor: ProcessMonitor) -> Any:
-        return monitor.state
-
-    def _extra(self) -> Any:
-        """What a pickled handle carries besides the segment name."""
-        return None
-
-    def _restore(self, extra: Any) -> None:
-        """Set up what :meth:`_extra` carried, in the unpickling process."""
-
-    def close(self) -> None:
-        """Release this process's mapping of the primitive (idempotent).
-
-        Closing the handle that created it also removes the shared-memory segment: processes
-        that have it keep using it, but no more handles can be unpickled. A handle that is
-        garbage collected is closed by a finalizer, and the segment is removed when the
-        creating process exits, however it exits. Using a closed handle raises
-        :exc:`ValueError`.
-        """
-        what = f"{type(self).__qualname__} {self._name}"
-        self._m = self._s = _Closed(what)
-        self._finalizer()
-
-    def _describe(self) -> str:
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        cls = type(self)
-        state = "closed" if isinstance(self._m, _Closed) else self._describe()
-        return f"<{cls.__module__}.{cls.__qualname__} {state} {self._name} at {id(self):#x}>"
-
-    def __reduce__(self) -> tuple[Any, tuple[Any, str, Any]]:
-        if isinstance(self._m, _Closed):
-            raise ValueError(f"cannot pickle a closed {type(self).__qualname__}")
-        return _attach_primitive, (type(self), self._name, self._extra())
-
-
-class ProcessSemaphore(SemaphoreCore, _ProcessPrimitive):
+class ProcessSemaphore(SemaphoreCore, ProcessHandle):
     """A counting semaphore shared by processes.
 
     Same methods, signatures, results and errors as :class:`threading.Semaphore` and
@@ -871,7 +613,6 @@ class ProcessSemaphore(SemaphoreCore, _ProcessPrimitive):
 
         Raises:
             ValueError: ``value`` is negative.
-            NotImplementedError: the platform has no robust process-shared mutexes we support.
             OSError: the shared-memory segment could not be created.
         """
         initial = self._initial_state(value, bounded=self._BOUNDED)
@@ -894,7 +635,7 @@ class ProcessBoundedSemaphore(ProcessSemaphore):
     _BOUNDED = True
 
 
-class ProcessEvent(EventCore, _ProcessPrimitive):
+class ProcessEvent(EventCore, ProcessHandle):
     """A flag processes wait for: :class:`threading.Event` semantics across processes.
 
     Same methods, signatures and results as :class:`threading.Event` and
@@ -917,13 +658,12 @@ class ProcessEvent(EventCore, _ProcessPrimitive):
         """Create an event, its flag clear.
 
         Raises:
-            NotImplementedError: the platform has no robust process-shared mutexes we support.
             OSError: the shared-memory segment could not be created.
         """
         self._create()
 
 
-class ProcessCondition(ConditionCore, _ProcessPrimitive):
+class ProcessCondition(ConditionCore, ProcessHandle):
     """A condition variable shared by processes, over a :class:`ProcessLock` or
     :class:`ProcessRLock`.
 
@@ -949,7 +689,6 @@ class ProcessCondition(ConditionCore, _ProcessPrimitive):
         Raises:
             TypeError: ``lock`` is not a process lock (a condition shared by processes needs a
                 lock they share).
-            NotImplementedError: the platform has no robust process-shared mutexes we support.
             OSError: the shared-memory segment could not be created.
         """
         if lock is not None and not isinstance(lock, (ProcessLock, ProcessRLock)):
@@ -984,7 +723,7 @@ class ProcessCondition(ConditionCore, _ProcessPrimitive):
         return f"waiters={self._waiters()} lock={self._lock!r}"
 
 
-class ProcessBarrier(BarrierCore, _ProcessPrimitive):
+class ProcessBarrier(BarrierCore, ProcessHandle):
     """A barrier for processes: :class:`threading.Barrier` semantics across processes.
 
     Same methods, properties, results and errors as :class:`threading.Barrier` and
@@ -1029,20 +768,19 @@ class ProcessBarrier(BarrierCore, _ProcessPrimitive):
         Raises:
             ValueError: ``parties`` is less than 1.
             SerializationError: ``action`` cannot be pickled.
-            NotImplementedError: the platform has no robust process-shared mutexes we support.
             OSError: the shared-memory segment could not be created.
         """
         initial = self._initial_state(parties, timeout)
         if action is not None:
-            _serialize.dumps_value(action, "as a barrier action")  # fail here, not at pickling
+            serialize.dumps_value(action, "as a barrier action")  # fail here, not at pickling
         self._action = action
         ctypes.pointer(self._create())[0] = initial
 
     def _extra(self) -> Any:
-        return None if self._action is None else _serialize.dumps(self._action)
+        return None if self._action is None else serialize.dumps(self._action)
 
     def _restore(self, extra: Any) -> None:
-        self._action = None if extra is None else _serialize.loads(extra)
+        self._action = None if extra is None else serialize.loads(extra)
 
     def _repair(self) -> bool:
         # A sleeper between two slices (of either queue): its own slot, if it is a party, is
@@ -1112,7 +850,7 @@ def _identity(pid: int, tid: int) -> int:
     return (pid << 32) | tid
 
 
-class ProcessRWLock(RWLockCore, _ProcessPrimitive):
+class ProcessRWLock(RWLockCore, ProcessHandle):
     """A reader-writer lock shared by processes: many readers or one writer.
 
     The same API and fairness as :class:`ThreadRWLock` (writer-preferring, re-entrant reads),
@@ -1138,7 +876,6 @@ class ProcessRWLock(RWLockCore, _ProcessPrimitive):
         """Create a reader-writer lock, unlocked.
 
         Raises:
-            NotImplementedError: the platform has no robust process-shared mutexes we support.
             OSError: the shared-memory segment could not be created.
         """
         self._create()
@@ -1226,12 +963,13 @@ class ProcessRWLock(RWLockCore, _ProcessPrimitive):
 _GUARDED_HEADER = ctypes.sizeof(GuardedState)
 # Per process: segment name -> the block in progress, shared by the handles of one value.
 _guarded_blocks: weakref.WeakValueDictionary[str, GuardedBlock] = weakref.WeakValueDictionary()
+_guarded_blocks_lock = threading.Lock()
 
 
 def _attach_guarded(lock: ProcessRLock, name: str, max_bytes: int) -> ProcessGuarded[Any]:
     """Unpickle a guarded value handle: map its data segment in this process."""
     handle: ProcessGuarded[Any] = ProcessGuarded.__new__(ProcessGuarded)
-    handle._setup(lock, _shm.attach(name, _GUARDED_HEADER + max_bytes), max_bytes, creator=False)
+    handle._setup(lock, shm.attach(name, _GUARDED_HEADER + max_bytes), max_bytes, creator=False)
     return handle
 
 
@@ -1271,7 +1009,6 @@ class ProcessGuarded(GuardedCore[T]):
         Raises:
             SerializationError: ``value`` cannot be pickled.
             ValueError: its pickle is larger than ``max_bytes``, or ``max_bytes`` < 1.
-            NotImplementedError: the platform has no robust process-shared mutexes we support.
             OSError: the shared-memory segments could not be created.
         """
         if not isinstance(max_bytes, int) or max_bytes < 1:
@@ -1279,7 +1016,7 @@ class ProcessGuarded(GuardedCore[T]):
         data = self._pickle(value, max_bytes)
         lock = ProcessRLock()
         try:
-            segment = _shm.create(_GUARDED_HEADER + max_bytes)
+            segment = shm.create(_GUARDED_HEADER + max_bytes)
         except BaseException:
             lock.close()
             raise
@@ -1287,14 +1024,14 @@ class ProcessGuarded(GuardedCore[T]):
         self._write(data)
 
     def _setup(
-        self, lock: ProcessRLock, segment: _shm.Segment, max_bytes: int, *, creator: bool
+        self, lock: ProcessRLock, segment: shm.Segment, max_bytes: int, *, creator: bool
     ) -> None:
         self._lock = lock
         self._segment = segment
         self._max_bytes = max_bytes
         self._flags = GuardedState.from_buffer(segment.buffer)
         self._data = (ctypes.c_char * max_bytes).from_buffer(segment.buffer, _GUARDED_HEADER)
-        with _registry_lock:  # every handle of this value in this process: one block record
+        with _guarded_blocks_lock:  # every handle of this value in this process: one record
             block = _guarded_blocks.get(segment.name)
             if block is None:
                 block = _guarded_blocks[segment.name] = GuardedBlock()
@@ -1303,7 +1040,7 @@ class ProcessGuarded(GuardedCore[T]):
 
     @staticmethod
     def _pickle(value: object, max_bytes: int) -> bytes:
-        data = _serialize.dumps_value(value, "into a ProcessGuarded")
+        data = serialize.dumps_value(value, "into a ProcessGuarded")
         if len(data) > max_bytes:
             raise ValueError(
                 f"the value pickles to {len(data)} bytes, more than this ProcessGuarded's "
@@ -1317,7 +1054,7 @@ class ProcessGuarded(GuardedCore[T]):
 
     def _load(self) -> T:
         size = int(self._flags.size)
-        value: T = _serialize.loads(memoryview(self._data).cast("B")[:size])
+        value: T = serialize.loads(memoryview(self._data).cast("B")[:size])
         return value
 
     def _store(self, value: T) -> None:
@@ -1327,21 +1064,21 @@ class ProcessGuarded(GuardedCore[T]):
         """Release this process's mappings (idempotent); the creating handle also removes the
         shared memory. Using a closed handle raises :exc:`ValueError`."""
         what = f"{type(self).__qualname__} {self._segment.name}"
-        self._flags = _Closed(what)
+        self._flags = Closed(what)
         self._finalizer()
 
     def __repr__(self) -> str:
         cls = type(self)
-        state = "closed" if isinstance(self._flags, _Closed) else self._describe()
+        state = "closed" if isinstance(self._flags, Closed) else self._describe()
         name = self._segment.name
         return f"<{cls.__module__}.{cls.__qualname__} {state} {name} at {id(self):#x}>"
 
     def __reduce__(self) -> tuple[Any, tuple[ProcessRLock, str, int]]:
-        if isinstance(self._flags, _Closed):
+        if isinstance(self._flags, Closed):
             raise ValueError("cannot pickle a closed ProcessGuarded")
         return _attach_guarded, (self._lock, self._segment.name, self._max_bytes)
 
 
-def _drop_guarded(lock: ProcessRLock, segment: _shm.Segment, creator: bool) -> None:
+def _drop_guarded(lock: ProcessRLock, segment: shm.Segment, creator: bool) -> None:
     lock.close()
-    _drop_segment(segment, creator)
+    drop_segment(segment, creator)

@@ -1,7 +1,7 @@
 """The thread column of the synchronization row.
 
-The locks are built here; every other primitive is its algorithm from ``_core.py`` on a
-:class:`~concurrency_kit.sync._monitor.ThreadMonitor`, with its state in private memory.
+The locks are built here; every other primitive is its algorithm from ``_algorithms.py`` on a
+:class:`~concurrency_kit._core.monitor.ThreadMonitor`, with its state in private memory.
 
 One lock is a one-token queue plus bookkeeping::
 
@@ -52,8 +52,9 @@ from typing import Any, ClassVar, NoReturn, TypeVar
 from typing_extensions import Self
 
 from concurrency_kit._core.deadline import deadline_after, remaining, wait_slice
-from concurrency_kit.sync._base import ConditionStatistics, LockStatistics, check_acquire_args
-from concurrency_kit.sync._core import (
+from concurrency_kit._core.handles import ThreadHandle
+from concurrency_kit._core.monitor import ThreadMonitor
+from concurrency_kit.sync._algorithms import (
     BarrierCore,
     ConditionCore,
     ConditionState,
@@ -66,8 +67,8 @@ from concurrency_kit.sync._core import (
     RWLockState,
     SemaphoreCore,
 )
+from concurrency_kit.sync._base import ConditionStatistics, LockStatistics, check_acquire_args
 from concurrency_kit.sync._lockorder import checked_class, lock_order_checking_enabled
-from concurrency_kit.sync._monitor import ThreadMonitor
 
 __all__ = [
     "ThreadBarrier",
@@ -409,37 +410,10 @@ class ThreadRLock(_ThreadLockBase):
         self._acquisitions += 1
 
 
-# -- the primitives built on a monitor (their algorithms are in _core.py) ----------------------
+# -- the primitives built on a monitor (their algorithms are in _algorithms.py) ----------------
 
 
-class _ThreadPrimitive:
-    """What every monitor-based thread primitive adds to its algorithm: no resources to close,
-    no pickling, a repr."""
-
-    __slots__ = ()
-
-    def close(self) -> None:
-        """Do nothing: a thread primitive holds no resource beyond its memory.
-
-        It exists so that code written against a :class:`~concurrency_kit.Model` can close
-        its primitives whichever the model (a process primitive releases its shared memory).
-        """
-
-    def _describe(self) -> str:
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        cls = type(self)
-        return f"<{cls.__module__}.{cls.__qualname__} {self._describe()} at {id(self):#x}>"
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError(
-            f"cannot pickle {type(self).__qualname__!r} object: a thread primitive works "
-            "within one process; use its Process... counterpart to share it between processes"
-        )
-
-
-class ThreadSemaphore(SemaphoreCore, _ThreadPrimitive):
+class ThreadSemaphore(SemaphoreCore, ThreadHandle):
     """A counting semaphore for threads: :class:`threading.Semaphore` with statistics.
 
     Same methods, signatures, results and errors as :class:`threading.Semaphore`. Waiters are
@@ -484,7 +458,7 @@ class ThreadBoundedSemaphore(ThreadSemaphore):
     _BOUNDED = True
 
 
-class ThreadEvent(EventCore, _ThreadPrimitive):
+class ThreadEvent(EventCore, ThreadHandle):
     """A flag threads wait for: :class:`threading.Event` with statistics.
 
     Example::
@@ -502,7 +476,7 @@ class ThreadEvent(EventCore, _ThreadPrimitive):
         self._m = ThreadMonitor()
 
 
-class ThreadCondition(ConditionCore, _ThreadPrimitive):
+class ThreadCondition(ConditionCore, ThreadHandle):
     """A condition variable for threads: :class:`threading.Condition` with statistics.
 
     Same methods, signatures, results and errors as :class:`threading.Condition`, over any
@@ -535,7 +509,7 @@ class ThreadCondition(ConditionCore, _ThreadPrimitive):
         return f"waiters={self._waiters()} lock={self._lock!r}"
 
 
-class ThreadBarrier(BarrierCore, _ThreadPrimitive):
+class ThreadBarrier(BarrierCore, ThreadHandle):
     """A barrier for threads: :class:`threading.Barrier` with statistics.
 
     Same methods, properties, results and errors as :class:`threading.Barrier`; the error is
@@ -570,7 +544,7 @@ class ThreadBarrier(BarrierCore, _ThreadPrimitive):
         self._action = action
 
 
-class ThreadRWLock(RWLockCore, _ThreadPrimitive):
+class ThreadRWLock(RWLockCore, ThreadHandle):
     """A reader-writer lock for threads: many readers or one writer.
 
     Writer-preferring: once a writer waits, new readers wait behind it, so a steady stream of
@@ -610,7 +584,7 @@ class ThreadRWLock(RWLockCore, _ThreadPrimitive):
         return os.getpid(), _native_id_of(writer)
 
 
-class ThreadGuarded(GuardedCore[T], _ThreadPrimitive):
+class ThreadGuarded(GuardedCore[T], ThreadHandle):
     """A value owned by a lock, for threads (Rust's ``Mutex<T>``).
 
     ``with guarded.lock() as value:`` holds the lock and gives the value; :meth:`get`,

@@ -1,10 +1,10 @@
 """The algorithms of the synchronization primitives, written once for both models.
 
-Each primitive is a *core* class here, holding a monitor (``_monitor.py``) and a state: a
+Each primitive is a *core* class here, holding a monitor (``_core/monitor.py``) and a state: a
 :mod:`ctypes` structure. The thread classes (``thread.py``) allocate the structure in private
-memory and use a :class:`~concurrency_kit.sync._monitor.ThreadMonitor`; the process classes
+memory and use a :class:`~concurrency_kit._core.monitor.ThreadMonitor`; the process classes
 (``process.py``) map it in a shared-memory segment with a
-:class:`~concurrency_kit.sync._monitor.ProcessMonitor`. Every read or write of the state
+:class:`~concurrency_kit._core.monitor.ProcessMonitor`. Every read or write of the state
 happens inside the monitor, never relying on the GIL.
 
 The algorithms follow :mod:`threading` (``Semaphore``, ``Event``, ``Condition`` and ``Barrier``
@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining
+from concurrency_kit._core.monitor import Monitor
 from concurrency_kit.errors import (
     BrokenBarrierError,
     LockOwnerDiedWarning,
@@ -41,7 +42,6 @@ from concurrency_kit.sync._base import (
     SemaphoreStatistics,
     check_acquire_args,
 )
-from concurrency_kit.sync._monitor import Monitor
 
 __all__ = [
     "BarrierCore",

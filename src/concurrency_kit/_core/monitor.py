@@ -1,7 +1,7 @@
 """Monitors: the one waiting machinery every primitive but the plain locks is built on.
 
 A monitor is a mutex plus queues of sleeping callers, the shape of :class:`threading.Condition`
-split into steps, so the algorithms in ``_core.py`` can be written once for both models::
+split into steps, so the algorithms in ``sync/_algorithms.py`` can be written once for both models::
 
     enter() ─ check / update the primitive's state ─ exit()
                  │ must wait
@@ -15,14 +15,14 @@ split into steps, so the algorithms in ``_core.py`` can be written once for both
 ``ThreadMonitor``: a ``_thread.lock`` and a deque of per-waiter locks per queue, exactly the
 design of :class:`threading.Condition`, which needs no GIL for correctness.
 
-``ProcessMonitor``: a shared-memory segment (``_shm.py``) holding a robust process-shared
-mutex (``_robust.py``), the primitive's state, and a table of waiter slots::
+``ProcessMonitor``: a shared-memory segment (``_core/shm.py``) holding a robust process-shared
+mutex (``_core/mutex.py``), the primitive's state, and a table of waiter slots::
 
     offset   size          field
     0        64            mutex      robust pthread mutex guarding everything below
     64       64            header     magic, kind, waiting, high-water slot, next ticket,
                                       mutex owner deaths recovered
-    128      state size    state      the primitive's ctypes structure (``_core.py``)
+    128      state size    state      the primitive's ctypes structure (``sync/_algorithms.py``)
     ...      24 x SLOTS    slots      word (FREE/WAITING/SIGNALLED, a futex), queue, pid, tid,
                                       ticket
 
@@ -51,10 +51,11 @@ from collections.abc import Callable
 from threading import get_native_id
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from concurrency_kit import _shm
+from concurrency_kit._core import mutex, shm
+from concurrency_kit._core._native import futex_wait, futex_wake
 from concurrency_kit._core.deadline import remaining, wait_slice
-from concurrency_kit.sync import _robust
-from concurrency_kit.sync._robust import EOWNERDEAD, MutexWords, thread_alive
+from concurrency_kit._core.liveness import thread_alive
+from concurrency_kit._core.mutex import EOWNERDEAD
 
 __all__ = [
     "SLICE_SECONDS",
@@ -81,7 +82,7 @@ StateT = TypeVar("StateT", bound=ctypes.Structure)
 
 
 class Monitor(Protocol):
-    """What the algorithms of ``_core.py`` need from a model (see the module docstring)."""
+    """What the algorithms of ``sync/_algorithms.py`` need from a model (module docstring)."""
 
     @property
     def enter(self) -> Callable[[], object]: ...
@@ -187,16 +188,14 @@ class ProcessMonitor:
         kind: which primitive the segment belongs to (checked on attach).
     """
 
-    __slots__ = ("_futex", "_header", "_mutex", "_pthread", "_slots", "kind", "segment", "state")
+    __slots__ = ("_header", "_mutex", "_slots", "kind", "segment", "state")
     _sizes: ClassVar[dict[type[ctypes.Structure], int]] = {}
 
-    def __init__(self, segment: _shm.Segment, kind: int, state_type: type[ctypes.Structure]):
+    def __init__(self, segment: shm.Segment, kind: int, state_type: type[ctypes.Structure]):
         self.segment = segment
         self.kind = kind
         buffer = segment.buffer
-        self._pthread = _robust.load()
-        self._futex = _robust.futex()
-        self._mutex: Any = ctypes.pointer(MutexWords.from_buffer(buffer, 0))
+        self._mutex = segment.address  # the mutex is the segment's first field
         self._header = _Header.from_buffer(buffer, 64)
         self.state: Any = state_type.from_buffer(buffer, _STATE_OFFSET)
         slots_offset = _STATE_OFFSET + _round_up(ctypes.sizeof(state_type))
@@ -212,15 +211,12 @@ class ProcessMonitor:
         """Create a segment for a new primitive; the caller fills in :attr:`state`.
 
         Raises:
-            NotImplementedError: the platform has no robust process-shared mutexes we support.
             OSError: the segment could not be created.
         """
-        pthread = _robust.load()
-        _robust.futex()
-        segment = _shm.create(cls.size(state_type))
+        segment = shm.create(cls.size(state_type))
         try:
             monitor = cls(segment, kind, state_type)
-            pthread.init_mutex(monitor._mutex, recursive=False)
+            mutex.init(monitor._mutex, recursive=False)
             monitor._header.kind = kind
             monitor._header.magic = _MAGIC
         except BaseException:
@@ -237,7 +233,7 @@ class ProcessMonitor:
             ValueError: the segment holds another kind of primitive.
         """
         try:
-            segment = _shm.attach(name, cls.size(state_type))
+            segment = shm.attach(name, cls.size(state_type))
         except FileNotFoundError:
             raise FileNotFoundError(
                 f"the process primitive {name!r} no longer exists: the process that created "
@@ -249,20 +245,28 @@ class ProcessMonitor:
         return monitor
 
     @property
+    def state_offset(self) -> int:
+        """Where :attr:`state` starts in the segment."""
+        return _STATE_OFFSET
+
+    @property
     def mutex_recoveries(self) -> int:
         """Times a process died inside the monitor's mutex and a later caller took over."""
         return int(self._header.mutex_recoveries)
 
     def enter(self) -> None:
-        rc = self._pthread.lock(self._mutex)
-        if rc == EOWNERDEAD:
-            self._pthread.consistent(self._mutex)
-            self._header.mutex_recoveries += 1
-        elif rc:
-            raise OSError(rc, f"pthread_mutex_lock: {os.strerror(rc)}")
+        address = self._mutex
+        rc = mutex.trylock(address)
+        if rc:
+            rc = rc if rc == EOWNERDEAD else mutex.acquire(address, None)
+            if rc == EOWNERDEAD:
+                # Its holder died inside a few lines of bookkeeping: the primitive's repair
+                # (and the counters' readers) account for it.
+                self._header.mutex_recoveries += 1
+                mutex.consistent(address)
 
     def exit(self) -> None:
-        self._pthread.unlock(self._mutex)
+        mutex.unlock(self._mutex)
 
     def prepare(self, queue: int = 0) -> Any:
         h = self._header
@@ -299,7 +303,7 @@ class ProcessMonitor:
         if deadline is not None and deadline < end:
             end = deadline
         if slot.word == _WAITING and end > now:
-            self._futex.wait(ctypes.addressof(slot), _WAITING, int(end * 1e9))
+            futex_wait(ctypes.addressof(slot), _WAITING, int(end * 1e9))
         return bool(slot.word == _SIGNALLED)
 
     def finish(self, ticket: Any) -> bool:
@@ -357,9 +361,7 @@ class ProcessMonitor:
         """
         slot.word = _SIGNALLED
         self._header.waiting -= 1
-        if self._futex.wake(ctypes.addressof(slot), 1) == 0 and not thread_alive(
-            slot.pid, slot.tid
-        ):
+        if futex_wake(ctypes.addressof(slot), 1) == 0 and not thread_alive(slot.pid, slot.tid):
             slot.word = _DEAD
             self._header.dead += 1
             return False

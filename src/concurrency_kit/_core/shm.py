@@ -35,7 +35,7 @@ between the check and the mapping. Anything else is refused with
 boundary").
 
 The file descriptor is closed as soon as the segment is mapped: a segment costs one mapping, no
-descriptor. That is why the mapping is made with libc's ``mmap`` through :mod:`ctypes`:
+descriptor. That is why the mapping is made with ``mmap`` from ``_native.c``:
 ``mmap.mmap`` keeps a duplicate of the descriptor for its whole life (before Python 3.13's
 ``trackfd=False``), one descriptor per lock. The mapping is exposed as a :mod:`ctypes` array
 and unmapped when the last reference to it goes: views built with ``from_buffer`` keep it
@@ -60,16 +60,14 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import functools
-import mmap
 import os
 import re
 import secrets
 import stat
 import weakref
 from multiprocessing import resource_tracker
-from typing import Any
 
+from concurrency_kit._core import _native
 from concurrency_kit.errors import UntrustedSegmentError
 
 __all__ = ["SHM_DIR", "Segment", "attach", "create", "creator_pid", "open_checked"]
@@ -84,38 +82,16 @@ _NAME = re.compile(r"ck_([1-9][0-9]{0,9})_[0-9a-f]{32}")
 _MODE = 0o600
 
 _TRACKER_TYPE = "shared_memory"  # the tracker unlinks these with shm_unlink("/" + name)
-_MAP_FAILED = ctypes.c_void_p(-1).value
-
-
-@functools.cache
-def _libc() -> tuple[Any, Any]:
-    lib = ctypes.CDLL(None, use_errno=True)
-    lib.mmap.restype = ctypes.c_void_p
-    lib.mmap.argtypes = (
-        ctypes.c_void_p,
-        ctypes.c_size_t,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_long,
-    )
-    lib.munmap.restype = ctypes.c_int
-    lib.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
-    return lib.mmap, lib.munmap
 
 
 def _map(fd: int, size: int) -> ctypes.Array[ctypes.c_char]:
     """Map ``size`` bytes of ``fd`` shared, read-write; unmapped when the array is collected."""
-    mmap_, munmap = _libc()
-    address = mmap_(None, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, fd, 0)
-    if address is None or address == _MAP_FAILED:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mmap: {os.strerror(err)}")
+    address = _native.map_shared(fd, size)
     buffer = (ctypes.c_char * size).from_address(address)
     # Not at exit: a process that dies holding a robust mutex must die with it mapped, or the
     # kernel cannot mark it owner-died (the module docstring; Python 3.13+ runs atexit
     # handlers in fork and forkserver children).
-    weakref.finalize(buffer, munmap, address, size).atexit = False
+    weakref.finalize(buffer, _native.unmap, address, size).atexit = False
     return buffer
 
 
@@ -238,6 +214,15 @@ class Segment:
         if self._buffer is None:
             raise ValueError(f"segment {self.name} is closed")
         return self._buffer
+
+    @property
+    def address(self) -> int:
+        """Where the segment is mapped in this process.
+
+        Raises:
+            ValueError: the segment is closed.
+        """
+        return ctypes.addressof(self.buffer)
 
     @property
     def path(self) -> str:

@@ -6,35 +6,6 @@ import multiprocessing
 import multiprocessing.context
 import types
 from collections.abc import Iterable
-from types import TracebackType
-from typing import TYPE_CHECKING
-
-from typing_extensions import Self
-
-
-class Closing:
-    """``with resource:`` gives the resource and closes it at the end of the block.
-
-    For resources whose ``with`` means "use, then close" (containers); a lock's ``with``
-    means acquire/release instead and does not use this.
-    """
-
-    __slots__ = ()
-
-    if TYPE_CHECKING:  # provided by the resource class
-
-        def close(self) -> None: ...
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def fixup_module_metadata(

@@ -1,0 +1,32 @@
+"""Lock-free atomic operations on words in shared memory.
+
+The process counter and value, and the channel's counters, update an aligned word of a
+segment with one hardware atomic instruction (``lock xadd`` / ``lock cmpxchg`` on x86_64,
+LSE atomics on aarch64), sequentially consistent, the compiler's ``__atomic`` builtins
+compiled into ``_native.c``: atomicity comes from the instruction, across processes, never
+from the GIL. Words are 1, 2, 4 or 8 bytes wide and handled as unsigned bit patterns; signed
+integers and floats are converted by the caller (``state/_base.py``'s codecs). :func:`add` works
+on a signed 64-bit word and wraps around as the hardware does.
+
+:class:`AtomicWord` is the handle a container keeps: it holds the mapping while it is open, so
+no call can run on unmapped memory, and a call after :meth:`AtomicWord.close` raises
+:exc:`ValueError`. The functions take a bare address, for callers that hold the mapping
+themselves for the duration of the call.
+"""
+
+from __future__ import annotations
+
+from concurrency_kit._core import _native
+
+__all__ = ["AtomicWord", "add", "compare_exchange", "load", "store"]
+
+AtomicWord = _native.AtomicWord
+
+add = _native.atomic_add
+"""``add(address, delta) -> previous value`` of the signed 64-bit word at ``address``."""
+load = _native.atomic_load
+"""``load(address, width) -> bits``."""
+store = _native.atomic_store
+"""``store(address, width, bits)``."""
+compare_exchange = _native.atomic_compare_exchange
+"""``compare_exchange(address, width, expected, desired) -> whether it was expected``."""
