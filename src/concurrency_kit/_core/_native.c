@@ -506,6 +506,7 @@ typedef struct {
     int width;
     PyObject *mapping;     /* keeps the memory mapped; NULL once closed */
     PyObject *closed_text; /* the message of a call on a closed word */
+    PyObject *check;       /* add_fetch's converter for anything but an exact int, or NULL */
 } AtomicWord;
 
 static int
@@ -513,6 +514,7 @@ AtomicWord_traverse(AtomicWord *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->mapping);
+    Py_VISIT(self->check);
     return 0;
 }
 
@@ -521,6 +523,7 @@ AtomicWord_clear(AtomicWord *self)
 {
     Py_CLEAR(self->mapping);
     Py_CLEAR(self->closed_text);
+    Py_CLEAR(self->check);
     return 0;
 }
 
@@ -537,13 +540,11 @@ AtomicWord_dealloc(AtomicWord *self)
 static int
 AtomicWord_init(AtomicWord *self, PyObject *args, PyObject *kwargs)
 {
-    PyObject *mapping, *address_obj;
+    PyObject *mapping, *address_obj, *check = Py_None;
     int width;
-    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
-        PyErr_SetString(PyExc_TypeError, "AtomicWord() takes no keyword arguments");
-        return -1;
-    }
-    if (!PyArg_ParseTuple(args, "OOi:AtomicWord", &mapping, &address_obj, &width)) {
+    static char *keywords[] = {"", "", "", "check", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOi|$O:AtomicWord", keywords, &mapping,
+                                     &address_obj, &width, &check)) {
         return -1;
     }
     void *address;
@@ -561,6 +562,13 @@ AtomicWord_init(AtomicWord *self, PyObject *args, PyObject *kwargs)
     Py_INCREF(mapping);
     Py_XSETREF(self->mapping, mapping);
     Py_CLEAR(self->closed_text);
+    if (check == Py_None) {
+        Py_CLEAR(self->check);
+    }
+    else {
+        Py_INCREF(check);
+        Py_XSETREF(self->check, check);
+    }
     self->address = address;
     self->width = width;
     return 0;
@@ -659,7 +667,64 @@ AtomicWord_add(AtomicWord *self, PyObject *arg)
     return PyLong_FromLongLong((long long)old);
 }
 
+/* add_fetch(delta=1) -> the new value of a signed 64-bit word, wrapped around as the hardware
+ * adds. An exact int in range is used as it is; anything else first goes through the check
+ * given at construction (which raises TypeError or OverflowError, or returns an int). */
+static PyObject *
+AtomicWord_add_fetch(AtomicWord *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    void *a = open_word(self);
+    if (a == NULL) {
+        return NULL;
+    }
+    if (nargs > 1) {
+        PyErr_Format(PyExc_TypeError, "add() takes at most 1 argument (%zd given)", nargs);
+        return NULL;
+    }
+    if (self->width != 8) {
+        PyErr_SetString(PyExc_TypeError, "add() needs a 64-bit word");
+        return NULL;
+    }
+    long long delta = 1;
+    if (nargs == 1) {
+        int overflow = 0;
+        PyObject *arg = args[0];
+        if (PyLong_CheckExact(arg)) {
+            delta = PyLong_AsLongLongAndOverflow(arg, &overflow);
+        }
+        if (!PyLong_CheckExact(arg) || overflow) {
+            if (self->check == NULL) {
+                PyErr_SetString(PyExc_TypeError, "add() takes an int in the signed 64-bit range");
+                return NULL;
+            }
+            PyObject *checked = PyObject_CallOneArg(self->check, arg);
+            if (checked == NULL) {
+                return NULL;
+            }
+            delta = PyLong_AsLongLongAndOverflow(checked, &overflow);
+            Py_DECREF(checked);
+            if (overflow) {
+                PyErr_SetString(PyExc_OverflowError, "add(): the check let an out-of-range int by");
+                return NULL;
+            }
+            if (delta == -1 && PyErr_Occurred()) {
+                return NULL;
+            }
+            a = open_word(self); /* the check ran Python code: the word may be closed now */
+            if (a == NULL) {
+                return NULL;
+            }
+        }
+    }
+    uint64_t old = __atomic_fetch_add((uint64_t *)a, (uint64_t)delta, __ATOMIC_SEQ_CST);
+    return PyLong_FromLongLong((long long)(old + (uint64_t)delta));
+}
+
 static PyMethodDef AtomicWord_methods[] = {
+    {"add_fetch", (PyCFunction)(void (*)(void))AtomicWord_add_fetch, METH_FASTCALL,
+     "add_fetch($self, delta=1, /)\n--\n\n"
+     "Add ``delta`` (negative to subtract) atomically and return the new value (a signed\n"
+     "64-bit word, wrapped around as the hardware adds)."},
     {"load", (PyCFunction)AtomicWord_load, METH_NOARGS, "load() -> the word's bits"},
     {"store", (PyCFunction)AtomicWord_store, METH_O, "store(bits)"},
     {"compare_exchange", (PyCFunction)(void (*)(void))AtomicWord_compare_exchange, METH_FASTCALL,

@@ -55,14 +55,11 @@ from concurrency_kit._core.deadline import deadline_after
 from concurrency_kit._core.handles import Closed, Closing, ProcessHandle, drop_segment
 from concurrency_kit.errors import SerializationError, SharedMemoryCorruptError
 from concurrency_kit.state._base import (
-    INT64_MAX,
-    INT64_MIN,
     ArrayCore,
     Codec,
     SharedCounterStatistics,
     SharedValueStatistics,
     codec,
-    wrap_int64,
 )
 from concurrency_kit.state._hashtable import SharedHashTable, key_hash
 from concurrency_kit.state._mapping import MISSING, SharedDictCore, SharedDictStatistics
@@ -128,7 +125,7 @@ class _ProcessScalar(Closing, ProcessHandle):
         self._codec = codec(state.typecode.decode("latin-1"))
         self._view = self._codec.ctype.from_buffer(state, _VALUE_OFFSET)
         self._word = atomics.AtomicWord(
-            self._view, ctypes.addressof(self._view), self._codec.itemsize
+            self._view, ctypes.addressof(self._view), self._codec.itemsize, check=self._codec.check
         )
 
     def get(self) -> Any:
@@ -204,6 +201,12 @@ class ProcessSharedCounter(_ProcessScalar):
 
     _KIND = _KIND_COUNTER
 
+    def _bind(self) -> None:
+        super()._bind()
+        # The method call is most of an add's cost: each handle's ``add`` is the compiled
+        # ``add_fetch`` of its word, bound once (the method below documents it).
+        self.add = self._word.add_fetch  # type: ignore[method-assign,assignment]
+
     def __init__(self, initial: int = 0) -> None:
         """Create a counter holding ``initial``.
 
@@ -242,12 +245,7 @@ class ProcessSharedCounter(_ProcessScalar):
             OverflowError: ``n`` itself is outside the signed 64-bit range (nothing added).
             ValueError: the handle is closed.
         """
-        if type(n) is not int or not INT64_MIN <= n <= INT64_MAX:
-            n = _INT64.check(n)
-        new: int = self._word.add(n) + n
-        if not INT64_MIN <= new <= INT64_MAX:
-            new = wrap_int64(new)
-        return new
+        return self._word.add_fetch(n)
 
     def compare_and_set(self, expected: int, new: int) -> bool:
         """Set the value to ``new`` if it is ``expected``, atomically; return whether it was.
