@@ -8,9 +8,9 @@ offers the pool API only, on a dask ``distributed`` cluster (the ``cluster`` ext
 
 from __future__ import annotations
 
-from concurrency_kit._core.util import fixup_module_metadata
+from concurrency_kit._core.exports import fixup_module_metadata
 from concurrency_kit.channels import ChannelStatistics, ProcessChannel, ThreadChannel, select
-from concurrency_kit.compare._advise import Advice, advise
+from concurrency_kit.compare import Advice, advise
 from concurrency_kit.errors import (
     BrokenBarrierError,
     BrokenPoolError,

@@ -20,26 +20,20 @@ from typing import Any, NoReturn
 
 import attrs
 
-from concurrency_kit.channels.process import ProcessChannel
-from concurrency_kit.channels.thread import ThreadChannel
-from concurrency_kit.pools.cluster import ClusterPool
-from concurrency_kit.pools.process import ProcessPool
-from concurrency_kit.pools.thread import ThreadPool
-from concurrency_kit.state.process import (
+from concurrency_kit.channels import ProcessChannel, ThreadChannel
+from concurrency_kit.pools import ClusterPool, ProcessPool, ThreadPool
+from concurrency_kit.state import (
     ProcessSharedArray,
     ProcessSharedCounter,
     ProcessSharedDict,
     ProcessSharedValue,
-)
-from concurrency_kit.state.thread import (
     ThreadSharedArray,
     ThreadSharedCounter,
     ThreadSharedDict,
     ThreadSharedValue,
 )
-from concurrency_kit.supervision.process import ProcessSupervisor
-from concurrency_kit.supervision.thread import ThreadSupervisor
-from concurrency_kit.sync.process import (
+from concurrency_kit.supervision import ProcessSupervisor, ThreadSupervisor
+from concurrency_kit.sync import (
     ProcessBarrier,
     ProcessBoundedSemaphore,
     ProcessCondition,
@@ -49,8 +43,6 @@ from concurrency_kit.sync.process import (
     ProcessRLock,
     ProcessRWLock,
     ProcessSemaphore,
-)
-from concurrency_kit.sync.thread import (
     ThreadBarrier,
     ThreadBoundedSemaphore,
     ThreadCondition,

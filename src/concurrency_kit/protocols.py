@@ -13,13 +13,47 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
+import attrs
 from typing_extensions import Self
 
-from concurrency_kit.pools._base import PoolStatistics
-
-__all__ = ["Pool"]
+__all__ = ["Pool", "PoolStatistics"]
 
 T = TypeVar("T")
+
+
+@attrs.frozen
+class PoolStatistics:
+    """A snapshot of a pool's state and counters.
+
+    Attributes:
+        model: ``"process"``, ``"thread"`` or ``"cluster"``.
+        max_workers: the most workers the pool runs at once.
+        workers_alive: workers running now (busy or idle).
+        workers_busy: workers running a task now.
+        tasks_queued: tasks accepted but not started.
+        tasks_completed: tasks that returned a value.
+        tasks_failed: tasks that raised an exception.
+        tasks_crashed: tasks whose worker died under them.
+        tasks_timed_out: tasks stopped by their ``timeout``.
+        tasks_cancelled: tasks cancelled before they finished.
+        workers_replaced: workers started to replace one that died, was killed, was recycled
+            by ``max_tasks_per_worker`` or (threads) was abandoned.
+        workers_abandoned: thread workers still stuck in a task that timed out (always 0 for
+            processes, whose late workers are killed).
+    """
+
+    model: str
+    max_workers: int
+    workers_alive: int
+    workers_busy: int
+    tasks_queued: int
+    tasks_completed: int
+    tasks_failed: int
+    tasks_crashed: int
+    tasks_timed_out: int
+    tasks_cancelled: int
+    workers_replaced: int
+    workers_abandoned: int
 
 
 @runtime_checkable

@@ -27,8 +27,7 @@ from typing import Any
 import attrs
 
 from concurrency_kit.models import PROCESS, THREAD, Model
-from concurrency_kit.pools.process import ProcessPool
-from concurrency_kit.pools.thread import ThreadPool
+from concurrency_kit.pools import ProcessPool, ThreadPool
 
 __all__ = ["PROCESS_MARGIN", "ROUNDS", "Advice", "Timings", "advise", "decide", "measure"]
 

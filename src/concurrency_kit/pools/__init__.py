@@ -6,9 +6,9 @@ extra; ``distributed`` is imported only when a pool is created).
 
 from __future__ import annotations
 
-from concurrency_kit.pools._base import PoolStatistics
 from concurrency_kit.pools.cluster import ClusterPool
 from concurrency_kit.pools.process import ProcessPool
 from concurrency_kit.pools.thread import ThreadPool
+from concurrency_kit.protocols import PoolStatistics
 
 __all__ = ["ClusterPool", "PoolStatistics", "ProcessPool", "ThreadPool"]

@@ -63,10 +63,10 @@ from concurrency_kit.pools import _map
 from concurrency_kit.pools._base import (
     PoolBase,
     PoolFuture,
-    PoolStatistics,
     default_process_workers,
     stop_at_exit,
 )
+from concurrency_kit.protocols import PoolStatistics
 
 if TYPE_CHECKING:
     from distributed import Client, LocalCluster

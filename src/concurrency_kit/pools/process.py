@@ -61,7 +61,7 @@ from typing import Any
 
 from concurrency_kit._core import serialize
 from concurrency_kit._core.deadline import wait_slice
-from concurrency_kit._core.util import mp_context
+from concurrency_kit._core.startmethod import default_start_method, mp_context
 from concurrency_kit.errors import (
     BrokenPoolError,
     SerializationError,
@@ -72,11 +72,11 @@ from concurrency_kit.pools import _frames
 from concurrency_kit.pools._base import (
     PoolBase,
     PoolFuture,
-    PoolStatistics,
     default_process_workers,
     stop_at_exit,
 )
 from concurrency_kit.pools._process_worker import worker_main
+from concurrency_kit.protocols import PoolStatistics
 
 __all__ = ["ProcessPool"]
 
@@ -1165,9 +1165,3 @@ class ProcessPool(PoolBase):
 
     def _statistics(self) -> PoolStatistics:
         return self._core.statistics()
-
-
-def default_start_method() -> str:
-    """``forkserver`` where it exists (POSIX), else ``spawn``."""
-    methods = multiprocessing.get_all_start_methods()
-    return "forkserver" if "forkserver" in methods else "spawn"

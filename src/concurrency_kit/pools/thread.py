@@ -40,10 +40,10 @@ from concurrency_kit.errors import BrokenPoolError, TaskTimeoutError
 from concurrency_kit.pools._base import (
     PoolBase,
     PoolFuture,
-    PoolStatistics,
     default_thread_workers,
     stop_at_exit,
 )
+from concurrency_kit.protocols import PoolStatistics
 
 __all__ = ["ThreadPool"]
 

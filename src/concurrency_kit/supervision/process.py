@@ -44,8 +44,7 @@ from typing import Any
 from concurrency_kit._core import serialize
 from concurrency_kit._core.deadline import deadline_after, remaining, wait_slice
 from concurrency_kit._core.lifeline import watch_parent
-from concurrency_kit._core.util import mp_context
-from concurrency_kit.pools.process import default_start_method
+from concurrency_kit._core.startmethod import default_start_method, mp_context
 from concurrency_kit.supervision._restart import SupervisorCore
 from concurrency_kit.supervision._spec import (
     ChildContext,

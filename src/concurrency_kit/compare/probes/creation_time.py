@@ -20,8 +20,8 @@ import multiprocessing
 import threading
 import time
 
+from concurrency_kit._core.startmethod import default_start_method
 from concurrency_kit.compare._measure import Figure, Measurement, Mode, median_of, verdict_for
-from concurrency_kit.pools.process import default_start_method
 
 __all__ = ["probe"]
 

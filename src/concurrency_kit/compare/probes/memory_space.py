@@ -14,10 +14,9 @@ import os
 import threading
 
 from concurrency_kit.compare._measure import Figure, Measurement, Mode, verdict_for
-from concurrency_kit.pools.process import ProcessPool
-from concurrency_kit.pools.thread import ThreadPool
+from concurrency_kit.pools import ProcessPool, ThreadPool
 from concurrency_kit.protocols import Pool
-from concurrency_kit.state.process import ProcessSharedCounter, ProcessSharedDict
+from concurrency_kit.state import ProcessSharedCounter, ProcessSharedDict
 
 __all__ = ["probe"]
 

@@ -19,10 +19,8 @@ from typing import IO
 
 from concurrency_kit.compare._measure import Figure, Measurement, Mode
 from concurrency_kit.errors import SerializationError
-from concurrency_kit.pools.process import ProcessPool
-from concurrency_kit.pools.thread import ThreadPool
-from concurrency_kit.sync.process import ProcessGuarded
-from concurrency_kit.sync.thread import ThreadLock
+from concurrency_kit.pools import ProcessPool, ThreadPool
+from concurrency_kit.sync import ProcessGuarded, ThreadLock
 
 __all__ = ["probe"]
 
