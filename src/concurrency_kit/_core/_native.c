@@ -328,6 +328,35 @@ word_args(const char *name, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t 
     return 0;
 }
 
+/* Add to a signed 64-bit word, wrapping around as the hardware does; the previous value. */
+static long long
+fetch_add(void *a, long long delta)
+{
+    return (long long)__atomic_fetch_add((uint64_t *)a, (uint64_t)delta, __ATOMIC_SEQ_CST);
+}
+
+static uint64_t
+load_word(void *a, int width)
+{
+    switch (width) {
+    case 1: return __atomic_load_n((uint8_t *)a, __ATOMIC_SEQ_CST);
+    case 2: return __atomic_load_n((uint16_t *)a, __ATOMIC_SEQ_CST);
+    case 4: return __atomic_load_n((uint32_t *)a, __ATOMIC_SEQ_CST);
+    default: return __atomic_load_n((uint64_t *)a, __ATOMIC_SEQ_CST);
+    }
+}
+
+static void
+store_word(void *a, int width, uint64_t bits)
+{
+    switch (width) {
+    case 1: __atomic_store_n((uint8_t *)a, (uint8_t)bits, __ATOMIC_SEQ_CST); break;
+    case 2: __atomic_store_n((uint16_t *)a, (uint16_t)bits, __ATOMIC_SEQ_CST); break;
+    case 4: __atomic_store_n((uint32_t *)a, (uint32_t)bits, __ATOMIC_SEQ_CST); break;
+    default: __atomic_store_n((uint64_t *)a, bits, __ATOMIC_SEQ_CST); break;
+    }
+}
+
 static PyObject *
 atomic_load(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -336,14 +365,7 @@ atomic_load(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (word_args("atomic_load", args, nargs, 2, &a, &width) < 0) {
         return NULL;
     }
-    uint64_t value;
-    switch (width) {
-    case 1: value = __atomic_load_n((uint8_t *)a, __ATOMIC_SEQ_CST); break;
-    case 2: value = __atomic_load_n((uint16_t *)a, __ATOMIC_SEQ_CST); break;
-    case 4: value = __atomic_load_n((uint32_t *)a, __ATOMIC_SEQ_CST); break;
-    default: value = __atomic_load_n((uint64_t *)a, __ATOMIC_SEQ_CST); break;
-    }
-    return PyLong_FromUnsignedLongLong(value);
+    return PyLong_FromUnsignedLongLong(load_word(a, width));
 }
 
 static PyObject *
@@ -356,12 +378,7 @@ atomic_store(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         || bits_arg(args[2], width, &bits) < 0) {
         return NULL;
     }
-    switch (width) {
-    case 1: __atomic_store_n((uint8_t *)a, (uint8_t)bits, __ATOMIC_SEQ_CST); break;
-    case 2: __atomic_store_n((uint16_t *)a, (uint16_t)bits, __ATOMIC_SEQ_CST); break;
-    case 4: __atomic_store_n((uint32_t *)a, (uint32_t)bits, __ATOMIC_SEQ_CST); break;
-    default: __atomic_store_n((uint64_t *)a, bits, __ATOMIC_SEQ_CST); break;
-    }
+    store_word(a, width, bits);
     Py_RETURN_NONE;
 }
 
@@ -422,9 +439,7 @@ atomic_add(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (delta == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    /* Wraps around like the hardware; the callers check the range they allow. */
-    uint64_t old = __atomic_fetch_add((uint64_t *)a, (uint64_t)delta, __ATOMIC_SEQ_CST);
-    return PyLong_FromLongLong((long long)old);
+    return PyLong_FromLongLong(fetch_add(a, delta));
 }
 
 /* -- memory mappings ----------------------------------------------------------------------- */
@@ -605,14 +620,7 @@ AtomicWord_load(AtomicWord *self, PyObject *unused)
     if (a == NULL) {
         return NULL;
     }
-    uint64_t value;
-    switch (self->width) {
-    case 1: value = __atomic_load_n((uint8_t *)a, __ATOMIC_SEQ_CST); break;
-    case 2: value = __atomic_load_n((uint16_t *)a, __ATOMIC_SEQ_CST); break;
-    case 4: value = __atomic_load_n((uint32_t *)a, __ATOMIC_SEQ_CST); break;
-    default: value = __atomic_load_n((uint64_t *)a, __ATOMIC_SEQ_CST); break;
-    }
-    return PyLong_FromUnsignedLongLong(value);
+    return PyLong_FromUnsignedLongLong(load_word(a, self->width));
 }
 
 static PyObject *
@@ -623,12 +631,7 @@ AtomicWord_store(AtomicWord *self, PyObject *arg)
     if (a == NULL || bits_arg(arg, self->width, &bits) < 0) {
         return NULL;
     }
-    switch (self->width) {
-    case 1: __atomic_store_n((uint8_t *)a, (uint8_t)bits, __ATOMIC_SEQ_CST); break;
-    case 2: __atomic_store_n((uint16_t *)a, (uint16_t)bits, __ATOMIC_SEQ_CST); break;
-    case 4: __atomic_store_n((uint32_t *)a, (uint32_t)bits, __ATOMIC_SEQ_CST); break;
-    default: __atomic_store_n((uint64_t *)a, bits, __ATOMIC_SEQ_CST); break;
-    }
+    store_word(a, self->width, bits);
     Py_RETURN_NONE;
 }
 
@@ -663,8 +666,7 @@ AtomicWord_add(AtomicWord *self, PyObject *arg)
     if (delta == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    uint64_t old = __atomic_fetch_add((uint64_t *)a, (uint64_t)delta, __ATOMIC_SEQ_CST);
-    return PyLong_FromLongLong((long long)old);
+    return PyLong_FromLongLong(fetch_add(a, delta));
 }
 
 /* add_fetch(delta=1) -> the new value of a signed 64-bit word, wrapped around as the hardware
@@ -716,11 +718,12 @@ AtomicWord_add_fetch(AtomicWord *self, PyObject *const *args, Py_ssize_t nargs)
             }
         }
     }
-    uint64_t old = __atomic_fetch_add((uint64_t *)a, (uint64_t)delta, __ATOMIC_SEQ_CST);
-    return PyLong_FromLongLong((long long)(old + (uint64_t)delta));
+    return PyLong_FromLongLong((long long)((uint64_t)fetch_add(a, delta) + (uint64_t)delta));
 }
 
 static PyMethodDef AtomicWord_methods[] = {
+    {"add", (PyCFunction)AtomicWord_add, METH_O,
+     "add($self, delta, /)\n--\n\nAdd ``delta`` atomically; return the previous value."},
     {"add_fetch", (PyCFunction)(void (*)(void))AtomicWord_add_fetch, METH_FASTCALL,
      "add_fetch($self, delta=1, /)\n--\n\n"
      "Add ``delta`` (negative to subtract) atomically and return the new value (a signed\n"
@@ -729,8 +732,6 @@ static PyMethodDef AtomicWord_methods[] = {
     {"store", (PyCFunction)AtomicWord_store, METH_O, "store(bits)"},
     {"compare_exchange", (PyCFunction)(void (*)(void))AtomicWord_compare_exchange, METH_FASTCALL,
      "compare_exchange(expected, desired) -> whether the word held expected (and now desired)"},
-    {"add", (PyCFunction)AtomicWord_add, METH_O,
-     "add(delta) -> the previous value of a signed 64-bit word"},
     {"close", (PyCFunction)AtomicWord_close, METH_O,
      "close(message): let go of the mapping; later calls raise ValueError(message)"},
     {NULL, NULL, 0, NULL},

@@ -83,6 +83,7 @@ from typing import Any, Final
 import attrs
 
 from concurrency_kit._core import _native, mutex, registry, shm
+from concurrency_kit._core.handles import Closed
 from concurrency_kit._core.mutex import EOWNERDEAD, ETIMEDOUT
 from concurrency_kit.errors import SharedMemoryCorruptError, SharedMemoryFullError
 
@@ -285,20 +286,7 @@ def _forget(m: _Mapping, segment: shm.Segment | None) -> None:
     _registry.release(m)
 
 
-class _Closed:
-    """Stands in for the views of a closed handle: every use raises :exc:`ValueError`."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise ValueError("the shared hash table is closed")
-
-    def __getitem__(self, index: Any) -> Any:
-        raise ValueError("the shared hash table is closed")
-
-    def __setitem__(self, index: Any, value: Any) -> None:
-        raise ValueError("the shared hash table is closed")
-
-
-_CLOSED: Any = _Closed()
+_CLOSED: Any = Closed("the shared hash table")
 
 
 _NO_CACHE: tuple[int, dict[bytes, bytes]] = (-1, {})
