@@ -23,12 +23,18 @@ BENCHMARKS = (
     "array_bulk_write_list",
     "array_bulk_write_buffer",
 )
-TARGET = re.compile(
-    r"^\[(process_counter_add|process_counter_add_2procs)\] ProcessSharedCounter vs "
-    r"multiprocessing\.Value: [0-9.e+-]+x \(throughput ratio ours/theirs, higher is better; "
-    r"target >= 1\.0x\) (MET|MISSED)$",
-    re.M,
-)
+# (benchmark, the target's bound), in the order printed: ProcessSharedCounter against
+# multiprocessing.Value under its lock; the 2-process cell is issue 16's ">= 10x".
+TARGETS = (("process_counter_add", "1.0"), ("process_counter_add_2procs", "10.0"))
+
+
+def target_pattern(benchmark: str, bound: str) -> str:
+    """A measured target line: the ratio (machine-dependent), then the exact bound."""
+    return (
+        rf"\[{re.escape(benchmark)}\] ProcessSharedCounter vs multiprocessing\.Value: "
+        r"[0-9.e+-]+x \(throughput ratio ours/theirs, higher is better; "
+        rf"target >= {re.escape(bound)}x\) (?:MET|MISSED)"
+    )
 
 
 def test_smoke_run_prints_every_table_and_target() -> None:
@@ -42,8 +48,9 @@ def test_smoke_run_prints_every_table_and_target() -> None:
         "ThreadSharedArray",
     )
     lines = smoke_run(BENCH, BENCHMARKS, dict.fromkeys(rows, "2"))
-    assert len(lines) == 2, lines
-    assert [TARGET.match(line) is not None for line in lines] == [True, True], lines
+    assert len(lines) == len(TARGETS), lines
+    for line, expected in zip(lines, TARGETS, strict=True):
+        assert re.fullmatch(target_pattern(*expected), line), (expected, lines)
 
 
 def test_list_names_benchmarks_and_contenders() -> None:
