@@ -33,7 +33,7 @@ import pytest
 from _children import Child, asleep
 from _children import children as children  # the fixture
 from concurrency_kit import ChannelEmpty, ChannelFull, ProcessChannel
-from concurrency_kit.channels import process
+from concurrency_kit.channels import _layout as layout
 
 DEADLOCK = 60.0
 CAPACITY = 4
@@ -51,7 +51,7 @@ def item(tag: int, k: int, size: int) -> bytes:
 def stored(channel: ProcessChannel[Any]) -> int:
     """Items published in the channel's shared-memory store (white box: the counter that
     keeps the receivers' bell ringing)."""
-    return int(channel._w[process._SPILLED])
+    return int(channel._w[layout.SPILLED])
 
 
 def wait_until(predicate: Callable[[], bool], what: str) -> None:
@@ -181,7 +181,7 @@ def test_an_offer_whose_producer_was_killed_is_counted_once_and_leaks_nothing(
         assert (stats.queued, stats.sent, stats.received) == (0, 1, 1)
         # Its acknowledgement word is free again (white box): dead senders leak none of the
         # SLOTS words, after which every rendezvous send would fail.
-        acks = channel._w[process._ACKS_AT : process._ACKS_AT + process.SLOTS]
-        assert acks.tolist() == [0] * process.SLOTS
+        acks = channel._w[layout.ACKS_AT : layout.ACKS_AT + layout.SLOTS]
+        assert acks.tolist() == [0] * layout.SLOTS
         with pytest.raises(ChannelFull):  # and no receiver waits now
             channel.send_nowait("nobody waits")

@@ -5,8 +5,9 @@ a stray pointer, a hostile process of the same user). Every offset, length and c
 reads there is checked before it is used: a bad one raises
 :class:`~concurrency_kit.SharedMemoryCorruptError` naming the channel and the value — never a
 read past the entry, never another item's bytes (issue #15). These tests write bad values into a
-real channel's memory (white box: the layout is ``channels/process.py``'s) and check that the
-next receive refuses them, and keeps refusing them without hanging (the mutex is released).
+real channel's memory (white box: the layouts are those of ``channels/_layout.py`` and
+``channels/_ring.py``) and check that the next receive refuses them, and keeps refusing them
+without hanging (the mutex is released).
 """
 
 from __future__ import annotations
@@ -19,18 +20,19 @@ from typing import Any
 import pytest
 
 from concurrency_kit import ProcessChannel, SharedMemoryCorruptError
-from concurrency_kit.channels import process
+from concurrency_kit.channels import _layout as layout
+from concurrency_kit.channels import _ring as ring
 
 BIG = 5_000  # bytes: past a pipe packet, so the item goes to the store
 
 
 def header(channel: ProcessChannel[Any], at: int = 0) -> list[int]:
     """The entry header at ``at``: size, state, kind, ack slot, payload length, number."""
-    return list(process._ENTRY.unpack_from(channel._buf, at))
+    return list(ring.ENTRY.unpack_from(channel._ring.buf, at))
 
 
 def write_header(channel: ProcessChannel[Any], fields: list[int], at: int = 0) -> None:
-    process._ENTRY.pack_into(channel._buf, at, *fields)
+    ring.ENTRY.pack_into(channel._ring.buf, at, *fields)
 
 
 def refused(channel: ProcessChannel[Any]) -> None:
@@ -82,8 +84,8 @@ def test_a_stale_entry_is_never_taken_again(make: Callable[..., ProcessChannel[A
     assert channel.recv(timeout=0) == b"A" * BIG
     assert channel.recv(timeout=0) == b"B" * BIG
     channel.send(b"C" * (BIG - 16))  # the ring restarted at 0: B's old entry follows C's
-    channel._w[process._ENTRIES] += 1  # the counts claim one more entry: B's, stale
-    channel._w[process._SPILLED] += 1
+    channel._w[layout.ENTRIES] += 1  # the counts claim one more entry: B's, stale
+    channel._w[layout.SPILLED] += 1
     assert channel.recv(timeout=0) == b"C" * (BIG - 16)
     refused(channel)  # B's bytes are never returned a second time
 
@@ -95,11 +97,11 @@ def test_a_bad_ring_position_is_refused(
     channel = make(shared_memory_size=1 << 20)
     channel.send(b"a" * BIG)
     if where == "tail-unaligned":
-        channel._w[process._TAIL] = 3
+        channel._w[layout.TAIL] = 3
     elif where == "tail-past-the-end":
-        channel._w[process._TAIL] = (1 << 20) + 64
+        channel._w[layout.TAIL] = (1 << 20) + 64
     else:
-        channel._w[process._HEAD] = -8
+        channel._w[layout.HEAD] = -8
     refused(channel)
     # A sender does not write there either.
     with pytest.raises(SharedMemoryCorruptError, match="corrupt"):
@@ -114,8 +116,8 @@ def test_batch_lengths_that_do_not_add_up_are_refused(
     channel.send_many([b"one", b"two", b"three"])
     assert channel.recv(timeout=0) == b"x" * BIG
     at = header(channel)[SIZE]  # the batch entry follows the first one
-    pos = at + process._ENTRY.size + process._BATCH_HEAD.size
-    struct.pack_into("<I", channel._buf, pos, 300)  # the first item's length: past the batch
+    pos = at + ring.ENTRY.size + ring.BATCH_HEAD.size
+    struct.pack_into("<I", channel._ring.buf, pos, 300)  # the first item's length: past the batch
     refused(channel)
 
 
@@ -124,18 +126,21 @@ def test_pickled_item_lengths_that_do_not_add_up_are_refused(
 ) -> None:
     channel = make()
     channel.send(bytearray(b"y" * BIG))  # pickled, its bytes out of band
-    pos = process._ENTRY.size
-    length, count = process._PAYLOAD.unpack_from(channel._buf, pos)
+    pos = ring.ENTRY.size
+    length, count = ring.PAYLOAD.unpack_from(channel._ring.buf, pos)
     assert count == 1
-    process._PAYLOAD.pack_into(channel._buf, pos, length, 2**31)  # a buffer count past the item
+    ring.PAYLOAD.pack_into(channel._ring.buf, pos, length, 2**31)  # a buffer count past the item
     refused(channel)
 
 
 def test_a_dead_threads_bad_mark_is_refused(make: Callable[..., ProcessChannel[Any]]) -> None:
     channel = make(4)
-    slot = process._SLOTS_AT + process._SLOT_WORDS * (process._THREAD_SLOTS - 1)
-    channel._w[slot], channel._w[slot + 1] = 2**22 + 1, 1  # no such process
-    channel._w[slot + 2] = 10**9  # sends in flight: more than any send reserves
+    slot = layout.SLOTS_AT + layout.SLOT_WORDS * (layout.THREAD_SLOTS - 1)
+    channel._w[slot + layout.SLOT_PID], channel._w[slot + layout.SLOT_TID] = (
+        2**22 + 1,
+        1,
+    )  # no such process
+    channel._w[slot + layout.SLOT_IN_FLIGHT] = 10**9  # in flight: more than any send reserves
     with pytest.raises(SharedMemoryCorruptError, match="corrupt"):
         channel._scan_slots()
     assert channel.statistics().sent == 0  # the count was not touched
@@ -146,6 +151,6 @@ def test_a_bad_store_size_is_refused_when_a_handle_is_unpickled(
 ) -> None:
     channel = make()
     data = pickle.dumps(channel)
-    channel._w[process._STORE_SIZE] = 17
+    channel._w[layout.STORE_SIZE] = 17
     with pytest.raises(SharedMemoryCorruptError, match="corrupt"):
         pickle.loads(data)

@@ -210,12 +210,12 @@ def test_the_store_wraps_without_mixing_items() -> None:
 
 def test_the_entry_header_records_the_exact_length() -> None:
     # White box: the header's payload length is the item's, its size the rounded one.
-    from concurrency_kit.channels import process
+    from concurrency_kit.channels import _items, _ring
 
     with ProcessChannel[bytes]() as channel:
         channel.send(b"x" * 4097)
-        size, state, kind, _ack, length, _number = process._ENTRY.unpack_from(channel._buf, 0)
-        assert (kind, length, size) == (process._RAW_BYTES, 4097, process._align(4097 + 32))
-        assert struct.calcsize("<QHHIQQ") == process._ENTRY.size == 32
-        assert state == process._READY
+        size, state, kind, _ack, length, _number = _ring.ENTRY.unpack_from(channel._ring.buf, 0)
+        assert (kind, length, size) == (_items.RAW_BYTES, 4097, _ring.align(4097 + 32))
+        assert struct.calcsize("<QHHIQQ") == _ring.ENTRY.size == 32
+        assert state == _ring.READY
         assert channel.recv(timeout=60) == b"x" * 4097

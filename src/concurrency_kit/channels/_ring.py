@@ -1,0 +1,288 @@
+"""The ring of a ProcessChannel: a byte ring in its own shared-memory segment (the *store*).
+
+It carries large items, items with out-of-band buffers, ``send_many`` batches, rendezvous
+offers, and whatever the pipe cannot hold. Every method runs under the channel monitor's
+mutex; the ring's words (``head``, ``tail``, ``entries``, ``put_seq``, ``take_seq``: see
+``_layout.py``) are changed only there. The segment is sparse (pages are used only when
+written) and the ring restarts at offset 0 whenever it empties.
+
+An entry::
+
+    offset  size        field
+    0       8           size       the whole entry, rounded up to 8: where the next one starts
+    8       2           state      READY, OFFER (a rendezvous send waits), RETRACTED, WRAP
+    10      2           kind       PICKLED, RAW_BYTES, BATCH (``_items.py``)
+    12      4           ack        an OFFER's acknowledgement word (``_slots.py``)
+    16      8           length     the payload's exact length (the padding may hold old bytes)
+    24      8           number     the entry's number: a stale entry never matches take_seq
+    32      length      payload    RAW_BYTES: the bytes; PICKLED: pickle length (Q), buffer
+                                   count (I), one Q per buffer, the pickle, the buffers;
+                                   BATCH: items (I), items taken (I), offset of the next (I),
+                                   one I per item, the pickles back to back
+
+An entry is written first and published last (``head`` moves past it), so a producer killed
+mid-copy leaves nothing visible; a consumer copies an entry out before it moves ``tail``, so one
+killed mid-copy leaves the item for the next. A WRAP header (or too little room for a header)
+marks where the ring went back to 0.
+
+*Trust*: the segment and the words are shared memory any process of this user can write, so
+every offset, length and count is checked before it is used; a value the ring could not have
+written raises :class:`~concurrency_kit.SharedMemoryCorruptError` rather than reading past an
+entry or returning stale bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from concurrency_kit.channels._items import BATCH, KINDS, PICKLED, RAW_BYTES
+from concurrency_kit.channels._layout import ENTRIES, HEAD, PUT_SEQ, SLOTS, TAIL, TAKE_SEQ
+from concurrency_kit.errors import SharedMemoryCorruptError
+
+__all__ = [
+    "BATCH_HEAD",
+    "ENTRY",
+    "OFFER",
+    "PAYLOAD",
+    "READY",
+    "RETRACTED",
+    "WRAP",
+    "Entry",
+    "Ring",
+    "align",
+    "batch_payload",
+    "corrupt",
+]
+
+ENTRY = struct.Struct("<QHHIQQ")  # size, state, kind, ack, length, number
+_STATE_AT = 8  # the offset of the state field in ENTRY
+READY, OFFER, RETRACTED, WRAP = 1, 2, 3, 4
+_STATES = frozenset({READY, OFFER, RETRACTED, WRAP})
+BATCH_HEAD = struct.Struct("<III")  # items, items taken, offset of the next one
+PAYLOAD = struct.Struct("<QI")  # pickle length, buffer count
+
+Entry = tuple[int, int, int, int, int, int, int]
+"""A checked entry header: offset, size, state, kind, ack, length, number."""
+
+
+def align(n: int) -> int:
+    return (n + 7) & ~7
+
+
+def corrupt(name: str, what: str) -> SharedMemoryCorruptError:
+    """The error for a value in channel ``name``'s shared memory that it could not have
+    written (another process of this user wrote over it, or memory was damaged)."""
+    return SharedMemoryCorruptError(
+        f"the shared memory of ProcessChannel {name!r} is corrupt: {what}; the "
+        f"channel cannot be used safely any more"
+    )
+
+
+class Ring:
+    """The ring over ``buf`` (the store segment) and the channel's state ``words``.
+
+    Every method is called with the channel's mutex held.
+    """
+
+    __slots__ = ("_w", "buf", "name", "size")
+
+    def __init__(self, buf: memoryview, words: memoryview, size: int, name: str) -> None:
+        self.buf = buf
+        self._w = words
+        self.size = size
+        self.name = name
+
+    # putting -----------------------------------------------------------------------------
+
+    def entry_size(self, kind: int, data: bytes, views: list[memoryview]) -> tuple[int, int]:
+        """The payload length and the whole entry's size for an item.
+
+        Raises:
+            ValueError: the entry is larger than the ring.
+        """
+        if kind != PICKLED:
+            payload = len(data)
+        else:
+            payload = PAYLOAD.size + 8 * len(views) + len(data) + sum(v.nbytes for v in views)
+        size = align(ENTRY.size + payload)
+        if size > self.size:
+            raise ValueError(
+                f"an item of {payload} bytes does not fit the channel's shared memory "
+                f"({self.size} bytes); make the channel with a larger shared_memory_size"
+            )
+        return payload, size
+
+    def allocate(self, size: int) -> int:
+        """Where an entry of ``size`` bytes goes, or -1 if it does not fit.
+
+        The used part runs from the tail to the head, wrapping at the end of the segment;
+        ``head == tail`` means empty or full, told apart by the entry count.
+        """
+        w = self._w
+        store_size = self.size
+        if w[ENTRIES] == 0:
+            w[HEAD] = w[TAIL] = 0
+            return 0
+        head, tail = int(w[HEAD]), int(w[TAIL])
+        if not (0 <= head <= store_size and 0 <= tail <= store_size) or (head | tail) & 7:
+            raise corrupt(self.name, f"its ring runs from {tail} to {head} in {store_size} bytes")
+        if head > tail:
+            if store_size - head >= size:
+                return head
+            if tail >= size:  # wrap: mark the end, start again at 0
+                if store_size - head >= ENTRY.size:
+                    ENTRY.pack_into(self.buf, head, 0, WRAP, 0, 0, 0, 0)
+                w[HEAD] = 0
+                return 0
+            return -1
+        if tail - head >= size:
+            return head
+        return -1
+
+    def put(
+        self,
+        at: int,
+        size: int,
+        kind: int,
+        data: bytes,
+        views: list[memoryview],
+        payload: int,
+        ack: int,
+    ) -> None:
+        """Copy an item into the space :meth:`allocate` gave, then publish it: an OFFER with
+        acknowledgement word ``ack`` if ``ack >= 0``, else READY."""
+        buf = self.buf
+        w = self._w
+        pos = at + ENTRY.size
+        if kind != PICKLED:
+            buf[pos : pos + len(data)] = data
+        else:
+            PAYLOAD.pack_into(buf, pos, len(data), len(views))
+            pos += PAYLOAD.size
+            for v in views:
+                struct.pack_into("<Q", buf, pos, v.nbytes)
+                pos += 8
+            buf[pos : pos + len(data)] = data
+            pos += len(data)
+            for v in views:
+                buf[pos : pos + v.nbytes] = v.cast("B")
+                pos += v.nbytes
+        state = OFFER if ack >= 0 else READY
+        ENTRY.pack_into(buf, at, size, state, kind, max(ack, 0), payload, w[PUT_SEQ])
+        w[PUT_SEQ] += 1
+        w[HEAD] = at + size  # published: the entry is complete
+        w[ENTRIES] += 1
+
+    def retract(self, at: int) -> None:
+        """Mark the OFFER at ``at`` taken back: receivers skip it."""
+        struct.pack_into("<H", self.buf, at + _STATE_AT, RETRACTED)
+
+    # taking ------------------------------------------------------------------------------
+
+    def next_entry(self) -> Entry:
+        """The oldest entry's checked header (there must be one: ``entries`` > 0), past any
+        wrap marker."""
+        w = self._w
+        buf = self.buf
+        store_size = self.size
+        while True:
+            at, head = int(w[TAIL]), int(w[HEAD])
+            if not (0 <= at <= store_size and 0 <= head <= store_size) or (at | head) & 7:
+                raise corrupt(self.name, f"its ring runs from {at} to {head} in {store_size} bytes")
+            if at + ENTRY.size > store_size or ENTRY.unpack_from(buf, at)[1] == WRAP:
+                if at < head or at == 0:  # the end is marked only when the ring wraps
+                    raise corrupt(self.name, f"a wrap at offset {at}, with the head at {head}")
+                w[TAIL] = 0
+                continue
+            size, state, kind, ack, length, seq = ENTRY.unpack_from(buf, at)
+            if (
+                seq != w[TAKE_SEQ]
+                or state not in _STATES
+                or kind not in KINDS
+                or ack >= SLOTS
+                or size != align(ENTRY.size + length)
+                or at + size > store_size
+                or at < head < at + size
+            ):
+                raise corrupt(
+                    self.name,
+                    f"the entry at offset {at} (size {size}, payload {length} bytes, "
+                    f"state {state}, kind {kind}, number {seq}) is not the next one it "
+                    f"wrote (number {w[TAKE_SEQ]})",
+                )
+            return at, size, state, kind, ack, length, seq
+
+    def pop(self, at: int, size: int) -> None:
+        """Drop the oldest entry (at ``at``, ``size`` bytes), used up."""
+        w = self._w
+        w[TAIL] = at + size
+        w[ENTRIES] -= 1
+        w[TAKE_SEQ] += 1
+
+    def rewind_if_empty(self) -> None:
+        """Start again at offset 0 when the ring is empty (pages stay few)."""
+        w = self._w
+        if w[ENTRIES] == 0:
+            w[HEAD] = w[TAIL] = 0
+
+    def copy_out(self, pos: int, length: int, kind: int) -> tuple[int, Any, Any]:
+        """Copy one item's ``length`` payload bytes at ``pos`` out: ``(kind, bytes, buffers)``.
+
+        A raw ``bytes`` item is its payload, exactly; a pickled one is its pickle's length
+        and its buffers' lengths, then the pickle and the buffers, adding up to ``length``.
+        """
+        buf = self.buf
+        if kind == RAW_BYTES:
+            return kind, bytes(buf[pos : pos + length]), None
+        end = pos + length
+        if length < PAYLOAD.size:
+            raise corrupt(self.name, f"an item of {length} bytes at offset {pos}")
+        size, count = PAYLOAD.unpack_from(buf, pos)
+        pos += PAYLOAD.size
+        if 8 * count > end - pos:
+            raise corrupt(self.name, f"an item at offset {pos} with {count} buffers")
+        sizes = struct.unpack_from(f"<{count}Q", buf, pos)
+        pos += 8 * count
+        if size + sum(sizes) != end - pos:
+            raise corrupt(self.name, f"the lengths of the item at offset {pos} do not add up")
+        data = bytes(buf[pos : pos + size])
+        pos += size
+        buffers = []
+        for n in sizes:
+            buffers.append(bytearray(buf[pos : pos + n]))
+            pos += n
+        return kind, data, buffers
+
+    def take_from_batch(
+        self, pos: int, length: int, limit: int, raw: list[tuple[int, Any, Any]]
+    ) -> tuple[bool, int]:
+        """Copy up to ``limit`` items of the batch payload of ``length`` bytes at ``pos``
+        into ``raw``; return whether the batch is used up, and how many were taken.
+
+        The lengths in the table must add up to the rest of the payload exactly.
+        """
+        buf = self.buf
+        if length < BATCH_HEAD.size:
+            raise corrupt(self.name, f"a batch entry of {length} bytes at offset {pos}")
+        count, taken, offset = BATCH_HEAD.unpack_from(buf, pos)
+        table = BATCH_HEAD.size + 4 * count
+        if not 0 <= taken < count or table > length:
+            raise corrupt(self.name, f"a batch at offset {pos} of {count} items, {taken} taken")
+        lengths = struct.unpack_from(f"<{count}I", buf, pos + BATCH_HEAD.size)
+        before = table + sum(lengths[:taken])
+        if table + sum(lengths) != length or offset != (before if taken else 0):
+            raise corrupt(self.name, f"the lengths of the batch at offset {pos} do not add up")
+        n = min(count - taken, limit)
+        mine = lengths[taken : taken + n]
+        start = pos + before
+        end = start + sum(mine)
+        raw.append((BATCH, bytes(buf[start:end]), mine))
+        BATCH_HEAD.pack_into(buf, pos, count, taken + n, end - pos)
+        return taken + n == count, n
+
+
+def batch_payload(datas: list[bytes]) -> bytes:
+    """The payload of a BATCH entry holding the pickles ``datas``."""
+    lengths = struct.pack(f"<{len(datas)}I", *map(len, datas))
+    return b"".join((BATCH_HEAD.pack(len(datas), 0, 0), lengths, *datas))
