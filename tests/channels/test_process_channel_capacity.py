@@ -135,7 +135,7 @@ def kill_one_producer_per_mode(
             assert pid is not None
             wait_until(lambda pid=pid: asleep(pid), "the producer blocks")
         child.kill()
-        channel._scan_slots()  # reap the dead now (a waiting sender does it between slices)
+        channel._slots.scan()  # reap the dead now (a waiting sender does it between slices)
 
         where = f"round {tag}: {mode}, {size} bytes"
         assert channel.statistics().queued == sent, where
@@ -174,7 +174,7 @@ def test_an_offer_whose_producer_was_killed_is_counted_once_and_leaks_nothing(
         assert pid is not None
         wait_until(lambda: asleep(pid), "the producer waits for a receiver")
         child.kill()
-        channel._scan_slots()
+        channel._slots.scan()
         # The offer was whole when its producer died: it is there, counted once.
         assert channel.recv(DEADLOCK) == item(7, 0, size)
         stats = channel.statistics()

@@ -142,7 +142,7 @@ def test_a_dead_threads_bad_mark_is_refused(make: Callable[..., ProcessChannel[A
     )  # no such process
     channel._w[slot + layout.SLOT_IN_FLIGHT] = 10**9  # in flight: more than any send reserves
     with pytest.raises(SharedMemoryCorruptError, match="corrupt"):
-        channel._scan_slots()
+        channel._slots.scan()
     assert channel.statistics().sent == 0  # the count was not touched
 
 

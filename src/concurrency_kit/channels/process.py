@@ -112,7 +112,7 @@ from concurrency_kit.channels._layout import (
     state_words,
 )
 from concurrency_kit.channels._pipe import PACKET
-from concurrency_kit.channels._ring import ENTRY, OFFER, RETRACTED, Ring, batch_payload, corrupt
+from concurrency_kit.channels._ring import ENTRY, OFFER, RETRACTED, Ring, batch_payload
 from concurrency_kit.channels._slots import MAX_MARK, SlotTable
 from concurrency_kit.errors import (
     ChannelClosed,
@@ -140,15 +140,22 @@ _dumps_plain = pickle.dumps
 
 
 def _full_fence(word: AtomicWord) -> None:
-    """Order this thread's earlier plain stores to shared memory before its later loads.
+    """A full fence: this thread's earlier loads and stores of shared memory (plain ones,
+    through the memoryview) take effect before its later loads.
 
-    Done with an atomic add of 0 (a read-modify-write, sequentially consistent) on ``word``:
+    The channel needs it where a thread writes a word and then reads one another thread
+    writes (a sender's mark then ``closed``; a receiver's ``asleep`` then the pipe), and
+    between a receiver's look at ``closed`` and its look at the marks: the Dekker shape that
+    only a full fence orders.
+
+    Done with an atomic add of 0 (a sequentially consistent read-modify-write) on ``word``:
     on x86-64 that is a ``lock xadd``, a full barrier; on aarch64 with LSE atomics (which the
-    compiler picks at run time where present) a ``ldaddal``, which the Linux kernel also relies
-    on as a full barrier. A seq_cst *load* would not do: on x86-64 it is a plain ``mov``, which
-    lets an earlier store pass it (store-load reordering is the one x86 allows). A dedicated
-    fence in ``_core._native`` (``__atomic_thread_fence``) would say this more directly, and
-    would also cover aarch64 without LSE, where an LL/SC loop is not a full barrier.
+    compiler picks at run time where present) a ``ldaddal``, which the Linux kernel also
+    relies on as a full barrier. A seq_cst *load* would not do: on x86-64 it is a plain
+    ``mov``, which lets an earlier store pass it (store-load reordering is the one x86
+    allows). A dedicated fence in ``_core._native`` (``__atomic_thread_fence``) would say
+    this more directly, and would also cover aarch64 without LSE, where an LL/SC loop is not
+    a full barrier.
     """
     word.add(0)
 
@@ -264,10 +271,6 @@ class ProcessChannel(ChannelBase[T]):
 
     # counting --------------------------------------------------------------------------
 
-    def _scan_slots(self, *, locked: bool = False) -> tuple[int, int]:
-        """Sends in flight and receivers asleep (see :meth:`SlotTable.scan`)."""
-        return self._slots.scan(locked=locked)
-
     def _asleep(self, delta: int) -> None:
         """Count this thread as asleep in a receive (rendezvous ``send_nowait`` looks)."""
         self._w[self._slots.asleep_word()] += delta
@@ -285,9 +288,6 @@ class ProcessChannel(ChannelBase[T]):
                 os.read(self._bell_r, 1)
             except BlockingIOError:  # pragma: no cover - a process died between the two
                 pass
-
-    def _corrupt(self, what: str) -> SharedMemoryCorruptError:
-        return corrupt(self.name, what)
 
     # sending -----------------------------------------------------------------------------
 
