@@ -225,7 +225,7 @@ def test_unpickled_handle_in_the_same_process_shares_the_mapping(
     handle = pickle.loads(pickle.dumps(lock))
     try:
         assert type(handle) is type(lock)
-        assert handle._m is lock._m  # one address per mutex per process (robust list)
+        assert handle._place is lock._place  # one address per mutex per process (robust list)
         with lock:
             assert handle.locked()
         lock.close()  # the creator's close removes the name; the other handle still works

@@ -786,9 +786,23 @@ LockHandle_traverse(LockHandle *self, visitproc visit, void *arg)
     return 0;
 }
 
+/* Whether a thread of this process holds the mutex (its holder records its pid). */
+static int
+held_here(LockHandle *self)
+{
+    return self->mutex != NULL
+           && (__atomic_load_n(&self->mutex->__data.__lock, __ATOMIC_RELAXED) & FUTEX_TID_MASK)
+           && __atomic_load_n(self->owner_pid, __ATOMIC_RELAXED) == cached_pid;
+}
+
 static int
 LockHandle_clear(LockHandle *self)
 {
+    if (held_here(self)) {
+        /* The holder's robust list points into this memory: it must outlive the holder, so
+         * the reference to the mapping is kept for the life of the process. */
+        self->mapping = NULL;
+    }
     self->mutex = NULL;
     Py_CLEAR(self->mapping);
     return 0;

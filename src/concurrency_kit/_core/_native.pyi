@@ -4,6 +4,7 @@ Addresses are ints; the caller keeps the memory mapped for the duration of a cal
 may block release the GIL. Results that are error numbers are 0 or an ``errno`` value.
 """
 
+from types import TracebackType
 from typing import Any
 
 MUTEX_SIZE: int
@@ -41,7 +42,13 @@ class LockHandle:
     def acquire(self, blocking: bool = True, timeout: float | None = -1) -> bool: ...
     def release(self) -> None: ...
     def __enter__(self) -> bool: ...
-    def __exit__(self, *exc_info: object) -> None: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> None: ...
 
 class AtomicWord:
     """One aligned word (1, 2, 4 or 8 bytes) of a mapping; keeps the mapping alive until

@@ -292,10 +292,10 @@ class SharedCounterStatistics:
 
     Attributes:
         value: the counter's value.
-        lock_free: whether updates are single hardware atomic instructions (processes with
-            libatomic) rather than made under a lock (threads, or processes without it).
-        mutex_recoveries: times a process died holding the counter's mutex and a later caller
-            took it over (processes without libatomic only; always 0 otherwise).
+        lock_free: whether updates are single hardware atomic instructions (always, for
+            processes) rather than made under a lock (threads).
+        mutex_recoveries: times a process died holding the segment's mutex and a later caller
+            took it over; the value itself takes no lock, so this stays 0.
     """
 
     value: int
@@ -310,10 +310,10 @@ class SharedValueStatistics:
     Attributes:
         typecode: the value's :mod:`array` type code.
         value: the value.
-        lock_free: whether updates are single hardware atomic instructions (processes with
-            libatomic) rather than made under a lock (threads, or processes without it).
-        mutex_recoveries: times a process died holding the value's mutex and a later caller
-            took it over (processes without libatomic only; always 0 otherwise).
+        lock_free: whether updates are single hardware atomic instructions (always, for
+            processes) rather than made under a lock (threads).
+        mutex_recoveries: times a process died holding the segment's mutex and a later caller
+            took it over; the value itself takes no lock, so this stays 0.
     """
 
     typecode: str

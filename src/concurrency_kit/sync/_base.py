@@ -30,8 +30,8 @@ class LockStatistics:
         waiters: callers blocked in ``acquire`` now.
         acquisitions: successful acquisitions since the lock was created.
         contentions: acquisitions that found the lock held and had to wait (or gave up).
-        owner_deaths_recovered: times a holder died with the lock held and the next acquirer
-            took it over (processes only; a thread cannot die without its process).
+        owner_deaths_recovered: times a holder ended with the lock held (a process that died,
+            a thread that returned) and the next acquirer took it over.
     """
 
     locked: bool

@@ -65,7 +65,7 @@ import sys
 import threading
 import weakref
 from _queue import SimpleQueue
-from _thread import allocate_lock, get_ident
+from _thread import allocate_lock
 from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
@@ -435,7 +435,7 @@ class _CheckedRLock(_RLockBase):
         Acquiring it again while holding it cannot block, so it is not checked.
         """
         key = self._lockorder_key
-        if not (_enabled and key) or self._owner == get_ident() or _state.busy:
+        if not (_enabled and key) or self._is_owned() or _state.busy:
             return super().acquire(blocking, timeout)
         site = _call_site()
         if blocking:
@@ -452,9 +452,8 @@ class _CheckedRLock(_RLockBase):
     def release(self) -> None:
         """Release the lock once, as the lock class does."""
         super().release()
-        # Only this thread ever stores its own id in _owner: another id (or None) means that
-        # this thread no longer holds the lock.
-        if self._lockorder_key and self._owner != get_ident():
+        # The mutex knows its holder: once it is not this thread, this thread let go of it.
+        if self._lockorder_key and not self._is_owned():
             _forget_held(self._lockorder_key)
 
     def __exit__(

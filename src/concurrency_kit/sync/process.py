@@ -13,18 +13,22 @@ holding a robust, process-shared pthread mutex (``_core/mutex.py``) and its coun
     0       64    mutex       pthread_mutex_t (40 B on x86_64, 48 B on aarch64): the lock itself;
                               NORMAL for ProcessLock, RECURSIVE for ProcessRLock; its lock word
                               holds the owner's kernel thread id, its count the recursion
-    64      64    meta        a second robust mutex guarding the waiter fields and contentions
-    128     168   header      magic, kind, owner_pid ┐ written by the holder only, while it
-                              acquisitions,          │ holds the mutex (single writer)
-                              owner_deaths           ┘
-                              contentions,           ┐ written by callers that do *not* hold
-                              overflow_waiters,      │ the mutex, so under ``meta``
-                              waiter slots [32]      ┘ (pid, count): callers of each process
-                                                       blocked in acquire() now
+    64      64    meta        a second robust mutex guarding the waiter fields
+    128     304   header      magic, kind
+                              record: owner_pid,   ┐ written by the holder only, while it
+                              acquisitions,        │ holds the mutex (single writer)
+                              owner_deaths         ┘
+                              record: contentions    by any caller that finds the mutex busy,
+                                                     atomically (the C fast path counts too)
+                              overflow_waiters,    ┐ written by callers that do *not* hold
+                              waiter slots [32]    ┘ the mutex, so under ``meta``: (pid, count),
+                                                     callers of each process blocked now
 
-    handle (any process) ──> _Mapping (one per segment per process) ──> mmap of the segment
+    handle (any process) ──> _LockMapping (one per segment per process) ──> mmap of the segment
 
-Every handle of a lock in one process shares one ``_Mapping``, so a mutex has a single
+The acquire and release paths, and the record, are both models' (``_robust_lock.py``); this
+module adds the segment, the waiters of every process, and pickling. Every handle of a lock in
+one process shares one ``_LockMapping`` (``_core/registry.py``), so a mutex has a single
 address per process, as glibc's robust list (a list of the mutexes a thread holds, threaded
 through the mutexes themselves and walked by the kernel when the thread exits) requires.
 
@@ -54,18 +58,15 @@ import ctypes
 import os
 import threading
 import time
-import warnings
 import weakref
 from collections.abc import Callable
-from typing import Any, ClassVar, NoReturn, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
-from concurrency_kit._core import atomics, mutex, registry, serialize, shm
-from concurrency_kit._core._native import LockHandle
+from concurrency_kit._core import mutex, registry, serialize, shm
 from concurrency_kit._core.handles import Closed, ProcessHandle, drop_segment
 from concurrency_kit._core.liveness import process_alive, thread_alive
 from concurrency_kit._core.monitor import SLOTS, ProcessMonitor
-from concurrency_kit._core.mutex import EBUSY, EOWNERDEAD, EPERM, ETIMEDOUT
-from concurrency_kit.errors import LockOwnerDiedWarning
+from concurrency_kit._core.mutex import EOWNERDEAD
 from concurrency_kit.sync._algorithms import (
     _ACTING,
     _ARRIVING,
@@ -89,7 +90,8 @@ from concurrency_kit.sync._algorithms import (
     SemaphoreCore,
     SemaphoreState,
 )
-from concurrency_kit.sync._base import ConditionStatistics, LockStatistics, check_acquire_args
+from concurrency_kit.sync._base import ConditionStatistics
+from concurrency_kit.sync._robust_lock import LockRecord, Reentrant, RobustLockBase
 
 __all__ = [
     "ProcessBarrier",
@@ -122,11 +124,7 @@ class _Header(ctypes.Structure):
     _fields_ = (
         ("magic", ctypes.c_uint32),
         ("kind", ctypes.c_uint32),
-        ("owner_pid", ctypes.c_int32),
-        ("_reserved", ctypes.c_int32),
-        ("acquisitions", ctypes.c_uint64),
-        ("owner_deaths", ctypes.c_uint64),
-        ("contentions", ctypes.c_uint64),
+        ("record", LockRecord),  # owner_pid, acquisitions, owner_deaths, contentions
         ("overflow_waiters", ctypes.c_int64),
         ("slots", _WaiterSlot * _WAITER_SLOTS),
     )
@@ -149,12 +147,13 @@ os.register_at_fork(after_in_child=_after_fork)
 class _LockMapping(registry.Mapping):
     """This process's view of one lock segment (see the module docstring)."""
 
-    __slots__ = ("header", "kind", "meta")
+    __slots__ = ("header", "kind", "meta", "record")
 
     def __init__(self, segment: shm.Segment) -> None:
         super().__init__(segment, _MUTEX_OFFSET)
         self.meta = segment.address + _META_OFFSET
         self.header = _Header.from_buffer(segment.buffer, _HEADER_OFFSET)
+        self.record = self.header.record
         self.kind = 0
 
     @classmethod
@@ -188,23 +187,6 @@ class _LockMapping(registry.Mapping):
             return m
 
         return _registry.open(name, attach)
-
-    def field(self, name: str) -> int:
-        """The address of the header field ``name`` in this process."""
-        offset: int = getattr(_Header, name).offset
-        return ctypes.addressof(self.header) + offset
-
-    def holder_tid(self) -> int:
-        return mutex.holder(self.mutex_address)
-
-    def acquired(self) -> None:
-        """Record an acquisition by the calling thread, which now holds the mutex."""
-        h = self.header
-        h.owner_pid = _pid
-        h.acquisitions += 1
-
-    def count_contention(self) -> None:
-        atomics.add(self.field("contentions"), 1)  # also counted by the C fast path
 
     # -- the waiter fields, under the meta mutex --------------------------------------------
 
@@ -256,7 +238,8 @@ class _LockMapping(registry.Mapping):
         finally:
             mutex.unlock(self.meta)
 
-    def waiters_and_contentions(self) -> tuple[int, int]:
+    def waiters(self) -> int:
+        """Callers blocked in ``acquire`` now, in every process still alive."""
         h = self.header
         self._meta_enter()
         try:
@@ -264,8 +247,7 @@ class _LockMapping(registry.Mapping):
             overflow = h.overflow_waiters
         finally:
             mutex.unlock(self.meta)
-        waiters = sum(count for pid, count in counts if process_alive(pid)) + overflow
-        return waiters, atomics.load(self.field("contentions"), 8)
+        return sum(int(count) for pid, count in counts if process_alive(pid)) + int(overflow)
 
     def wait(self, wait: float | None) -> int:
         """Wait for the mutex for ``wait`` seconds (``None``: for ever), counted as a waiter.
@@ -273,8 +255,6 @@ class _LockMapping(registry.Mapping):
         Returns:
             0 or ``EOWNERDEAD`` (locked), ``ETIMEDOUT`` (not locked).
         """
-        if wait == 0:
-            return ETIMEDOUT
         slot = self._add_waiter()
         try:
             # ``wait`` passed check_timeout: finite, at most MAX_TIMEOUT.
@@ -302,38 +282,23 @@ def _attach(kind: int, name: str) -> _ProcessLockBase:
     return handle
 
 
-class _ProcessLockBase(LockHandle):
-    """What both process locks share: the handle, the slow paths and the read-only methods.
+class _ProcessLockBase(RobustLockBase):
+    """What both process locks add to :class:`RobustLockBase`: a segment, its lifecycle and
+    pickling."""
 
-    ``acquire()`` without arguments, ``release()`` and ``with`` run in C (``LockHandle``,
-    ``_core/_native.c``): one ``pthread_mutex_trylock`` or ``unlock`` and the holder's
-    bookkeeping. Everything else comes here: other arguments (:meth:`_acquire_slow` with ``rc``
-    ``None``), a busy, dead or failing mutex, a closed handle.
-    """
-
-    __slots__ = ("__weakref__", "_finalizer", "_m", "_name")
-    _kind: ClassVar[int]
+    __slots__ = ("__weakref__", "_finalizer", "_name", "_place")
 
     def __init__(self) -> None:
-        self._setup(_LockMapping.create(self._kind), creator=True)
+        self._setup(_LockMapping.create(self._kind()), creator=True)
+
+    @classmethod
+    def _kind(cls) -> int:
+        return _KIND_RLOCK if cls._RECURSIVE else _KIND_LOCK
 
     def _setup(self, m: _LockMapping, *, creator: bool) -> None:
-        self._m: _LockMapping | None = m
         self._name = m.name
-        self._bind(
-            m,
-            m.mutex_address,
-            m.field("owner_pid"),
-            m.field("acquisitions"),
-            m.field("contentions"),
-        )
+        self._bind_place(m)
         self._finalizer = weakref.finalize(self, _drop_handle, m, creator)
-
-    def _open(self) -> _LockMapping:
-        m = self._m
-        if m is None:
-            raise ValueError(f"{type(self).__qualname__} is closed")
-        return m
 
     def close(self) -> None:
         """Release this process's mapping of the lock (idempotent).
@@ -343,124 +308,21 @@ class _ProcessLockBase(LockHandle):
         handle that is garbage collected is closed by a finalizer, and the segment is removed
         when the creating process exits, however it exits.
         """
-        self._m = None
+        self._place = None
         self._bind(None)
         self._finalizer()
 
-    def _acquire_slow(self, blocking: bool, timeout: object, rc: int | None) -> bool:
-        """Acquire after the C fast path did not: ``rc`` is its ``trylock``'s result (its
-        contention counted), or ``None`` when it made no try (arguments were given)."""
-        wait = check_acquire_args(blocking, timeout)  # before anything else: may raise
-        m = self._open()
-        if rc is None:
-            rc = mutex.trylock(m.mutex_address)
-            if rc == EBUSY:
-                m.count_contention()
-        if rc == EBUSY:
-            rc = m.wait(wait)
-            if rc == ETIMEDOUT:
-                return False
-        if rc == EOWNERDEAD:
-            self._recover(m)
-        elif rc:
-            raise OSError(rc, f"pthread_mutex_lock: {os.strerror(rc)}")
-        else:
-            m.acquired()
-        if self._m is not m:
-            self._closed_while_acquiring(m)
-        return True
-
-    def _recover(self, m: _LockMapping) -> None:
-        """Take over a mutex whose holder died (we hold it, ``EOWNERDEAD``); then warn."""
-        h = m.header
-        dead_pid = h.owner_pid
-        rc = mutex.consistent(m.mutex_address)
-        if rc:  # pragma: no cover - only fails if we did not get EOWNERDEAD
-            mutex.unlock(m.mutex_address)
-            raise OSError(rc, f"pthread_mutex_consistent: {os.strerror(rc)}")
-        m.acquired()
-        h.owner_deaths += 1
-        holder = "a thread of this process" if dead_pid == _pid else f"process {dead_pid}"
-        try:
-            warnings.warn(
-                LockOwnerDiedWarning(
-                    f"{type(self).__qualname__} {self._name}: the previous holder "
-                    f"({holder}) died or exited holding it; the caller now holds it. "
-                    "The data it protects may be half-updated."
-                ),
-                stacklevel=3,  # warn <- _recover <- _acquire_slow <- (C acquire) the caller
-            )
-        except BaseException:
-            # Warnings turned into errors: do not leave the lock held by a caller that sees
-            # an exception (a ``with`` block would never release it). The death is recovered.
-            mutex.unlock(m.mutex_address)
-            raise
-
-    def _closed_while_acquiring(self, m: _LockMapping) -> NoReturn:
-        mutex.unlock(m.mutex_address)
-        raise ValueError(f"{type(self).__qualname__} was closed while acquiring it")
-
-    def _release_failed(self, rc: int) -> NoReturn:
-        m = self._open()
-        if rc != EPERM:  # pragma: no cover - robust mutexes fail an unlock with EPERM only
-            raise OSError(rc, f"pthread_mutex_unlock: {os.strerror(rc)}")
-        self._not_held(m)
-
-    def _not_held(self, m: _LockMapping) -> NoReturn:
-        raise NotImplementedError
-
-    def locked(self) -> bool:
-        """Return whether any thread of any process holds the lock now.
-
-        Raises:
-            ValueError: the handle is closed.
-        """
-        return self._open().holder_tid() != 0
-
-    def _is_owned(self) -> bool:
-        # The hook threading.Condition uses to check that its caller holds the lock.
-        return self._open().holder_tid() == threading.get_native_id()
-
-    def _recursion(self, m: _LockMapping) -> int:
-        return 1
-
-    def statistics(self) -> LockStatistics:
-        """Return a snapshot of the lock's state and counters, as seen by every process.
-
-        Raises:
-            ValueError: the handle is closed.
-        """
-        m = self._open()
-        h = m.header
-        waiters, contentions = m.waiters_and_contentions()
-        tid = m.holder_tid()
-        recursion = self._recursion(m) if tid else 0
-        return LockStatistics(
-            locked=tid != 0,
-            owner_pid=h.owner_pid if tid else None,
-            owner_thread=tid or None,
-            recursion=recursion,
-            waiters=waiters,
-            acquisitions=h.acquisitions,
-            contentions=contentions,
-            owner_deaths_recovered=h.owner_deaths,
-        )
-
-    def _describe(self, m: _LockMapping) -> str:
-        tid = m.holder_tid()
-        if not tid:
-            return "unlocked"
-        return f"locked owner={m.header.owner_pid}/{tid}"
+    def _label(self) -> str:
+        return f"{type(self).__qualname__} {self._name}"
 
     def __repr__(self) -> str:
         cls = type(self)
-        m = self._m
-        state = "closed" if m is None else self._describe(m)
+        state = "closed" if self._place is None else self._describe()
         return f"<{cls.__module__}.{cls.__qualname__} {state} {self._name} at {id(self):#x}>"
 
     def __reduce__(self) -> tuple[Any, tuple[int, str]]:
         self._open()
-        return _attach, (self._kind, self._name)
+        return _attach, (self._kind(), self._name)
 
 
 class ProcessLock(_ProcessLockBase):
@@ -497,7 +359,7 @@ class ProcessLock(_ProcessLockBase):
     """
 
     __slots__ = ()
-    _kind = _KIND_LOCK
+    _RECURSIVE = False
 
     def __init__(self) -> None:
         """Create a new lock, unlocked.
@@ -507,13 +369,8 @@ class ProcessLock(_ProcessLockBase):
         """
         super().__init__()
 
-    def _not_held(self, m: _LockMapping) -> NoReturn:
-        if not m.holder_tid():
-            raise RuntimeError("release unlocked lock")
-        raise RuntimeError("cannot release a lock held by another thread or process")
 
-
-class ProcessRLock(_ProcessLockBase):
+class ProcessRLock(Reentrant, _ProcessLockBase):
     """A re-entrant lock shared by processes, that survives the death of its holder.
 
     Same methods, signatures and results as :class:`threading.RLock` and
@@ -537,7 +394,7 @@ class ProcessRLock(_ProcessLockBase):
     """
 
     __slots__ = ()
-    _kind = _KIND_RLOCK
+    _RECURSIVE = True
 
     def __init__(self) -> None:
         """Create a new re-entrant lock, unlocked.
@@ -546,33 +403,6 @@ class ProcessRLock(_ProcessLockBase):
             OSError: the shared-memory segment could not be created.
         """
         super().__init__()
-
-    def _not_held(self, m: _LockMapping) -> NoReturn:
-        raise RuntimeError("cannot release un-acquired lock")
-
-    def _recursion(self, m: _LockMapping) -> int:
-        return mutex.count(m.mutex_address)
-
-    def _describe(self, m: _LockMapping) -> str:
-        text = super()._describe(m)
-        return text if text == "unlocked" else f"{text} count={self._recursion(m)}"
-
-    # The hooks threading.Condition uses with a re-entrant lock: wait() drops every level of
-    # recursion and restores them all once it has the lock again.
-    def _release_save(self) -> int:
-        m = self._open()
-        if m.holder_tid() != threading.get_native_id():
-            raise RuntimeError("cannot release un-acquired lock")
-        count = self._recursion(m)
-        for _ in range(count):
-            mutex.unlock(m.mutex_address)
-        return count
-
-    def _acquire_restore(self, count: int) -> None:
-        self.acquire()
-        m = self._open()
-        for _ in range(count - 1):
-            mutex.trylock(m.mutex_address)  # re-entry by the holder: cannot fail short of 2**32
 
 
 # -- the primitives built on a monitor (their algorithms are in _algorithms.py) ---------------

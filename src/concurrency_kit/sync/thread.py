@@ -3,55 +3,37 @@
 The locks are built here; every other primitive is its algorithm from ``_algorithms.py`` on a
 :class:`~concurrency_kit._core.monitor.ThreadMonitor`, with its state in private memory.
 
-One lock is a one-token queue plus bookkeeping::
+A lock is the same machine as a process lock (``_robust_lock.py``) in this process's memory:
+a robust pthread mutex and its record, acquired and released by the compiled fast path
+(``LockHandle``), with the slow paths in Python::
 
-    ThreadLock / ThreadRLock
-      _token         SimpleQueue    holds one token while the lock is free; acquiring takes
-                                    it, releasing puts it back; the only thing threads block on
-      _owner         thread ident   ┐ written only by the thread holding the token, while it
-      _count         recursion      │ holds it: set right after taking the token, cleared right
-      _acquisitions  counter        ┘ before putting it back (single writer: no second lock)
-      _meta          _thread.lock   ┐ guards the counters of threads that do *not* hold the
-      _waiters       counter        │ token: taken on the slow path only (the lock was busy, or
-      _contentions   counter        ┘ a timeout was given), never on the uncontended path
+    ThreadLock / ThreadRLock   ── LockHandle (C): acquire() / release() / with
+      _PrivateLock             mutex (robust, NORMAL or RECURSIVE) + record: owner_pid,
+                               acquisitions, owner_deaths (the holder's), contentions (atomic)
+      _meta, _waiting          the callers blocked in acquire(), counted on the slow path only
 
-Why a :class:`queue.SimpleQueue` and not a ``_thread.lock``: both are C, thread-safe with or
-without the GIL, and block with the GIL released (interruptibly, with a monotonic deadline).
-But a non-blocking try, which the uncontended path needs in order to count contention, is
-``lock.acquire(False)`` on a lock, whose arguments go through the generic argument parser,
-while ``SimpleQueue.get_nowait()`` takes none. On CPython 3.11 that is the difference between
-about 3.4x and 2.8x the cost of a bare :class:`threading.Lock` acquire/release pair
-(``benchmarks/bench_sync.py``; the target is 3x).
-
-No GIL reliance: every mutation of shared state happens while holding the token (the holder's
-fields) or ``_meta`` (the waiters' counters). Two reads happen without either, each justified by
-the single-writer rule: the ownership test ``_owner == me`` (only thread ``me`` ever stores
-``me`` there, and it clears it before it gives the token back, so a thread sees its own id only
-while it holds the lock) and :meth:`statistics`, which reads the holder's fields as they are at
-that moment (a snapshot taken while other threads use the lock may mix values from just before
-and just after their latest acquire).
-
-Owners are identified by :func:`threading.get_ident` (a few nanoseconds; the native id is a
-system call); :meth:`statistics` translates it to the :func:`threading.get_native_id` it
-reports. Like every thread-id-based lock (CPython's own ``RLock``), a lock left held by a thread
-that has exited could be released by a later thread that receives the same id.
+No GIL reliance: the mutex is the lock, whatever the interpreter; the holder's fields are
+written by the holder only while it holds the mutex, the contention counter atomically, the
+waiters under ``_meta``. The owner check of ``release()`` is the mutex's own (a robust mutex
+refuses an unlock from a thread that does not hold it), and so is the recursion count of an
+RLock. Owners are kernel thread ids (:func:`threading.get_native_id`), which
+:meth:`~ThreadLock.statistics` reports as they are.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
-from _queue import Empty, SimpleQueue
 from _thread import allocate_lock
 from collections.abc import Callable
 from threading import get_ident, get_native_id
-from time import monotonic
-from types import TracebackType
+from time import monotonic_ns
 from typing import Any, ClassVar, NoReturn, TypeVar
 
 from typing_extensions import Self
 
-from concurrency_kit._core.deadline import deadline_after, remaining, wait_slice
+from concurrency_kit._core import mutex
 from concurrency_kit._core.handles import ThreadHandle
 from concurrency_kit._core.monitor import ThreadMonitor
 from concurrency_kit.sync._algorithms import (
@@ -67,8 +49,9 @@ from concurrency_kit.sync._algorithms import (
     RWLockState,
     SemaphoreCore,
 )
-from concurrency_kit.sync._base import ConditionStatistics, LockStatistics, check_acquire_args
+from concurrency_kit.sync._base import ConditionStatistics
 from concurrency_kit.sync._lockorder import checked_class, lock_order_checking_enabled
+from concurrency_kit.sync._robust_lock import LockRecord, Reentrant, RobustLockBase
 
 __all__ = [
     "ThreadBarrier",
@@ -85,69 +68,51 @@ __all__ = [
 T = TypeVar("T")
 
 
-class _ThreadLockBase:
-    """What both thread locks share: the fields, the slow path and the read-only methods."""
+class _PrivateLock(ctypes.Structure):
+    """A thread lock's robust mutex and record, in this process's memory (a :class:`LockPlace`
+    with its waiters counted here)."""
 
-    __slots__ = (
-        "__weakref__",
-        "_acquisitions",
-        "_contentions",
-        "_count",
-        "_meta",
-        "_owner",
-        "_token",
-        "_waiters",
+    _fields_ = (
+        ("mutex", ctypes.c_byte * 64),  # pthread_mutex_t (mutex.MUTEX_SIZE <= 64 bytes)
+        ("record", LockRecord),
     )
+
+    def __init__(self, *, recursive: bool) -> None:
+        super().__init__()
+        self.mutex_address = ctypes.addressof(self)
+        mutex.init(self.mutex_address, recursive=recursive)
+        self._meta = allocate_lock()
+        self._waiting = 0
+
+    def wait(self, wait: float | None) -> int:
+        with self._meta:
+            self._waiting += 1
+        try:
+            deadline = None if wait is None else monotonic_ns() + int(wait * 1e9)
+            return mutex.acquire(self.mutex_address, deadline)
+        finally:
+            with self._meta:
+                self._waiting -= 1
+
+    def waiters(self) -> int:
+        with self._meta:
+            return self._waiting
+
+
+class _ThreadLockBase(RobustLockBase):
+    """What both thread locks add to :class:`RobustLockBase`: private memory, no pickling."""
+
+    __slots__ = ("__weakref__", "_place")
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         # A lock created while the lock-order checker is on is checked for its whole life
         # (_lockorder.py); one created while it is off pays nothing for it.
         if lock_order_checking_enabled():
             cls = checked_class(cls)
-        return object.__new__(cls)
+        return super().__new__(cls)
 
     def __init__(self) -> None:
-        self._token: SimpleQueue[None] = SimpleQueue()
-        self._token.put(None)
-        self._meta = allocate_lock()
-        self._owner: int | None = None
-        self._count = 0
-        self._acquisitions = 0
-        self._waiters = 0
-        self._contentions = 0
-
-    def _take_slow(self, blocking: bool, timeout: object) -> bool:
-        """Take the token after checking the arguments, counting contention and waiters.
-
-        Returns whether the token was taken; the caller records ownership. The wait is made of
-        bounded slices (:func:`~concurrency_kit._core.deadline.wait_slice`), so no timeout, however
-        large, reaches ``SimpleQueue.get`` (which refuses one above :data:`threading.TIMEOUT_MAX`).
-        """
-        wait = check_acquire_args(blocking, timeout)
-        try:
-            self._token.get_nowait()
-        except Empty:
-            pass
-        else:
-            return True
-        with self._meta:
-            self._contentions += 1
-            if wait == 0:
-                return False
-            self._waiters += 1
-        try:
-            deadline = deadline_after(wait)
-            while True:
-                try:
-                    self._token.get(True, wait_slice(remaining(deadline)))
-                except Empty:
-                    if deadline is not None and monotonic() >= deadline:
-                        return False
-                else:
-                    return True
-        finally:
-            with self._meta:
-                self._waiters -= 1
+        self._bind_place(_PrivateLock(recursive=self._RECURSIVE))
 
     def close(self) -> None:
         """Do nothing: a thread lock holds no resource beyond its memory.
@@ -155,44 +120,6 @@ class _ThreadLockBase:
         It exists so that code written against a :class:`~concurrency_kit.Model` can close
         its locks whichever the model (a process lock releases its shared memory).
         """
-
-    def locked(self) -> bool:
-        """Return whether any thread holds the lock now."""
-        return self._token.empty()
-
-    def _is_owned(self) -> bool:
-        # The hook threading.Condition uses to check that its caller holds the lock.
-        return self._owner == get_ident()
-
-    def statistics(self) -> LockStatistics:
-        """Return a snapshot of the lock's state and counters.
-
-        ``owner_deaths_recovered`` is always 0: a thread cannot die without its process (an
-        exception unwinds through ``with`` and releases the lock), so there is nothing to
-        recover.
-        """
-        owner = self._owner
-        count = self._count
-        acquisitions = self._acquisitions
-        with self._meta:
-            waiters = self._waiters
-            contentions = self._contentions
-        return LockStatistics(
-            locked=self._token.empty(),
-            owner_pid=None if owner is None else os.getpid(),
-            owner_thread=None if owner is None else _native_id_of(owner),
-            recursion=0 if owner is None else count,
-            waiters=waiters,
-            acquisitions=acquisitions,
-            contentions=contentions,
-            owner_deaths_recovered=0,
-        )
-
-    def _describe(self) -> str:
-        owner = self._owner
-        if owner is None:
-            return "locked" if self._token.empty() else "unlocked"
-        return f"locked owner={_native_id_of(owner)}"
 
     def __repr__(self) -> str:
         cls = type(self)
@@ -227,7 +154,9 @@ class ThreadLock(_ThreadLockBase):
     the calling thread does not hold raises :exc:`RuntimeError`, where :class:`threading.Lock`
     lets any thread release it. The lock is not re-entrant: a second ``acquire()`` by its holder
     waits (for ever, without a timeout), as with :class:`threading.Lock`; use
-    :class:`ThreadRLock` for a lock its holder may take again.
+    :class:`ThreadRLock` for a lock its holder may take again. A thread that ends while
+    holding it does not leave it locked for ever: the next ``acquire`` takes it over, counts
+    it in :meth:`statistics` and issues :class:`~concurrency_kit.LockOwnerDiedWarning`.
 
     Example::
 
@@ -237,80 +166,17 @@ class ThreadLock(_ThreadLockBase):
     """
 
     __slots__ = ()
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._count = 1  # the recursion statistics() reports while the lock is held
-
-    def acquire(self, blocking: bool = True, timeout: float | None = -1) -> bool:
-        """Acquire the lock, waiting for it if ``blocking`` and for up to ``timeout`` seconds.
-
-        Args:
-            blocking: wait for the lock (``True``) or return at once (``False``).
-            timeout: the most seconds to wait; ``-1`` (or ``None``, or ``math.inf``) waits for
-                as long as it takes. Only with ``blocking=True``.
-
-        Returns:
-            Whether the lock was acquired.
-
-        Raises:
-            TypeError: ``timeout`` is not a number.
-            ValueError: a timeout with ``blocking=False``, NaN, or a negative timeout other
-                than -1 (checked before anything changes).
-        """
-        if timeout == -1:  # the hot path: the stdlib's default arguments, the lock free
-            try:
-                self._token.get_nowait()
-            except Empty:
-                pass
-            else:
-                self._owner = get_ident()
-                self._acquisitions += 1
-                return True
-        if self._take_slow(blocking, timeout):
-            self._owner = get_ident()
-            self._acquisitions += 1
-            return True
-        return False
-
-    def release(self) -> None:
-        """Release the lock, which the calling thread must hold.
-
-        Raises:
-            RuntimeError: the lock is not held, or is held by another thread.
-        """
-        if self._owner != get_ident():
-            self._raise_not_owner()
-        self._owner = None
-        self._token.put(None)
-
-    def _raise_not_owner(self) -> NoReturn:
-        if self._owner is None:
-            raise RuntimeError("release unlocked lock")
-        raise RuntimeError("cannot release a lock held by another thread")
-
-    __enter__ = acquire
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Release the lock at the end of a ``with`` block."""
-        if self._owner != get_ident():
-            self._raise_not_owner()
-        self._owner = None
-        self._token.put(None)
+    _RECURSIVE = False
 
 
-class ThreadRLock(_ThreadLockBase):
+class ThreadRLock(Reentrant, _ThreadLockBase):
     """A re-entrant lock for threads: :class:`threading.RLock` with statistics.
 
     Same methods, signatures and results as :class:`threading.RLock`: the holding thread may
     acquire it again, and must release it as many times as it acquired it. Releasing it from a
     thread that does not hold it raises :exc:`RuntimeError`, as in :mod:`threading`.
-    :meth:`locked` tells whether *any* thread holds it.
+    :meth:`locked` tells whether *any* thread holds it. A thread that ends holding it is
+    taken over by the next acquirer, as with :class:`ThreadLock`.
 
     Example::
 
@@ -321,93 +187,7 @@ class ThreadRLock(_ThreadLockBase):
     """
 
     __slots__ = ()
-
-    def acquire(self, blocking: bool = True, timeout: float | None = -1) -> bool:
-        """Acquire the lock, or acquire it once more if the calling thread holds it already.
-
-        Args:
-            blocking: wait for the lock (``True``) or return at once (``False``).
-            timeout: the most seconds to wait; ``-1`` (or ``None``, or ``math.inf``) waits for
-                as long as it takes. Only with ``blocking=True``.
-
-        Returns:
-            Whether the lock was acquired.
-
-        Raises:
-            TypeError: ``timeout`` is not a number.
-            ValueError: a timeout with ``blocking=False``, NaN, or a negative timeout other
-                than -1 (checked before anything changes).
-        """
-        me = get_ident()
-        if self._owner == me:
-            if timeout != -1:
-                check_acquire_args(blocking, timeout)
-            self._count += 1
-            self._acquisitions += 1
-            return True
-        if timeout == -1:
-            try:
-                self._token.get_nowait()
-            except Empty:
-                pass
-            else:
-                self._owner = me
-                self._count = 1
-                self._acquisitions += 1
-                return True
-        if self._take_slow(blocking, timeout):
-            self._owner = me
-            self._count = 1
-            self._acquisitions += 1
-            return True
-        return False
-
-    def release(self) -> None:
-        """Release the lock once; the holder's last release makes it free.
-
-        Raises:
-            RuntimeError: the calling thread does not hold the lock.
-        """
-        if self._owner != get_ident():
-            raise RuntimeError("cannot release un-acquired lock")
-        count = self._count - 1
-        self._count = count
-        if not count:
-            self._owner = None
-            self._token.put(None)
-
-    __enter__ = acquire
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Release the lock once at the end of a ``with`` block."""
-        self.release()
-
-    def _describe(self) -> str:
-        if self._owner is None:
-            return super()._describe()
-        return f"{super()._describe()} count={self._count}"
-
-    # The hooks threading.Condition uses with a re-entrant lock: wait() drops every level of
-    # recursion and restores them all once it has the lock again.
-    def _release_save(self) -> int:
-        if self._owner != get_ident():
-            raise RuntimeError("cannot release un-acquired lock")
-        count = self._count
-        self._count = 0
-        self._owner = None
-        self._token.put(None)
-        return count
-
-    def _acquire_restore(self, count: int) -> None:
-        self._take_slow(True, -1)
-        self._owner = get_ident()
-        self._count = count
-        self._acquisitions += 1
+    _RECURSIVE = True
 
 
 # -- the primitives built on a monitor (their algorithms are in _algorithms.py) ----------------
