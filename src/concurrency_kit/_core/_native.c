@@ -328,6 +328,15 @@ word_args(const char *name, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t 
     return 0;
 }
 
+/* fence(): a full memory barrier (sequentially consistent): this thread's earlier loads and
+ * stores take effect before its later ones, as seen by every other thread and process. */
+static PyObject *
+fence(PyObject *module, PyObject *unused)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    Py_RETURN_NONE;
+}
+
 /* Add to a signed 64-bit word, wrapping around as the hardware does; the previous value. */
 static long long
 fetch_add(void *a, long long delta)
@@ -1063,6 +1072,8 @@ static PyMethodDef native_methods[] = {
      "futex_wait(address, expected, deadline_ns) -> 0, ETIMEDOUT or EINTR"},
     {"futex_wake", (PyCFunction)(void (*)(void))futex_wake, METH_FASTCALL,
      "futex_wake(address, count) -> how many sleepers were woken"},
+    {"fence", fence, METH_NOARGS,
+     "fence(): a full, sequentially consistent memory barrier (mfence / dmb ish)"},
     {"atomic_load", (PyCFunction)(void (*)(void))atomic_load, METH_FASTCALL,
      "atomic_load(address, width) -> the word's bits"},
     {"atomic_store", (PyCFunction)(void (*)(void))atomic_store, METH_FASTCALL,

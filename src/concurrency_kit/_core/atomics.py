@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from concurrency_kit._core import _native
 
-__all__ = ["AtomicWord", "add", "compare_exchange", "load", "store"]
+__all__ = ["AtomicWord", "add", "compare_exchange", "fence", "load", "store"]
 
 AtomicWord = _native.AtomicWord
 
@@ -30,3 +30,7 @@ store = _native.atomic_store
 """``store(address, width, bits)``."""
 compare_exchange = _native.atomic_compare_exchange
 """``compare_exchange(address, width, expected, desired) -> whether it was expected``."""
+fence = _native.fence
+"""``fence()``: a full memory barrier. Where a thread writes one shared word and then reads
+another that a second thread writes (the Dekker shape), only a full fence keeps the read from
+passing the write (x86-64 reorders exactly that: a store, then a load)."""

@@ -49,8 +49,32 @@ def dumps_value(value: object, purpose: str) -> bytes:
         return dumps_fast(value)
     except Exception as exc:
         raise SerializationError(
-            f"cannot pickle {_short_repr(value)} {purpose}: {type(exc).__name__}: {exc}"
+            f"cannot pickle {short_repr(value)} {purpose}: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def dumps_out_of_band(value: object, purpose: str) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    """Pickle ``value`` with protocol 5, its large buffers (``PickleBuffer``, NumPy arrays)
+    left out of band for the caller to copy once (C pickler first, as :func:`dumps_fast`).
+
+    Returns:
+        The pickle, and the buffers it refers to, in order.
+
+    Raises:
+        SerializationError: it cannot be pickled; the message names it and ``purpose``.
+    """
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        return pickle.dumps(value, 5, buffer_callback=buffers.append), buffers
+    except Exception:
+        buffers.clear()
+    try:
+        data = cloudpickle.dumps(value, 5, buffer_callback=buffers.append)
+    except Exception as exc:
+        raise SerializationError(
+            f"cannot pickle {short_repr(value)} {purpose}: {type(exc).__name__}: {exc}"
+        ) from exc
+    return data, buffers
 
 
 def loads(data: bytes | bytearray | memoryview) -> Any:
@@ -87,7 +111,7 @@ def _call_error(
             dumps(value)
         except Exception as part_exc:
             return SerializationError(
-                f"cannot send {label} ({_short_repr(value)}) to a worker process: "
+                f"cannot send {label} ({short_repr(value)}) to a worker process: "
                 f"{type(part_exc).__name__}: {part_exc}"
             )
     return SerializationError(
@@ -95,7 +119,7 @@ def _call_error(
     )
 
 
-def _short_repr(value: object, limit: int = 80) -> str:
+def short_repr(value: object, limit: int = 80) -> str:
     try:
         text = repr(value)
     except Exception:
@@ -106,7 +130,7 @@ def _short_repr(value: object, limit: int = 80) -> str:
 def describe_unpicklable(what: str, value: object, exc: BaseException) -> SerializationError:
     """The error for a result or value that could not be pickled in a worker."""
     return SerializationError(
-        f"cannot send {what} ({_short_repr(value)}) back from the worker process: "
+        f"cannot send {what} ({short_repr(value)}) back from the worker process: "
         f"{type(exc).__name__}: {exc}"
     )
 

@@ -13,9 +13,7 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
-import cloudpickle
-
-from concurrency_kit._core.serialize import _short_repr
+from concurrency_kit._core import serialize
 from concurrency_kit.channels._pipe import PACKET
 from concurrency_kit.errors import SerializationError
 
@@ -49,7 +47,7 @@ def encode(item: Any) -> tuple[int, bytes, list[pickle.PickleBuffer]]:
     """Pickle ``item`` for the wire: (kind, main bytes, out-of-band buffers).
 
     Raises:
-        SerializationError: it cannot be pickled, by pickle nor by cloudpickle.
+        SerializationError: it cannot be pickled (by pickle, nor by cloudpickle).
     """
     kind = type(item)
     if kind is bytes and len(item) > PACKET:
@@ -58,18 +56,7 @@ def encode(item: Any) -> tuple[int, bytes, list[pickle.PickleBuffer]]:
         item = pickle.PickleBuffer(item)  # out of band: arrives as a bytearray
     elif kind is memoryview:
         item = _View(item)
-    buffers: list[pickle.PickleBuffer] = []
-    try:
-        data = pickle.dumps(item, 5, buffer_callback=buffers.append)
-    except Exception:
-        buffers.clear()
-        try:
-            data = cloudpickle.dumps(item, 5, buffer_callback=buffers.append)
-        except Exception as exc:
-            raise SerializationError(
-                f"cannot send {_short_repr(item)} on a ProcessChannel: it cannot be pickled: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+    data, buffers = serialize.dumps_out_of_band(item, "to send on a ProcessChannel")
     return PICKLED, data, buffers
 
 

@@ -70,7 +70,7 @@ from collections.abc import Iterable
 from threading import get_ident
 from typing import Any, TypeVar
 
-from concurrency_kit._core import shm
+from concurrency_kit._core import atomics, shm
 from concurrency_kit._core.atomics import AtomicWord
 from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining, wait_slice
 from concurrency_kit._core.monitor import SLICE_SECONDS, ProcessMonitor
@@ -137,27 +137,6 @@ _RUN = MAX_MARK  # send_many reserves and writes small items this many at a time
 _ENTRY_SIZE = ENTRY.size
 _loads = pickle.loads
 _dumps_plain = pickle.dumps
-
-
-def _full_fence(word: AtomicWord) -> None:
-    """A full fence: this thread's earlier loads and stores of shared memory (plain ones,
-    through the memoryview) take effect before its later loads.
-
-    The channel needs it where a thread writes a word and then reads one another thread
-    writes (a sender's mark then ``closed``; a receiver's ``asleep`` then the pipe), and
-    between a receiver's look at ``closed`` and its look at the marks: the Dekker shape that
-    only a full fence orders.
-
-    Done with an atomic add of 0 (a sequentially consistent read-modify-write) on ``word``:
-    on x86-64 that is a ``lock xadd``, a full barrier; on aarch64 with LSE atomics (which the
-    compiler picks at run time where present) a ``ldaddal``, which the Linux kernel also
-    relies on as a full barrier. A seq_cst *load* would not do: on x86-64 it is a plain
-    ``mov``, which lets an earlier store pass it (store-load reordering is the one x86
-    allows). A dedicated fence in ``_core._native`` (``__atomic_thread_fence``) would say
-    this more directly, and would also cover aarch64 without LSE, where an LL/SC loop is not
-    a full barrier.
-    """
-    word.add(0)
 
 
 def _drop(fds: tuple[int, ...], store: shm.Segment, monitor: ProcessMonitor) -> None:
@@ -274,7 +253,10 @@ class ProcessChannel(ChannelBase[T]):
     def _asleep(self, delta: int) -> None:
         """Count this thread as asleep in a receive (rendezvous ``send_nowait`` looks)."""
         self._w[self._slots.asleep_word()] += delta
-        _full_fence(self._sent)  # the count is seen before the next look
+        # A full fence: the count is seen before the next look (the Dekker shape: a sender
+        # writes its mark, then reads ``closed``; a receiver writes ``asleep``, then reads the
+        # pipe).
+        atomics.fence()
 
     def _spilled(self, delta: int) -> None:
         """Under the mutex: change the store's item count, keeping the bell pipe readable
@@ -806,7 +788,7 @@ class ProcessChannel(ChannelBase[T]):
 
     def _drained(self) -> bool:
         """After close: no send in flight, and nothing left in the pipe or the store."""
-        _full_fence(self._sent)  # CLOSED was read before the marks are
+        atomics.fence()  # CLOSED was read before the marks are (see _asleep)
         return self._slots.scan()[0] == 0 and not self._w[SPILLED]
 
     def _take(self) -> Any:
