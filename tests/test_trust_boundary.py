@@ -293,13 +293,13 @@ def test_growing_a_dict_never_touches_a_file_put_under_its_name(
 def test_a_channel_pipe_of_another_user_is_refused() -> None:
     # A handle reopens its creator's pipe through /proc/<pid>/fd; after the pid is reused, root
     # could open another user's pipe there. The check is on the open descriptor's owner.
-    from concurrency_kit.channels.process import _open_pipe_end
+    from concurrency_kit.channels._pipe import _open_end
 
     r, w = os.pipe()
     try:
         os.fchown(r, NOBODY, NOBODY)
         with pytest.raises(UntrustedSegmentError, match=f"owned by uid {NOBODY}"):
-            _open_pipe_end(os.getpid(), r, os.fstat(r).st_ino, os.O_RDONLY)
+            _open_end(os.getpid(), r, os.fstat(r).st_ino, os.O_RDONLY)
     finally:
         os.close(r)
         os.close(w)
