@@ -47,6 +47,7 @@ import os
 import platform
 import statistics
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -279,6 +280,24 @@ class TargetResult:
 
 
 # -- measuring helpers for benchmark scripts -------------------------------------------------
+
+
+def stop_workers(stop: Any, start: Any, workers: Sequence[Any], deadline: float) -> None:
+    """End a round-based benchmark's workers: set ``stop``, pass the ``start`` barrier once
+    more (a broken barrier means a worker failed, which the measurement reported), then join
+    each worker; a process still running after ``deadline`` seconds is killed and closed."""
+    stop.set()
+    try:
+        start.wait(deadline)
+    except threading.BrokenBarrierError:
+        pass  # a worker failed: the error was reported by the measurement
+    for worker in workers:
+        worker.join(deadline)
+        if hasattr(worker, "exitcode"):  # a process (threads end with the interpreter)
+            if worker.exitcode is None:
+                worker.kill()
+                worker.join()
+            worker.close()
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -37,7 +37,16 @@ from itertools import repeat
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
-from _runner import Benchmark, Config, Contender, Measure, Target, loop_only, main
+from _runner import (
+    Benchmark,
+    Config,
+    Contender,
+    Measure,
+    Target,
+    loop_only,
+    main,
+    stop_workers,
+)
 
 from concurrency_kit.state import (
     ProcessSharedArray,
@@ -206,17 +215,7 @@ def parallel_adds_contender(make: Callable[[], Any], n: int, workers: int) -> It
     try:
         yield measure
     finally:
-        stop.set()
-        try:
-            start.wait(DEADLOCK)
-        except threading.BrokenBarrierError:
-            pass  # a worker failed: the error was reported by measure()
-        for proc in procs:
-            proc.join(DEADLOCK)
-            if proc.exitcode is None:
-                proc.kill()
-                proc.join()
-            proc.close()
+        stop_workers(stop, start, procs, DEADLOCK)
         for recv, _ in pipes:
             recv.close()
         close(counter)

@@ -70,7 +70,16 @@ from itertools import repeat
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
-from _runner import Benchmark, Config, Contender, Measure, Target, loop_only, main
+from _runner import (
+    Benchmark,
+    Config,
+    Contender,
+    Measure,
+    Target,
+    loop_only,
+    main,
+    stop_workers,
+)
 
 from concurrency_kit.sync.thread import (
     ThreadBoundedSemaphore,
@@ -519,18 +528,7 @@ def contended_contender(
     try:
         yield measure
     finally:
-        stop.set()
-        try:
-            start.wait(DEADLOCK)
-        except threading.BrokenBarrierError:
-            pass  # a worker failed: the error was reported by measure()
-        for runner in runners:
-            runner.join(DEADLOCK)
-            if in_process:
-                if runner.exitcode is None:
-                    runner.kill()
-                    runner.join()
-                runner.close()
+        stop_workers(stop, start, runners, DEADLOCK)
         for recv in receivers:
             recv.close()
         close_lock(lock)
@@ -623,18 +621,7 @@ def rw_contender(make: Callable[[], Any], rw: bool, n: int, in_process: bool) ->
     try:
         yield measure
     finally:
-        stop.set()
-        try:
-            start.wait(DEADLOCK)
-        except threading.BrokenBarrierError:
-            pass  # a worker failed: the error was reported by measure()
-        for worker in workers:
-            worker.join(DEADLOCK)
-            if in_process:
-                if worker.exitcode is None:
-                    worker.kill()
-                    worker.join()
-                worker.close()
+        stop_workers(stop, start, workers, DEADLOCK)
         close_lock(lock)
 
 
