@@ -611,11 +611,16 @@ def test_max_tasks_per_worker_recycles_with_every_start_method(start_method: str
 _REPORTING_TASK = """
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
 
 from concurrency_kit import ProcessPool
+
+# Ctrl-C raises KeyboardInterrupt whatever this program inherited: a job started in the
+# background by a non-interactive shell starts with SIGINT ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def block(report_path):

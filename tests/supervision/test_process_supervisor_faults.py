@@ -486,7 +486,12 @@ def test_a_contained_crash_is_restarted_and_the_supervisor_lives_on(
 
 SUPERVISE_STUBBORN_CHILDREN = textwrap.dedent(
     """
+    import signal
     import sys
+
+    # Ctrl-C raises KeyboardInterrupt whatever this program inherited: a job started in the
+    # background by a non-interactive shell starts with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     import _fault_targets as targets
     from concurrency_kit import ChildSpec, ProcessSupervisor, ThreadSupervisor
