@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -147,3 +148,15 @@ def asleep(pid: int) -> bool:
     except OSError:
         return True
     return stat[stat.rindex(b")") + 2 :].split()[0] in (b"S", b"Z")
+
+
+def wait_until(predicate: Callable[[], object], what: str, deadline: float = 60.0) -> None:
+    """Poll ``predicate`` until it holds: for a state another thread or process reaches.
+
+    A deadlock catch, not a delay that makes a test pass: it fails with ``what`` if the state
+    is not reached within ``deadline`` seconds.
+    """
+    end = time.monotonic() + deadline
+    while not predicate():
+        assert time.monotonic() < end, f"never happened: {what}"
+        time.sleep(0.001)

@@ -23,14 +23,13 @@ makes a kill inside the blocked send likely.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
 import pytest
 
-from _children import Child, asleep
+from _children import Child, asleep, wait_until
 from _children import children as children  # the fixture
 from concurrency_kit import ChannelEmpty, ChannelFull, ProcessChannel
 from concurrency_kit.channels import _layout as layout
@@ -52,14 +51,6 @@ def stored(channel: ProcessChannel[Any]) -> int:
     """Items published in the channel's shared-memory store (white box: the counter that
     keeps the receivers' bell ringing)."""
     return int(channel._w[layout.SPILLED])
-
-
-def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    """Poll a state until it holds; a deadlock catch, not a delay that makes a test pass."""
-    deadline = time.monotonic() + DEADLOCK
-    while not predicate():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.001)
 
 
 # -- the producer: module level, so that forkserver children can import it ----------------------

@@ -29,7 +29,6 @@ import gc
 import os
 import pickle
 import textwrap
-import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -37,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from _children import Child, asleep, creator
+from _children import Child, asleep, creator, wait_until
 from _children import children as children  # the fixture
 from ck_leakcheck import find_leaks, take_snapshot
 from concurrency_kit import (
@@ -59,14 +58,6 @@ SIZES = [10, 3_000, 5_000, 70_000, 0, 300_000, 200, 4_097]
 
 
 Children = Callable[..., Child]
-
-
-def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    """Poll a state until it holds; a deadlock catch, not a delay that makes a test pass."""
-    deadline = time.monotonic() + DEADLOCK
-    while not predicate():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.001)
 
 
 def wait_asleep(child: Child) -> None:

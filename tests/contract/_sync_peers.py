@@ -18,23 +18,16 @@ import contextlib
 import multiprocessing
 import os
 import threading
-import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
+
+from _children import wait_until
 
 DEADLOCK = 60.0
 """Seconds after which a wait that should have ended is a deadlock (a failure, not a pass)."""
 
 Prims = dict[str, Any]
-
-
-def wait_until(predicate: Callable[[], object], what: str) -> None:
-    """Poll ``predicate`` until it holds; a deadlock catch, not a delay that makes a test pass."""
-    deadline = time.monotonic() + DEADLOCK
-    while not predicate():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        os.sched_yield()
 
 
 def waiting(primitive: Any) -> int:

@@ -43,6 +43,7 @@ from typing import Any, Protocol
 
 import pytest
 
+from _children import wait_until
 from concurrency_kit.sync._base import LockStatistics
 from concurrency_kit.sync.thread import ThreadLock, ThreadRLock
 
@@ -223,14 +224,6 @@ def peer(request: pytest.FixtureRequest, flavor: Flavor, lock: Any) -> Iterator[
     p = Peer(lock, request.param)
     yield p
     p.stop()
-
-
-def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    """Poll ``predicate`` until it holds; a deadlock catch, not a delay that makes a test pass."""
-    deadline = time.monotonic() + DEADLOCK
-    while not predicate():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        os.sched_yield()
 
 
 def wait_for_waiters(lock: Any, n: int) -> None:

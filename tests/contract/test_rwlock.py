@@ -41,6 +41,7 @@ from typing import Any
 import attrs
 import pytest
 
+from _children import wait_until
 from concurrency_kit import PROCESS, LockTimeoutError, Model, RWLockStatistics
 
 DEADLOCK = 60.0
@@ -216,14 +217,6 @@ def run_parties(model: Model, target: Callable[..., None], *arg_lists: tuple[Any
         raise errors[0]
     if model is PROCESS:
         assert codes == [0] * len(parties), "a party failed (its traceback is on stderr)"
-
-
-def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    """Poll a state until it holds; a deadlock catch, not a delay that makes a test pass."""
-    deadline = time.monotonic() + DEADLOCK
-    while not predicate():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        os.sched_yield()
 
 
 # -- fixtures and helpers of this suite --------------------------------------------------------

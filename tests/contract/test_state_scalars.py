@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import array
 import math
-import os
 import pickle
 import struct
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -35,6 +33,7 @@ from _parallel import run_parallel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _children import wait_until
 from concurrency_kit import Model, ProcessRLock, ThreadRLock
 from concurrency_kit.state import (
     ProcessSharedArray,
@@ -89,14 +88,6 @@ def make(model: Model) -> Iterator[Callable[..., Any]]:
     yield build
     for container in made:
         container.close()
-
-
-def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    """Poll a state until it holds; a deadlock catch, not a delay that makes a test pass."""
-    deadline = time.monotonic() + DEADLOCK
-    while not predicate():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        os.sched_yield()
 
 
 def int_range(tc: str) -> tuple[int, int]:

@@ -33,7 +33,7 @@ from typing import Any
 import _fault_tasks as tasks
 import pytest
 
-from _children import descendants
+from _children import descendants, wait_until
 from concurrency_kit import (
     BrokenPoolError,
     ProcessPool,
@@ -223,6 +223,8 @@ def test_crash_fails_only_the_task_it_was_running(
         assert bystander.result(timeout=DEADLOCK) == "bystander"
         assert [f.result(timeout=DEADLOCK) for f in queued] == [i * i for i in range(8)]
         assert pool.submit(tasks.getpid).result(timeout=DEADLOCK) != victim_pid
+        # The replacement may still be starting: the tasks could all run on the bystander.
+        wait_until(lambda: pool.statistics().workers_replaced == 1, "the dead worker replaced")
         stats = pool.statistics()
         assert stats.tasks_crashed == 1
         assert stats.workers_replaced == 1
@@ -426,6 +428,9 @@ def test_cancel_running_task_kills_and_replaces_its_worker(
         assert bystander.result(timeout=DEADLOCK) == "bystander"
         assert [f.result(timeout=DEADLOCK) for f in queued] == [0, 1, 4, 9]
         assert pool.submit(tasks.getpid).result(timeout=DEADLOCK) not in (victim_pid, None)
+        # The pool's thread starts the replacement; the tasks above may all have run on the
+        # bystander's worker before it is registered.
+        wait_until(lambda: pool.statistics().workers_replaced == 1, "the killed worker replaced")
         stats = pool.statistics()
         assert (stats.tasks_cancelled, stats.workers_replaced, stats.tasks_crashed) == (1, 1, 0)
         assert victim.cancel() is True  # as in the stdlib: cancelling again still says True

@@ -20,7 +20,6 @@ import os
 import pickle
 import signal
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 import numpy
 import pytest
 
-from _children import creator
+from _children import creator, wait_until
 from concurrency_kit import LockOwnerDiedWarning, ProcessPool, SharedMemoryCorruptError
 from concurrency_kit.state import (
     ProcessSharedArray,
@@ -65,14 +64,6 @@ def exists(name: str) -> bool:
 
 def mapped(name: str) -> bool:
     return name in Path("/proc/self/maps").read_text()
-
-
-def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    """Poll a state until it holds; a deadlock catch, not a delay that makes a test pass."""
-    deadline = time.monotonic() + DEADLOCK
-    while not predicate():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        os.sched_yield()
 
 
 @pytest.fixture(params=KINDS)

@@ -25,7 +25,6 @@ import os
 import pickle
 import random
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from _children import Child, creator
+from _children import Child, creator, wait_until
 from concurrency_kit import ProcessSharedDict
 
 DEADLOCK = 60.0
@@ -49,14 +48,6 @@ def segment(d: ProcessSharedDict) -> str:
 
 def exists(name: str) -> bool:
     return (SHM / name).exists()
-
-
-def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    """Poll a state until it holds; a deadlock catch, not a delay that makes a test pass."""
-    deadline = time.monotonic() + DEADLOCK
-    while not predicate():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.01)
 
 
 def check_consistent(d: ProcessSharedDict) -> dict[Any, Any]:

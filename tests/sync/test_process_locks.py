@@ -22,7 +22,6 @@ import re
 import signal
 import textwrap
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
@@ -31,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from _children import creator
+from _children import creator, wait_until
 from concurrency_kit import ProcessPool
 from concurrency_kit.errors import LockOwnerDiedWarning
 from concurrency_kit.sync.process import ProcessLock, ProcessRLock
@@ -75,14 +74,6 @@ def shm_fds() -> list[str]:
         except FileNotFoundError:  # the descriptor listdir itself used
             pass
     return [t for t in targets if t.startswith("/dev/shm/")]
-
-
-def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    """Poll a state until it holds; a deadlock catch, not a delay that makes a test pass."""
-    deadline = time.monotonic() + DEADLOCK
-    while not predicate():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        os.sched_yield()
 
 
 # -- children: module-level so that every start method can import them ------------------------
