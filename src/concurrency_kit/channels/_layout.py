@@ -9,7 +9,8 @@ the structure (so the layout is written down here, once)::
     1             received        atomic add: items taken
     2             spilled         atomic add, under the mutex: items in the ring
     3             space_waiters   atomic add: senders asleep waiting for room
-    4             (unused)
+    4             high_water      under the mutex: the end of the ring's furthest entry since
+                                  its pages were last given back (``_ring.py``)
     5             closed          under the mutex, 0 -> 1 once
     6             capacity        at creation: -1 unbounded, 0 rendezvous
     7, 8          head, tail      under the mutex: the ring's used part (``_ring.py``)
@@ -37,6 +38,7 @@ __all__ = [
     "CLOSED",
     "ENTRIES",
     "HEAD",
+    "HIGH_WATER",
     "KIND",
     "PIPE_PACKETS",
     "PUT_SEQ",
@@ -94,7 +96,7 @@ class ChannelState(ctypes.Structure):
         ("received", _word),
         ("spilled", _word),
         ("space_waiters", _word),
-        ("_unused_4", _word),
+        ("high_water", _word),
         ("closed", _word),
         ("capacity", _word),
         ("head", _word),
@@ -122,6 +124,7 @@ SPACE_WAITERS = _index(ChannelState.space_waiters)
 CLOSED = _index(ChannelState.closed)
 CAPACITY = _index(ChannelState.capacity)
 HEAD = _index(ChannelState.head)
+HIGH_WATER = _index(ChannelState.high_water)
 TAIL = _index(ChannelState.tail)
 ENTRIES = _index(ChannelState.entries)
 STORE_SIZE = _index(ChannelState.store_size)

@@ -4,7 +4,10 @@ It carries large items, items with out-of-band buffers, ``send_many`` batches, r
 offers, and whatever the pipe cannot hold. Every method runs under the channel monitor's
 mutex; the ring's words (``head``, ``tail``, ``entries``, ``put_seq``, ``take_seq``: see
 ``_layout.py``) are changed only there. The segment is sparse (pages are used only when
-written) and the ring restarts at offset 0 whenever it empties.
+written) and the ring restarts at offset 0 whenever it empties; then, if entries had reached
+past :data:`RESIDENT_KEEP` bytes (``high_water``), the pages beyond are given back to the
+system (``madvise(MADV_REMOVE)``), so a burst of large items does not stay resident once the
+channel has drained.
 
 An entry::
 
@@ -33,11 +36,21 @@ entry or returning stale bytes.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from typing import Any
 
+from concurrency_kit._core import _native
 from concurrency_kit.channels._items import BATCH, KINDS, PICKLED, RAW_BYTES
-from concurrency_kit.channels._layout import ENTRIES, HEAD, PUT_SEQ, SLOTS, TAIL, TAKE_SEQ
+from concurrency_kit.channels._layout import (
+    ENTRIES,
+    HEAD,
+    HIGH_WATER,
+    PUT_SEQ,
+    SLOTS,
+    TAIL,
+    TAKE_SEQ,
+)
 from concurrency_kit.errors import SharedMemoryCorruptError
 
 __all__ = [
@@ -46,6 +59,7 @@ __all__ = [
     "OFFER",
     "PAYLOAD",
     "READY",
+    "RESIDENT_KEEP",
     "RETRACTED",
     "WRAP",
     "Entry",
@@ -61,6 +75,11 @@ READY, OFFER, RETRACTED, WRAP = 1, 2, 3, 4
 _STATES = frozenset({READY, OFFER, RETRACTED, WRAP})
 BATCH_HEAD = struct.Struct("<III")  # items, items taken, offset of the next one
 PAYLOAD = struct.Struct("<QI")  # pickle length, buffer count
+
+RESIDENT_KEEP = 512 * 1024
+"""Bytes at the start of the ring that stay resident when it empties (the pages small items
+reuse); the pages beyond are given back."""
+_MADV_REMOVE = 9  # <sys/mman.h>: free the pages of a shared mapping (they read back as zeros)
 
 Entry = tuple[int, int, int, int, int, int, int]
 """A checked entry header: offset, size, state, kind, ack, length, number."""
@@ -85,10 +104,13 @@ class Ring:
     Every method is called with the channel's mutex held.
     """
 
-    __slots__ = ("_w", "buf", "name", "size")
+    __slots__ = ("_address", "_w", "buf", "name", "size")
 
-    def __init__(self, buf: memoryview, words: memoryview, size: int, name: str) -> None:
-        self.buf = buf
+    def __init__(
+        self, buf: memoryview, address: int, words: memoryview, size: int, name: str
+    ) -> None:
+        self.buf = buf  # keeps the segment mapped for as long as the ring is used
+        self._address = address  # where ``buf`` starts, for madvise
         self._w = words
         self.size = size
         self.name = name
@@ -114,6 +136,14 @@ class Ring:
         return payload, size
 
     def allocate(self, size: int) -> int:
+        """Where an entry of ``size`` bytes goes (see :meth:`_place`), its end counted in
+        ``high_water``; -1 if it does not fit."""
+        at = self._place(size)
+        if at >= 0 and at + size > self._w[HIGH_WATER]:
+            self._w[HIGH_WATER] = at + size
+        return at
+
+    def _place(self, size: int) -> int:
         """Where an entry of ``size`` bytes goes, or -1 if it does not fit.
 
         The used part runs from the tail to the head, wrapping at the end of the segment;
@@ -221,10 +251,19 @@ class Ring:
         w[TAKE_SEQ] += 1
 
     def rewind_if_empty(self) -> None:
-        """Start again at offset 0 when the ring is empty (pages stay few)."""
+        """Start again at offset 0 when the ring is empty, and give back the pages beyond
+        :data:`RESIDENT_KEEP` that entries used since the last time (no process reads or
+        writes them: every copy in or out holds the mutex, which the caller holds)."""
         w = self._w
-        if w[ENTRIES] == 0:
-            w[HEAD] = w[TAIL] = 0
+        if w[ENTRIES] != 0:
+            return
+        w[HEAD] = w[TAIL] = 0
+        high = int(w[HIGH_WATER])
+        if high > RESIDENT_KEEP:
+            end = min(self.size, -(-high // mmap.PAGESIZE) * mmap.PAGESIZE)
+            # Failing only leaves the pages allocated: nothing to undo.
+            _native.advise(self._address + RESIDENT_KEEP, end - RESIDENT_KEEP, _MADV_REMOVE)
+            w[HIGH_WATER] = RESIDENT_KEEP
 
     def copy_out(self, pos: int, length: int, kind: int) -> tuple[int, Any, Any]:
         """Copy one item's ``length`` payload bytes at ``pos`` out: ``(kind, bytes, buffers)``.

@@ -217,7 +217,9 @@ class ProcessChannel(ChannelBase[T]):
             for word in (SENT, RECEIVED, SPILLED, SPACE_WAITERS)
         )
         self._capacity_value = int(w[CAPACITY])
-        self._ring = Ring(memoryview(store.buffer).cast("B"), w, int(w[STORE_SIZE]), self._name)
+        self._ring = Ring(
+            memoryview(store.buffer).cast("B"), store.address, w, int(w[STORE_SIZE]), self._name
+        )
         self._slots = SlotTable(w, monitor, self._sent, self._name)
         self._marks = self._slots.marks  # thread ident -> its in-flight mark (the fast path)
         self._backlog: deque[Any] | None = None  # see _decode_all
