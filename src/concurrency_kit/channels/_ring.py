@@ -4,10 +4,12 @@ It carries large items, items with out-of-band buffers, ``send_many`` batches, r
 offers, and whatever the pipe cannot hold. Every method runs under the channel monitor's
 mutex; the ring's words (``head``, ``tail``, ``entries``, ``put_seq``, ``take_seq``: see
 ``_layout.py``) are changed only there. The segment is sparse (pages are used only when
-written) and the ring restarts at offset 0 whenever it empties; then, if entries had reached
-past :data:`RESIDENT_KEEP` bytes (``high_water``), the pages beyond are given back to the
-system (``madvise(MADV_REMOVE)``), so a burst of large items does not stay resident once the
-channel has drained.
+written) and the ring restarts at offset 0 whenever it empties. Once it has stayed empty a
+moment (a receiver waiting finds no new item for :data:`IDLE_RELEASE` seconds), the pages
+beyond :data:`RESIDENT_KEEP` that entries used (``high_water``) are given back to the system
+(``madvise(MADV_REMOVE)``), so a burst of large items does not stay resident after it has been
+received; not at once, or a stream of large items would fault the same pages in again and
+again.
 
 An entry::
 
@@ -56,6 +58,7 @@ from concurrency_kit.errors import SharedMemoryCorruptError
 __all__ = [
     "BATCH_HEAD",
     "ENTRY",
+    "IDLE_RELEASE",
     "OFFER",
     "PAYLOAD",
     "READY",
@@ -79,6 +82,8 @@ PAYLOAD = struct.Struct("<QI")  # pickle length, buffer count
 RESIDENT_KEEP = 512 * 1024
 """Bytes at the start of the ring that stay resident when it empties (the pages small items
 reuse); the pages beyond are given back."""
+IDLE_RELEASE = 0.25
+"""Seconds an empty ring waits, with a receiver waiting on it, before giving pages back."""
 _MADV_REMOVE = 9  # <sys/mman.h>: free the pages of a shared mapping (they read back as zeros)
 
 Entry = tuple[int, int, int, int, int, int, int]
@@ -251,19 +256,29 @@ class Ring:
         w[TAKE_SEQ] += 1
 
     def rewind_if_empty(self) -> None:
-        """Start again at offset 0 when the ring is empty, and give back the pages beyond
-        :data:`RESIDENT_KEEP` that entries used since the last time (no process reads or
-        writes them: every copy in or out holds the mutex, which the caller holds)."""
+        """Start again at offset 0 when the ring is empty."""
         w = self._w
-        if w[ENTRIES] != 0:
-            return
-        w[HEAD] = w[TAIL] = 0
+        if w[ENTRIES] == 0:
+            w[HEAD] = w[TAIL] = 0
+
+    def holds_idle_pages(self) -> bool:
+        """Whether the ring is empty with pages beyond :data:`RESIDENT_KEEP` to give back (a
+        hint, read without the mutex; :meth:`release_idle_pages` checks again)."""
+        w = self._w
+        return bool(w[HIGH_WATER] > RESIDENT_KEEP and w[ENTRIES] == 0)
+
+    def release_idle_pages(self) -> None:
+        """If the ring is empty, give back the pages beyond :data:`RESIDENT_KEEP` that entries
+        used since the last time. No process reads or writes them meanwhile: every copy in or
+        out holds the mutex, which the caller holds."""
+        w = self._w
         high = int(w[HIGH_WATER])
-        if high > RESIDENT_KEEP:
-            end = min(self.size, -(-high // mmap.PAGESIZE) * mmap.PAGESIZE)
-            # Failing only leaves the pages allocated: nothing to undo.
-            _native.advise(self._address + RESIDENT_KEEP, end - RESIDENT_KEEP, _MADV_REMOVE)
-            w[HIGH_WATER] = RESIDENT_KEEP
+        if w[ENTRIES] != 0 or high <= RESIDENT_KEEP:
+            return
+        end = min(self.size, -(-high // mmap.PAGESIZE) * mmap.PAGESIZE)
+        # Failing only leaves the pages allocated: nothing to undo.
+        _native.advise(self._address + RESIDENT_KEEP, end - RESIDENT_KEEP, _MADV_REMOVE)
+        w[HIGH_WATER] = RESIDENT_KEEP
 
     def copy_out(self, pos: int, length: int, kind: int) -> tuple[int, Any, Any]:
         """Copy one item's ``length`` payload bytes at ``pos`` out: ``(kind, bytes, buffers)``.

@@ -64,6 +64,7 @@ from __future__ import annotations
 import os
 import pickle
 import select as _select_module
+import time
 import weakref
 from collections import deque
 from collections.abc import Iterable
@@ -112,7 +113,14 @@ from concurrency_kit.channels._layout import (
     state_words,
 )
 from concurrency_kit.channels._pipe import PACKET
-from concurrency_kit.channels._ring import ENTRY, OFFER, RETRACTED, Ring, batch_payload
+from concurrency_kit.channels._ring import (
+    ENTRY,
+    IDLE_RELEASE,
+    OFFER,
+    RETRACTED,
+    Ring,
+    batch_payload,
+)
 from concurrency_kit.channels._slots import MAX_MARK, SlotTable
 from concurrency_kit.errors import (
     ChannelClosed,
@@ -655,6 +663,7 @@ class ProcessChannel(ChannelBase[T]):
                         break  # the bell rings for good: sleep in slices below
                 os.sched_yield()
         w = self._w
+        release_at: float | None = None  # when an idle ring gives its pages back (_ring.py)
         self._asleep(1)
         try:
             while True:
@@ -672,9 +681,27 @@ class ProcessChannel(ChannelBase[T]):
                 left = remaining(deadline)
                 if left == 0:
                     raise ChannelTimeout(f"recv timed out: channel {self.name!r} stayed empty")
+                if self._ring.holds_idle_pages():
+                    now = time.monotonic()
+                    if release_at is None:
+                        release_at = now + IDLE_RELEASE
+                    elif now >= release_at:
+                        self._release_idle_pages()
+                        release_at = None
+                    if release_at is not None:
+                        left = release_at - now if left is None else min(left, release_at - now)
                 self._sleep(closed, left)
         finally:
             self._asleep(-1)
+
+    def _release_idle_pages(self) -> None:
+        """Give back the pages of a burst the ring no longer holds (see ``_ring.py``)."""
+        m = self._m
+        m.enter()
+        try:
+            self._ring.release_idle_pages()
+        finally:
+            m.exit()
 
     def _sleep(self, closed: int, left: float | None) -> None:
         """Sleep until the pipe or the bell (store items, close) is readable, or ``left``.
