@@ -157,19 +157,6 @@ mutex_consistent(PyObject *module, PyObject *arg)
     return PyLong_FromLong(pthread_mutex_consistent(mutex));
 }
 
-static PyObject *
-mutex_lock(PyObject *module, PyObject *arg)
-{
-    ONE_ADDRESS()
-    int rc = pthread_mutex_trylock(mutex);
-    if (rc == EBUSY) {
-        Py_BEGIN_ALLOW_THREADS
-        rc = pthread_mutex_lock(mutex);
-        Py_END_ALLOW_THREADS
-    }
-    return PyLong_FromLong(rc);
-}
-
 /* Lock, waiting until deadline_ns on CLOCK_MONOTONIC at most. */
 static int
 lock_until(pthread_mutex_t *mutex, long long deadline_ns)
@@ -377,20 +364,6 @@ atomic_load(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromUnsignedLongLong(load_word(a, width));
 }
 
-static PyObject *
-atomic_store(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    void *a;
-    int width;
-    uint64_t bits;
-    if (word_args("atomic_store", args, nargs, 3, &a, &width) < 0
-        || bits_arg(args[2], width, &bits) < 0) {
-        return NULL;
-    }
-    store_word(a, width, bits);
-    Py_RETURN_NONE;
-}
-
 static int
 compare_exchange(void *a, int width, uint64_t expected, uint64_t desired)
 {
@@ -416,20 +389,6 @@ compare_exchange(void *a, int width, uint64_t expected, uint64_t desired)
                                            __ATOMIC_SEQ_CST);
     }
     }
-}
-
-static PyObject *
-atomic_compare_exchange(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    void *a;
-    int width;
-    uint64_t expected, desired;
-    if (word_args("atomic_compare_exchange", args, nargs, 4, &a, &width) < 0
-        || bits_arg(args[2], width, &expected) < 0 || bits_arg(args[3], width, &desired) < 0) {
-        return NULL;
-    }
-    int swapped = compare_exchange(a, width, expected, desired);
-    return PyBool_FromLong(swapped);
 }
 
 /* Add delta to the signed 64-bit word at address; return its previous value. */
@@ -1058,8 +1017,6 @@ static PyMethodDef native_methods[] = {
     {"mutex_init", (PyCFunction)(void (*)(void))mutex_init, METH_FASTCALL,
      "mutex_init(address, recursive): initialise a robust, process-shared mutex."},
     {"mutex_trylock", mutex_trylock, METH_O, "mutex_trylock(address) -> 0 or an error number"},
-    {"mutex_lock", mutex_lock, METH_O,
-     "mutex_lock(address) -> 0 or an error number (waits as long as it takes, GIL released)"},
     {"mutex_lock_until", (PyCFunction)(void (*)(void))mutex_lock_until, METH_FASTCALL,
      "mutex_lock_until(address, deadline_ns) -> 0, EOWNERDEAD or ETIMEDOUT (monotonic clock)"},
     {"mutex_unlock", mutex_unlock, METH_O, "mutex_unlock(address) -> 0 or an error number"},
@@ -1076,10 +1033,6 @@ static PyMethodDef native_methods[] = {
      "fence(): a full, sequentially consistent memory barrier (mfence / dmb ish)"},
     {"atomic_load", (PyCFunction)(void (*)(void))atomic_load, METH_FASTCALL,
      "atomic_load(address, width) -> the word's bits"},
-    {"atomic_store", (PyCFunction)(void (*)(void))atomic_store, METH_FASTCALL,
-     "atomic_store(address, width, bits)"},
-    {"atomic_compare_exchange", (PyCFunction)(void (*)(void))atomic_compare_exchange,
-     METH_FASTCALL, "atomic_compare_exchange(address, width, expected, desired) -> swapped"},
     {"atomic_add", (PyCFunction)(void (*)(void))atomic_add, METH_FASTCALL,
      "atomic_add(address, delta) -> the previous value (signed 64-bit word)"},
     {"map_shared", (PyCFunction)(void (*)(void))map_shared, METH_FASTCALL,
@@ -1109,9 +1062,7 @@ native_exec(PyObject *module)
         Py_DECREF(type);
     }
     if (PyModule_AddIntConstant(module, "MUTEX_SIZE", sizeof(pthread_mutex_t)) < 0
-        || PyModule_AddIntConstant(module, "MUTEX_ALIGN", _Alignof(pthread_mutex_t)) < 0
-        || PyModule_AddIntConstant(module, "FUTEX_TID_MASK", FUTEX_TID_MASK) < 0
-        || PyModule_AddIntConstant(module, "FUTEX_OWNER_DIED", FUTEX_OWNER_DIED) < 0) {
+        || PyModule_AddIntConstant(module, "FUTEX_TID_MASK", FUTEX_TID_MASK) < 0) {
         return -1;
     }
     return 0;

@@ -10,15 +10,15 @@ on a signed 64-bit word and wraps around as the hardware does.
 
 :class:`AtomicWord` is the handle a container keeps: it holds the mapping while it is open, so
 no call can run on unmapped memory, and a call after :meth:`AtomicWord.close` raises
-:exc:`ValueError`. The functions take a bare address, for callers that hold the mapping
-themselves for the duration of the call.
+:exc:`ValueError`. :func:`add` and :func:`load` take a bare address, for callers that hold
+the mapping themselves for the duration of the call.
 """
 
 from __future__ import annotations
 
 from concurrency_kit._core import _native
 
-__all__ = ["AtomicWord", "add", "compare_exchange", "fence", "load", "store"]
+__all__ = ["AtomicWord", "add", "fence", "load"]
 
 AtomicWord = _native.AtomicWord
 
@@ -26,10 +26,6 @@ add = _native.atomic_add
 """``add(address, delta) -> previous value`` of the signed 64-bit word at ``address``."""
 load = _native.atomic_load
 """``load(address, width) -> bits``."""
-store = _native.atomic_store
-"""``store(address, width, bits)``."""
-compare_exchange = _native.atomic_compare_exchange
-"""``compare_exchange(address, width, expected, desired) -> whether it was expected``."""
 fence = _native.fence
 """``fence()``: a full memory barrier. Where a thread writes one shared word and then reads
 another that a second thread writes (the Dekker shape), only a full fence keeps the read from

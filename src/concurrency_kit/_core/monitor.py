@@ -245,11 +245,6 @@ class ProcessMonitor:
         return monitor
 
     @property
-    def state_offset(self) -> int:
-        """Where :attr:`state` starts in the segment."""
-        return _STATE_OFFSET
-
-    @property
     def mutex_recoveries(self) -> int:
         """Times a process died inside the monitor's mutex and a later caller took over."""
         return int(self._header.mutex_recoveries)

@@ -46,7 +46,6 @@ __all__ = [
     "count",
     "holder",
     "init",
-    "lock",
     "lock_until",
     "trylock",
     "unlock",
@@ -70,8 +69,6 @@ unlock = _native.mutex_unlock
 """``unlock(address) -> 0 or EPERM`` (the calling thread does not hold it)."""
 consistent = _native.mutex_consistent
 """``consistent(address)``: after ``EOWNERDEAD``, make the mutex usable again."""
-lock = _native.mutex_lock
-"""``lock(address) -> 0 or EOWNERDEAD``: for monitors held a few lines at a time."""
 lock_until = _native.mutex_lock_until
 """``lock_until(address, deadline_ns) -> 0, EOWNERDEAD or ETIMEDOUT`` (monotonic clock)."""
 holder = _native.mutex_holder
