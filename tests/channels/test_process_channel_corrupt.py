@@ -66,11 +66,12 @@ SIZE, STATE, KIND, ACK, LENGTH, NUMBER = range(6)
     ],
     ids=["length+8", "length-huge", "size-huge", "size-tiny", "state", "kind", "ack", "number"],
 )
+@pytest.mark.parametrize("item", [b"a" * BIG, "a" * BIG], ids=["raw-bytes", "pickled"])
 def test_a_bad_entry_header_is_refused(
-    make: Callable[..., ProcessChannel[Any]], field: int, value: int
+    make: Callable[..., ProcessChannel[Any]], field: int, value: int, item: object
 ) -> None:
     channel = make()
-    channel.send(b"a" * BIG)
+    channel.send(item)
     fields = header(channel)
     fields[field] = value
     write_header(channel, fields)
@@ -131,6 +132,23 @@ def test_pickled_item_lengths_that_do_not_add_up_are_refused(
     assert count == 1
     ring.PAYLOAD.pack_into(channel._ring.buf, pos, length, 2**31)  # a buffer count past the item
     refused(channel)
+
+
+def test_a_pickle_length_that_does_not_add_up_is_refused(
+    make: Callable[..., ProcessChannel[Any]],
+) -> None:
+    channel = make()
+    channel.send("z" * BIG)  # pickled, no out-of-band buffers: the compiled path's entry
+    pos = ring.ENTRY.size
+    length, count = ring.PAYLOAD.unpack_from(channel._ring.buf, pos)
+    assert count == 0
+    ring.PAYLOAD.pack_into(channel._ring.buf, pos, length + 8, 0)  # past its entry's payload
+    refused(channel)
+
+
+def test_the_entry_layout_is_the_compiled_paths() -> None:
+    # _native.c's ByteRing writes and reads the same header and pickle prefix as _ring.py.
+    assert (ring.ENTRY.size, ring.PAYLOAD.size) == (32, 12)
 
 
 def test_a_dead_threads_bad_mark_is_refused(make: Callable[..., ProcessChannel[Any]]) -> None:

@@ -17,6 +17,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -157,13 +158,39 @@ mutex_consistent(PyObject *module, PyObject *arg)
     return PyLong_FromLong(pthread_mutex_consistent(mutex));
 }
 
-/* Lock, waiting until deadline_ns on CLOCK_MONOTONIC at most. */
+static inline void
+cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Tries a busy mutex gets, with the GIL released, before its caller sleeps in the kernel:
+ * glibc's robust mutexes never spin, so two processes taking turns at one mutex (a channel's
+ * sender and receiver) would otherwise put each other to sleep and wake each other on every
+ * turn, at a few microseconds a turn. A holder in this process can take the GIL meanwhile. */
+#define LOCK_SPIN_TRIES 100
+
+/* Lock, waiting until deadline_ns on CLOCK_MONOTONIC at most (a brief spin first). */
 static int
 lock_until(pthread_mutex_t *mutex, long long deadline_ns)
 {
     struct timespec deadline = to_timespec(deadline_ns);
-    int rc;
+    int rc = EBUSY;
     Py_BEGIN_ALLOW_THREADS
+    for (int i = 0; i < LOCK_SPIN_TRIES && rc == EBUSY; i++) {
+        cpu_relax();
+        /* Look before trying: a failed try writes the lock's cache line. */
+        if ((__atomic_load_n(&mutex->__data.__lock, __ATOMIC_RELAXED) & FUTEX_TID_MASK) == 0) {
+            rc = pthread_mutex_trylock(mutex);
+        }
+    }
+    if (rc != EBUSY) {
+        goto done;
+    }
 #if __GLIBC_PREREQ(2, 30)
     rc = pthread_mutex_clocklock(mutex, CLOCK_MONOTONIC, &deadline);
 #else
@@ -175,6 +202,7 @@ lock_until(pthread_mutex_t *mutex, long long deadline_ns)
     deadline = to_timespec(now_real.tv_sec * NS_PER_SECOND + now_real.tv_nsec + (left > 0 ? left : 0));
     rc = pthread_mutex_timedlock(mutex, &deadline);
 #endif
+done:
     Py_END_ALLOW_THREADS
     return rc;
 }
@@ -266,6 +294,52 @@ futex_wake(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     return PyLong_FromLong(rc);
+}
+
+/* -- pipes -----------------------------------------------------------------------------------
+ * A non-blocking read that reports "nothing there" as None, not as an exception: a channel's
+ * receiver finds its pipe empty on most looks, and raising and catching BlockingIOError costs
+ * more than the read. The GIL stays held: the descriptor is non-blocking. */
+
+static PyObject *
+read_nowait(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    int fd, size;
+    if (!check_nargs("read_nowait", nargs, 2) || int_arg(args[0], &fd) < 0
+        || int_arg(args[1], &size) < 0) {
+        return NULL;
+    }
+    if (size < 0) {
+        PyErr_SetString(PyExc_ValueError, "read_nowait: size must be >= 0");
+        return NULL;
+    }
+    PyObject *data = PyBytes_FromStringAndSize(NULL, size);
+    if (data == NULL) {
+        return NULL;
+    }
+    ssize_t n;
+    for (;;) {
+        n = read(fd, PyBytes_AS_STRING(data), (size_t)size);
+        if (n >= 0) {
+            break;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            Py_DECREF(data);
+            Py_RETURN_NONE;
+        }
+        if (errno != EINTR) {
+            Py_DECREF(data);
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        if (PyErr_CheckSignals() < 0) {
+            Py_DECREF(data);
+            return NULL;
+        }
+    }
+    if (n != size && _PyBytes_Resize(&data, n) < 0) {
+        return NULL;
+    }
+    return data;
 }
 
 /* -- atomics --------------------------------------------------------------------------------
@@ -723,6 +797,306 @@ static PyType_Spec AtomicWord_spec = {
     .slots = AtomicWord_slots,
 };
 
+/* -- ByteRing: the common case of a channel's store ---------------------------------------
+ *
+ * channels/_ring.py owns the store's design and layout; this compiles its two hot operations
+ * for the common entry, a READY one holding a pickle without out-of-band buffers or a raw
+ * bytes item: put() places and publishes one (_ring.Ring.allocate + put), take() copies the
+ * oldest out and drops it (next_entry + copy_out + pop). The caller holds the channel's mutex.
+ * Anything else (offers, batches, buffers, retracted entries, a value that fails a check) is
+ * answered with a code that hands the call to the Python methods, which take it from there or
+ * report the corruption in detail. The word indices and codes come from Python at init, so the
+ * layout is written down once (_layout.py, _ring.py, _items.py); the entry header's shape is
+ * checked against _ring.ENTRY there. */
+
+typedef struct {
+    uint64_t size;
+    uint16_t state;
+    uint16_t kind;
+    uint32_t ack;
+    uint64_t length;
+    uint64_t number;
+} RingEntry; /* _ring.ENTRY: "<QHHIQQ" */
+
+_Static_assert(sizeof(RingEntry) == 32, "a ring entry header is 32 bytes");
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the channel's ring is little-endian"
+#endif
+
+#define RING_PICKLE_HEAD 12 /* _ring.PAYLOAD: "<QI", pickle length and buffer count */
+#define RING_NOGIL_COPY (256 * 1024) /* copies this large release the GIL */
+
+enum { R_HEAD, R_TAIL, R_ENTRIES, R_PUT_SEQ, R_TAKE_SEQ, R_HIGH_WATER, R_WORDS };
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *keep; /* what keeps the words and the store mapped */
+    int64_t *words;
+    uint8_t *buf;
+    uint64_t size;
+    int index[R_WORDS];
+    int ready, wrap, pickled, raw_bytes;
+} ByteRing;
+
+static int
+ByteRing_traverse(ByteRing *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->keep);
+    return 0;
+}
+
+static int
+ByteRing_clear(ByteRing *self)
+{
+    Py_CLEAR(self->keep);
+    return 0;
+}
+
+static void
+ByteRing_dealloc(ByteRing *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    ByteRing_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static int
+ByteRing_init(ByteRing *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *keep, *words_obj, *buf_obj;
+    unsigned long long size;
+    int *i = self->index;
+    if (!PyArg_ParseTuple(args, "OOOK(iiiiii)(iiii):ByteRing", &keep, &words_obj, &buf_obj, &size,
+                          &i[R_HEAD], &i[R_TAIL], &i[R_ENTRIES], &i[R_PUT_SEQ], &i[R_TAKE_SEQ],
+                          &i[R_HIGH_WATER], &self->ready, &self->wrap, &self->pickled,
+                          &self->raw_bytes)) {
+        return -1;
+    }
+    void *words, *buf;
+    if (address_arg(words_obj, &words) < 0 || address_arg(buf_obj, &buf) < 0) {
+        return -1;
+    }
+    if ((uintptr_t)words % 8 || (uintptr_t)buf % 8 || size % 8 || size > INT64_MAX) {
+        PyErr_SetString(PyExc_ValueError, "ByteRing: words, store and size must be 8-aligned");
+        return -1;
+    }
+    for (int k = 0; k < R_WORDS; k++) {
+        if (i[k] < 0) {
+            PyErr_SetString(PyExc_ValueError, "ByteRing: a word index is negative");
+            return -1;
+        }
+    }
+    Py_INCREF(keep);
+    Py_XSETREF(self->keep, keep);
+    self->words = (int64_t *)words;
+    self->buf = (uint8_t *)buf;
+    self->size = size;
+    return 0;
+}
+
+#define RW(name) (self->words[self->index[name]])
+
+static void
+ring_copy(void *dst, const void *src, size_t n)
+{
+    if (n < RING_NOGIL_COPY) {
+        memcpy(dst, src, n);
+        return;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    memcpy(dst, src, n);
+    Py_END_ALLOW_THREADS
+}
+
+/* put(kind, data) -> the entry's offset; -1: no room now; -2: not this path's (Python's). */
+static PyObject *
+ByteRing_put(ByteRing *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    int kind;
+    if (!check_nargs("put", nargs, 2) || int_arg(args[0], &kind) < 0) {
+        return NULL;
+    }
+    if (self->keep == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the ring is closed");
+        return NULL;
+    }
+    PyObject *data = args[1];
+    if (!PyBytes_CheckExact(data) || (kind != self->pickled && kind != self->raw_bytes)) {
+        return PyLong_FromLong(-2);
+    }
+    uint64_t n = (uint64_t)PyBytes_GET_SIZE(data);
+    uint64_t payload = kind == self->pickled ? RING_PICKLE_HEAD + n : n;
+    uint64_t size = (sizeof(RingEntry) + payload + 7) & ~(uint64_t)7;
+    uint64_t store = self->size;
+    if (size > store) {
+        return PyLong_FromLong(-2); /* Python says how large is too large */
+    }
+    int64_t at;
+    if (RW(R_ENTRIES) == 0) {
+        RW(R_HEAD) = RW(R_TAIL) = 0;
+        at = 0;
+    }
+    else {
+        int64_t head = RW(R_HEAD), tail = RW(R_TAIL);
+        if (head < 0 || tail < 0 || (uint64_t)head > store || (uint64_t)tail > store
+            || (head | tail) & 7) {
+            return PyLong_FromLong(-2); /* Python reports the corruption */
+        }
+        if (head > tail) {
+            if (store - (uint64_t)head >= size) {
+                at = head;
+            }
+            else if ((uint64_t)tail >= size) {
+                if (store - (uint64_t)head >= sizeof(RingEntry)) {
+                    RingEntry wrap = {0, (uint16_t)self->wrap, 0, 0, 0, 0};
+                    memcpy(self->buf + head, &wrap, sizeof wrap);
+                }
+                RW(R_HEAD) = 0;
+                at = 0;
+            }
+            else {
+                return PyLong_FromLong(-1);
+            }
+        }
+        else if ((uint64_t)(tail - head) >= size) {
+            at = head;
+        }
+        else {
+            return PyLong_FromLong(-1);
+        }
+    }
+    if (at + (int64_t)size > RW(R_HIGH_WATER)) {
+        RW(R_HIGH_WATER) = at + (int64_t)size;
+    }
+    uint8_t *pos = self->buf + at + sizeof(RingEntry);
+    if (kind == self->pickled) {
+        uint32_t buffers = 0;
+        memcpy(pos, &n, 8);
+        memcpy(pos + 8, &buffers, 4);
+        pos += RING_PICKLE_HEAD;
+    }
+    ring_copy(pos, PyBytes_AS_STRING(data), n);
+    RingEntry entry = {size, (uint16_t)self->ready, (uint16_t)kind, 0, payload,
+                       (uint64_t)RW(R_PUT_SEQ)};
+    memcpy(self->buf + at, &entry, sizeof entry);
+    RW(R_PUT_SEQ) += 1;
+    RW(R_HEAD) = at + (int64_t)size; /* published: the entry is complete */
+    RW(R_ENTRIES) += 1;
+    return PyLong_FromLongLong(at);
+}
+
+/* take() -> (kind, bytes, None), the oldest entry, dropped; 0: the ring is empty; 1: the
+ * oldest entry is not this path's, or fails a check (Python's next_entry takes it from
+ * there, checking everything again). */
+static PyObject *
+ByteRing_take(ByteRing *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->keep == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the ring is closed");
+        return NULL;
+    }
+    uint64_t store = self->size;
+    for (int wrapped = 0;; wrapped++) {
+        if (RW(R_ENTRIES) == 0) {
+            return PyLong_FromLong(0);
+        }
+        int64_t at = RW(R_TAIL), head = RW(R_HEAD);
+        if (wrapped > 1 || at < 0 || head < 0 || (uint64_t)at > store || (uint64_t)head > store
+            || (at | head) & 7) {
+            return PyLong_FromLong(1);
+        }
+        RingEntry e;
+        if ((uint64_t)at + sizeof e > store) {
+            return PyLong_FromLong(1); /* a wrap without a marker: Python's */
+        }
+        memcpy(&e, self->buf + at, sizeof e);
+        if (e.state == self->wrap) {
+            if (at < head || at == 0) {
+                return PyLong_FromLong(1);
+            }
+            RW(R_TAIL) = 0;
+            continue;
+        }
+        if (e.state != self->ready || (e.kind != self->pickled && e.kind != self->raw_bytes)
+            || e.number != (uint64_t)RW(R_TAKE_SEQ) || e.ack != 0
+            || e.length > store || e.size != ((sizeof e + e.length + 7) & ~(uint64_t)7)
+            || (uint64_t)at + e.size > store || (at < head && head < at + (int64_t)e.size)) {
+            return PyLong_FromLong(1);
+        }
+        const uint8_t *pos = self->buf + at + sizeof e;
+        uint64_t n = e.length;
+        if (e.kind == self->pickled) {
+            uint64_t length;
+            uint32_t buffers;
+            if (n < RING_PICKLE_HEAD) {
+                return PyLong_FromLong(1);
+            }
+            memcpy(&length, pos, 8);
+            memcpy(&buffers, pos + 8, 4);
+            if (buffers != 0 || length != n - RING_PICKLE_HEAD) {
+                return PyLong_FromLong(1);
+            }
+            pos += RING_PICKLE_HEAD;
+            n = length;
+        }
+        PyObject *data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+        if (data == NULL) {
+            return NULL; /* nothing was taken */
+        }
+        ring_copy(PyBytes_AS_STRING(data), pos, n);
+        PyObject *result = Py_BuildValue("(iNO)", (int)e.kind, data, Py_None);
+        if (result == NULL) {
+            return NULL;
+        }
+        RW(R_TAIL) = at + (int64_t)e.size;
+        RW(R_ENTRIES) -= 1;
+        RW(R_TAKE_SEQ) += 1;
+        if (RW(R_ENTRIES) == 0) {
+            RW(R_HEAD) = RW(R_TAIL) = 0;
+        }
+        return result;
+    }
+}
+
+#undef RW
+
+static PyObject *
+ByteRing_close(ByteRing *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_CLEAR(self->keep);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef ByteRing_methods[] = {
+    {"put", (PyCFunction)(void (*)(void))ByteRing_put, METH_FASTCALL,
+     "put(kind, data) -> offset of the published entry; -1: no room; -2: not this path's"},
+    {"take", (PyCFunction)ByteRing_take, METH_NOARGS,
+     "take() -> (kind, bytes, None) of the oldest entry, dropped; 0: empty; 1: not this path's"},
+    {"close", (PyCFunction)ByteRing_close, METH_NOARGS, "close(): let go of the mapping"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot ByteRing_slots[] = {
+    {Py_tp_doc, "ByteRing(keep, words, store, size, (word indices), (codes)): see _ring.py."},
+    {Py_tp_dealloc, ByteRing_dealloc},
+    {Py_tp_traverse, ByteRing_traverse},
+    {Py_tp_clear, ByteRing_clear},
+    {Py_tp_init, ByteRing_init},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_methods, ByteRing_methods},
+    {0, NULL},
+};
+
+static PyType_Spec ByteRing_spec = {
+    .name = "concurrency_kit._core._native.ByteRing",
+    .basicsize = sizeof(ByteRing),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = ByteRing_slots,
+};
+
 /* -- LockHandle: the fast path of a process lock --------------------------------------------
  *
  * The base class of ProcessLock and ProcessRLock. bind() points it at a mutex and the lock's
@@ -811,16 +1185,6 @@ LockHandle_bind(LockHandle *self, PyObject *const *args, Py_ssize_t nargs)
     self->acquisitions = (uint64_t *)acquisitions;
     self->contentions = (uint64_t *)contentions;
     Py_RETURN_NONE;
-}
-
-static inline void
-cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
 }
 
 static inline void
@@ -1027,6 +1391,8 @@ static PyMethodDef native_methods[] = {
     {"mutex_count", mutex_count, METH_O, "mutex_count(address) -> a recursive mutex's depth"},
     {"futex_wait", (PyCFunction)(void (*)(void))futex_wait, METH_FASTCALL,
      "futex_wait(address, expected, deadline_ns) -> 0, ETIMEDOUT or EINTR"},
+    {"read_nowait", (PyCFunction)(void (*)(void))read_nowait, METH_FASTCALL,
+     "read_nowait(fd, size) -> up to size bytes read from non-blocking fd, or None if none"},
     {"futex_wake", (PyCFunction)(void (*)(void))futex_wake, METH_FASTCALL,
      "futex_wake(address, count) -> how many sleepers were woken"},
     {"fence", fence, METH_NOARGS,
@@ -1051,9 +1417,9 @@ native_exec(PyObject *module)
         PyErr_SetString(PyExc_RuntimeError, "pthread_atfork failed");
         return -1;
     }
-    PyType_Spec *specs[] = {&LockHandle_spec, &AtomicWord_spec};
-    const char *names[] = {"LockHandle", "AtomicWord"};
-    for (int i = 0; i < 2; i++) {
+    PyType_Spec *specs[] = {&LockHandle_spec, &AtomicWord_spec, &ByteRing_spec};
+    const char *names[] = {"LockHandle", "AtomicWord", "ByteRing"};
+    for (int i = 0; i < 3; i++) {
         PyObject *type = PyType_FromModuleAndSpec(module, specs[i], NULL);
         if (type == NULL || PyModule_AddObjectRef(module, names[i], type) < 0) {
             Py_XDECREF(type);

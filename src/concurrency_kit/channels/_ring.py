@@ -109,16 +109,46 @@ class Ring:
     Every method is called with the channel's mutex held.
     """
 
-    __slots__ = ("_address", "_w", "buf", "name", "size")
+    __slots__ = ("_address", "_compiled", "_w", "buf", "name", "size")
 
     def __init__(
-        self, buf: memoryview, address: int, words: memoryview, size: int, name: str
+        self,
+        buf: memoryview,
+        address: int,
+        words: memoryview,
+        words_address: int,
+        size: int,
+        name: str,
     ) -> None:
         self.buf = buf  # keeps the segment mapped for as long as the ring is used
         self._address = address  # where ``buf`` starts, for madvise
         self._w = words
         self.size = size
         self.name = name
+        # The common entry, compiled (``_native.c``, ByteRing): the words and the store stay
+        # mapped while it holds ``buf`` and ``words``.
+        self._compiled = _native.ByteRing(
+            (buf, words),
+            words_address,
+            address,
+            size,
+            (HEAD, TAIL, ENTRIES, PUT_SEQ, TAKE_SEQ, HIGH_WATER),
+            (READY, WRAP, PICKLED, RAW_BYTES),
+        )
+
+    def put_plain(self, kind: int, data: bytes) -> int:
+        """Place and publish a READY entry holding ``data`` (a pickle with no out-of-band
+        buffers, or a raw ``bytes``) in one compiled step: its offset, or -1 if there is no
+        room now, or -2 if it is not such an entry or the ring's words fail a check (the
+        caller takes the general path, :meth:`allocate` and :meth:`put`, which says why)."""
+        return self._compiled.put(kind, data)
+
+    def take_plain(self) -> tuple[int, bytes, None] | int:
+        """Copy out and drop the oldest entry in one compiled step if it is a READY pickle
+        with no buffers or a raw ``bytes``: ``(kind, bytes, None)``; else 0 if the ring is
+        empty, or 1 (the caller takes the general path, :meth:`next_entry`, which checks
+        everything again and says what is wrong, if anything is)."""
+        return self._compiled.take()
 
     # putting -----------------------------------------------------------------------------
 

@@ -71,7 +71,7 @@ from collections.abc import Iterable
 from threading import get_ident
 from typing import Any, TypeVar
 
-from concurrency_kit._core import atomics, shm
+from concurrency_kit._core import _native, atomics, shm
 from concurrency_kit._core.atomics import AtomicWord
 from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining, wait_slice
 from concurrency_kit._core.monitor import SLICE_SECONDS, ProcessMonitor
@@ -108,6 +108,7 @@ from concurrency_kit.channels._layout import (
     SPACE_WAITERS,
     SPILLED,
     STORE_SIZE,
+    TAKE_SEQ,
     ChannelState,
     state_address,
     state_words,
@@ -144,6 +145,7 @@ _SPINS = 16  # looks (with a yield between) before sleeping: about 1 us each
 _RUN = MAX_MARK  # send_many reserves and writes small items this many at a time
 _ENTRY_SIZE = ENTRY.size
 _loads = pickle.loads
+_read_nowait = _native.read_nowait  # a packet, or None if the pipe is empty (no exception)
 _dumps_plain = pickle.dumps
 
 
@@ -226,11 +228,17 @@ class ProcessChannel(ChannelBase[T]):
         )
         self._capacity_value = int(w[CAPACITY])
         self._ring = Ring(
-            memoryview(store.buffer).cast("B"), store.address, w, int(w[STORE_SIZE]), self._name
+            memoryview(store.buffer).cast("B"),
+            store.address,
+            w,
+            state_address(monitor, 0),
+            int(w[STORE_SIZE]),
+            self._name,
         )
         self._slots = SlotTable(w, monitor, self._sent, self._name)
         self._marks = self._slots.marks  # thread ident -> its in-flight mark (the fast path)
         self._backlog: deque[Any] | None = None  # see _decode_all
+        self._looked = 0  # put_seq before this handle's last look at an empty pipe (_store_take)
         self._finalizer = weakref.finalize(self, _drop, fds, store, monitor)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -555,10 +563,15 @@ class ProcessChannel(ChannelBase[T]):
         """
         views = [b.raw() for b in buffers]
         ring = self._ring
-        payload, size = ring.entry_size(kind, data, views)
+        rendezvous = self._capacity_value == 0
+        # A pickle without buffers, or raw bytes, not offered: one compiled step (put_plain).
+        plain = not views and not rendezvous
+        payload = size = 0
+        if not plain:
+            payload, size = ring.entry_size(kind, data, views)
         w = self._w
         m = self._m
-        rendezvous = self._capacity_value == 0
+        ack = -1
         m.enter()
         try:
             if rendezvous and not wait and self._slots.scan(locked=True)[1] <= w[SPILLED]:
@@ -566,18 +579,26 @@ class ProcessChannel(ChannelBase[T]):
             while True:
                 if w[CLOSED]:
                     raise ChannelClosed(f"send on closed channel {self.name!r}")
-                at = ring.allocate(size)
-                if at >= 0:
-                    break
+                if plain:
+                    at = ring.put_plain(kind, data)
+                    if at >= 0:
+                        break
+                    if at == -2:  # not for the compiled step after all: the general path
+                        plain = False
+                        payload, size = ring.entry_size(kind, data, views)
+                        continue
+                else:
+                    at = ring.allocate(size)
+                    if at >= 0:
+                        if rendezvous and wait:
+                            ack = self._slots.claim_ack(int(w[PUT_SEQ]), mark)
+                        ring.put(at, size, kind, data, views, payload, ack)
+                        break
                 if not wait:
                     raise ChannelFull(f"the shared memory of channel {self.name!r} is full")
                 if remaining(deadline) == 0:
                     raise ChannelTimeout(f"send timed out: channel {self.name!r} stayed full")
                 m.wait(Q_STORE, deadline)
-            ack = -1
-            if rendezvous and wait:
-                ack = self._slots.claim_ack(int(w[PUT_SEQ]), mark)
-            ring.put(at, size, kind, data, views, payload, ack)
             w[mark] -= items  # landed
             self._spilled(items)  # the bell rings: sleeping receivers wake
             if ack >= 0:
@@ -632,9 +653,21 @@ class ProcessChannel(ChannelBase[T]):
         timeout = check_timeout(timeout)
         if self._backlog:
             return self._from_backlog()  # type: ignore[no-any-return]
-        try:
-            data = os.read(self._rfd, PACKET)
-        except BlockingIOError:
+        w = self._w
+        data = None
+        if not (w[SPILLED] and w[TAKE_SEQ] < self._looked):
+            looking = w[PUT_SEQ]
+            data = _read_nowait(self._rfd, PACKET)
+            if data is None:
+                self._looked = looking
+        if data is None:
+            if w[SPILLED]:
+                # The store holds items, and its oldest is older than the pipe's (_store_take).
+                taken = self._store_take(1)
+                if taken:
+                    if w[SPACE_WAITERS]:
+                        self._wake(Q_ROOM)
+                    return taken[0]  # type: ignore[no-any-return]
             return self._recv_wait(timeout)  # type: ignore[no-any-return]
         self._received.add(1)  # the fast path: one packet from the pipe
         if self._w[SPACE_WAITERS]:
@@ -755,13 +788,14 @@ class ProcessChannel(ChannelBase[T]):
         if self._backlog:
             return [self._from_backlog()]
         packets: list[tuple[int, Any, Any]] = []
-        read = os.read
         rfd = self._rfd
-        try:
-            while len(packets) < limit:
-                packets.append((PICKLED, read(rfd, PACKET), None))
-        except BlockingIOError:
-            pass
+        while len(packets) < limit:
+            looking = w[PUT_SEQ]
+            data = _read_nowait(rfd, PACKET)
+            if data is None:
+                self._looked = looking
+                break
+            packets.append((PICKLED, data, None))
         if packets:
             self._received.add(len(packets))
         items = self._decode_all(packets)
@@ -828,9 +862,10 @@ class ProcessChannel(ChannelBase[T]):
         """
         if self._backlog:
             return self._from_backlog()
-        try:
-            data = os.read(self._rfd, PACKET)
-        except BlockingIOError:
+        looking = self._w[PUT_SEQ]
+        data = _read_nowait(self._rfd, PACKET)
+        if data is None:
+            self._looked = looking
             if not self._w[SPILLED]:
                 return _NOTHING
             taken = self._store_take(1)
@@ -845,8 +880,17 @@ class ProcessChannel(ChannelBase[T]):
         return self._unpickle(data)
 
     def _store_take(self, limit: int) -> list[Any]:
-        """Take up to ``limit`` items from the store (or a packet that raced into the pipe,
-        which is older than anything in the store); ``[]`` if there were none.
+        """Take up to ``limit`` items from the store (or a packet in the pipe older than the
+        store's oldest entry); ``[]`` if there were none.
+
+        *Order*: a producer writes to the pipe only while the store is empty, so its packets
+        are older than its entries, and a receiver must not take an entry while an older
+        packet of the same producer waits in the pipe. An entry put before a look that found
+        the pipe empty has none: every packet written before it was read. So the handle
+        remembers, in ``_looked``, the ``put_seq`` read just before its last empty look, and
+        takes the entries numbered below it with no look at the pipe; for a newer one it
+        looks again, under the mutex (then every entry in the store is older than the look).
+        In a backlog that is one look per store-full, not two failed reads per item.
 
         The bytes are copied out and counted under the mutex, and unpickled after it. Every
         offset and length read from the shared memory is checked before it is used (see
@@ -859,14 +903,26 @@ class ProcessChannel(ChannelBase[T]):
         raw: list[tuple[int, Any, Any]] = []  # (kind, bytes, buffers or batch lengths)
         m.enter()
         try:
-            try:  # re-read the pipe: it holds older items than the store
-                raw.append((PICKLED, os.read(self._rfd, PACKET), None))
-                received.add(1)
-                limit = 0
-            except BlockingIOError:
-                pass
+            looked_now = w[TAKE_SEQ] >= self._looked
+            if looked_now:
+                data = _read_nowait(self._rfd, PACKET)
+                if data is not None:
+                    raw.append((PICKLED, data, None))
+                    received.add(1)
+                    limit = 0
+                else:
+                    self._looked = int(w[PUT_SEQ])  # every entry now is older than the look
             taken = 0
-            while w[ENTRIES] and taken < limit:
+            while w[ENTRIES] and taken < limit and (looked_now or w[TAKE_SEQ] < self._looked):
+                plain = ring.take_plain()  # the common entry, compiled
+                if type(plain) is tuple:
+                    raw.append(plain)
+                    received.add(1)
+                    self._spilled(-1)
+                    taken += 1
+                    continue
+                if plain == 0:
+                    break
                 at, size, state, kind, ack, length, number = ring.next_entry()
                 pos = at + _ENTRY_SIZE
                 done = True
@@ -889,8 +945,8 @@ class ProcessChannel(ChannelBase[T]):
                     if state == OFFER:
                         self._slots.acknowledge(ack, number)
             ring.rewind_if_empty()
-            if taken and m.waiters(Q_STORE):
-                m.wake_all(Q_STORE)
+            if taken:
+                m.wake_all(Q_STORE)  # senders waiting for bytes (free when there are none)
         finally:
             m.exit()
         return self._decode_all(raw)
