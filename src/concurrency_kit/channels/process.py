@@ -87,6 +87,7 @@ from concurrency_kit.channels._items import (
     BATCH,
     PICKLED,
     PLAIN,
+    RAW_BYTES,
     SIZED,
     Failed,
     decode,
@@ -312,23 +313,29 @@ class ProcessChannel(ChannelBase[T]):
             at = self._marks.get(get_ident())
             if at is None:
                 at = self._slots.mark()
+            before = w[at]
             w[at] += 1  # in flight; the reservation below is a full fence after it
             try:
                 queued = sent.add(1) - w[RECEIVED]
-                if (
-                    (capacity < 0 or queued < capacity)
-                    and len(data) <= PACKET
-                    and not w[CLOSED]
-                    and not w[SPILLED]
-                ):
-                    try:
-                        os.write(self._wfd, data)
+                if (capacity < 0 or queued < capacity) and len(data) <= PACKET and not w[CLOSED]:
+                    if not w[SPILLED]:
+                        try:
+                            os.write(self._wfd, data)
+                            w[at] -= 1  # landed
+                            return
+                        except BlockingIOError:
+                            pass  # the pipe is full: the general path decides
+                    else:
+                        # The store holds items, so this one goes there too (order): the
+                        # reservation stands, and the mutex hold that publishes it clears
+                        # the mark.
+                        self._store_put(PICKLED, data, [], deadline_after(timeout), True, at)
                         return
-                    except BlockingIOError:
-                        pass
-                sent.add(-1)
-            finally:
-                w[at] -= 1
+            except BaseException:
+                if w[at] > before:  # it never landed: the reservation is given back
+                    self._give_back(at, 1)
+                raise
+            self._give_back(at, 1)
         self._send(item, deadline_after(timeout), wait=True, data=data)
 
     def send_many(self, items: Iterable[T], timeout: float | None = None) -> None:
@@ -949,6 +956,9 @@ class ProcessChannel(ChannelBase[T]):
                 m.wake_all(Q_STORE)  # senders waiting for bytes (free when there are none)
         finally:
             m.exit()
+        if len(raw) == 1 and raw[0][2] is None:  # one item, no buffers: the common case
+            kind, data, _ = raw[0]
+            return [data if kind == RAW_BYTES else self._unpickle(data)]
         return self._decode_all(raw)
 
     # closing, statistics, select ---------------------------------------------------------
