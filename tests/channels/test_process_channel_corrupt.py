@@ -13,7 +13,6 @@ without hanging (the mutex is released).
 from __future__ import annotations
 
 import pickle
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -109,17 +108,56 @@ def test_a_bad_ring_position_is_refused(
         channel.send(b"b" * BIG, timeout=0)
 
 
-def test_batch_lengths_that_do_not_add_up_are_refused(
+def batch_entry(channel: ProcessChannel[Any]) -> int:
+    """Where the batch entry sent after one big item starts (the big one received)."""
+    channel.send(b"x" * BIG)  # the store holds an item: the batch goes there too
+    channel.send_many(["one", "two", "three"])
+    assert channel.recv(timeout=0) == b"x" * BIG
+    return header(channel)[SIZE]  # the batch entry follows the first one
+
+
+def test_a_batch_taken_past_its_items_is_refused(make: Callable[..., ProcessChannel[Any]]) -> None:
+    channel = make()
+    at = batch_entry(channel)
+    pos = at + ring.ENTRY.size
+    ring.BATCH_HEAD.pack_into(channel._ring.buf, pos, 3, 3)  # 3 items, 3 taken: none left
+    refused(channel)
+
+
+@pytest.mark.parametrize(
+    "forged", [["one", "two"], ("one", "two", "three"), {"one": 1}], ids=["short", "tuple", "dict"]
+)
+def test_a_batch_that_is_not_its_list_of_items_is_refused(
+    make: Callable[..., ProcessChannel[Any]], forged: object
+) -> None:
+    channel = make()
+    at = batch_entry(channel)
+    pos = at + ring.ENTRY.size + ring.BATCH_HEAD.size
+    data = pickle.dumps(forged, 5)
+    length = header(channel, at)[LENGTH] - ring.BATCH_HEAD.size
+    assert len(data) <= length
+    channel._ring.buf[pos : pos + length] = data.ljust(length, pickle.STOP)
+    with pytest.raises(SharedMemoryCorruptError, match="a batch of 3 items holds"):
+        channel.recv(timeout=0)
+    # Each of the three items it claimed to hold fails the same way, then the channel is empty.
+    for _ in range(2):
+        with pytest.raises(SharedMemoryCorruptError, match="a batch of 3 items holds"):
+            channel.recv_nowait()
+    assert channel.statistics().queued == 0
+
+
+def test_a_partly_taken_batch_is_unpickled_once_per_handle(
     make: Callable[..., ProcessChannel[Any]],
 ) -> None:
     channel = make()
-    channel.send(b"x" * BIG)  # the store holds an item: the batch goes there too
-    channel.send_many([b"one", b"two", b"three"])
-    assert channel.recv(timeout=0) == b"x" * BIG
-    at = header(channel)[SIZE]  # the batch entry follows the first one
+    at = batch_entry(channel)
+    assert channel.recv(timeout=0) == "one"
+    # The rest of the list is kept by this handle: bytes written over the pickle now are not
+    # read again, and the items come out in order.
     pos = at + ring.ENTRY.size + ring.BATCH_HEAD.size
-    struct.pack_into("<I", channel._ring.buf, pos, 300)  # the first item's length: past the batch
-    refused(channel)
+    channel._ring.buf[pos : pos + 4] = b"\xff\xff\xff\xff"
+    assert channel.recv_many(5, timeout=0) == ["two", "three"]
+    assert channel.statistics().queued == 0
 
 
 def test_pickled_item_lengths_that_do_not_add_up_are_refused(

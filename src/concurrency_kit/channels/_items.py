@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from concurrency_kit._core import serialize
+from concurrency_kit._core.serialize import short_repr
 from concurrency_kit.channels._pipe import PACKET
-from concurrency_kit.errors import SerializationError
 
 __all__ = [
     "BATCH",
@@ -90,46 +90,69 @@ def _rebuild_view(data: Any, format: str, shape: tuple[int, ...]) -> memoryview:
 
 
 class Failed:
-    """An item that could not be unpickled, kept in order in a handle's backlog."""
+    """An item that could not be rebuilt, kept in order in a handle's backlog."""
 
     __slots__ = ("error",)
 
-    def __init__(self, error: SerializationError) -> None:
+    def __init__(self, error: Exception) -> None:
         self.error = error
 
 
 def decode(
-    raw: list[tuple[int, Any, Any]], error: Callable[[Exception], SerializationError]
+    raw: list[tuple[int, Any, Any]],
+    error: Callable[[Exception], Exception],
+    corrupt: Callable[[str], Exception],
+    batches: dict[int, list[Any]],
 ) -> tuple[list[Any], list[Any] | None]:
-    """Rebuild taken items from ``raw``: ``(kind, bytes, buffers or batch lengths)``.
+    """Rebuild taken items from ``raw``: ``(kind, bytes, buffers)``, or for a part of a batch
+    ``(BATCH, its pickle or its list, (number, first, n, count))``.
 
-    Returns the items up to the first that failed to unpickle, and that one (as a
-    :class:`Failed` made with ``error``) with every item after it, or ``None`` if none failed.
+    A batch's pickle must hold a list of exactly ``count`` items (the channel wrote it so):
+    one that does not fails each of its ``n`` items with ``corrupt(what)``; one that cannot be
+    unpickled, with ``error(exc)``. A batch unpickled here and not used up is put in
+    ``batches`` under its entry number, for
+    the handle's next take (``_ring.Ring.take_from_batch``).
+
+    Returns the items up to the first that failed, and that one (as a :class:`Failed` made
+    with ``error``) with every item after it, or ``None`` if none failed.
     """
     loads = pickle.loads
     items: list[Any] = []
     failed: list[Any] | None = None
     for kind, data, extra in raw:
+        parts: list[Any]
+        whole: Any = None
         if kind == BATCH:
-            view = memoryview(data)
-            parts = []
-            at = 0
-            for length in extra:
-                parts.append((PICKLED, view[at : at + length], None))
-                at += length
-        else:
-            parts = [(kind, data, extra)]
-        for part_kind, part, buffers in parts:
-            item: Any
-            if part_kind == RAW_BYTES:
-                item = part
-            else:
+            number, first, n, count = extra
+            whole = data
+            if type(whole) is not list:
                 try:
-                    item = loads(part, buffers=buffers)
+                    whole = loads(data)
                 except Exception as exc:
-                    item = Failed(error(exc))
-                    if failed is None:
-                        failed = []
+                    whole = None
+                    parts = [Failed(error(exc))] * n
+                else:
+                    if type(whole) is not list or len(whole) != count:
+                        what = f"a batch of {count} items holds {short_repr(whole)}"
+                        whole = None
+                        parts = [Failed(corrupt(what))] * n
+                    elif first + n < count:
+                        batches[number] = whole
+            if whole is not None:
+                parts = whole[first : first + n]
+                if failed is None:
+                    items.extend(parts)  # plain items: none of them failed
+                    continue
+        elif kind == RAW_BYTES:
+            parts = [data]
+        else:
+            try:
+                parts = [loads(data, buffers=extra)]
+            except Exception as exc:
+                parts = [Failed(error(exc))]
+        for item in parts:
+            if failed is None and type(item) is Failed:
+                failed = []
             if failed is None:
                 items.append(item)
             else:

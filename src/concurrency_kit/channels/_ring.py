@@ -22,8 +22,11 @@ An entry::
     24      8           number     the entry's number: a stale entry never matches take_seq
     32      length      payload    RAW_BYTES: the bytes; PICKLED: pickle length (Q), buffer
                                    count (I), one Q per buffer, the pickle, the buffers;
-                                   BATCH: items (I), items taken (I), offset of the next (I),
-                                   one I per item, the pickles back to back
+                                   BATCH: items (I), items taken (I), then one pickle of the
+                                   list of the items (``send_many``: one pickle, not one per
+                                   item, so a batch costs about what a list sent as one item
+                                   does; a receiver that takes part of it keeps the unpickled
+                                   list for the next take, keyed by the entry's number)
 
 An entry is written first and published last (``head`` moves past it), so a producer killed
 mid-copy leaves nothing visible; a consumer copies an entry out before it moves ``tail``, so one
@@ -39,6 +42,7 @@ entry or returning stale bytes.
 from __future__ import annotations
 
 import mmap
+import pickle
 import struct
 from typing import Any
 
@@ -76,7 +80,7 @@ ENTRY = struct.Struct("<QHHIQQ")  # size, state, kind, ack, length, number
 _STATE_AT = 8  # the offset of the state field in ENTRY
 READY, OFFER, RETRACTED, WRAP = 1, 2, 3, 4
 _STATES = frozenset({READY, OFFER, RETRACTED, WRAP})
-BATCH_HEAD = struct.Struct("<III")  # items, items taken, offset of the next one
+BATCH_HEAD = struct.Struct("<II")  # items, items taken
 PAYLOAD = struct.Struct("<QI")  # pickle length, buffer count
 
 RESIDENT_KEEP = 512 * 1024
@@ -339,34 +343,34 @@ class Ring:
         return kind, data, buffers
 
     def take_from_batch(
-        self, pos: int, length: int, limit: int, raw: list[tuple[int, Any, Any]]
+        self,
+        pos: int,
+        length: int,
+        limit: int,
+        number: int,
+        cached: list[Any] | None,
+        raw: list[tuple[int, Any, Any]],
     ) -> tuple[bool, int]:
-        """Copy up to ``limit`` items of the batch payload of ``length`` bytes at ``pos``
-        into ``raw``; return whether the batch is used up, and how many were taken.
-
-        The lengths in the table must add up to the rest of the payload exactly.
+        """Take up to ``limit`` items of the batch entry numbered ``number``, whose payload of
+        ``length`` bytes is at ``pos``: append ``(BATCH, the pickle or cached, (number, first,
+        n, count))`` to ``raw`` (``cached``: that entry's list, unpickled by an earlier take of
+        this handle, so the pickle is not copied again); return whether the batch is used up,
+        and ``n``, how many were taken. The list is checked when it is unpickled
+        (``_items.decode``): a list of exactly ``count`` items.
         """
         buf = self.buf
-        if length < BATCH_HEAD.size:
+        if length <= BATCH_HEAD.size:
             raise corrupt(self.name, f"a batch entry of {length} bytes at offset {pos}")
-        count, taken, offset = BATCH_HEAD.unpack_from(buf, pos)
-        table = BATCH_HEAD.size + 4 * count
-        if not 0 <= taken < count or table > length:
+        count, taken = BATCH_HEAD.unpack_from(buf, pos)
+        if not 0 <= taken < count:
             raise corrupt(self.name, f"a batch at offset {pos} of {count} items, {taken} taken")
-        lengths = struct.unpack_from(f"<{count}I", buf, pos + BATCH_HEAD.size)
-        before = table + sum(lengths[:taken])
-        if table + sum(lengths) != length or offset != (before if taken else 0):
-            raise corrupt(self.name, f"the lengths of the batch at offset {pos} do not add up")
         n = min(count - taken, limit)
-        mine = lengths[taken : taken + n]
-        start = pos + before
-        end = start + sum(mine)
-        raw.append((BATCH, bytes(buf[start:end]), mine))
-        BATCH_HEAD.pack_into(buf, pos, count, taken + n, end - pos)
+        data = cached if cached is not None else bytes(buf[pos + BATCH_HEAD.size : pos + length])
+        raw.append((BATCH, data, (number, taken, n, count)))
+        BATCH_HEAD.pack_into(buf, pos, count, taken + n)
         return taken + n == count, n
 
 
-def batch_payload(datas: list[bytes]) -> bytes:
-    """The payload of a BATCH entry holding the pickles ``datas``."""
-    lengths = struct.pack(f"<{len(datas)}I", *map(len, datas))
-    return b"".join((BATCH_HEAD.pack(len(datas), 0, 0), lengths, *datas))
+def batch_payload(items: list[Any]) -> bytes:
+    """The payload of a BATCH entry holding ``items`` (small plain objects: ``_items.PLAIN``)."""
+    return BATCH_HEAD.pack(len(items), 0) + pickle.dumps(items, 5)

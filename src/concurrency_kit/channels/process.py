@@ -68,6 +68,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Iterable
+from itertools import islice
 from threading import get_ident
 from typing import Any, TypeVar
 
@@ -122,6 +123,7 @@ from concurrency_kit.channels._ring import (
     RETRACTED,
     Ring,
     batch_payload,
+    corrupt,
 )
 from concurrency_kit.channels._slots import MAX_MARK, SlotTable
 from concurrency_kit.errors import (
@@ -148,6 +150,19 @@ _ENTRY_SIZE = ENTRY.size
 _loads = pickle.loads
 _read_nowait = _native.read_nowait  # a packet, or None if the pipe is empty (no exception)
 _dumps_plain = pickle.dumps
+
+
+def _small_plain_run(run: list[Any]) -> bool:
+    """Whether every item of ``run`` is a small plain one (``_items.small_plain``), checked at
+    C speed for the usual runs: all numbers, or all strings and bytes."""
+    kinds = set(map(type, run))
+    if not kinds <= PLAIN:
+        return False
+    if not kinds & SIZED:
+        return True
+    if kinds <= SIZED:
+        return max(map(len, run)) <= PACKET
+    return all(map(small_plain, run))
 
 
 def _drop(fds: tuple[int, ...], store: shm.Segment, monitor: ProcessMonitor) -> None:
@@ -239,6 +254,7 @@ class ProcessChannel(ChannelBase[T]):
         self._slots = SlotTable(w, monitor, self._sent, self._name)
         self._marks = self._slots.marks  # thread ident -> its in-flight mark (the fast path)
         self._backlog: deque[Any] | None = None  # see _decode_all
+        self._batch: tuple[int, list[Any]] | None = None  # see _ring.Ring.take_from_batch
         self._looked = 0  # put_seq before this handle's last look at an empty pipe (_store_take)
         self._finalizer = weakref.finalize(self, _drop, fds, store, monitor)
 
@@ -341,8 +357,9 @@ class ProcessChannel(ChannelBase[T]):
     def send_many(self, items: Iterable[T], timeout: float | None = None) -> None:
         """Send ``items`` in order, waiting for room as needed.
 
-        Small items are reserved and written in runs: one atomic reservation per run rather
-        than per item.
+        Small plain items (``int``, ``float``, ``str``, ``bytes``, ``bool``, ``None``) go in
+        runs of up to 256, each one reservation, one pickle of the run's list and one store
+        entry; receivers still take them one at a time or many at once.
 
         Raises:
             ChannelTimeout: ``timeout`` seconds passed first; its ``sent`` attribute says how
@@ -351,14 +368,9 @@ class ProcessChannel(ChannelBase[T]):
         """
         deadline = deadline_after(check_timeout(timeout))
         sent = 0
-        run: list[Any] = []
-        for item in items:
-            run.append(item)
-            if len(run) == _RUN:
-                sent = self._send_run(run, deadline, sent)
-                run = []
-        if run:
-            self._send_run(run, deadline, sent)
+        chunks = iter(items)
+        while run := list(islice(chunks, _RUN)):
+            sent = self._send_run(run, deadline, sent)
 
     def _send_run(self, run: list[Any], deadline: float | None, sent: int) -> int:
         """Send ``run`` (``sent`` items of the call already went); return the new count.
@@ -369,17 +381,15 @@ class ProcessChannel(ChannelBase[T]):
         """
         i = 0
         capacity = self._capacity_value
-        if capacity and len(run) > 1 and all(map(small_plain, run)):
-            datas = [_dumps_plain(item, 5) for item in run]
-            if max(map(len, datas)) <= PACKET:
-                try:
-                    while i < len(datas):
-                        i += self._send_batch(datas[i:], capacity, deadline)
-                except ChannelTimeout:
-                    raise ChannelTimeout(
-                        f"send_many timed out after sending {sent + i} item(s)", sent + i
-                    ) from None
-                return sent + i
+        if capacity and len(run) > 1 and _small_plain_run(run):
+            try:
+                while i < len(run):
+                    i += self._send_batch(run[i:], capacity, deadline)
+            except ChannelTimeout:
+                raise ChannelTimeout(
+                    f"send_many timed out after sending {sent + i} item(s)", sent + i
+                ) from None
+            return sent + i
         for item in run:
             try:
                 self._send(item, deadline, wait=True)
@@ -390,14 +400,14 @@ class ProcessChannel(ChannelBase[T]):
             i += 1
         return sent + i
 
-    def _send_batch(self, datas: list[bytes], capacity: int, deadline: float | None) -> int:
-        """Reserve room for some of ``datas`` (waiting for at least one), store them as one
-        batch entry; return how many went."""
+    def _send_batch(self, items: list[Any], capacity: int, deadline: float | None) -> int:
+        """Reserve room for some of ``items`` (waiting for at least one), store them as one
+        batch entry (one pickle of their list); return how many went."""
         w = self._w
         sent = self._sent
         at = self._slots.mark()
         before = w[at]
-        want = len(datas)
+        want = len(items)
         while True:
             w[at] += want  # marked before the reservation, which is a full fence after it
             total = sent.add(want) + want
@@ -414,7 +424,7 @@ class ProcessChannel(ChannelBase[T]):
             if count:
                 break
             self._wait_room(capacity, deadline)
-        payload = batch_payload(datas[:count])
+        payload = batch_payload(items[:count])
         try:
             self._store_put(BATCH, payload, [], deadline, True, at, count)
         except BaseException:
@@ -765,6 +775,9 @@ class ProcessChannel(ChannelBase[T]):
         except Exception as exc:
             raise self._unpickling_error(exc) from exc
 
+    def _corrupt(self, what: str) -> SharedMemoryCorruptError:
+        return corrupt(self.name, what)
+
     def _unpickling_error(self, exc: Exception) -> SerializationError:
         error = SerializationError(
             f"an item received on channel {self.name!r} could not be unpickled "
@@ -822,7 +835,10 @@ class ProcessChannel(ChannelBase[T]):
         returned, and the error and the items after it wait in this handle's backlog for
         the next receive.
         """
-        items, failed = decode(raw, self._unpickling_error)
+        batches: dict[int, list[Any]] = {}
+        items, failed = decode(raw, self._unpickling_error, self._corrupt, batches)
+        if batches:  # the last batch taken from and not used up, for the next take
+            self._batch = max(batches.items())
         if failed:
             self._backlog = deque(failed)
             if not items:
@@ -936,7 +952,17 @@ class ProcessChannel(ChannelBase[T]):
                 if state == RETRACTED:
                     pass
                 elif kind == BATCH:
-                    done, n = ring.take_from_batch(pos, length, limit - taken, raw)
+                    cached = self._batch
+                    done, n = ring.take_from_batch(
+                        pos,
+                        length,
+                        limit - taken,
+                        number,
+                        cached[1] if cached is not None and cached[0] == number else None,
+                        raw,
+                    )
+                    if done and cached is not None and cached[0] == number:
+                        self._batch = None
                     received.add(n)
                     self._spilled(-n)
                     taken += n
