@@ -170,9 +170,21 @@ def test_an_offer_whose_producer_was_killed_is_counted_once_and_leaks_nothing(
         assert channel.recv(DEADLOCK) == item(7, 0, size)
         stats = channel.statistics()
         assert (stats.queued, stats.sent, stats.received) == (0, 1, 1)
-        # Its acknowledgement word is free again (white box): dead senders leak none of the
-        # SLOTS words, after which every rendezvous send would fail.
+        # Its acknowledgement word (white box) is marked taken, for nobody: dead senders'
+        # words are reclaimed when the SLOTS words run out, so they never make every
+        # rendezvous send fail. Fill every word with the dead sender's, and claim one.
         acks = channel._w[layout.ACKS_AT : layout.ACKS_AT + layout.SLOTS]
+        dead_words = [word for word in acks.tolist() if word]
+        assert len(dead_words) == 1
+        for i in range(layout.SLOTS):
+            acks[i] = dead_words[0]
+        mark = channel._slots.mark()
+        channel._m.enter()
+        try:
+            claimed = channel._slots.claim_ack(12345, mark)
+            channel._slots.free_ack(claimed)
+        finally:
+            channel._m.exit()
         assert acks.tolist() == [0] * layout.SLOTS
         with pytest.raises(ChannelFull):  # and no receiver waits now
             channel.send_nowait("nobody waits")

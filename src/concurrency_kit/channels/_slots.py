@@ -173,25 +173,36 @@ class SlotTable:
         """
         w = self._w
         owner = (mark - SLOT_IN_FLIGHT - SLOTS_AT) // SLOT_WORDS
-        for i in range(SLOTS):
-            if w[ACKS_AT + i] == 0:
-                w[ACKS_AT + i] = _ack_word(number, owner, 1)
-                return i
+        for _ in range(2):
+            for i in range(SLOTS):
+                if w[ACKS_AT + i] == 0:
+                    w[ACKS_AT + i] = _ack_word(number, owner, 1)
+                    return i
+            self._free_dead_acks()
         raise RuntimeError(f"more than {SLOTS} rendezvous sends wait on {self.name!r}")
 
+    def _free_dead_acks(self) -> None:
+        """Under the mutex: free the acknowledgement words of senders that died waiting (an
+        offer taken after its sender died leaves its word marked taken, for nobody)."""
+        w = self._w
+        for i in range(ACKS_AT, ACKS_AT + SLOTS):
+            word = int(w[i])
+            if word:
+                owner = SLOTS_AT + SLOT_WORDS * ((word >> 2) & 0xFF)
+                if not thread_alive(int(w[owner + SLOT_PID]), int(w[owner + SLOT_TID])):
+                    w[i] = 0
+
     def acknowledge(self, ack: int, number: int) -> None:
-        """Under the mutex: tell the sender of offer ``number`` that it was taken; if that
-        sender died, free its word instead (nobody else would)."""
+        """Under the mutex: tell the sender of offer ``number`` that it was taken.
+
+        No look at whether the sender lives (a read of ``/proc`` per item): if it died, its
+        word is freed when its slot is reaped, or by :meth:`claim_ack` when words run out."""
         w = self._w
         word = int(w[ACKS_AT + ack])
         if word >> 10 != number or word & 3 != 1:
             return  # its sender died and was reaped: the word is free, or someone else's
-        owner = SLOTS_AT + SLOT_WORDS * ((word >> 2) & 0xFF)
-        if thread_alive(int(w[owner + SLOT_PID]), int(w[owner + SLOT_TID])):
-            w[ACKS_AT + ack] = word + 1  # taken
-            self._m.wake_all(Q_ACK)
-        else:
-            w[ACKS_AT + ack] = 0
+        w[ACKS_AT + ack] = word + 1  # taken
+        self._m.wake_all(Q_ACK)
 
     def ack_taken(self, ack: int) -> bool:
         """Whether the offer of acknowledgement word ``ack`` was taken."""
