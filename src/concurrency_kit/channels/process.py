@@ -22,8 +22,10 @@ written, and the ring restarts at offset 0 whenever it empties), guarded by the 
 of a :class:`~concurrency_kit._core.monitor.ProcessMonitor`. An item is copied in and out
 under the mutex and published by advancing the head last, so a producer killed mid-copy
 leaves nothing visible, and a consumer killed mid-copy leaves the item for the next one.
-``send_many`` stores runs of small items as one *batch entry*, which receivers still take
-one item at a time.
+The common entry (a pickle without out-of-band buffers, or a large ``bytes``) is put and
+taken by one compiled call each (``_native.ByteRing``); the rest by ``_ring.py``.
+``send_many`` stores a run of small items as one *batch entry*, one pickle of their list,
+which receivers still take one item at a time or many at once.
 
 *Waiting*: a receiver that finds nothing looks again a few times (``poll`` with no wait, and
 a yield), then sleeps in ``poll`` on the pipe and on a second pipe, the *bell*, which holds a
@@ -31,8 +33,12 @@ byte exactly while the store holds items and from :meth:`ProcessChannel.close` o
 arrives, by either path, wakes it. Senders that wait for room sleep in the monitor.
 
 *Order*: once the store holds an item, every sender uses the store until it empties, and a
-receiver that finds the pipe empty re-reads it under the mutex before taking from the store;
-so items from one producer are received in the order sent, across both paths.
+receiver takes a store entry only when no older packet of its producer can wait in the pipe:
+the entry was put before the receiver's last look found the pipe empty, or the receiver looks
+again under the mutex (``_store_take``); so items from one producer are received in the order
+sent, across both paths, with one look at the pipe per backlog rather than per item.
+*Rendezvous*: the sender's offer is a store entry; it looks a few times for the receiver's
+acknowledgement, with the mutex released, before it sleeps in the monitor.
 
 *Counting*: ``sent`` and ``received`` are atomic counters in shared memory (``_core.atomics``),
 so the capacity is exact; a sender reserves room before it writes, a receiver counts an item just
