@@ -15,12 +15,15 @@ contender's ``measure()`` once, starting at a position that rotates by one each 
 noise from a neighbour on a shared machine then lands on every contender, not on one of them, and
 no contender always runs first or last.
 
-Two kinds of benchmark:
+Three kinds of benchmark:
 
 * ``throughput``: each sample is ``items / seconds`` (work items per second). A ratio is
   ``this / reference`` of the medians: **higher is better**.
 * ``latency``: each sample is the seconds themselves, shown in the benchmark's unit. A ratio is
   ``this / reference`` of the medians: **lower is better**.
+* ``size``: each sample is a number of bytes (say, memory still resident), which ``measure()``
+  returns in place of seconds, shown in the benchmark's unit (``"B"``, ``"KiB"``, ``"MiB"``).
+  A ratio is ``this / reference`` of the medians: **lower is better**.
 
 A contender whose package is missing (``requires``) is skipped with a message, never an error. A
 contender whose setup or measurement raises anything else is an error: it is dropped from the
@@ -57,10 +60,11 @@ from typing import Any, Literal
 
 import attrs
 
-Kind = Literal["throughput", "latency"]
+Kind = Literal["throughput", "latency", "size"]
 Mode = Literal["full", "quick", "smoke"]
 Measure = Callable[[], "float | Sequence[float]"]
-"""The timed work of one round: returns the elapsed seconds (or one per sample taken)."""
+"""The timed work of one round: returns the elapsed seconds (or one per sample taken); for a
+``size`` benchmark, bytes instead of seconds."""
 Setup = Callable[[], AbstractContextManager[Measure]]
 """Creates and warms up a contender (untimed) and yields its :data:`Measure`."""
 
@@ -130,6 +134,7 @@ def pipe_floor(context: Any, k: int, deadline: float = 60.0) -> Iterator[Measure
 ROUNDS: dict[Mode, int] = {"full": 10, "quick": 3, "smoke": 2}
 WARMUP: dict[Mode, int] = {"full": 1, "quick": 1, "smoke": 0}
 LATENCY_UNITS: dict[str, float] = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+SIZE_UNITS: dict[str, float] = {"B": 1.0, "KiB": 1 / 1024, "MiB": 1 / 1024**2}
 
 
 @attrs.frozen
@@ -182,7 +187,8 @@ class Target:
 
     With ``theirs`` set, the bound is on the ratio ``ours / theirs`` of the medians: at least
     ``bound`` for a throughput benchmark, at most ``bound`` for a latency one. With ``theirs``
-    ``None``, the bound is on our median itself, in seconds (latency benchmarks only).
+    ``None``, the bound is on our median itself, in seconds for a latency benchmark and in
+    bytes for a size benchmark (not for throughput).
     """
 
     ours: str
@@ -198,12 +204,13 @@ class Benchmark:
     Attributes:
         name: short identifier, matched by ``--only``.
         title: one line saying what is measured.
-        kind: ``"throughput"`` or ``"latency"``.
+        kind: ``"throughput"``, ``"latency"`` or ``"size"``.
         contenders: ours and the baselines.
         reference: the contender every ratio in the table is relative to.
         targets: goals to check.
-        unit: for latency, the display unit (``"s"``, ``"ms"``, ``"us"``, ``"ns"``); for
-            throughput, the name of a work item (``"tasks"``).
+        unit: for latency, the display unit (``"s"``, ``"ms"``, ``"us"``, ``"ns"``); for size,
+            ``"B"``, ``"KiB"`` or ``"MiB"``; for throughput, the name of a work item
+            (``"tasks"``).
         rounds: measured rounds in ``full`` mode, when this benchmark needs another number.
     """
 
@@ -256,10 +263,10 @@ class ContenderResult:
     seconds: list[float] = attrs.field(factory=list)
 
     def values(self, benchmark: Benchmark) -> list[float]:
-        """The samples in display units: items/s for throughput, the unit for latency."""
+        """The samples in display units: items/s for throughput, the unit for latency and size."""
         if benchmark.kind == "throughput":
             return [self.items / s if s > 0 else math.inf for s in self.seconds]
-        scale = LATENCY_UNITS[benchmark.unit]
+        scale = unit_scale(benchmark)
         return [s * scale for s in self.seconds]
 
     def summary(self, benchmark: Benchmark) -> Summary | None:
@@ -277,6 +284,12 @@ class TargetResult:
     value: float | None
     met: bool | None
     line: str
+
+
+def unit_scale(benchmark: Benchmark) -> float:
+    """Display units per second (latency) or per byte (size) of a benchmark's samples."""
+    units = SIZE_UNITS if benchmark.kind == "size" else LATENCY_UNITS
+    return units[benchmark.unit]
 
 
 # -- measuring helpers for benchmark scripts -------------------------------------------------
@@ -458,7 +471,7 @@ def ratio_meaning(kind: Kind) -> str:
     """How to read a ratio of this kind of benchmark."""
     if kind == "throughput":
         return "throughput ratio ours/theirs, higher is better"
-    return "latency ratio ours/theirs, lower is better"
+    return f"{kind} ratio ours/theirs, lower is better"
 
 
 def check_target(
@@ -470,7 +483,7 @@ def check_target(
     ours_summary = ours.summary(benchmark) if ours is not None else None
     if target.theirs is None:
         label = f"[{benchmark.name}] {target.label or target.ours + ' median'}"
-        scale = LATENCY_UNITS[benchmark.unit]
+        scale = unit_scale(benchmark)
         bound_text = f"{_number(target.bound * scale)} {benchmark.unit}"
         if ours_summary is None:
             why = ours.message if ours is not None else "not run"
