@@ -601,7 +601,7 @@ def _result_json(
         "name": benchmark.name,
         "title": benchmark.title,
         "kind": benchmark.kind,
-        "unit": benchmark.unit if benchmark.kind == "latency" else f"{benchmark.unit}/s",
+        "unit": f"{benchmark.unit}/s" if benchmark.kind == "throughput" else benchmark.unit,
         "reference": benchmark.reference,
         "contenders": contenders,
         "targets": [

@@ -128,11 +128,12 @@ IDLE_WAIT: Final = 1.0
 RESIDENT_BOUND: Final = 1 * MIB
 MEMCPY_FACTOR: Final = 10
 """The in-process 4 MiB copies make this many times the items of a ``process_4mib`` round."""
-LIST_FACTOR: Final = 8
+LIST_FACTOR: Final = 2
 """``multiprocessing.Queue`` with a list per message sends this many times the items of our
-``send_many`` per round (it is that much faster: its rounds would be too short to time)."""
-FASTER_FIFO_BATCH_SHARE: Final = 4
-"""faster-fifo's ``put_many`` sends this fraction (1/n) of the items of our ``send_many``."""
+``send_many`` per round, and faster-fifo's ``put_many`` (much slower) one
+``FASTER_FIFO_BATCH_SHARE``-th of them: rounds of about the same length (as measured when the
+sizes were set), none too short to time. Throughput does not depend on the count."""
+FASTER_FIFO_BATCH_SHARE: Final = 16
 
 SendMode = Literal["each", "many", "list", "paced"]
 """How a producer sends ``n`` items: one by one; ``BATCH`` per batch call; a list per message;
@@ -724,7 +725,7 @@ def big_benchmarks(config: Config) -> list[Benchmark]:
 
 
 def batch_benchmarks(config: Config) -> list[Benchmark]:
-    n = config.size(BATCH * 2_000, BATCH * 800, BATCH * 4)
+    n = config.size(BATCH * 8_000, BATCH * 1_600, BATCH * 16)
     n_list = n * LIST_FACTOR
     n_ff = n // FASTER_FIFO_BATCH_SHARE
     benchmarks = []
