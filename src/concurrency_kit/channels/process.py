@@ -715,20 +715,16 @@ class ProcessChannel(ChannelBase[T]):
         """The slow path of :meth:`recv`: the store, a short spin, then sleep in ``poll``."""
         deadline = deadline_after(timeout)
         if timeout != 0:
-            # A busy sender is usually about to write: a few cheap looks (poll with no wait:
-            # no exception raised, and no pipe lock taken that the sender needs) with a yield
-            # between cost less than falling asleep and being woken.
-            look = _select_module.poll()
-            look.register(self._rfd, _select_module.POLLIN)
-            look.register(self._bell_r, _select_module.POLLIN)
+            # A busy sender is usually about to write: a few cheap looks (a read that finds
+            # nothing raises nothing, and the store's count is a word of shared memory) with
+            # a yield between cost less than falling asleep and being woken.
             for _ in range(_SPINS):
-                if look.poll(0):
-                    item = self._take()
-                    if item is not _NOTHING:
-                        return item
-                    if self._w[CLOSED]:
-                        break  # the bell rings for good: sleep in slices below
                 os.sched_yield()
+                item = self._take()
+                if item is not _NOTHING:
+                    return item
+                if self._w[CLOSED]:
+                    break  # sleep in slices below
         w = self._w
         release_at: float | None = None  # when an idle ring gives its pages back (_ring.py)
         self._asleep(1)
