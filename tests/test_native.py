@@ -46,12 +46,12 @@ def test_read_nowait_raises_for_what_is_not_an_empty_pipe(pipe: tuple[int, int])
 def test_byte_ring_refuses_unaligned_memory_and_use_after_close() -> None:
     buf = bytearray(4096)
     with pytest.raises(ValueError, match="aligned"):
-        _native.ByteRing(buf, 8, 16, 4095, (0, 1, 2, 3, 4, 5), (1, 4, 0, 1))
+        _native.ByteRing(buf, 8, 16, 4095, (0, 1, 2, 3, 4, 5), (1, 4, 0, 1, 2))
     with pytest.raises(ValueError, match="negative"):
-        _native.ByteRing(buf, 8, 16, 4096, (0, 1, -2, 3, 4, 5), (1, 4, 0, 1))
-    ring = _native.ByteRing(buf, 8, 16, 4096, (0, 1, 2, 3, 4, 5), (1, 4, 0, 1))
+        _native.ByteRing(buf, 8, 16, 4096, (0, 1, -2, 3, 4, 5), (1, 4, 0, 1, 2))
+    ring = _native.ByteRing(buf, 8, 16, 4096, (0, 1, 2, 3, 4, 5), (1, 4, 0, 1, 2))
     ring.close()
     with pytest.raises(ValueError, match="closed"):
-        ring.take()
+        ring.take(1, -1)
     with pytest.raises(ValueError, match="closed"):
         ring.put(0, b"x")

@@ -835,7 +835,7 @@ typedef struct {
     uint8_t *buf;
     uint64_t size;
     int index[R_WORDS];
-    int ready, wrap, pickled, raw_bytes;
+    int ready, wrap, pickled, raw_bytes, batch;
 } ByteRing;
 
 static int
@@ -869,10 +869,10 @@ ByteRing_init(ByteRing *self, PyObject *args, PyObject *kwargs)
     PyObject *keep, *words_obj, *buf_obj;
     unsigned long long size;
     int *i = self->index;
-    if (!PyArg_ParseTuple(args, "OOOK(iiiiii)(iiii):ByteRing", &keep, &words_obj, &buf_obj, &size,
-                          &i[R_HEAD], &i[R_TAIL], &i[R_ENTRIES], &i[R_PUT_SEQ], &i[R_TAKE_SEQ],
-                          &i[R_HIGH_WATER], &self->ready, &self->wrap, &self->pickled,
-                          &self->raw_bytes)) {
+    if (!PyArg_ParseTuple(args, "OOOK(iiiiii)(iiiii):ByteRing", &keep, &words_obj, &buf_obj,
+                          &size, &i[R_HEAD], &i[R_TAIL], &i[R_ENTRIES], &i[R_PUT_SEQ],
+                          &i[R_TAKE_SEQ], &i[R_HIGH_WATER], &self->ready, &self->wrap,
+                          &self->pickled, &self->raw_bytes, &self->batch)) {
         return -1;
     }
     void *words, *buf;
@@ -911,7 +911,8 @@ ring_copy(void *dst, const void *src, size_t n)
     Py_END_ALLOW_THREADS
 }
 
-/* put(kind, data) -> the entry's offset; -1: no room now; -2: not this path's (Python's). */
+/* put(kind, data) -> the entry's offset; -1: no room now; -2: not this path's (Python's).
+ * A batch's payload (_ring.batch_payload) is written as it is, like a raw bytes item. */
 static PyObject *
 ByteRing_put(ByteRing *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -924,7 +925,8 @@ ByteRing_put(ByteRing *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *data = args[1];
-    if (!PyBytes_CheckExact(data) || (kind != self->pickled && kind != self->raw_bytes)) {
+    if (!PyBytes_CheckExact(data)
+        || (kind != self->pickled && kind != self->raw_bytes && kind != self->batch)) {
         return PyLong_FromLong(-2);
     }
     uint64_t n = (uint64_t)PyBytes_GET_SIZE(data);
@@ -988,12 +990,32 @@ ByteRing_put(ByteRing *self, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromLongLong(at);
 }
 
-/* take() -> (kind, bytes, None), the oldest entry, dropped; 0: the ring is empty; 1: the
+#define RING_BATCH_HEAD 8 /* _ring.BATCH_HEAD: "<II", items and items taken */
+
+/* take(limit, cached) -> (kind, bytes, None), the oldest entry, dropped; or for a batch entry
+ * (BATCH, its pickle or None if its number is `cached`, (number, first, n, count)): up to
+ * `limit` of its items, the entry dropped once all are taken; 0: the ring is empty; 1: the
  * oldest entry is not this path's, or fails a check (Python's next_entry takes it from
  * there, checking everything again). */
 static PyObject *
-ByteRing_take(ByteRing *self, PyObject *Py_UNUSED(ignored))
+ByteRing_take(ByteRing *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    long long limit, cached;
+    if (!check_nargs("take", nargs, 2)) {
+        return NULL;
+    }
+    limit = PyLong_AsLongLong(args[0]);
+    if (limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    cached = PyLong_AsLongLong(args[1]);
+    if (cached == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (limit < 1) {
+        PyErr_SetString(PyExc_ValueError, "take: limit must be >= 1");
+        return NULL;
+    }
     if (self->keep == NULL) {
         PyErr_SetString(PyExc_ValueError, "the ring is closed");
         return NULL;
@@ -1020,7 +1042,8 @@ ByteRing_take(ByteRing *self, PyObject *Py_UNUSED(ignored))
             RW(R_TAIL) = 0;
             continue;
         }
-        if (e.state != self->ready || (e.kind != self->pickled && e.kind != self->raw_bytes)
+        if (e.state != self->ready
+            || (e.kind != self->pickled && e.kind != self->raw_bytes && e.kind != self->batch)
             || e.number != (uint64_t)RW(R_TAKE_SEQ) || e.ack != 0
             || e.length > store || e.size != ((sizeof e + e.length + 7) & ~(uint64_t)7)
             || (uint64_t)at + e.size > store || (at < head && head < at + (int64_t)e.size)) {
@@ -1028,6 +1051,48 @@ ByteRing_take(ByteRing *self, PyObject *Py_UNUSED(ignored))
         }
         const uint8_t *pos = self->buf + at + sizeof e;
         uint64_t n = e.length;
+        if (e.kind == self->batch) {
+            uint32_t count, first;
+            if (n <= RING_BATCH_HEAD) {
+                return PyLong_FromLong(1);
+            }
+            memcpy(&count, pos, 4);
+            memcpy(&first, pos + 4, 4);
+            if (first >= count) {
+                return PyLong_FromLong(1);
+            }
+            long long left = (long long)(count - first);
+            long long taking = left < limit ? left : limit;
+            PyObject *data;
+            if (cached >= 0 && e.number == (uint64_t)cached) {
+                data = Py_NewRef(Py_None);
+            }
+            else {
+                data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n - RING_BATCH_HEAD));
+                if (data == NULL) {
+                    return NULL;
+                }
+                ring_copy(PyBytes_AS_STRING(data), pos + RING_BATCH_HEAD, n - RING_BATCH_HEAD);
+            }
+            PyObject *result = Py_BuildValue("(iN(KILI))", (int)e.kind, data,
+                                             (unsigned long long)e.number, (unsigned int)first,
+                                             taking, (unsigned int)count);
+            if (result == NULL) {
+                return NULL;
+            }
+            if (taking < left) {
+                uint32_t now = first + (uint32_t)taking;
+                memcpy(self->buf + at + sizeof e + 4, &now, 4);
+                return result;
+            }
+            RW(R_TAIL) = at + (int64_t)e.size;
+            RW(R_ENTRIES) -= 1;
+            RW(R_TAKE_SEQ) += 1;
+            if (RW(R_ENTRIES) == 0) {
+                RW(R_HEAD) = RW(R_TAIL) = 0;
+            }
+            return result;
+        }
         if (e.kind == self->pickled) {
             uint64_t length;
             uint32_t buffers;
@@ -1073,8 +1138,9 @@ ByteRing_close(ByteRing *self, PyObject *Py_UNUSED(ignored))
 static PyMethodDef ByteRing_methods[] = {
     {"put", (PyCFunction)(void (*)(void))ByteRing_put, METH_FASTCALL,
      "put(kind, data) -> offset of the published entry; -1: no room; -2: not this path's"},
-    {"take", (PyCFunction)ByteRing_take, METH_NOARGS,
-     "take() -> (kind, bytes, None) of the oldest entry, dropped; 0: empty; 1: not this path's"},
+    {"take", (PyCFunction)(void (*)(void))ByteRing_take, METH_FASTCALL,
+     "take(limit, cached) -> the oldest entry's (kind, data, extra), or up to limit items of a\n"
+     "batch; 0: empty; 1: not this path's"},
     {"close", (PyCFunction)ByteRing_close, METH_NOARGS, "close(): let go of the mapping"},
     {NULL, NULL, 0, NULL},
 };

@@ -137,22 +137,25 @@ class Ring:
             address,
             size,
             (HEAD, TAIL, ENTRIES, PUT_SEQ, TAKE_SEQ, HIGH_WATER),
-            (READY, WRAP, PICKLED, RAW_BYTES),
+            (READY, WRAP, PICKLED, RAW_BYTES, BATCH),
         )
 
     def put_plain(self, kind: int, data: bytes) -> int:
         """Place and publish a READY entry holding ``data`` (a pickle with no out-of-band
-        buffers, or a raw ``bytes``) in one compiled step: its offset, or -1 if there is no
-        room now, or -2 if it is not such an entry or the ring's words fail a check (the
-        caller takes the general path, :meth:`allocate` and :meth:`put`, which says why)."""
+        buffers, a raw ``bytes``, or a batch payload) in one compiled step: its offset, or -1
+        if there is no room now, or -2 if it is not such an entry or the ring's words fail a
+        check (the caller takes the general path, :meth:`allocate` and :meth:`put`, which
+        says why)."""
         return self._compiled.put(kind, data)
 
-    def take_plain(self) -> tuple[int, bytes, None] | int:
+    def take_plain(self, limit: int, cached: int) -> tuple[int, Any, Any] | int:
         """Copy out and drop the oldest entry in one compiled step if it is a READY pickle
-        with no buffers or a raw ``bytes``: ``(kind, bytes, None)``; else 0 if the ring is
+        with no buffers or a raw ``bytes``: ``(kind, bytes, None)``; or, from a READY batch,
+        take up to ``limit`` items as :meth:`take_from_batch` does (the pickle is ``None`` if
+        the batch's number is ``cached``, whose list the caller holds); else 0 if the ring is
         empty, or 1 (the caller takes the general path, :meth:`next_entry`, which checks
         everything again and says what is wrong, if anything is)."""
-        return self._compiled.take()
+        return self._compiled.take(limit, cached)
 
     # putting -----------------------------------------------------------------------------
 

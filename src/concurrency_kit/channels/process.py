@@ -373,6 +373,9 @@ class ProcessChannel(ChannelBase[T]):
             ChannelClosed: the channel was closed (items sent before it stay sent).
         """
         deadline = deadline_after(check_timeout(timeout))
+        if type(items) is list and len(items) <= _RUN:
+            self._send_run(items, deadline, 0)  # the usual call: one run, not copied
+            return
         sent = 0
         chunks = iter(items)
         while run := list(islice(chunks, _RUN)):
@@ -390,7 +393,7 @@ class ProcessChannel(ChannelBase[T]):
         if capacity and len(run) > 1 and _small_plain_run(run):
             try:
                 while i < len(run):
-                    i += self._send_batch(run[i:], capacity, deadline)
+                    i += self._send_batch(run[i:] if i else run, capacity, deadline)
             except ChannelTimeout:
                 raise ChannelTimeout(
                     f"send_many timed out after sending {sent + i} item(s)", sent + i
@@ -430,7 +433,7 @@ class ProcessChannel(ChannelBase[T]):
             if count:
                 break
             self._wait_room(capacity, deadline)
-        payload = batch_payload(items[:count])
+        payload = batch_payload(items if count == want else items[:count])
         try:
             self._store_put(BATCH, payload, [], deadline, True, at, count)
         except BaseException:
@@ -543,6 +546,16 @@ class ProcessChannel(ChannelBase[T]):
         w = self._w
         m = self._m
         woken = True
+        if remaining(deadline) != 0:
+            # A receiver that is taking items makes room within microseconds: a few looks,
+            # with a yield between, cost less than sleeping and being woken (and while this
+            # sender only looks, receivers have no one to wake).
+            for _ in range(_SPINS):
+                os.sched_yield()
+                if w[SENT] - w[RECEIVED] < capacity or w[CLOSED]:
+                    if w[CLOSED]:
+                        raise ChannelClosed(f"channel {self.name!r} was closed while send waited")
+                    return
         self._space_waiters.add(1)
         try:
             m.enter()
@@ -950,12 +963,21 @@ class ProcessChannel(ChannelBase[T]):
                     self._looked = int(w[PUT_SEQ])  # every entry now is older than the look
             taken = 0
             while w[ENTRIES] and taken < limit and (looked_now or w[TAKE_SEQ] < self._looked):
-                plain = ring.take_plain()  # the common entry, compiled
-                if type(plain) is tuple:
+                cached = self._batch
+                plain = ring.take_plain(limit - taken, -1 if cached is None else cached[0])
+                if type(plain) is tuple:  # the common entry, compiled
+                    n = 1
+                    if plain[0] == BATCH:
+                        number, first, n, count = plain[2]
+                        if cached is not None and cached[0] == number:
+                            if plain[1] is None:
+                                plain = (BATCH, cached[1], plain[2])
+                            if first + n == count:
+                                self._batch = None
                     raw.append(plain)
-                    received.add(1)
-                    self._spilled(-1)
-                    taken += 1
+                    received.add(n)
+                    self._spilled(-n)
+                    taken += n
                     continue
                 if plain == 0:
                     break
