@@ -73,7 +73,7 @@ import select as _select_module
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from threading import get_ident
 from typing import Any, TypeVar
@@ -150,12 +150,26 @@ DEFAULT_SHARED_MEMORY_SIZE = 256 * 1024 * 1024
 
 _MIN_STORE = 64 * 1024  # the smallest shared_memory_size
 _NOTHING: Any = object()
-_SPINS = 16  # looks (with a yield between) before sleeping: about 1 us each
+_SPIN_SECONDS = 20e-6
+"""How long a wait looks again and again (with a yield between) before it sleeps: about what
+falling asleep and being woken costs on a Linux VM, so a peer that answers within it is
+seen at once, and a slow one costs at most this much CPU per wait (``process_wait_cpu``)."""
 _RUN = MAX_MARK  # send_many reserves and writes small items this many at a time
 _ENTRY_SIZE = ENTRY.size
 _loads = pickle.loads
+_clock = time.perf_counter
 _read_nowait = _native.read_nowait  # a packet, or None if the pipe is empty (no exception)
 _dumps_plain = pickle.dumps
+
+
+def _spin() -> Iterator[None]:
+    """Give the CPU away once, then let the caller look, until :data:`_SPIN_SECONDS` pass."""
+    end = _clock() + _SPIN_SECONDS
+    while True:
+        os.sched_yield()
+        yield
+        if _clock() >= end:
+            return
 
 
 def _small_plain_run(run: list[Any]) -> bool:
@@ -550,8 +564,7 @@ class ProcessChannel(ChannelBase[T]):
             # A receiver that is taking items makes room within microseconds: a few looks,
             # with a yield between, cost less than sleeping and being woken (and while this
             # sender only looks, receivers have no one to wake).
-            for _ in range(_SPINS):
-                os.sched_yield()
+            for _ in _spin():
                 if w[SENT] - w[RECEIVED] < capacity or w[CLOSED]:
                     if w[CLOSED]:
                         raise ChannelClosed(f"channel {self.name!r} was closed while send waited")
@@ -658,8 +671,7 @@ class ProcessChannel(ChannelBase[T]):
                 # the mutex released, cost less than falling asleep and being woken.
                 m.exit()
                 try:
-                    for _ in range(_SPINS):
-                        os.sched_yield()
+                    for _ in _spin():
                         if slots.ack_taken(ack) or w[CLOSED]:
                             break
                 finally:
@@ -731,8 +743,7 @@ class ProcessChannel(ChannelBase[T]):
             # A busy sender is usually about to write: a few cheap looks (a read that finds
             # nothing raises nothing, and the store's count is a word of shared memory) with
             # a yield between cost less than falling asleep and being woken.
-            for _ in range(_SPINS):
-                os.sched_yield()
+            for _ in _spin():
                 item = self._take()
                 if item is not _NOTHING:
                     return item
