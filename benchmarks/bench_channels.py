@@ -35,9 +35,10 @@ Benchmarks (``--only NAME``; ``CAP`` is ``cap1``, ``cap64``, ``cap256``, ``cap25
   also allocates the copy, as any receiver of a new ``bytes`` must. Targets: >= 3x
   ``multiprocessing.Queue``, >= 1.2x faster-fifo.
 * ``process_batch_int``, ``process_batch_bytes100``: the small messages in batches of 64:
-  ``send_many``/``recv_many(64)`` on ``ProcessChannel()`` (capacity 256) against the hand-made
-  batching, a list of 64 items per ``multiprocessing.Queue().put``/``get`` (the target: ours
-  >= 1.0x), and faster-fifo's ``put_many``/``get_many`` for reference.
+  ``send_many``/``recv_many(64)`` on ``ProcessChannel()`` (capacity 256, the default) and on
+  ``ProcessChannel(None)`` (unbounded, as ``multiprocessing.Queue()`` is) against the hand-made
+  batching, a list of 64 items per ``multiprocessing.Queue().put``/``get`` (the target, for
+  both: ours >= 1.0x), and faster-fifo's ``put_many``/``get_many`` for reference.
 * ``process_rendezvous``: ints one by one through ``ProcessChannel(capacity=0)`` (each
   ``send`` returns once the consumer has taken its item) against
   ``multiprocessing.Queue(maxsize=1)`` (target: ours >= 1.0x), and a faster-fifo queue holding
@@ -750,6 +751,13 @@ def batch_benchmarks(config: Config) -> list[Benchmark]:
                         f"send_many(batch) / recv_many({BATCH}), n={n}",
                     ),
                     Contender(
+                        "ProcessChannel(None) send_many",
+                        partial(stream, partial(process_channel, None), "many", n=n),
+                        items=n,
+                        note=f"ProcessChannel(None) (unbounded, like multiprocessing.Queue()): "
+                        f"send_many(batch) / recv_many({BATCH}), n={n}",
+                    ),
+                    Contender(
                         "multiprocessing.Queue list",
                         partial(stream, mp_queue, "list", n=n_list),
                         items=n_list,
@@ -768,7 +776,10 @@ def batch_benchmarks(config: Config) -> list[Benchmark]:
                         "the others')",
                     ),
                 ),
-                targets=(Target("ProcessChannel send_many", "multiprocessing.Queue list", 1.0),),
+                targets=(
+                    Target("ProcessChannel send_many", "multiprocessing.Queue list", 1.0),
+                    Target("ProcessChannel(None) send_many", "multiprocessing.Queue list", 1.0),
+                ),
             )
         )
     return benchmarks

@@ -60,8 +60,9 @@ TARGETS = (
         for theirs, bound in ((MP, mp_bound), (FF, ff_bound))
     ),
     *(
-        (name, "ProcessChannel send_many", "multiprocessing.Queue list", THROUGHPUT, "1.0")
+        (name, ours, "multiprocessing.Queue list", THROUGHPUT, "1.0")
         for name in ("process_batch_int", "process_batch_bytes100")
+        for ours in ("ProcessChannel send_many", "ProcessChannel(None) send_many")
     ),
     ("process_rendezvous", "ProcessChannel", MP, THROUGHPUT, "1.0"),
     ("process_pingpong", "ProcessChannel", "os.pipe ping-pong (floor)", LATENCY, "1.0"),
@@ -81,6 +82,7 @@ ROWS = {
     "memcpy (in-process)": "2",
     "bytes(memoryview) (in-process)": "2",
     "ProcessChannel send_many": "2",
+    "ProcessChannel(None) send_many": "2",
     "multiprocessing.Queue list": "2",
     "faster_fifo put_many": "2",
     "os.pipe ping-pong (floor)": "40",
