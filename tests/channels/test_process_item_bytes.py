@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from concurrency_kit import ChannelEmpty, ProcessChannel
+from concurrency_kit.channels import _layout as layout
 
 STORE = 64 * 1024
 """The smallest store: items of a few KiB kept across rounds make its ring wrap."""
@@ -219,3 +220,23 @@ def test_the_entry_header_records_the_exact_length() -> None:
         assert struct.calcsize("<QHHIQQ") == _ring.ENTRY.size == 32
         assert state == _ring.READY
         assert channel.recv(timeout=60) == b"x" * 4097
+
+
+def test_a_send_many_run_too_large_for_one_batch_goes_item_by_item() -> None:
+    # A 64 KiB store takes batches of up to 16 KiB: this run's pickle is larger, so its items
+    # travel one by one (large ones through the store, each its own entry), in order.
+    with ProcessChannel[Any](None, shared_memory_size=STORE) as channel:
+        run = [bytes([i]) * 5_000 for i in range(6)] + ["small", 7]
+        channel.send_many(run)
+        assert channel.statistics().queued == len(run)
+        assert channel._w[layout.ENTRIES] >= 6  # white box: not one batch entry
+        assert channel.recv_many(len(run), timeout=0) + _drain(channel) == run
+
+
+def _drain(channel: ProcessChannel[Any]) -> list[Any]:
+    items = []
+    while True:
+        try:
+            items.append(channel.recv_nowait())
+        except ChannelEmpty:
+            return items

@@ -27,20 +27,12 @@ __all__ = [
     "Failed",
     "decode",
     "encode",
-    "small_plain",
 ]
 
 PICKLED, RAW_BYTES, BATCH = 0, 1, 2
 KINDS = frozenset({PICKLED, RAW_BYTES, BATCH})
 PLAIN = frozenset({int, float, str, bytes, bool, type(None)})  # never out-of-band buffers
 SIZED = frozenset({str, bytes})
-
-
-def small_plain(item: Any) -> bool:
-    """Whether ``item`` is of a type that never has out-of-band buffers, and not too long
-    to fit one packet (the pickle's length is checked after)."""
-    kind = type(item)
-    return kind in PLAIN and (kind not in SIZED or len(item) <= PACKET)
 
 
 def encode(item: Any) -> tuple[int, bytes, list[pickle.PickleBuffer]]:

@@ -99,7 +99,6 @@ from concurrency_kit.channels._items import (
     Failed,
     decode,
     encode,
-    small_plain,
 )
 from concurrency_kit.channels._layout import (
     CAPACITY,
@@ -155,6 +154,7 @@ _SPIN_SECONDS = 20e-6
 falling asleep and being woken costs on a Linux VM, so a peer that answers within it is
 seen at once, and a slow one costs at most this much CPU per wait (``process_wait_cpu``)."""
 _RUN = MAX_MARK  # send_many reserves and writes small items this many at a time
+_BATCH_BYTES = 1 << 20  # the largest batch entry (see _setup)
 _ENTRY_SIZE = ENTRY.size
 _loads = pickle.loads
 _clock = time.perf_counter
@@ -170,19 +170,6 @@ def _spin() -> Iterator[None]:
         yield
         if _clock() >= end:
             return
-
-
-def _small_plain_run(run: list[Any]) -> bool:
-    """Whether every item of ``run`` is a small plain one (``_items.small_plain``), checked at
-    C speed for the usual runs: all numbers, or all strings and bytes."""
-    kinds = set(map(type, run))
-    if not kinds <= PLAIN:
-        return False
-    if not kinds & SIZED:
-        return True
-    if kinds <= SIZED:
-        return max(map(len, run)) <= PACKET
-    return all(map(small_plain, run))
 
 
 def _drop(fds: tuple[int, ...], store: shm.Segment, monitor: ProcessMonitor) -> None:
@@ -263,6 +250,9 @@ class ProcessChannel(ChannelBase[T]):
             for word in (SENT, RECEIVED, SPILLED, SPACE_WAITERS)
         )
         self._capacity_value = int(w[CAPACITY])
+        # A send_many run whose pickle is larger goes item by item (large items take the
+        # store one by one anyway, and a batch entry must leave room for others).
+        self._batch_bytes = min(int(w[STORE_SIZE]) // 4, _BATCH_BYTES)
         self._ring = Ring(
             memoryview(store.buffer).cast("B"),
             store.address,
@@ -377,9 +367,10 @@ class ProcessChannel(ChannelBase[T]):
     def send_many(self, items: Iterable[T], timeout: float | None = None) -> None:
         """Send ``items`` in order, waiting for room as needed.
 
-        Small plain items (``int``, ``float``, ``str``, ``bytes``, ``bool``, ``None``) go in
-        runs of up to 256, each one reservation, one pickle of the run's list and one store
-        entry; receivers still take them one at a time or many at once.
+        Plain items (``int``, ``float``, ``str``, ``bytes``, ``bool``, ``None``) go in runs
+        of up to 256, each one reservation, one pickle of the run's list and one store entry
+        (a run whose pickle passes 1 MiB, or a quarter of the store, goes item by item);
+        receivers still take them one at a time or many at once.
 
         Raises:
             ChannelTimeout: ``timeout`` seconds passed first; its ``sent`` attribute says how
@@ -404,10 +395,18 @@ class ProcessChannel(ChannelBase[T]):
         """
         i = 0
         capacity = self._capacity_value
-        if capacity and len(run) > 1 and _small_plain_run(run):
+        payload = None
+        if capacity and len(run) > 1 and PLAIN.issuperset(map(type, run)):
+            # Plain items only (immutable, so one pickle of the list changes nothing a
+            # receiver sees), and not too many bytes at once, or they go one by one.
+            payload = batch_payload(run)
+            if len(payload) > self._batch_bytes:
+                payload = None
+        if payload is not None:
             try:
                 while i < len(run):
-                    i += self._send_batch(run[i:] if i else run, capacity, deadline)
+                    i += self._send_batch(run[i:] if i else run, capacity, deadline, payload)
+                    payload = None
             except ChannelTimeout:
                 raise ChannelTimeout(
                     f"send_many timed out after sending {sent + i} item(s)", sent + i
@@ -423,9 +422,12 @@ class ProcessChannel(ChannelBase[T]):
             i += 1
         return sent + i
 
-    def _send_batch(self, items: list[Any], capacity: int, deadline: float | None) -> int:
+    def _send_batch(
+        self, items: list[Any], capacity: int, deadline: float | None, payload: bytes | None
+    ) -> int:
         """Reserve room for some of ``items`` (waiting for at least one), store them as one
-        batch entry (one pickle of their list); return how many went."""
+        batch entry (one pickle of their list; ``payload``, when it was made already for all
+        of them); return how many went."""
         w = self._w
         sent = self._sent
         at = self._slots.mark()
@@ -447,7 +449,8 @@ class ProcessChannel(ChannelBase[T]):
             if count:
                 break
             self._wait_room(capacity, deadline)
-        payload = batch_payload(items if count == want else items[:count])
+        if payload is None or count < want:
+            payload = batch_payload(items[:count])
         try:
             self._store_put(BATCH, payload, [], deadline, True, at, count)
         except BaseException:
