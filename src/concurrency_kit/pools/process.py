@@ -61,7 +61,11 @@ from typing import Any
 
 from concurrency_kit._core import serialize
 from concurrency_kit._core.deadline import wait_slice
-from concurrency_kit._core.startmethod import default_start_method, mp_context
+from concurrency_kit._core.startmethod import (
+    default_start_method,
+    main_module_problem,
+    mp_context,
+)
 from concurrency_kit.errors import (
     BrokenPoolError,
     SerializationError,
@@ -1078,6 +1082,9 @@ class ProcessPool(PoolBase):
     Raises:
         ValueError: ``start_method`` is not available on this platform.
         SerializationError: ``initializer`` or ``initargs`` cannot be pickled.
+        BrokenPoolError: workers could never start: the script was read from standard
+            input (``python - <<EOF``), so a ``forkserver`` or ``spawn`` worker has no main
+            module file to re-run (the message says how to fix it).
     """
 
     _model = "process"
@@ -1107,6 +1114,9 @@ class ProcessPool(PoolBase):
                 f"start_method must be one of {multiprocessing.get_all_start_methods()}, "
                 f"got {start_method!r}"
             )
+        problem = main_module_problem(start_method)
+        if problem is not None:
+            raise BrokenPoolError(f"{self._name}: cannot start worker processes: {problem}")
         self._start_method = start_method
         init_blob = None
         if initializer is not None:
