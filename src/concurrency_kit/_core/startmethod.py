@@ -39,7 +39,7 @@ def main_module_problem(start_method: str) -> str | None:
     main_path = getattr(main, "__file__", None)
     if not isinstance(main_path, str):
         return None
-    original_dir = multiprocessing.process.ORIGINAL_DIR
+    original_dir: str | None = getattr(multiprocessing.process, "ORIGINAL_DIR", None)
     if not os.path.isabs(main_path) and original_dir is not None:
         main_path = os.path.join(original_dir, main_path)
     if os.path.isfile(main_path):
