@@ -35,7 +35,7 @@ from concurrency_kit._core import serialize
 from concurrency_kit._core.deadline import MAX_WAIT_SLICE
 from concurrency_kit._core.lifeline import watch_parent
 from concurrency_kit.errors import SerializationError
-from concurrency_kit.pools import _frames
+from concurrency_kit.pools import _frames, _worker_state
 from concurrency_kit.pools._map import dumps_result
 
 EXIT_PARENT_DIED = 70
@@ -152,14 +152,18 @@ class _Worker:
     # -- main loop ---------------------------------------------------------------------------
 
     def run(self, initializer: bytes | None) -> None:
+        state = None
         if initializer is not None:
             try:
                 fn, args = serialize.loads(initializer)
-                fn(*args)
+                state = fn(*args)
             except BaseException as exc:
                 self.send(_frames.INIT_FAILED, 0, _pack_exception(exc))
                 self.flush()
                 return
+            del fn, args
+        _worker_state.enter_process(state)
+        del state
         signal.signal(signal.SIGUSR1, self.on_take_back_signal)
         self.send(_frames.READY, 0)
         while True:

@@ -59,7 +59,7 @@ from concurrency_kit.errors import (
     TaskTimeoutError,
     WorkerCrashedError,
 )
-from concurrency_kit.pools import _map
+from concurrency_kit.pools import _map, _worker_state
 from concurrency_kit.pools._base import (
     PoolBase,
     PoolFuture,
@@ -133,24 +133,36 @@ def _is_cluster(value: object) -> bool:
     return type(value).__name__ == "Client" and type(value).__module__.startswith("distributed")
 
 
-def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bytes:
+def _call(
+    state: str | None, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> bytes:
     """Run on a worker: the call, its result pickled there (see :func:`_map.dumps_result`).
 
     dask pickles a result only when it is fetched, and a result that cannot be pickled then
     leaves its future unfinished for ever; pickled here, it fails its own task instead. The
-    bytes then cross as they are (pickling bytes is a copy).
+    bytes then cross as they are (pickling bytes is a copy). ``state`` names the pool's
+    initializer plugin, whose value :func:`~concurrency_kit.worker_state` gives the call.
     """
+    return _worker_state.run_as_cluster_task(state, _call_here, fn, args, kwargs)
+
+
+def _call_here(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bytes:
     return _map.dumps_result(fn(*args, **kwargs))
 
 
-def _run_chunk(fn: Callable[..., Any], items: list[Any], star: bool) -> bytes:
+def _run_chunk(state: str | None, fn: Callable[..., Any], items: list[Any], star: bool) -> bytes:
     """Run on a worker: a chunk of a ``map``, its outcomes pickled there."""
+    return _worker_state.run_as_cluster_task(state, _run_chunk_here, fn, items, star)
+
+
+def _run_chunk_here(fn: Callable[..., Any], items: list[Any], star: bool) -> bytes:
     return _map.dumps_result(_map.run_chunk(fn, items, star))
 
 
 def _call_timed(
     topic: str,
     token: int,
+    state: str | None,
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: Mapping[str, Any],
@@ -160,16 +172,23 @@ def _call_timed(
 
     worker = get_worker()
     worker.log_event(topic, {"token": token, "worker": worker.address, "pid": os.getpid()})
-    return _call(fn, args, kwargs)
+    return _call(state, fn, args, kwargs)
 
 
-def _run_initializer(initializer: Callable[..., object], initargs: tuple[Any, ...]) -> Any:
-    """A worker plugin calling ``initializer(*initargs)`` in every worker, current and future."""
+def _run_initializer(
+    initializer: Callable[..., object], initargs: tuple[Any, ...], name: str
+) -> Any:
+    """A worker plugin calling ``initializer(*initargs)`` in every worker, current and future;
+    what it returns there is kept for :func:`~concurrency_kit.worker_state` under ``name``."""
     from distributed import WorkerPlugin
 
     class Initializer(WorkerPlugin):
         def setup(self, worker: object) -> None:
-            initializer(*initargs)
+            value = initializer(*initargs)
+            _worker_state.cluster_values.setdefault(worker, {})[name] = value
+
+        def teardown(self, worker: object) -> None:
+            _worker_state.cluster_values.get(worker, {}).pop(name, None)
 
     return Initializer()
 
@@ -321,6 +340,7 @@ class _Core:
                     _call_timed,
                     self._subscribe(),
                     task.token,
+                    self.plugin_name,
                     task.fn,
                     task.args,
                     task.kwargs or {},
@@ -329,7 +349,13 @@ class _Core:
                 )
             else:
                 dask_future = self.client.submit(
-                    _call, task.fn, task.args, task.kwargs or {}, key=key, pure=False
+                    _call,
+                    self.plugin_name,
+                    task.fn,
+                    task.args,
+                    task.kwargs or {},
+                    key=key,
+                    pure=False,
                 )
         except Exception as exc:
             with self.lock:
@@ -371,6 +397,7 @@ class _Core:
         try:
             dask_futures = self.client.map(
                 _run_chunk,
+                [self.plugin_name] * len(tasks),
                 [task.args[0] for task in tasks],  # fn
                 [task.args[1] for task in tasks],  # items
                 [task.args[2] for task in tasks],  # star
@@ -777,7 +804,9 @@ class ClusterPool(PoolBase):
             ``LocalCluster``.
         initializer: called as ``initializer(*initargs)`` in every worker of the cluster, the
             current ones and any that join or restart later, through a dask worker plugin
-            (removed at shutdown). If it raises, the pool is broken: every submission raises
+            (removed at shutdown); what it returns is that worker's
+            :func:`~concurrency_kit.worker_state` (shared by the worker's threads). If it
+            raises, the pool is broken: every submission raises
             :class:`~concurrency_kit.BrokenPoolError`.
         initargs: arguments for ``initializer``.
         max_tasks_per_worker: not supported: dask does not recycle a worker after a number
@@ -911,7 +940,8 @@ class ClusterPool(PoolBase):
         core.plugin_name = f"concurrency_kit-initializer-{core.prefix}"
         try:
             core.client.register_plugin(
-                _run_initializer(initializer, initargs), name=core.plugin_name
+                _run_initializer(initializer, initargs, core.plugin_name),
+                name=core.plugin_name,
             )
         except Exception as exc:
             error = BrokenPoolError(

@@ -1062,10 +1062,11 @@ class ProcessPool(PoolBase):
     Args:
         max_workers: the most worker processes at once; by default the number of CPUs.
             Workers start on demand.
-        initializer: called as ``initializer(*initargs)`` in each worker before its first task.
-            If it raises, the pool is broken: pending and later tasks fail with
-            :class:`~concurrency_kit.BrokenPoolError` (the pool does not keep restarting
-            workers that cannot start).
+        initializer: called as ``initializer(*initargs)`` in each worker before its first task;
+            what it returns is that worker's :func:`~concurrency_kit.worker_state` (it stays
+            in the worker: it need not be picklable). If it raises, the pool is broken:
+            pending and later tasks fail with :class:`~concurrency_kit.BrokenPoolError` (the
+            pool does not keep restarting workers that cannot start).
         initargs: arguments for ``initializer``.
         max_tasks_per_worker: a worker exits after this many tasks and a fresh one replaces
             it, with every start method (the standard library refuses ``fork``).

@@ -37,6 +37,7 @@ from typing import Any
 
 from concurrency_kit._core.deadline import wait_slice
 from concurrency_kit.errors import BrokenPoolError, TaskTimeoutError
+from concurrency_kit.pools import _worker_state
 from concurrency_kit.pools._base import (
     PoolBase,
     PoolFuture,
@@ -183,9 +184,10 @@ class _Core:
     # -- the worker thread ------------------------------------------------------------------
 
     def run_worker(self, worker: _Worker) -> None:
+        state = None
         if self.initializer is not None:
             try:
-                self.initializer(*self.initargs)
+                state = self.initializer(*self.initargs)
             except BaseException as exc:
                 self.break_pool(
                     f"the initializer raised {type(exc).__name__}: {exc}; "
@@ -194,6 +196,8 @@ class _Core:
                 )
                 self._retire(worker)
                 return
+        _worker_state.enter_thread(state)
+        del state
         try:
             self._work(worker)
         except BaseException as exc:  # a failure of the pool's own code, not of a task
@@ -508,7 +512,8 @@ class ThreadPool(PoolBase):
         max_workers: the most threads at once; by default ``min(32, cpu_count + 4)`` as in
             :class:`~concurrent.futures.ThreadPoolExecutor`. Threads start on demand.
         initializer: called as ``initializer(*initargs)`` in each new thread before its first
-            task. If it raises, the pool is broken: pending and later tasks fail with
+            task; what it returns is that thread's :func:`~concurrency_kit.worker_state`. If
+            it raises, the pool is broken: pending and later tasks fail with
             :class:`~concurrency_kit.BrokenPoolError`.
         initargs: arguments for ``initializer``.
         max_tasks_per_worker: a thread exits after this many tasks and a fresh one replaces
