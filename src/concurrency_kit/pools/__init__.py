@@ -6,9 +6,20 @@ extra; ``distributed`` is imported only when a pool is created).
 
 from __future__ import annotations
 
+from concurrency_kit.pools._base import as_completed
+from concurrency_kit.pools._progress import ProgressBar
+from concurrency_kit.pools._worker_state import worker_state
 from concurrency_kit.pools.cluster import ClusterPool
 from concurrency_kit.pools.process import ProcessPool
 from concurrency_kit.pools.thread import ThreadPool
 from concurrency_kit.protocols import PoolStatistics
 
-__all__ = ["ClusterPool", "PoolStatistics", "ProcessPool", "ThreadPool"]
+__all__ = [
+    "ClusterPool",
+    "PoolStatistics",
+    "ProcessPool",
+    "ProgressBar",
+    "ThreadPool",
+    "as_completed",
+    "worker_state",
+]

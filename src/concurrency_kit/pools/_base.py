@@ -8,6 +8,7 @@ drift apart in signature or validation.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import weakref
 from collections.abc import Callable, Generator, Iterable, Mapping
@@ -21,6 +22,7 @@ from typing_extensions import ParamSpec, Self
 from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining, wait_slice
 from concurrency_kit.errors import TaskTimeoutError
 from concurrency_kit.pools import _map
+from concurrency_kit.pools._progress import Opener, ProgressOption, open_progress
 from concurrency_kit.protocols import PoolStatistics
 
 T = TypeVar("T")
@@ -202,6 +204,7 @@ class PoolBase(Executor):
         chunksize: int | Literal["auto"] = "auto",
         ordered: bool = True,
         buffersize: int | None = None,
+        progress: ProgressOption = False,
     ) -> Generator[T, None, None]:
         """Lazily apply ``fn`` to the items of ``iterables``, in the pool.
 
@@ -223,10 +226,17 @@ class PoolBase(Executor):
                 fails every item of that chunk.
             ordered: yield results in input order (``True``) or as they complete.
             buffersize: the most items in flight; by default four chunks per worker.
+            progress: show a progress bar: ``True`` for a tqdm bar (the ``progress`` extra;
+                a text bar in a terminal, a widget in Jupyter) counting finished items, with
+                the input's length as its total when it is known; a mapping of tqdm options
+                (``{"desc": "resize", "leave": False}``); or a bar of your own
+                (a :class:`~concurrency_kit.ProgressBar`, updated and never closed here). A
+                bar opened here is closed when the map ends, however it ends.
 
         Raises:
             ValueError: ``chunksize`` or ``buffersize`` is not positive, or ``timeout`` is
                 negative or NaN.
+            ImportError: a bar is asked for and tqdm is not installed.
         """
         check_callable(fn)
         if not iterables:
@@ -242,6 +252,11 @@ class PoolBase(Executor):
                 raise TypeError(f"buffersize must be an int or None, not {buffersize!r}")
             if buffersize < 1:
                 raise ValueError(f"buffersize must be >= 1, got {buffersize}")
+        opener = open_progress(
+            progress,
+            total=_map.known_length(iterables),
+            desc=getattr(fn, "__name__", None),
+        )
         self._check_open()
         return _map.lazy_map(
             self._submit_chunk,
@@ -253,6 +268,7 @@ class PoolBase(Executor):
             ordered=ordered,
             buffersize=buffersize,
             flush=self._map_flush(),
+            progress=opener,
         )
 
     def _map_flush(self) -> Callable[[], None] | None:
@@ -334,6 +350,80 @@ class PoolBase(Executor):
 
     def _statistics(self) -> PoolStatistics:
         raise NotImplementedError
+
+
+def as_completed(
+    fs: Iterable[Future[T]],
+    timeout: float | None = None,
+    *,
+    progress: ProgressOption = False,
+) -> Generator[Future[T], None, None]:
+    """Yield the futures of ``fs`` as they finish, optionally with a progress bar.
+
+    :func:`concurrent.futures.as_completed` for the futures of any pool
+    (:class:`ProcessPool`, :class:`ThreadPool`, :class:`ClusterPool`, or a standard-library
+    executor), with the library's timeout rule and a ``progress`` display::
+
+        futures = [pool.submit(work, item) for item in items]
+        for future in as_completed(futures, progress=True):
+            handle(future.result())
+
+    Duplicate futures are yielded once. A failed or cancelled future is yielded like any
+    other (and counted on the bar): its ``result()`` raises.
+
+    Args:
+        fs: the futures; read at the call.
+        timeout: seconds from the call until every future must have finished; then
+            :class:`TimeoutError` is raised. ``None`` or ``math.inf``: no limit.
+        progress: ``True`` for a bar (tqdm, the ``progress`` extra: a text bar in a terminal,
+            a widget in Jupyter) whose total is the number of futures; a mapping of tqdm
+            options (``{"desc": "fetch", "leave": False}``); or a bar of your own to update
+            (a :class:`ProgressBar`, never closed here). A bar opened here is closed when the
+            loop ends, however it ends (an exception, a timeout, ``break``).
+
+    Raises:
+        ImportError: a bar is asked for and tqdm is not installed.
+        TimeoutError: (while iterating) ``timeout`` passed before every future finished.
+        ValueError: ``timeout`` is negative or NaN.
+    """
+    timeout = check_timeout(timeout)
+    futures = list(dict.fromkeys(fs))
+    for future in futures:
+        if not isinstance(future, Future):
+            raise TypeError(f"as_completed() takes futures, not {type(future).__name__}")
+    opener = open_progress(progress, total=len(futures), desc=None)
+    return _as_completed(futures, timeout, opener)
+
+
+def _as_completed(
+    futures: list[Future[T]], timeout: float | None, opener: Opener | None
+) -> Generator[Future[T], None, None]:
+    deadline = deadline_after(timeout)
+    finished: queue.SimpleQueue[Future[T]] = queue.SimpleQueue()
+    bar = opener() if opener is not None else None
+    try:
+        for future in futures:
+            future.add_done_callback(finished.put)
+        for left_to_yield in range(len(futures), 0, -1):
+            while True:
+                left = remaining(deadline)
+                try:
+                    if left == 0:
+                        done = finished.get_nowait()
+                    else:
+                        done = finished.get(timeout=wait_slice(left))
+                    break
+                except queue.Empty:
+                    if remaining(deadline) == 0:
+                        raise TimeoutError(
+                            f"{left_to_yield} (of {len(futures)}) futures unfinished"
+                        ) from None
+            if bar is not None:
+                bar.update(1)
+            yield done
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def default_process_workers() -> int:

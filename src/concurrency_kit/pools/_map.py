@@ -32,6 +32,7 @@ from typing import Any, Literal, TypeVar
 
 from concurrency_kit._core import serialize
 from concurrency_kit._core.deadline import deadline_after, remaining, wait_slice
+from concurrency_kit.pools._progress import Opener
 
 T = TypeVar("T")
 
@@ -152,7 +153,7 @@ class _ChunkSizer:
         return max(1, min(size, self._cap))
 
 
-def _known_length(iterables: tuple[Iterable[Any], ...]) -> int | None:
+def known_length(iterables: tuple[Iterable[Any], ...]) -> int | None:
     lengths = []
     for iterable in iterables:
         hint = operator.length_hint(iterable, -1)
@@ -187,7 +188,7 @@ class _MapState:
             if self._star
             else iter(iterables[0])
         )
-        self._sizer = _ChunkSizer(chunksize, _known_length(iterables), workers, buffersize)
+        self._sizer = _ChunkSizer(chunksize, known_length(iterables), workers, buffersize)
         self._deadline = deadline_after(timeout)
         self._ordered = ordered
         self._max_items = buffersize
@@ -287,7 +288,8 @@ class _MapState:
             future.cancel()
 
 
-def _results(state: _MapState) -> Generator[Any, None, None]:
+def _results(state: _MapState, progress: Opener | None) -> Generator[Any, None, None]:
+    bar = progress() if progress is not None else None
     try:
         while True:
             chunk = state.next_chunk()
@@ -295,6 +297,8 @@ def _results(state: _MapState) -> Generator[Any, None, None]:
                 return
             values, errors = chunk
             del chunk
+            if bar is not None:
+                bar.update(len(values))
             # Each value leaves the list as it is handed out (popped from the reversed list,
             # in C), so the map holds no reference to a result its caller has let go of
             # (CPython's test_free_reference, bpo-14406).
@@ -307,7 +311,11 @@ def _results(state: _MapState) -> Generator[Any, None, None]:
                         raise errors[index]
                     yield values.pop()
     finally:
-        state.close()
+        try:
+            state.close()
+        finally:
+            if bar is not None:
+                bar.close()
 
 
 def lazy_map(
@@ -321,8 +329,10 @@ def lazy_map(
     ordered: bool,
     buffersize: int | None,
     flush: Callable[[], None] | None = None,
+    progress: Opener | None = None,
 ) -> Generator[T, None, None]:
-    """Start a map (the first chunks are submitted now) and return its results' generator."""
+    """Start a map (the first chunks are submitted now) and return its results' generator;
+    ``progress`` opens the bar it updates as chunks come back (see ``_progress``)."""
     state = _MapState(
         submit_chunk,
         fn,
@@ -334,4 +344,4 @@ def lazy_map(
         buffersize=buffersize,
         flush=flush,
     )
-    return _results(state)
+    return _results(state, progress)
