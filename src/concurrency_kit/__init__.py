@@ -35,7 +35,15 @@ from concurrency_kit.errors import (
     WouldBlock,
 )
 from concurrency_kit.models import CLUSTER, PROCESS, THREAD, Model, PoolModel
-from concurrency_kit.pools import ClusterPool, PoolStatistics, ProcessPool, ThreadPool
+from concurrency_kit.pools import (
+    ClusterPool,
+    PoolStatistics,
+    ProcessPool,
+    ProgressBar,
+    ThreadPool,
+    as_completed,
+    worker_state,
+)
 from concurrency_kit.protocols import Pool
 from concurrency_kit.state import (
     ProcessSharedArray,
@@ -169,6 +177,7 @@ __all__ = [
     "ProcessSharedDict",
     "ProcessSharedValue",
     "ProcessSupervisor",
+    "ProgressBar",
     "RWLockStatistics",
     "RemoteTraceback",
     "Restart",
@@ -207,10 +216,12 @@ __all__ = [
     "WouldBlock",
     "__version__",
     "advise",
+    "as_completed",
     "current_child",
     "disable_lock_order_checking",
     "enable_lock_order_checking",
     "select",
+    "worker_state",
 ]
 
 fixup_module_metadata(__name__, __all__, globals())
