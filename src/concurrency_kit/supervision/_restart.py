@@ -181,6 +181,7 @@ class SupervisorCore:
         backoff: Backoff | None = None,
         auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
         name: str | None = None,
+        forward_logs: bool = True,
     ) -> None:
         """Create a supervisor of ``children`` (started by :meth:`start`).
 
@@ -193,6 +194,11 @@ class SupervisorCore:
             backoff: a delay before each restart of a child that keeps crashing, or ``None``.
             auto_shutdown: :data:`NEVER`, :data:`ANY_SIGNIFICANT` or :data:`ALL_SIGNIFICANT`.
             name: a name for logs and reprs.
+            forward_logs: process children: send the :mod:`logging` records of each child to
+                this process's loggers, named after the child (``record.processName`` and
+                ``record.worker``: ``"<name>:<child id>"``); ``False`` leaves a child's
+                logging as its start method made it. Thread children log in this process
+                already: the argument changes nothing for them.
 
         Raises:
             ValueError: duplicate child ids, a significant child with ``auto_shutdown=NEVER``,
@@ -216,6 +222,7 @@ class SupervisorCore:
         self.period = float("inf") if window is None else window
         self.backoff = backoff
         self.auto_shutdown = auto_shutdown
+        self.forward_logs = bool(forward_logs)
         self.name = name or f"{type(self).__name__}-{id(self):x}"
         self._lock = threading.RLock()
         self._children: list[_Child] = []

@@ -13,6 +13,7 @@ its target and reports how it ended::
     loop: wait(pidfds + wake pipe)                         exit code 1
       a pidfd is ready -> the child is gone        returns / raises Shutdown -> exit code 0
       exit code, signal, result pipe -> exit
+    log forwarder thread <── log channel ──────── logging records (``_core/worker_logs.py``)
 
 Exits are seen through pidfds (:func:`os.pidfd_open`; the process sentinel where there is
 none), never by polling. A pidfd names one process for good, so signals go to that process
@@ -41,10 +42,11 @@ import traceback
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from concurrency_kit._core import serialize
+from concurrency_kit._core import serialize, worker_logs
 from concurrency_kit._core.deadline import deadline_after, remaining, wait_slice
 from concurrency_kit._core.lifeline import watch_parent
 from concurrency_kit._core.startmethod import default_start_method, mp_context
+from concurrency_kit.channels import ProcessChannel
 from concurrency_kit.supervision._restart import SupervisorCore
 from concurrency_kit.supervision._spec import (
     ChildContext,
@@ -62,12 +64,20 @@ RUNNING = "running"
 """What a standby sends on its result pipe once it has become its child."""
 
 
-def _standby_main(alive: Connection, assignments: Connection, result: Connection) -> None:
+def _standby_main(
+    alive: Connection,
+    assignments: Connection,
+    result: Connection,
+    log_sink: worker_logs.LogChannel | None = None,
+) -> None:
     """The body of a process child (runs in the child): wait for a child to be, then be it.
 
     A child process is started *before* it is needed, as a standby that has already paid for
-    the start method and the imports; the supervisor sends it its child's id and target when
-    a child starts, so a crashed child is replaced in about a millisecond.
+    the start method and the imports; the supervisor sends it its child's id and target, and
+    the level for its logs, when a child starts, so a crashed child is replaced in about a
+    millisecond. From then on its :mod:`logging` records go to the supervisor's
+    :class:`~concurrency_kit._core.worker_logs.LogForwarder` (``log_sink``; ``None`` when the
+    supervisor does not forward logs).
     """
     watch_parent(alive.fileno(), EXIT_PARENT_DIED)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervising process's
@@ -79,7 +89,9 @@ def _standby_main(alive: Connection, assignments: Connection, result: Connection
         assignments.close()
     if assignment is None:
         return
-    child_id, payload = assignment
+    child_id, payload, log_level = assignment
+    if log_sink is not None:
+        worker_logs.install(log_sink, level=log_level)
     context = ChildContext(child_id)
     set_process_context(context)
 
@@ -173,7 +185,7 @@ _STANDBY = ChildSpec("standby", int)  # the spec of a standby's handle, when one
 class _ProcessRunner:
     """Runs process children for a supervisor (the ``Runner`` of ``_restart.py``)."""
 
-    def __init__(self, name: str, context: Any) -> None:
+    def __init__(self, name: str, context: Any, forward_logs: bool) -> None:
         self._name = name
         self._context = context
         self._alive_r, self._alive_w = context.Pipe(duplex=False)
@@ -185,6 +197,13 @@ class _ProcessRunner:
         self._live: list[_ProcessHandle] = []
         self._standbys: collections.deque[_Standby] = collections.deque()
         self._closed = False
+        # The children's logging records, handed to this process's loggers (worker_logs.py).
+        self._logs: worker_logs.LogForwarder | None = None
+        if forward_logs:
+            self._logs = worker_logs.LogForwarder(
+                ProcessChannel(None, name=f"{name}:logs"), name=f"{name}-logs"
+            )
+            self._logs.start()
 
     def _start_standby(self) -> _Standby:
         """Start a process that waits to become a child (see :func:`_standby_main`)."""
@@ -192,7 +211,12 @@ class _ProcessRunner:
         assign_r, assign_w = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=_standby_main,
-            args=(self._alive_r, assign_r, result_w),
+            args=(
+                self._alive_r,
+                assign_r,
+                result_w,
+                None if self._logs is None else self._logs.sink,
+            ),
             name=f"{self._name}:standby",
         )
         try:
@@ -212,7 +236,8 @@ class _ProcessRunner:
         """Hand ``spec`` to ``standby``; return whether it took it (said ``RUNNING``)."""
         process, assign_w, result_r, pidfd = standby
         try:
-            assign_w.send((spec.id, payload))
+            level = None if self._logs is None else self._logs.level
+            assign_w.send((spec.id, payload, level))
         except OSError:  # the standby died before it was needed
             return False
         finally:
@@ -371,6 +396,8 @@ class _ProcessRunner:
                 os.close(fd)
         self._alive_w.close()
         self._alive_r.close()
+        if self._logs is not None:
+            self._logs.stop()  # every child is gone: this hands on all they logged
 
 
 class ProcessSupervisor(SupervisorCore):
@@ -381,8 +408,9 @@ class ProcessSupervisor(SupervisorCore):
     SIGKILL — ends that child only, and the supervisor answers it (restart one, all or the
     rest, within the restart intensity). Children are stopped with SIGTERM (which
     :func:`~concurrency_kit.current_child` reports as a stop request), then SIGKILL after
-    their ``shutdown`` time; they exit by themselves if the supervising process dies. The
-    same API as :class:`ThreadSupervisor`.
+    their ``shutdown`` time; they exit by themselves if the supervising process dies. What
+    a child logs with :mod:`logging` is handled by the supervising process's loggers and
+    handlers, unless ``forward_logs=False``. The same API as :class:`ThreadSupervisor`.
 
     Example::
 
@@ -393,4 +421,4 @@ class ProcessSupervisor(SupervisorCore):
     _model = "process"
 
     def _make_runner(self) -> _ProcessRunner:
-        return _ProcessRunner(self.name, mp_context(default_start_method()))
+        return _ProcessRunner(self.name, mp_context(default_start_method()), self.forward_logs)

@@ -1,0 +1,72 @@
+"""Process children: their logging records reach the supervising process's handlers (unless
+``forward_logs=False``).
+
+Synchronization: a child logs, then reports on a channel; the test waits for the report, then
+stops the supervisor, whose log forwarder drains every record the child sent before (so the
+record is there when the test looks, whatever the timing).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from concurrency_kit import TEMPORARY, ChildSpec, ProcessChannel, ProcessSupervisor
+from supervision import _log_targets as targets
+
+DEADLOCK = 30.0
+"""Seconds after which a wait that should have ended is a deadlock (a failure, not a pass)."""
+
+CHILD_ID = "log-child-with-a-long-id"
+
+
+class ListHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def handler() -> Iterator[ListHandler]:
+    logger = logging.getLogger("ck_test")
+    handler = ListHandler()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+
+
+def run_child(**options: Any) -> tuple[str, tuple[str, str, bool]]:
+    """Run one child that logs and reports; return the supervisor's name and the report."""
+    report: ProcessChannel[Any] = ProcessChannel()
+    spec = ChildSpec(CHILD_ID, targets.log_and_report, args=(report,), restart=TEMPORARY)
+    with ProcessSupervisor([spec], **options) as supervisor:
+        got = report.recv(timeout=DEADLOCK)
+    report.close()
+    return supervisor.name, got
+
+
+def test_child_records_reach_the_parent(handler: ListHandler) -> None:
+    _, (process_name, _, forwarding) = run_child(name="logsup")
+    assert forwarding
+    [record] = handler.records
+    assert record.getMessage() == f"hello from {process_name}"
+    assert record.name == "ck_test.sup"
+    assert record.levelno == logging.WARNING
+    assert record.processName == process_name
+    assert record.__dict__["worker"] == process_name
+
+
+def test_forward_logs_false_leaves_the_child_logging_alone(handler: ListHandler) -> None:
+    _, (_, _, forwarding) = run_child(forward_logs=False)
+    assert not forwarding
+    assert handler.records == []
