@@ -1,5 +1,5 @@
 """Process children: their logging records reach the supervising process's handlers (unless
-``forward_logs=False``).
+``forward_logs=False``), and each child process is named after its child.
 
 Synchronization: a child logs, then reports on a channel; the test waits for the report, then
 stops the supervisor, whose log forwarder drains every record the child sent before (so the
@@ -55,18 +55,26 @@ def run_child(**options: Any) -> tuple[str, tuple[str, str, bool]]:
     return supervisor.name, got
 
 
-def test_child_records_reach_the_parent(handler: ListHandler) -> None:
+def test_child_records_reach_the_parent_named_after_the_child(handler: ListHandler) -> None:
     _, (process_name, _, forwarding) = run_child(name="logsup")
     assert forwarding
+    assert process_name == f"logsup:{CHILD_ID}"
     [record] = handler.records
-    assert record.getMessage() == f"hello from {process_name}"
+    assert record.getMessage() == f"hello from logsup:{CHILD_ID}"
     assert record.name == "ck_test.sup"
     assert record.levelno == logging.WARNING
-    assert record.processName == process_name
-    assert record.__dict__["worker"] == process_name
+    assert record.processName == f"logsup:{CHILD_ID}"
+    assert record.__dict__["worker"] == f"logsup:{CHILD_ID}"
 
 
 def test_forward_logs_false_leaves_the_child_logging_alone(handler: ListHandler) -> None:
     _, (_, _, forwarding) = run_child(forward_logs=False)
     assert not forwarding
     assert handler.records == []
+
+
+def test_each_child_process_is_named_after_its_child() -> None:
+    name, (process_name, comm, _) = run_child(forward_logs=False)
+    assert name.startswith("ProcessSupervisor-")
+    assert process_name == f"{name}:{CHILD_ID}"  # not "...:standby"
+    assert comm == CHILD_ID[:15]  # the kernel's name: ps -o comm, top, pgrep

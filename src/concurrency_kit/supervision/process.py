@@ -34,6 +34,7 @@ so a wake-up never writes to a closed (or reused) descriptor.
 from __future__ import annotations
 
 import collections
+import multiprocessing
 import os
 import signal
 import threading
@@ -73,9 +74,10 @@ def _standby_main(
     """The body of a process child (runs in the child): wait for a child to be, then be it.
 
     A child process is started *before* it is needed, as a standby that has already paid for
-    the start method and the imports; the supervisor sends it its child's id and target, and
-    the level for its logs, when a child starts, so a crashed child is replaced in about a
-    millisecond. From then on its :mod:`logging` records go to the supervisor's
+    the start method and the imports; the supervisor sends it its name, its child's id and
+    target, and the level for its logs, when a child starts, so a crashed child is replaced in
+    about a millisecond. From then on the process is named after its child (see
+    :func:`_become`), and its :mod:`logging` records go to the supervisor's
     :class:`~concurrency_kit._core.worker_logs.LogForwarder` (``log_sink``; ``None`` when the
     supervisor does not forward logs).
     """
@@ -89,7 +91,8 @@ def _standby_main(
         assignments.close()
     if assignment is None:
         return
-    child_id, payload, log_level = assignment
+    name, child_id, payload, log_level = assignment
+    _become(name, child_id)
     if log_sink is not None:
         worker_logs.install(log_sink, level=log_level)
     context = ChildContext(child_id)
@@ -109,6 +112,28 @@ def _standby_main(
             result.send((type(exc).__name__, traceback.format_exc()))
         finally:
             os._exit(1)
+
+
+_COMM_LENGTH = 15  # the kernel keeps this many bytes of a task's name (TASK_COMM_LEN - 1)
+
+
+def _become(name: str, child_id: str) -> None:
+    """Name this process after the child it has become (in the child).
+
+    ``multiprocessing.current_process().name`` (what :mod:`logging` records as
+    ``processName``) becomes ``name``, ``"<supervisor>:<child id>"``, as the parent's
+    ``Process`` object has it; and the kernel's name of the process (``/proc/self/comm``,
+    what ``ps -o comm``, ``top`` and ``pgrep`` show) becomes the child id, cut to 15 bytes.
+    The command line (``ps -f``) stays the start method's: changing it needs a C extension
+    such as ``setproctitle``.
+    """
+    multiprocessing.current_process().name = name
+    comm = child_id.encode("utf-8", "replace")[:_COMM_LENGTH]
+    try:
+        with open("/proc/self/comm", "wb") as file:
+            file.write(comm)
+    except OSError:  # not Linux, or no /proc: the name above is the one that matters
+        pass
 
 
 def _pidfd(pid: int | None) -> int | None:
@@ -237,7 +262,7 @@ class _ProcessRunner:
         process, assign_w, result_r, pidfd = standby
         try:
             level = None if self._logs is None else self._logs.level
-            assign_w.send((spec.id, payload, level))
+            assign_w.send((f"{self._name}:{spec.id}", spec.id, payload, level))
         except OSError:  # the standby died before it was needed
             return False
         finally:
