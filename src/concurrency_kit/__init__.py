@@ -32,6 +32,7 @@ from concurrency_kit.errors import (
     TaskTimeoutError,
     UntrustedSegmentError,
     WorkerCrashedError,
+    WorkerMemoryError,
     WouldBlock,
 )
 from concurrency_kit.models import CLUSTER, PROCESS, THREAD, Model, PoolModel
@@ -213,6 +214,7 @@ __all__ = [
     "ThreadSupervisor",
     "UntrustedSegmentError",
     "WorkerCrashedError",
+    "WorkerMemoryError",
     "WouldBlock",
     "__version__",
     "advise",

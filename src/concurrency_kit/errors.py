@@ -40,6 +40,7 @@ __all__ = [
     "TaskTimeoutError",
     "UntrustedSegmentError",
     "WorkerCrashedError",
+    "WorkerMemoryError",
     "WouldBlock",
 ]
 
@@ -109,6 +110,52 @@ def _rebuild_worker_crashed(
     message: str, exitcode: int | None, signal: int | None, pid: int | None
 ) -> WorkerCrashedError:
     return WorkerCrashedError(message, exitcode=exitcode, signal=signal, pid=pid)
+
+
+class WorkerMemoryError(WorkerCrashedError, MemoryError):
+    """A task's worker was killed because its memory passed the pool's limit while it ran.
+
+    Raised on the task that was running when a :class:`~concurrency_kit.ProcessPool` worker's
+    resident memory went above ``max_memory_per_worker``; the pool replaces the worker and
+    carries on. A :class:`WorkerCrashedError` (the worker died) and a :class:`MemoryError`.
+
+    Attributes:
+        limit: the pool's ``max_memory_per_worker``, in bytes.
+        rss: the worker's resident memory when it was seen over the limit, in bytes.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: int,
+        rss: int,
+        exitcode: int | None = None,
+        signal: int | None = None,
+        pid: int | None = None,
+    ) -> None:
+        super().__init__(message, exitcode=exitcode, signal=signal, pid=pid)
+        self.limit = limit
+        self.rss = rss
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild_worker_memory,
+            (str(self), self.limit, self.rss, self.exitcode, self.signal, self.pid),
+        )
+
+
+def _rebuild_worker_memory(
+    message: str,
+    limit: int,
+    rss: int,
+    exitcode: int | None,
+    signal: int | None,
+    pid: int | None,
+) -> WorkerMemoryError:
+    return WorkerMemoryError(
+        message, limit=limit, rss=rss, exitcode=exitcode, signal=signal, pid=pid
+    )
 
 
 class BrokenPoolError(ConcurrencyKitError, BrokenExecutor):
