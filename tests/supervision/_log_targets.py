@@ -18,3 +18,10 @@ def log_and_report(report: Any) -> None:
         comm = file.read().rstrip("\n")
     forwarding = any(isinstance(h, ForwardingHandler) for h in logging.getLogger().handlers)
     report.send((name, comm, forwarding))
+
+
+def run_until_stopped() -> None:
+    """A child that waits for its stop request (either model), then returns."""
+    from concurrency_kit import current_child
+
+    current_child().wait_stop()

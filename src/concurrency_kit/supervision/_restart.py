@@ -274,13 +274,32 @@ class SupervisorCore:
         with self._lock:
             return list(self._events)
 
-    def subscribe(self, callback: Callable[[SupervisorEvent], object]) -> None:
-        """Call ``callback(event)`` for every event from now on.
+    def subscribe(
+        self, callback: Callable[[SupervisorEvent], object], *, replay: bool = True
+    ) -> None:
+        """Call ``callback(event)`` for every event of the supervisor, from its start on.
 
-        It runs in the supervisor's threads, with the supervisor's lock held: it must be quick
-        and must not call the supervisor's blocking methods. Its exceptions are ignored.
+        The events recorded so far (those :meth:`events` returns: the last 1,000) are first
+        replayed to ``callback``, oldest first, in the calling thread; then it is called for
+        each new event, in order, with none missed and none repeated. So a subscriber added
+        inside the ``with`` block (the children have started by then) still sees their
+        ``"start"`` events.
+
+        It runs in the supervisor's threads (and, for the replay, the caller's), with the
+        supervisor's lock held: it must be quick and must not call the supervisor's blocking
+        methods. Its exceptions are ignored.
+
+        Args:
+            callback: called with each :class:`SupervisorEvent`.
+            replay: ``False`` to skip the events recorded so far (only the ones to come).
         """
-        with self._lock:
+        with self._lock:  # every event is recorded under this lock: no event falls between
+            if replay:
+                for event in list(self._events):
+                    try:
+                        callback(event)
+                    except Exception:  # as for a new event: ignored
+                        pass
             self._subscribers.append(callback)
 
     # -- lifecycle ------------------------------------------------------------------------------
