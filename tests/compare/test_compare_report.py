@@ -27,7 +27,7 @@ def stand_in(key: str) -> Probe:
             thread=Figure(50.0, "us", "start to running"),
             better="lower",
             holds=True,
-            verdict="holds: | a pipe in the verdict is escaped in Markdown",
+            finding="| a pipe in the verdict is escaped in Markdown",
             details={"spawn": "60 ms"},
         )
 
@@ -55,6 +55,9 @@ def test_every_row_is_run_in_table_order(probes: dict[str, Probe | None]) -> Non
     assert rows[0].measurement.process.value == 1000.0  # the mode reached the probe
     assert rows[0].measurement.seconds >= 0
     assert len(seen) == 2 * len(ASPECTS)  # "measuring ..." and "measured ... in" per row
+    assert seen[1].endswith(": holds")  # the status is in the progress line
+    assert rows[0].measurement.verdict == "holds: | a pipe in the verdict is escaped in Markdown"
+    assert "machine meanwhile" in rows[0].measurement.details
 
 
 def test_rows_can_be_picked_and_unknown_keys_are_refused(probes: dict[str, Probe | None]) -> None:
@@ -84,11 +87,23 @@ def test_renderings(probes: dict[str, Probe | None]) -> None:
     markdown = _report.compare_markdown(rows)
     lines = markdown.splitlines()
     assert lines[0] == "| Aspect | Processes | Threads | On this machine |"
-    assert len(lines) == 2 + len(ASPECTS)
+    advice = _report.summary(rows)
+    assert advice  # the stand-ins say "holds" for Use Cases and Crash Impact
+    assert lines[2 + len(ASPECTS) :] == [
+        "",
+        "**So, for your machine**",
+        "",
+        *(f"- {line}" for line in advice),
+    ]
+    assert "So, for your machine" in text
     assert "holds: \\| a pipe" in markdown
     document = json.loads(_report.compare_json(rows, "quick"))
     jsonschema.validate(document, SCHEMA)
     assert document["schema"] == _report.SCHEMA
+    assert document["machine"]["usable_cores"] >= 1
+    assert document["summary"] == _report.summary(rows)
+    first = document["rows"][0]["measured"]
+    assert (first["status"], first["comparisons"]) == ("holds", [])
     overhead = next(row for row in document["rows"] if row["key"] == "overhead")
     assert (overhead["measured"], overhead["error"]) == (None, "no probe yet")
 
@@ -108,6 +123,8 @@ def test_command_line(
     captured = capsys.readouterr()
     assert "Creation Time" in captured.out
     assert "Overhead" in captured.out
+    assert captured.out.startswith("Machine: ")
+    assert "During the run" in captured.out
     assert "measuring Creation Time ..." in captured.err
     jsonschema.validate(json.loads(out.read_text()), SCHEMA)
     assert main(["compare", "--markdown", "--rows", "overhead"]) == 0

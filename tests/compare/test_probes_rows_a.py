@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from concurrency_kit.compare._measure import Measurement
+from concurrency_kit.compare._measure import Measurement, timed
 from concurrency_kit.compare.probes import (
     context_switching,
     creation_time,
@@ -40,9 +40,11 @@ def check_shape(measurement: Measurement, key: str) -> None:
 
 
 def test_definition_a_process_worker_runs_in_an_interpreter_of_its_own() -> None:
-    found = definition.probe("quick")
+    found = timed(definition.probe, "quick")
     check_shape(found, "definition")
     assert found.holds is None
+    assert found.status == "as stated"
+    assert found.verdict == f"as stated: {found.finding}"
     assert found.process.unit == found.thread.unit == "interpreters"
     assert found.process.value == definition.WORKERS  # each in its own
     assert found.thread.value == 0  # all in ours
@@ -53,7 +55,7 @@ def test_definition_a_process_worker_runs_in_an_interpreter_of_its_own() -> None
 
 
 def test_memory_space_a_thread_write_is_seen_and_a_process_write_is_not() -> None:
-    found = memory_space.probe("quick")
+    found = timed(memory_space.probe, "quick")
     check_shape(found, "memory_space")
     assert found.thread.value == memory_space.TASKS
     assert found.process.value == 0
@@ -69,7 +71,7 @@ def test_memory_space_a_thread_write_is_seen_and_a_process_write_is_not() -> Non
 
 @pytest.mark.fork  # forks the test process
 def test_resource_sharing_threads_use_the_parents_file_processes_must_set_it_up() -> None:
-    found = resource_sharing.probe("quick")
+    found = timed(resource_sharing.probe, "quick")
     check_shape(found, "resource_sharing")
     tasks = resource_sharing.TASKS
     assert found.holds is None
@@ -87,7 +89,7 @@ def test_resource_sharing_threads_use_the_parents_file_processes_must_set_it_up(
 
 @pytest.mark.fork  # forks the test process
 def test_creation_time_measures_a_thread_and_every_start_method() -> None:
-    found = creation_time.probe("quick")
+    found = timed(creation_time.probe, "quick")
     check_shape(found, "creation_time")
     assert found.process.unit == found.thread.unit == "us"
     assert found.process.value > 0
@@ -95,12 +97,13 @@ def test_creation_time_measures_a_thread_and_every_start_method() -> None:
     assert math.isfinite(found.ratio)
     assert "forkserver" in found.process.what
     assert {"thread", "fork", "forkserver", "spawn"} <= found.details.keys()
-    assert isinstance(found.holds, bool)
-    assert found.verdict.startswith("holds: " if found.holds else "does not hold here: ")
+    assert found.status in ("holds", "does not hold", "inconclusive")
+    assert found.comparisons
+    assert "decided by" in found.details
 
 
 def test_context_switching_measures_both_mechanisms_for_both_models() -> None:
-    found = context_switching.probe("quick")
+    found = timed(context_switching.probe, "quick")
     check_shape(found, "context_switching")
     assert found.better == "lower"
     assert found.process.unit == found.thread.unit == "us"
@@ -110,5 +113,6 @@ def test_context_switching_measures_both_mechanisms_for_both_models() -> None:
     assert "ThreadChannel" in found.thread.what
     for key in ("channels, threads", "channels, processes", "events, threads", "events, processes"):
         assert " us per hand-off" in found.details[key]
-    assert isinstance(found.holds, bool)
-    assert found.verdict.startswith("holds: " if found.holds else "does not hold here: ")
+    assert found.status in ("holds", "does not hold", "inconclusive")
+    assert found.comparisons
+    assert "decided by" in found.details

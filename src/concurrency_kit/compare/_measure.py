@@ -1,26 +1,126 @@
-"""What a probe returns: one row of the table, measured on this machine.
+"""What a probe returns, how it samples, and how a verdict is reached.
 
 Each row of :data:`~concurrency_kit.compare.ASPECTS` has a probe (``compare/probes/<key>.py``)
-that measures the seed's claim for both models and says whether it holds here::
+that measures the seed's claim for both models::
 
-    probe(mode) -> Measurement(key, process=Figure(...), thread=Figure(...), verdict, holds, ...)
+    probe(mode) -> Measurement(key, process=Figure, thread=Figure, comparisons, finding, ...)
+    timed(probe, mode) -> the same Measurement, settled: status and verdict filled in from
+                          its comparisons and the load the machine carried meanwhile
 
-``mode`` is ``"quick"`` (the whole table in well under 20 s on 2 cores) or ``"full"`` (more
-samples, steadier numbers).
+``mode`` is ``"quick"`` (the whole table in well under a minute on 2 cores) or ``"full"``
+(more samples, steadier numbers).
+
+Sampling follows pyperf's method without its process model (pyperf's ``Runner`` re-runs the
+whole script in worker processes of its own and parses the command line, which a probe that
+starts pools of its own cannot hand over): sizes calibrated to a time budget, a warm-up round
+that is thrown away, then repeated samples with the models *interleaved* (round 1: serial,
+threads, processes; round 2 in another order, ...) so that a burst of other load lands on
+every model rather than on all the samples of one. A figure is the median of its samples and
+its spread the interquartile range.
+
+A :class:`Comparison` is decided by :func:`decide` (a pure function, unit-tested on made-up
+figures): *holds* or *does not hold* only when the two spreads are apart and the medians
+differ by a margin; *inconclusive* otherwise, or when the machine was too busy for the
+difference seen (:func:`machine_busy`), or when a speed-up exceeds what the cores allow (a
+measurement error, not a result).
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 import attrs
 
-__all__ = ["Figure", "Measurement", "Mode", "Probe", "median_of", "timed", "verdict_for"]
+__all__ = [
+    "BUSY_MARGIN",
+    "MARGIN",
+    "Comparison",
+    "Figure",
+    "Load",
+    "LoadMeter",
+    "Measurement",
+    "Mode",
+    "Probe",
+    "Spread",
+    "Status",
+    "decide",
+    "interleave",
+    "machine_busy",
+    "median_of",
+    "settle",
+    "timed",
+    "usable_cores",
+]
 
 Mode = Literal["quick", "full"]
+Status = Literal["holds", "does not hold", "inconclusive", "as stated"]
+
+MARGIN = 1.1
+"""On a quiet machine, the medians must differ by this factor (and the spreads be apart)."""
+BUSY_MARGIN = 2.0
+"""On a busy machine, a timing verdict needs this factor (unless the model that load slows
+more wins despite it)."""
+CEILING_TOLERANCE = 1.15
+"""A speed-up above ``min(workers, cores) * CEILING_TOLERANCE`` is a measurement error."""
+BUSY_OTHER_CORES = 0.25
+"""Other processes using more than this share of the usable cores make the machine busy."""
+BUSY_STEAL = 0.05
+"""So does a hypervisor stealing more than this share of the CPU time."""
+
+
+@attrs.frozen
+class Spread:
+    """A figure's samples, summarized.
+
+    Attributes:
+        median: the median of the samples.
+        low: the first quartile (the lowest sample when fewer than four).
+        high: the third quartile (the highest sample when fewer than four).
+        least: the lowest sample.
+        most: the highest sample.
+        n: how many samples.
+    """
+
+    median: float
+    low: float
+    high: float
+    least: float
+    most: float
+    n: int
+
+    @classmethod
+    def of(cls, samples: list[float]) -> Spread:
+        """Summarize ``samples`` (which must not be empty)."""
+        if not samples:
+            raise ValueError("no samples")
+        ordered = sorted(samples)
+        median = float(statistics.median(ordered))
+        if len(ordered) >= 4:
+            q1, _, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
+            low, high = float(q1), float(q3)
+        else:
+            low, high = float(ordered[0]), float(ordered[-1])
+        return cls(median, low, high, float(ordered[0]), float(ordered[-1]), len(ordered))
+
+    @classmethod
+    def exact(cls, value: float) -> Spread:
+        """A figure read once, without noise (a count, a size)."""
+        return cls(value, value, value, value, value, 1)
+
+    def scaled(self, factor: float) -> Spread:
+        """The same spread in another unit (``factor`` > 0)."""
+        return Spread(
+            self.median * factor,
+            self.low * factor,
+            self.high * factor,
+            self.least * factor,
+            self.most * factor,
+            self.n,
+        )
 
 
 @attrs.frozen
@@ -29,13 +129,79 @@ class Figure:
 
     Attributes:
         value: the measured value (a median when several samples were taken).
-        unit: its unit, such as ``"us"``, ``"MB/s"``, ``"MiB"`` or ``"x"``.
+        unit: its unit, such as ``"us"``, ``"MiB/s"``, ``"MiB"`` or ``"x"``.
         what: what was measured, in a few words ("start to running, forkserver").
     """
 
     value: float
     unit: str
     what: str
+
+
+@attrs.frozen
+class Comparison:
+    """One claim put to the test: the process figure against the thread figure.
+
+    Attributes:
+        name: what is compared, in a few words ("CPU-bound speed-up").
+        unit: the unit of both spreads.
+        process: the process model's spread.
+        thread: the thread model's spread.
+        better: ``"lower"`` or ``"higher"``.
+        favoured: the model the table says is better here.
+        timing: whether the figures are timings (other load can move them) rather than
+            counts or sizes.
+        ceiling: the highest figure that is physically possible (a speed-up's worker or core
+            count); above it, the figure is a measurement error.
+        at_least: the claim is only that the favoured model is *at least as good*: a tie
+            holds, and only the other model clearly ahead contradicts it.
+        load_hurts: the model that other load on the machine slows more (the one that needs
+            a free core for each of its workers, or spins waiting for one), if either. On a
+            busy machine, that model losing proves nothing (inconclusive), and it winning
+            despite the load is decided as on a quiet machine.
+    """
+
+    name: str
+    unit: str
+    process: Spread
+    thread: Spread
+    better: Literal["lower", "higher"]
+    favoured: Literal["process", "thread"]
+    timing: bool = True
+    ceiling: float | None = None
+    at_least: bool = False
+    load_hurts: Literal["process", "thread"] | None = None
+
+
+@attrs.frozen
+class Load:
+    """How busy the machine was while a row was measured (from ``/proc``, Linux only).
+
+    Attributes:
+        seconds: the wall time observed.
+        other_cores: CPU time used by processes other than ours and our children, in cores
+            (1.0: one core kept busy all along); ``None`` without ``/proc/stat``.
+        steal: the share of CPU time a hypervisor gave to other guests; ``None`` without it.
+        load_before: the one-minute load average at the start.
+        load_after: the one-minute load average at the end.
+    """
+
+    seconds: float
+    other_cores: float | None
+    steal: float | None
+    load_before: float | None
+    load_after: float | None
+
+    def describe(self) -> str:
+        """``"other processes 0.9 cores, steal 0%, load average 2.1 -> 3.0"``."""
+        parts = []
+        if self.other_cores is not None:
+            parts.append(f"other processes {self.other_cores:.1f} cores")
+        if self.steal is not None:
+            parts.append(f"steal {self.steal:.0%}")
+        if self.load_before is not None and self.load_after is not None:
+            parts.append(f"load average {self.load_before:.1f} -> {self.load_after:.1f}")
+        return ", ".join(parts) or "not observable here"
 
 
 @attrs.frozen
@@ -46,11 +212,19 @@ class Measurement:
         key: the row's :attr:`~concurrency_kit.compare.Aspect.key`.
         process: the process model's figure.
         thread: the thread model's figure.
-        better: ``"lower"`` or ``"higher"``: which way a figure is better.
-        holds: whether the seed's claim holds on this machine (``None``: a matter of kind,
-            not of degree, shown by :attr:`verdict`).
-        verdict: the finding in plain words, such as "holds: a thread starts 180x faster".
+        better: ``"lower"`` or ``"higher"``: which way a figure is better (for a fact of
+            kind, with no comparisons, neither is "better": it is only shown).
+        holds: the probe's reading of the claim (``None``: a matter of kind, not of degree);
+            after :func:`settle`, ``None`` also when the verdict is inconclusive.
+        finding: what was found, in plain words, with the figures.
+        verdict: the status and the finding ("holds: a thread starts 180x faster ..."),
+            filled in by :func:`settle`.
+        status: holds / does not hold / inconclusive / as stated, filled in by :func:`settle`.
+        comparisons: the figures the status is decided on (empty for a matter of kind).
+        explanation: one sentence a reader can check, saying why the claim does not hold on
+            this machine; printed only when it does not.
         details: further figures, as ``name -> text`` (start methods, sizes, ...).
+        load: how busy the machine was meanwhile.
         seconds: how long the probe took.
     """
 
@@ -59,8 +233,13 @@ class Measurement:
     thread: Figure
     better: Literal["lower", "higher"]
     holds: bool | None
-    verdict: str
+    finding: str = ""
+    verdict: str = ""
+    status: Status = "as stated"
+    comparisons: tuple[Comparison, ...] = ()
+    explanation: str = ""
     details: dict[str, str] = attrs.field(factory=dict)
+    load: Load | None = None
     seconds: float = 0.0
 
     @property
@@ -81,13 +260,274 @@ def median_of(samples: list[float]) -> float:
     return float(statistics.median(samples))
 
 
-def verdict_for(holds: bool, finding: str) -> str:
-    """``"holds: <finding>"`` or ``"does not hold here: <finding>"``."""
-    return f"{'holds' if holds else 'does not hold here'}: {finding}"
+def interleave(
+    samplers: Mapping[str, Callable[[], float]], rounds: int, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Take ``rounds`` samples of every sampler, one of each per round, in a rotating order.
+
+    The first ``warmup`` rounds are run and thrown away (caches, lazy imports, a worker's first
+    task). Round ``r`` starts with the sampler ``r mod n`` and alternates direction, so no
+    sampler always runs first, last, or right after the same neighbour.
+    """
+    names = list(samplers)
+    found: dict[str, list[float]] = {name: [] for name in names}
+    for index in range(warmup + rounds):
+        shift = index % len(names)
+        order = names[shift:] + names[:shift]
+        if index % 2:
+            order.reverse()
+        for name in order:
+            value = samplers[name]()
+            if index >= warmup:
+                found[name].append(value)
+    return found
+
+
+# --- the machine -----------------------------------------------------------------------------
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity, capped by a cgroup CPU quota."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            cores = max(1, min(cores, int(int(quota) // int(period)) or 1))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+def _loadavg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover - not on Unix
+        return None
+
+
+def _system_ticks() -> tuple[int, int] | None:
+    """(busy, steal) clock ticks of all CPUs since boot, from ``/proc/stat``."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    busy = fields[0] + fields[1] + fields[2] + fields[5] + fields[6]
+    steal = fields[7] if len(fields) > 7 else 0
+    return busy, steal
+
+
+def _tree_ticks() -> int | None:
+    """CPU ticks of this process and of its live descendants, with what they reaped.
+
+    A child that has exited and been waited for is counted in its parent's ``cutime``; so a
+    pool worker that lived through the whole interval, or only part of it, is counted once.
+    """
+    me = os.getpid()
+    children: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue
+        rest = text[text.rfind(")") + 2 :].split()
+        pid, ppid = int(entry), int(rest[1])
+        children.setdefault(ppid, []).append(pid)
+        ticks[pid] = sum(int(x) for x in rest[11:15])  # utime stime cutime cstime
+    if me not in ticks:
+        return None
+    total, todo = 0, [me]
+    while todo:
+        pid = todo.pop()
+        total += ticks.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+class LoadMeter:
+    """Watch the machine between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self._wall = 0.0
+        self._system: tuple[int, int] | None = None
+        self._ours: int | None = None
+        self._load: float | None = None
+
+    def start(self) -> None:
+        """Take the first readings."""
+        self._load = _loadavg()
+        self._system, self._ours = _system_ticks(), _tree_ticks()
+        self._wall = time.perf_counter()
+
+    def stop(self) -> Load:
+        """Take the second readings; what the machine did in between."""
+        seconds = time.perf_counter() - self._wall
+        system, ours = _system_ticks(), _tree_ticks()
+        hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        other = steal = None
+        if self._system is not None and system is not None and seconds > 0:
+            busy = system[0] - self._system[0]
+            stolen = system[1] - self._system[1]
+            if self._ours is not None and ours is not None:
+                other = max(0.0, (busy - (ours - self._ours)) / hz / seconds)
+            elapsed_ticks = seconds * hz * (os.cpu_count() or 1)
+            steal = stolen / elapsed_ticks if elapsed_ticks else 0.0
+        return Load(seconds, other, steal, self._load, _loadavg())
+
+
+def machine_busy(load: Load | None, cores: int) -> str | None:
+    """Why the machine was too busy for a fine verdict, or ``None`` if it was quiet enough."""
+    if load is None:
+        return None
+    if load.other_cores is not None and load.other_cores > BUSY_OTHER_CORES * cores:
+        return f"other processes kept {load.other_cores:.1f} of {cores} cores busy"
+    if load.steal is not None and load.steal > BUSY_STEAL:
+        return f"the hypervisor stole {load.steal:.0%} of the CPU time"
+    return None
+
+
+# --- verdicts ----------------------------------------------------------------------------------
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def _range(spread: Spread, unit: str) -> str:
+    if spread.n == 1:
+        return f"{_fmt(spread.median)} {unit}"
+    return (
+        f"{_fmt(spread.median)} {unit} [IQR {_fmt(spread.low)}-{_fmt(spread.high)}, n={spread.n}]"
+    )
+
+
+_PLURAL = {"process": "processes", "thread": "threads"}
+
+
+def _ratio_text(ratio: float) -> str:
+    return f"{ratio:.2g}x" if ratio < 10 else f"{ratio:,.0f}x"
+
+
+def decide(comparison: Comparison, busy: str | None = None) -> tuple[Status, str]:
+    """The status of one comparison and the figures that decided it (a pure function).
+
+    Quiet machine: the claim holds (or does not) when the medians differ by :data:`MARGIN` and
+    the interquartile ranges do not overlap; anything less is inconclusive (or, for an
+    ``at_least`` claim, holds). Busy machine (``busy`` says why), for timings: the model that
+    load slows more (``load_hurts``) losing is inconclusive; it winning is decided as on a
+    quiet machine; for timings that load moves both ways, the medians must differ by
+    :data:`BUSY_MARGIN`. A median above the comparison's ceiling is a measurement error:
+    inconclusive, whatever the rest says.
+    """
+    c = comparison
+    p, t = c.process, c.thread
+    figures = f"{c.name}: processes {_range(p, c.unit)}, threads {_range(t, c.unit)}"
+    if c.ceiling is not None:
+        over = [
+            (who, s.median) for who, s in (("processes", p), ("threads", t)) if s.median > c.ceiling
+        ]
+        if over:
+            who, value = over[0]
+            return "inconclusive", (
+                f"{figures}; measurement error: {who} {_fmt(value)} {c.unit} is above the "
+                f"{_fmt(c.ceiling / CEILING_TOLERANCE)} that the workers and cores allow"
+            )
+    if p.median <= 0 or t.median <= 0:
+        return "inconclusive", f"{figures}; a figure of zero decides nothing"
+    process_better = p.median < t.median if c.better == "lower" else p.median > t.median
+    winner = "process" if process_better else "thread"
+    loser = "thread" if process_better else "process"
+    busy_timing = busy is not None and c.timing
+    if busy_timing and c.load_hurts == loser and not c.at_least:
+        return "inconclusive", (
+            f"{figures}; the machine was busy ({busy}), and load slows "
+            f"{_PLURAL[loser]} more, so their loss may be the load's doing"
+        )
+    strict = busy_timing and c.load_hurts is None
+    margin = BUSY_MARGIN if strict else MARGIN
+    ratio = max(p.median, t.median) / min(p.median, t.median)
+    apart = p.high < t.low or t.high < p.low
+    if (not apart or ratio < margin) and c.at_least:
+        return "holds", f"{figures}; a tie, and {c.favoured}s need only be as good"
+    if not apart or ratio < margin:
+        why = "the spreads overlap" if not apart else f"they differ by less than {margin:g}x"
+        if strict:
+            why += f" (the machine was busy: {busy}; a {margin:g}x gap is needed)"
+        return "inconclusive", f"{figures}; {why}"
+    status: Status = "holds" if winner == c.favoured else "does not hold"
+    return status, f"{figures}; {_PLURAL[winner]} ahead by {_ratio_text(ratio)}"
+
+
+def settle(measurement: Measurement, load: Load | None, cores: int | None = None) -> Measurement:
+    """Fill in the status and verdict of a probe's measurement from its comparisons and load.
+
+    A row without comparisons is a matter of kind (or of counts that load cannot move): its
+    status comes from its ``holds`` ("as stated" when ``None``). A row with comparisons is
+    decided by the first one (the row's figure); any further one can only make it inconclusive
+    or, if it contradicts the claim, "does not hold".
+    """
+    cores = cores or usable_cores()
+    busy = machine_busy(load, cores)
+    status: Status
+    if not measurement.comparisons:
+        kinds: dict[bool | None, Status] = {
+            True: "holds",
+            False: "does not hold",
+            None: "as stated",
+        }
+        status = kinds[measurement.holds]
+        decided = ""
+    else:
+        results = [decide(c, busy) for c in measurement.comparisons]
+        statuses = [s for s, _ in results]
+        if "inconclusive" in statuses:
+            status = "inconclusive"
+        elif "does not hold" in statuses:
+            status = "does not hold"
+        else:
+            status = "holds"
+        decided = "; ".join(text for _, text in results)
+    prefix = {
+        "holds": "holds",
+        "does not hold": "does not hold here",
+        "inconclusive": "inconclusive",
+        "as stated": "as stated",
+    }[status]
+    verdict = f"{prefix}: {measurement.finding}"
+    if status == "does not hold" and measurement.explanation:
+        verdict += f". Why: {measurement.explanation}"
+    details = dict(measurement.details)
+    if decided:
+        details["decided by"] = decided
+    if load is not None:
+        details["machine meanwhile"] = load.describe() + (f" (busy: {busy})" if busy else "")
+    holds = {"holds": True, "does not hold": False}.get(status, measurement.holds)
+    if status == "inconclusive":
+        holds = None
+    return attrs.evolve(
+        measurement, status=status, verdict=verdict, holds=holds, details=details, load=load
+    )
 
 
 def timed(probe: Probe, mode: Mode) -> Measurement:
-    """Run ``probe`` and record how long it took."""
+    """Run ``probe``, watch the machine meanwhile, and settle the verdict."""
+    meter = LoadMeter()
+    meter.start()
     start = time.perf_counter()
     measurement = probe(mode)
-    return attrs.evolve(measurement, seconds=time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    load = meter.stop()
+    return attrs.evolve(settle(measurement, load), seconds=seconds)

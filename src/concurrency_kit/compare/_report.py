@@ -16,7 +16,19 @@ from typing import Any
 
 import attrs
 
-from concurrency_kit.compare._measure import Figure, Measurement, Mode, timed
+from concurrency_kit.compare._measure import (
+    BUSY_MARGIN,
+    MARGIN,
+    Figure,
+    Load,
+    LoadMeter,
+    Measurement,
+    Mode,
+    Spread,
+    machine_busy,
+    timed,
+    usable_cores,
+)
 from concurrency_kit.compare._table import ASPECTS, Aspect
 from concurrency_kit.compare.probes import probe_for
 
@@ -27,7 +39,9 @@ __all__ = [
     "compare_markdown",
     "compare_text",
     "format_figure",
+    "machine",
     "run",
+    "summary",
 ]
 
 SCHEMA = "concurrency_kit.compare/1"
@@ -53,10 +67,13 @@ def run(
     keys: Iterable[str] | None = None,
     mode: Mode = "full",
     progress: Callable[[str], object] | None = None,
+    meter: LoadMeter | None = None,
 ) -> list[Row]:
     """Run the probes of the rows ``keys`` (all rows when ``None``), in table order.
 
-    A probe that fails does not stop the others: its row carries the error.
+    A probe that fails does not stop the others: its row carries the error. ``meter``, if
+    given, is started here, before the first probe (the caller stops it to read the load of
+    the whole run).
 
     Raises:
         ValueError: a key names no row.
@@ -67,6 +84,8 @@ def run(
     if unknown:
         raise ValueError(f"no such row: {', '.join(unknown)} (rows: {', '.join(known)})")
     rows = []
+    if meter is not None:
+        meter.start()
     for aspect in ASPECTS:
         if aspect.key not in wanted:
             continue
@@ -82,21 +101,145 @@ def run(
             rows.append(Row(aspect, None, f"the probe failed: {type(exc).__name__}: {exc}"))
             continue
         if progress is not None:
-            progress(f"measured {aspect.title} in {measurement.seconds:.1f} s")
+            progress(
+                f"measured {aspect.title} in {measurement.seconds:.1f} s: {measurement.status}"
+            )
         rows.append(Row(aspect, measurement))
     return rows
 
 
+_SINGULAR = {
+    "hosts alive": "host alive",
+    "interpreters": "interpreter",
+    "lines": "line",
+    "writes": "write",
+}
+
+
 def format_figure(figure: Figure) -> str:
-    """A figure as text: ``"12.3 us"``, ``"1,234 MB/s"``."""
+    """A figure as text: ``"12.3 us"``, ``"1,234 MiB/s"``, ``"1 host alive"``."""
     value = figure.value
     text = f"{value:.3g}" if abs(value) < 100 else f"{value:,.0f}"
-    return f"{text} {figure.unit}"
+    unit = _SINGULAR.get(figure.unit, figure.unit) if value == 1 else figure.unit
+    return f"{text}x" if unit == "x" else f"{text} {unit}"
 
 
-def compare_text(rows: list[Row], width: int = 100) -> str:
-    """The table with measurements, for a terminal."""
-    out = []
+def machine(load: Load | None = None) -> dict[str, Any]:
+    """What the machine is, and how busy it was over the whole run (``load``)."""
+    try:
+        affinity: int | None = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        affinity = None
+    cores = usable_cores()
+    found: dict[str, Any] = {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "gil": getattr(sys, "_is_gil_enabled", lambda: True)(),
+        "affinity": affinity,
+        "usable_cores": cores,
+    }
+    if load is not None:
+        found["load"] = {
+            "seconds": load.seconds,
+            "other_cores": load.other_cores,
+            "steal": load.steal,
+            "load_before": load.load_before,
+            "load_after": load.load_after,
+        }
+        found["busy"] = machine_busy(load, cores)
+    return found
+
+
+def machine_text(load: Load | None) -> str:
+    """The machine in a paragraph: cores, load, and what it means for the verdicts."""
+    m = machine(load)
+    lines = [
+        f"Machine: {m['implementation']} {m['python']} ({'GIL' if m['gil'] else 'free-threaded'}), "
+        f"{m['cpus']} CPUs, {m['usable_cores']} usable by this process; {m['platform']}"
+    ]
+    if load is not None:
+        lines.append(f"During the run ({load.seconds:.0f} s): {load.describe()}.")
+        if m["busy"]:
+            lines.append(
+                f"The machine was busy ({m['busy']}): a timing verdict needed a {BUSY_MARGIN:g}x "
+                "gap with the whole ranges apart, and rows that fell short say inconclusive."
+            )
+        else:
+            lines.append(
+                f"Quiet enough: a timing verdict needed a {MARGIN:g}x gap with the "
+                "interquartile ranges apart."
+            )
+    return "\n".join(textwrap.wrap(lines[0], 100, subsequent_indent="  ") + lines[1:])
+
+
+def _detail_number(measurement: Measurement, name: str) -> float | None:
+    """The leading number of a detail ("58.0 us" -> 58.0), or ``None``."""
+    text = measurement.details.get(name, "")
+    try:
+        return float(text.split()[0].replace(",", ""))
+    except (IndexError, ValueError):
+        return None
+
+
+def summary(rows: list[Row]) -> list[str]:
+    """ "So, for your machine": when to use which model, from the rows measured (<= 4 lines)."""
+    found = {row.aspect.key: row.measurement for row in rows if row.measurement is not None}
+    lines = []
+    uses = found.get("use_cases")
+    if uses is not None:
+        p, t = uses.process.value, uses.thread.value
+        if uses.status == "holds":
+            lines.append(
+                f"CPU-bound pure Python: processes, one per core ({p:.1f}x with 2 workers here; "
+                f"threads {t:.1f}x)."
+            )
+        elif uses.status == "does not hold":
+            lines.append(
+                f"CPU-bound pure Python: processes gained only {p:.1f}x here (threads {t:.1f}x): "
+                "with no free core, run it serially or give each task more work."
+            )
+        else:
+            lines.append(
+                f"CPU-bound pure Python: processes should win, but this run could not tell "
+                f"({p:.1f}x against threads {t:.1f}x; see Use Cases); measure again when the "
+                "machine is quiet."
+            )
+        if len(uses.comparisons) > 1:
+            io = uses.comparisons[1]
+            creation = found.get("creation_time")
+            cheaper = (
+                f"; a thread starts {creation.process.value / creation.thread.value:,.0f}x faster"
+                if creation is not None and creation.thread.value > 0
+                else ""
+            )
+            lines.append(
+                f"Waiting on I/O: threads ({io.thread.median:.1f}x with 2 workers here, processes "
+                f"{io.process.median:.1f}x{cheaper})."
+            )
+    overhead = found.get("overhead")
+    if overhead is not None:
+        per_process = _detail_number(overhead, "per-task overhead, process pool")
+        per_thread = _detail_number(overhead, "per-task overhead, thread pool")
+        if per_process is not None and per_thread is not None:
+            lines.append(
+                f"Tasks shorter than about {10 * max(per_process, per_thread) / 1e3:.1g} ms: a "
+                f"task costs {per_process:.0f} us on a process pool and {per_thread:.0f} us on a "
+                "thread pool, so batch them (map's chunksize) or run them serially."
+            )
+    crash = found.get("crash_impact")
+    if crash is not None and crash.status == "holds":
+        lines.append(
+            "Code that may crash, hang or leak: processes (here a segfault killed the whole "
+            "thread host, and only one task of the process pool)."
+        )
+    return lines[:4]
+
+
+def compare_text(rows: list[Row], width: int = 100, load: Load | None = None) -> str:
+    """The table with measurements, for a terminal: the machine, the rows, then a summary."""
+    out = [machine_text(load), ""]
     for row in rows:
         aspect = row.aspect
         out.append(f"{aspect.title}")
@@ -114,6 +257,13 @@ def compare_text(rows: list[Row], width: int = 100) -> str:
             out.extend(textwrap.wrap(f"  verdict: {m.verdict}", width, subsequent_indent="    "))
             for name, text in m.details.items():
                 out.extend(textwrap.wrap(f"    {name}: {text}", width, subsequent_indent="      "))
+        out.append("")
+    lines = summary(rows)
+    if lines:
+        out.append("So, for your machine")
+        out.append("--------------------")
+        for line in lines:
+            out.extend(textwrap.wrap(f"- {line}", width, subsequent_indent="  "))
         out.append("")
     return "\n".join(out)
 
@@ -135,6 +285,9 @@ def compare_markdown(rows: list[Row]) -> str:
             cells.append(text)
         cells.append(m.verdict if m is not None else f"not measured: {row.error}")
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    advice = summary(rows)
+    if advice:
+        lines += ["", "**So, for your machine**", "", *(f"- {line}" for line in advice)]
     return "\n".join(lines) + "\n"
 
 
@@ -142,7 +295,11 @@ def _figure_json(figure: Figure) -> dict[str, Any]:
     return {"value": figure.value, "unit": figure.unit, "what": figure.what}
 
 
-def compare_json(rows: list[Row], mode: Mode) -> str:
+def _spread_json(spread: Spread) -> dict[str, Any]:
+    return attrs.asdict(spread)
+
+
+def compare_json(rows: list[Row], mode: Mode, load: Load | None = None) -> str:
     """The table with measurements, in the JSON form of ``compare.schema.json``."""
     out_rows = []
     for row in rows:
@@ -163,7 +320,23 @@ def compare_json(rows: list[Row], mode: Mode) -> str:
                     "thread": _figure_json(m.thread),
                     "better": m.better,
                     "holds": m.holds,
+                    "status": m.status,
+                    "finding": m.finding,
                     "verdict": m.verdict,
+                    "comparisons": [
+                        {
+                            "name": c.name,
+                            "unit": c.unit,
+                            "process": _spread_json(c.process),
+                            "thread": _spread_json(c.thread),
+                            "better": c.better,
+                            "favoured": c.favoured,
+                            "timing": c.timing,
+                            "ceiling": c.ceiling,
+                            "at_least": c.at_least,
+                        }
+                        for c in m.comparisons
+                    ],
                     "details": dict(m.details),
                     "seconds": m.seconds,
                 },
@@ -173,13 +346,8 @@ def compare_json(rows: list[Row], mode: Mode) -> str:
     document = {
         "schema": SCHEMA,
         "mode": mode,
-        "machine": {
-            "python": platform.python_version(),
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "gil": getattr(sys, "_is_gil_enabled", lambda: True)(),
-        },
+        "machine": machine(load),
         "rows": out_rows,
+        "summary": summary(rows),
     }
     return json.dumps(document, indent=2) + "\n"

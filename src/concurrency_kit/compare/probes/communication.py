@@ -7,7 +7,7 @@ the parent receives. The clock starts when the parent receives the producer's fi
 item, so starting the worker is not counted.
 
 * small messages (a short tuple): messages per second, the row's figure;
-* large messages (1 MiB of ``bytes``): MB/s (details). A thread channel passes a reference,
+* large messages (1 MiB of ``bytes``): MiB/s (details). A thread channel passes a reference,
   a process channel pickles and copies every byte through shared memory;
 * latency: half of an echo round trip of one small message (details).
 """
@@ -17,7 +17,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from concurrency_kit.compare._measure import Figure, Measurement, Mode, median_of, verdict_for
+from concurrency_kit.compare._measure import (
+    Comparison,
+    Figure,
+    Measurement,
+    Mode,
+    Spread,
+    interleave,
+    median_of,
+)
 from concurrency_kit.compare.probes._shared import echo
 from concurrency_kit.models import PROCESS, THREAD, Model
 
@@ -27,8 +35,8 @@ LARGE = 1 << 20
 """The size of a large message, in bytes (1 MiB)."""
 
 COUNTS: dict[Mode, dict[str, int]] = {
-    "quick": {"small": 20_000, "large": 50, "latency": 500},
-    "full": {"small": 50_000, "large": 200, "latency": 2_000},
+    "quick": {"small": 5_000, "large": 50, "latency": 500, "rounds": 5},
+    "full": {"small": 20_000, "large": 200, "latency": 2_000, "rounds": 9},
 }
 
 
@@ -79,48 +87,73 @@ def _latency(model: Model, pool: Any, count: int) -> float:
     return median_of(samples)
 
 
-def _measure(model: Model, counts: dict[str, int]) -> tuple[float, float, float]:
-    """(small msgs/s, large MB/s, latency in seconds) for one model."""
-    with model.Pool(1) as pool:
-        pool.submit(abs, 0).result(30.0)  # the worker is running
-        small = counts["small"] / _stream(model, pool, counts["small"], 0)
-        large = counts["large"] * LARGE / 1e6 / _stream(model, pool, counts["large"], LARGE)
-        latency = _latency(model, pool, counts["latency"])
-    return small, large, latency
-
-
 def _times(a: float, b: float) -> str:
     return f"{a / b:.1f}x" if a >= b else f"{b / a:.1f}x (processes ahead)"
 
 
 def probe(mode: Mode) -> Measurement:
-    """Small-message throughput (the figure), large-message MB/s and latency, both models."""
+    """Small-message throughput (the figure), large-message MiB/s and latency, both models."""
     counts = COUNTS[mode]
-    t_small, t_large, t_lat = _measure(THREAD, counts)
-    p_small, p_large, p_lat = _measure(PROCESS, counts)
-    holds = t_small > p_small
+    small = counts["small"]
+    with THREAD.Pool(1) as threads, PROCESS.Pool(1) as processes:
+        for pool in (threads, processes):
+            pool.submit(abs, 0).result(30.0)  # the worker is running
+        found = interleave(
+            {
+                "thread": lambda: small / _stream(THREAD, threads, small, 0),
+                "process": lambda: small / _stream(PROCESS, processes, small, 0),
+            },
+            counts["rounds"],
+        )
+        large = {
+            name: counts["large"] * LARGE / 2**20 / _stream(model, pool, counts["large"], LARGE)
+            for name, model, pool in (("thread", THREAD, threads), ("process", PROCESS, processes))
+        }
+        latency = {
+            name: _latency(model, pool, counts["latency"])
+            for name, model, pool in (("thread", THREAD, threads), ("process", PROCESS, processes))
+        }
+    t_spread, p_spread = Spread.of(found["thread"]), Spread.of(found["process"])
+    t_small, p_small = t_spread.median, p_spread.median
+    t_large, p_large = large["thread"], large["process"]
+    t_lat, p_lat = latency["thread"], latency["process"]
     finding = (
         f"small messages: {t_small:,.0f} msgs/s between threads, {p_small:,.0f} between "
         f"processes ({_times(t_small, p_small)}); 1 MiB messages: {t_large:,.0f} vs "
-        f"{p_large:,.0f} MB/s; latency {t_lat * 1e6:.1f} vs {p_lat * 1e6:.1f} us"
+        f"{p_large:,.0f} MiB/s; latency {t_lat * 1e6:.1f} vs {p_lat * 1e6:.1f} us; a thread "
+        "channel passes references, a process channel pickles and copies"
     )
-    if holds:
-        finding += "; a thread channel passes references, a process channel pickles and copies"
     return Measurement(
         key="communication",
         process=Figure(p_small, "msgs/s", "small-message throughput, ProcessChannel"),
         thread=Figure(t_small, "msgs/s", "small-message throughput, ThreadChannel"),
         better="higher",
-        holds=holds,
-        verdict=verdict_for(holds, finding),
+        holds=t_small > p_small,
+        finding=finding,
+        comparisons=(
+            Comparison(
+                "small-message throughput",
+                "msgs/s",
+                p_spread,
+                t_spread,
+                "higher",
+                "thread",
+                load_hurts="process",
+            ),
+        ),
+        explanation=(
+            "a small message costs little to pickle, and a ProcessChannel's shared-memory ring "
+            "lets each process run on its own core, while two threads take turns with the GIL"
+        ),
         details={
-            "1 MiB messages, threads": f"{t_large:,.0f} MB/s",
-            "1 MiB messages, processes": f"{p_large:,.0f} MB/s",
+            "1 MiB messages, threads": f"{t_large:,.0f} MiB/s",
+            "1 MiB messages, processes": f"{p_large:,.0f} MiB/s",
             "latency, threads": f"{t_lat * 1e6:.1f} us",
             "latency, processes": f"{p_lat * 1e6:.1f} us",
             "samples": (
-                f"{counts['small']} small and {counts['large']} 1 MiB messages, one producer "
-                f"worker -> the parent; latency: median half round trip of {counts['latency']}"
+                f"{counts['rounds']} interleaved runs of {small} small messages per model, after "
+                f"a warm-up run; {counts['large']} 1 MiB messages; one producer worker -> the "
+                f"parent; latency: median half round trip of {counts['latency']}"
             ),
         },
     )

@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 
-from concurrency_kit.compare._measure import Figure, Measurement, Mode, verdict_for
+from concurrency_kit.compare._measure import Figure, Measurement, Mode
 
 __all__ = ["PROCESS_HOST", "THREAD_HOST", "probe", "run_host"]
 
@@ -98,13 +98,11 @@ def probe(mode: Mode) -> Measurement:
     finding = f"{process_part}; {thread_part}"
     return Measurement(
         key="crash_impact",
-        process=Figure(
-            float(p_alive), "hosts alive", "host alive after a worker process segfaults"
-        ),
-        thread=Figure(float(t_alive), "hosts alive", "host alive after a worker thread segfaults"),
+        process=Figure(float(p_alive), "hosts alive", "after a worker process segfaults"),
+        thread=Figure(float(t_alive), "hosts alive", "after a worker thread segfaults"),
         better="higher",
         holds=holds,
-        verdict=verdict_for(holds, finding),
+        finding=finding,
         details={
             "thread host": _exit(t_code),
             "process host": _exit(p_code),

@@ -21,7 +21,7 @@ import threading
 import time
 
 from concurrency_kit._core.startmethod import default_start_method
-from concurrency_kit.compare._measure import Figure, Measurement, Mode, median_of, verdict_for
+from concurrency_kit.compare._measure import Comparison, Figure, Measurement, Mode, Spread
 
 __all__ = ["probe"]
 
@@ -78,14 +78,17 @@ def _ms(seconds: float) -> str:
 def probe(mode: Mode) -> Measurement:
     """Median start-to-running time of a thread, and of a process under each start method."""
     counts = SAMPLES[mode]
-    thread = median_of([_thread_start() for _ in range(counts["thread"])])
+    thread_samples = [_thread_start() for _ in range(counts["thread"])]
+    thread = Spread.of(thread_samples).median
     available = multiprocessing.get_all_start_methods()
     methods = [m for m in ("fork", "forkserver", "spawn") if m in available]
     process: dict[str, float] = {}
+    spreads: dict[str, Spread] = {}
     details = {"thread": f"{_ms(thread)} (median of {counts['thread']})"}
     for method in methods:
         samples = [_process_start(method) for _ in range(counts[method])]
-        process[method] = median_of(samples)
+        spreads[method] = Spread.of(samples)
+        process[method] = spreads[method].median
         details[method] = (
             f"{_ms(process[method])} (median of {len(samples)}; first {_ms(samples[0])}); "
             f"{process[method] / thread:,.0f}x a thread"
@@ -105,6 +108,20 @@ def probe(mode: Mode) -> Measurement:
         thread=Figure(thread * 1e6, "us", "start to running"),
         better="lower",
         holds=holds,
-        verdict=verdict_for(holds, finding),
+        finding=finding,
+        comparisons=(
+            Comparison(
+                f"start to running ({default})",
+                "us",
+                spreads[default].scaled(1e6),
+                Spread.of(thread_samples).scaled(1e6),
+                "lower",
+                "thread",
+            ),
+        ),
+        explanation=(
+            "a thread needs only a stack and a kernel task, which cannot cost more than a new "
+            "process; if this shows otherwise, the machine interfered with the samples"
+        ),
         details=details,
     )

@@ -62,8 +62,8 @@ def probe(mode: Mode) -> Measurement:
     process_pids = sorted({pid for pid, _ in process_seen})
     thread_idents = {ident for _, ident in thread_seen}
     p_own, t_own = elsewhere(process_seen), elsewhere(thread_seen)
-    verdict = (
-        f"as stated: {WORKERS} process workers ran in {p_own} interpreters of their own "
+    finding = (
+        f"{WORKERS} process workers ran in {p_own} interpreters of their own "
         f"(pids {', '.join(map(str, process_pids))}, ours {ours}); {WORKERS} thread workers "
         f"ran in {t_own} other interpreters: all in ours (pid {ours}), as "
         f"{len(thread_idents)} distinct threads"
@@ -76,7 +76,7 @@ def probe(mode: Mode) -> Measurement:
         thread=Figure(float(t_own), "interpreters", f"of {WORKERS} simultaneous workers, not ours"),
         better="higher",
         holds=None,
-        verdict=verdict,
+        finding=finding,
         details={
             "parent pid": str(ours),
             "process worker pids": ", ".join(map(str, process_pids)),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 
-from concurrency_kit.compare._measure import Figure, Measurement, Mode, verdict_for
+from concurrency_kit.compare._measure import Figure, Measurement, Mode
 from concurrency_kit.pools import ProcessPool, ThreadPool
 from concurrency_kit.protocols import Pool
 from concurrency_kit.state import ProcessSharedCounter, ProcessSharedDict
@@ -86,7 +86,7 @@ def probe(mode: Mode) -> Measurement:
         thread=Figure(float(thread_seen), "writes", f"of {TASKS} to a global, seen by parent"),
         better="higher",
         holds=holds,
-        verdict=verdict_for(holds, finding),
+        finding=finding,
         details={
             "ProcessSharedCounter, seen by parent": f"{shared_count} of {TASKS}",
             "ProcessSharedDict entries, seen by parent": (

@@ -24,7 +24,14 @@ import os
 import threading
 import time
 
-from concurrency_kit.compare._measure import Figure, Measurement, Mode, median_of, verdict_for
+from concurrency_kit.compare._measure import (
+    Comparison,
+    Figure,
+    Measurement,
+    Mode,
+    Spread,
+    median_of,
+)
 from concurrency_kit.pools import ProcessPool, ThreadPool
 
 __all__ = ["THREADS", "memory_kib", "probe"]
@@ -134,7 +141,18 @@ def probe(mode: Mode) -> Measurement:
         thread=Figure(t_mib, "MiB", f"{thread_how} per idle thread ({THREADS} started)"),
         better="lower",
         holds=holds,
-        verdict=verdict_for(holds, finding),
+        finding=finding,
+        comparisons=(
+            Comparison(
+                "memory per worker",
+                "MiB",
+                Spread.exact(p_mib),
+                Spread.exact(t_mib),
+                "lower",
+                "thread",
+                timing=False,
+            ),
+        ),
         details={
             "process worker PSS": pss,
             "process worker RSS": rss,

@@ -129,7 +129,7 @@ def probe(mode: Mode) -> Measurement:
         ),
         better="higher",
         holds=None,
-        verdict=f"as stated: {finding}",
+        finding=finding,
         details={
             "thread workers, parent's list": f"{thread_list} of {TASKS} appends visible",
             "process pool, parent's file object": refused or "accepted (unexpected)",

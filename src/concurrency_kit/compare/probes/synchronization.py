@@ -22,14 +22,25 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from concurrency_kit.compare._measure import Figure, Measurement, Mode, median_of, verdict_for
+from concurrency_kit.compare._measure import (
+    Comparison,
+    Figure,
+    Measurement,
+    Mode,
+    Spread,
+    interleave,
+    median_of,
+)
 from concurrency_kit.compare.probes._shared import cheaper
 from concurrency_kit.models import PROCESS, THREAD, Model
 
 __all__ = ["CYCLES", "contend", "probe"]
 
-CYCLES: dict[Mode, int] = {"quick": 20_000, "full": 200_000}
-"""Acquire+release pairs per worker in the contended run."""
+CYCLES: dict[Mode, int] = {"quick": 50_000, "full": 100_000}
+"""Acquire+release pairs per worker in one contended sample."""
+
+ROUNDS: dict[Mode, int] = {"quick": 5, "full": 9}
+"""Interleaved contended samples per model (after a warm-up one)."""
 
 UNCONTENDED: dict[Mode, int] = {"quick": 50_000, "full": 500_000}
 
@@ -48,16 +59,10 @@ def contend(lock: Any, barrier: Any, cycles: int) -> tuple[float, float]:
     return start, time.perf_counter()
 
 
-def _contended(model: Model, cycles: int) -> float:
-    """Seconds per acquire+release with two workers contending for one lock."""
-    lock, barrier = model.Lock(), model.Barrier(2)
-    try:
-        with model.Pool(2) as pool:
-            futures = [pool.submit(contend, lock, barrier, cycles) for _ in range(2)]
-            spans = [f.result(60.0) for f in futures]
-    finally:
-        lock.close()
-        barrier.close()
+def _contended(model: Model, pool: Any, lock: Any, barrier: Any, cycles: int) -> float:
+    """Seconds per acquire+release with two workers of ``pool`` contending for ``lock``."""
+    futures = [pool.submit(contend, lock, barrier, cycles) for _ in range(2)]
+    spans: list[tuple[float, float]] = [f.result(60.0) for f in futures]
     elapsed = max(end for _, end in spans) - min(start for start, _ in spans)
     return elapsed / (2 * cycles)
 
@@ -81,35 +86,67 @@ def _uncontended(model: Model, cycles: int) -> float:
 def probe(mode: Mode) -> Measurement:
     """Contended lock hand-off cost (the figure) and uncontended cost, threads vs processes."""
     cycles = CYCLES[mode]
-    t, p = _contended(THREAD, cycles), _contended(PROCESS, cycles)
-    t_un, p_un = _uncontended(THREAD, UNCONTENDED[mode]), _uncontended(PROCESS, UNCONTENDED[mode])
-    holds = t < p
-    finding = (
-        f"with two workers contending, an acquire+release costs {t * 1e9:.0f} ns between "
-        f"threads (ThreadLock) and {p * 1e9:.0f} ns between processes (ProcessLock) "
-        f"({cheaper(t, p)}); uncontended {t_un * 1e9:.0f} vs {p_un * 1e9:.0f} ns "
-        f"({cheaper(t_un, p_un)})"
+    t_lock, t_barrier, p_lock, p_barrier = (
+        THREAD.Lock(),
+        THREAD.Barrier(2),
+        PROCESS.Lock(),
+        PROCESS.Barrier(2),
     )
-    if not holds:
-        finding += (
-            "; a process-shared mutex stays in user space when it is free, and two processes "
-            "run on two cores at once while two threads take turns with the GIL"
-        )
+    try:
+        with THREAD.Pool(2) as threads, PROCESS.Pool(2) as processes:
+            found = interleave(
+                {
+                    "thread": lambda: _contended(THREAD, threads, t_lock, t_barrier, cycles),
+                    "process": lambda: _contended(PROCESS, processes, p_lock, p_barrier, cycles),
+                },
+                ROUNDS[mode],
+            )
+    finally:
+        for primitive in (t_lock, t_barrier, p_lock, p_barrier):
+            primitive.close()
+    t_spread, p_spread = (
+        Spread.of(found["thread"]).scaled(1e9),
+        Spread.of(found["process"]).scaled(1e9),
+    )
+    t, p = t_spread.median, p_spread.median
+    t_un = _uncontended(THREAD, UNCONTENDED[mode]) * 1e9
+    p_un = _uncontended(PROCESS, UNCONTENDED[mode]) * 1e9
+    finding = (
+        f"with two workers contending, an acquire+release costs {t:.0f} ns between "
+        f"threads (ThreadLock) and {p:.0f} ns between processes (ProcessLock) "
+        f"({cheaper(t, p)}); uncontended {t_un:.0f} vs {p_un:.0f} ns ({cheaper(t_un, p_un)})"
+    )
     return Measurement(
         key="synchronization",
-        process=Figure(p * 1e9, "ns", "acquire+release, 2 processes contending, ProcessLock"),
-        thread=Figure(t * 1e9, "ns", "acquire+release, 2 threads contending, ThreadLock"),
+        process=Figure(p, "ns", "acquire+release, 2 processes contending, ProcessLock"),
+        thread=Figure(t, "ns", "acquire+release, 2 threads contending, ThreadLock"),
         better="lower",
-        holds=holds,
-        verdict=verdict_for(holds, finding),
+        holds=t < p,
+        finding=finding,
+        comparisons=(
+            Comparison(
+                "contended acquire+release",
+                "ns",
+                p_spread,
+                t_spread,
+                "lower",
+                "thread",
+                load_hurts="process",
+            ),
+        ),
+        explanation=(
+            "a process-shared mutex stays in user space when it is free, and two processes "
+            "run on two cores at once while two threads take turns with the GIL (compare the "
+            "uncontended figures in the details)"
+        ),
         details={
-            "contended, threads": f"{t * 1e9:.0f} ns per acquire+release",
-            "contended, processes": f"{p * 1e9:.0f} ns per acquire+release",
-            "uncontended, ThreadLock": f"{t_un * 1e9:.0f} ns per acquire+release",
-            "uncontended, ProcessLock": f"{p_un * 1e9:.0f} ns per acquire+release",
+            "contended, threads": f"{t:.0f} ns per acquire+release",
+            "contended, processes": f"{p:.0f} ns per acquire+release",
+            "uncontended, ThreadLock": f"{t_un:.0f} ns per acquire+release",
+            "uncontended, ProcessLock": f"{p_un:.0f} ns per acquire+release",
             "samples": (
-                f"2 workers x {cycles} cycles contended; 3 batches of "
-                f"{UNCONTENDED[mode]} uncontended"
+                f"{ROUNDS[mode]} interleaved samples of 2 workers x {cycles} cycles contended, "
+                f"per model, after a warm-up one; 3 batches of {UNCONTENDED[mode]} uncontended"
             ),
         },
     )
