@@ -1,9 +1,17 @@
 """Functions for the advise() tests, in a module of their own so that pool workers import
-them by name (and ``python -m concurrency_kit advise _advise_targets:...`` finds them)."""
+them by name (and ``python -m concurrency_kit advise _advise_targets:...`` finds them).
+
+The four kinds of work that advise() must get right: a CPU-bound pure-Python loop
+(processes), a sleep (threads), hashlib over large buffers, which releases the GIL (threads,
+or serial where neither pool helps), and a call too small for a task of its own (batch).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import time
+
+_BUFFER = bytes(range(256)) * (32 * 1024)  # 8 MiB: hashlib releases the GIL above 2 KiB
 
 
 def crunch(n: int) -> int:
@@ -18,3 +26,13 @@ def wait(n: int) -> int:
     """Work that only waits, as I/O does."""
     time.sleep(0.04)
     return n
+
+
+def hashit(n: int) -> str:
+    """SHA-256 of 8 MiB, computed in C with the GIL released (tens of milliseconds)."""
+    return hashlib.sha256(_BUFFER + n.to_bytes(4, "little")).hexdigest()
+
+
+def tiny(n: int) -> int:
+    """A call far shorter than what a task costs to hand to a worker."""
+    return n * n

@@ -11,14 +11,15 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 
 from concurrency_kit import __version__
 from concurrency_kit.compare import render_json, render_markdown, render_text
 from concurrency_kit.compare._advise import advise
-from concurrency_kit.compare._measure import Mode
-from concurrency_kit.compare._plot import PLOT_FORMATS, PlotUnavailable, compare_plot
+from concurrency_kit.compare._measure import LoadMeter, Mode
+from concurrency_kit.compare._plot import PLOT_FORMATS, PLOT_HINT, PlotUnavailable, compare_plot
 from concurrency_kit.compare._report import compare_json, compare_markdown, compare_text, run
 
 _RENDERERS = {"text": render_text, "markdown": render_markdown, "json": render_json}
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="measure every row of the table on this machine, with a verdict on each claim",
     )
     compare.add_argument(
-        "--quick", action="store_true", help="fewer samples: the whole table in under ~20 s"
+        "--quick", action="store_true", help="fewer samples: the whole table in about 40 s"
     )
     compare.add_argument(
         "--rows", metavar="KEYS", help="comma-separated row keys to measure (default: all)"
@@ -105,9 +106,11 @@ def _advise(args: argparse.Namespace) -> int:
     except ValueError as exc:
         sys.stderr.write(f"python -m concurrency_kit advise: {exc}\n")
         return 2
-    sys.stdout.write(f"use {'processes' if advice.model.name == 'process' else 'threads'}\n")
+    sys.stdout.write(advice.headline + "\n")
     for reason in advice.reasons:
         sys.stdout.write(f"  - {reason}\n")
+    for warning in advice.warnings:
+        sys.stdout.write(f"  ! {warning}\n")
     return 0
 
 
@@ -126,15 +129,20 @@ def _compare(args: argparse.Namespace) -> int:
             f"use one of {', '.join(PLOT_FORMATS)}\n"
         )
         return 2
+    if args.plot and not _have_matplotlib():  # say so now, not after a minute of measuring
+        sys.stderr.write(f"python -m concurrency_kit compare: {PLOT_HINT}\n")
+        return 2
+    meter = LoadMeter()
     try:
-        rows = run(keys, mode, progress)
+        rows = run(keys, mode, progress, meter)
     except ValueError as exc:
         sys.stderr.write(f"python -m concurrency_kit compare: {exc}\n")
         return 2
-    sys.stdout.write(compare_markdown(rows) if args.markdown else compare_text(rows))
+    load = meter.stop()
+    sys.stdout.write(compare_markdown(rows) if args.markdown else compare_text(rows, load=load))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
-            out.write(compare_json(rows, mode))
+            out.write(compare_json(rows, mode, load))
     if args.plot:
         try:
             compare_plot(rows, args.plot)
@@ -142,6 +150,13 @@ def _compare(args: argparse.Namespace) -> int:
             sys.stderr.write(f"python -m concurrency_kit compare: {exc}\n")
             return 2
     return 1 if any(row.measurement is None for row in rows) else 0
+
+
+def _have_matplotlib() -> bool:
+    try:
+        return importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):  # a None entry in sys.modules, or a broken package
+        return False
 
 
 if __name__ == "__main__":

@@ -12,29 +12,52 @@ import pytest
 
 from concurrency_kit.__main__ import main
 from concurrency_kit.compare import ASPECTS, _report
-from concurrency_kit.compare._measure import Figure, Measurement, Mode
+from concurrency_kit.compare._measure import Comparison, Figure, Measurement, Mode, Spread
 from concurrency_kit.compare._plot import PlotUnavailable, compare_plot
 from concurrency_kit.compare._report import Row
 
 pytest.importorskip("matplotlib")
 
-CREATION, OVERHEAD = ASPECTS[3], ASPECTS[6]
+DEFINITION, CREATION, OVERHEAD = ASPECTS[0], ASPECTS[3], ASPECTS[6]
 
 
-def measured(key: str, verdict: str) -> Measurement:
+def measured(key: str, finding: str, status: str = "holds") -> Measurement:
     return Measurement(
         key=key,
         process=Figure(6837.0, "us", "start to running, forkserver"),
         thread=Figure(52.2, "us", "start to running"),
         better="lower",
         holds=True,
-        verdict=verdict,
+        finding=finding,
+        status=status,  # type: ignore[arg-type]
+        comparisons=(
+            Comparison(
+                "start",
+                "us",
+                Spread(6837.0, 6000.0, 7000.0, 5000.0, 9000.0, 7),
+                Spread(52.2, 50.0, 60.0, 40.0, 700.0, 20),
+                "lower",
+                "thread",
+            ),
+        ),
+    )
+
+
+def fact() -> Measurement:
+    return Measurement(
+        key=DEFINITION.key,
+        process=Figure(2.0, "interpreters", "of 2 workers, not ours"),
+        thread=Figure(0.0, "interpreters", "of 2 workers, not ours"),
+        better="higher",
+        holds=None,
+        finding="2 process workers ran in 2 interpreters of their own",
     )
 
 
 def rows() -> list[Row]:
     return [
-        Row(CREATION, measured(CREATION.key, "holds: a thread starts 131x faster")),
+        Row(DEFINITION, fact()),
+        Row(CREATION, measured(CREATION.key, "a thread starts 131x faster")),
         Row(OVERHEAD, None, "the probe failed: OSError: no /proc here"),
     ]
 
@@ -64,6 +87,7 @@ def test_svg_shows_every_row_its_figures_and_verdict(tmp_path: Path) -> None:
         "not measured: the probe failed: OSError: no /proc here",
     ):
         assert text in svg, text
+    assert "interpreters, higher is better" not in svg  # a fact of kind is not "better"
 
 
 @pytest.mark.parametrize(("suffix", "magic"), [(".png", b"\x89PNG"), (".pdf", b"%PDF")])
@@ -93,12 +117,12 @@ def test_command_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def probe(mode: Mode) -> Measurement:
-        return measured(CREATION.key, f"holds in {mode} mode")
+        return measured(CREATION.key, f"measured in {mode} mode")
 
     monkeypatch.setattr(_report, "probe_for", lambda key: probe)
     out = tmp_path / "table.svg"
     assert main(["compare", "--quick", "--rows", CREATION.key, "--plot", str(out)]) == 0
-    assert "holds in quick mode" in out.read_text(encoding="utf-8")
+    assert "measured in quick mode" in out.read_text(encoding="utf-8")
 
     capsys.readouterr()
     assert main(["compare", "--rows", CREATION.key, "--plot", str(tmp_path / "t.txt")]) == 2
@@ -108,4 +132,7 @@ def test_command_line(
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert main(["compare", "--rows", CREATION.key, "--plot", str(tmp_path / "t.png")]) == 2
-    assert "concurrency_kit[plot]" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "concurrency_kit[plot]" in captured.err
+    assert 'pip install -e ".[plot]"' in captured.err  # works from a clone too
+    assert "measuring" not in captured.err  # refused before any probe ran

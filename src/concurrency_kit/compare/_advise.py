@@ -1,40 +1,75 @@
-"""advise(): run the user's function under both pools, and serially, and say which model wins.
+"""advise(): run the user's function serially and under both pools, and say what to use.
 
 The table's rows say what tends to matter; this measures it for one workload::
 
-    serial:   [fn(x) for x in inputs]         (also its CPU time: CPU-bound or waiting?)
-    threads:  ThreadPool(workers).map(fn, inputs)    warm pool, best of ROUNDS
-    processes: ProcessPool(workers).map(fn, inputs)  warm pool, best of ROUNDS; start-up apart
+    rounds (interleaved, after a warm-up round; medians count):
+        serial:    [fn(x) for x in inputs]              wall time, and the process's CPU time
+        threads:   ThreadPool(workers).map(fn, inputs)   wall time, and the process's CPU time
+        processes: ProcessPool(workers).map(fn, inputs)  wall time (start-up measured apart)
 
-The pool runs alternate, so that a burst of other load on the machine slows one run of each
-model rather than all the runs of one. Measuring (:func:`measure`) and concluding
-(:func:`decide`, a pure function of the :class:`Timings`) are apart, so that every decision can
-be tested on made-up figures, and a loaded machine changes the figures, never the logic.
+The three run in a rotating order, round after round, so that a burst of other load on the
+machine slows one run of each rather than all the runs of one. Measuring (:func:`measure`) and
+concluding (:func:`decide`, a pure function of the :class:`Timings`) are apart, so that every
+decision is tested on made-up figures, and a loaded machine changes the figures, never the
+logic.
 
-Processes are advised only when they beat threads clearly (by :data:`PROCESS_MARGIN`): a
-thread is cheaper to start, to feed and to keep (the Creation Time, Communication and
-Overhead rows), so a tie goes to threads.
+The CPU figures tell what kind of work it is. CPU time over wall time is summed over every
+thread of the process: serially, near 1 means CPU-bound and near 0 mostly waiting; on the
+thread pool, well above 1 means the threads computed *at once*, so the function releases the
+GIL (hashlib and zlib over large buffers, most NumPy), and near 1 means they took turns.
+
+What it advises (never a model slower than the plain loop):
+
+* a pool is a candidate only if it beats the loop by :data:`MIN_SPEEDUP` and its speed-up is
+  possible (at most ``min(workers, usable cores)`` for CPU-bound work, ``workers`` for waiting;
+  above that it is a measurement error, and said so);
+* no candidate: "run it serially", or "batch more work per task" when each call is so short
+  (under :data:`SHORT_CALL` seconds) that a task's own cost eats the gain;
+* both: processes when they beat threads clearly (by :data:`PROCESS_MARGIN`), else threads,
+  which are cheaper to start, to feed and to keep (the Creation Time, Communication and
+  Overhead rows).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import statistics
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
+from concurrency_kit.compare._measure import CEILING_TOLERANCE, usable_cores
 from concurrency_kit.models import PROCESS, THREAD, Model
 from concurrency_kit.pools import ProcessPool, ThreadPool
 
-__all__ = ["PROCESS_MARGIN", "ROUNDS", "Advice", "Timings", "advise", "decide", "measure"]
+__all__ = [
+    "MIN_SPEEDUP",
+    "PROCESS_MARGIN",
+    "ROUNDS",
+    "SHORT_CALL",
+    "Advice",
+    "Recommendation",
+    "Timings",
+    "advise",
+    "decide",
+    "measure",
+]
 
 PROCESS_MARGIN = 0.8
-"""Processes are advised when their time is below this fraction of the threads' time."""
-ROUNDS = 2
-"""Runs of each pool, interleaved; the best of each counts (other load only slows a run)."""
+"""Processes are advised over threads when their time is below this fraction of the threads'."""
+MIN_SPEEDUP = 1.2
+"""A pool must run the work this many times as fast as the plain loop to be advised at all."""
+SHORT_CALL = 2e-3
+"""Calls shorter than this (seconds) are too small for a task each: batch them."""
+GIL_RELEASED = 1.3
+"""Threads that kept more than this many CPUs busy at once computed in parallel."""
+ROUNDS = 3
+"""Interleaved rounds of serial, threads and processes (after a warm-up round)."""
+
+Recommendation = Literal["processes", "threads", "serial", "batch"]
 
 
 @attrs.frozen
@@ -42,28 +77,41 @@ class Advice:
     """What :func:`advise` measured and concluded.
 
     Attributes:
-        model: :data:`~concurrency_kit.PROCESS` or :data:`~concurrency_kit.THREAD`.
+        recommendation: ``"processes"``, ``"threads"``, ``"serial"`` (no pool beat the plain
+            loop) or ``"batch"`` (each call is too short for a task of its own: give each task
+            more work, such as ``map(..., chunksize=...)``, and measure again).
+        model: :data:`~concurrency_kit.PROCESS` or :data:`~concurrency_kit.THREAD` for a pool
+            recommendation; ``None`` for ``"serial"`` and ``"batch"``.
         workers: the number of workers of each pool.
         items: how many inputs were run.
-        serial_seconds: the plain loop's wall time.
-        serial_cpu_fraction: its CPU time over its wall time (near 1: CPU-bound; near 0: the
-            function mostly waits).
-        thread_seconds: ``ThreadPool.map`` on a warm pool (the best of two runs).
-        process_seconds: ``ProcessPool.map`` on a warm pool (the best of two runs).
+        serial_seconds: the plain loop's wall time (median of the rounds).
+        serial_cpu_fraction: the process's CPU time over wall time, serially (near 1:
+            CPU-bound; near 0: the function mostly waits).
+        thread_cpu_cores: the process's CPU time over wall time on the thread pool: how many
+            CPUs the threads kept busy at once (above about 1.3: the function releases the GIL);
+            ``None`` if not measured.
+        thread_seconds: ``ThreadPool.map`` on a warm pool (median of the rounds).
+        process_seconds: ``ProcessPool.map`` on a warm pool (median of the rounds).
         process_startup_seconds: starting the process pool and its workers (paid once).
+        cores: the cores usable by this process when it measured.
         reasons: the conclusion in plain words, each naming the table rows it rests on.
+        warnings: measurement errors and doubts (a speed-up the cores cannot give, ...).
         rows: the keys of those rows.
     """
 
-    model: Model
+    recommendation: Recommendation
+    model: Model | None
     workers: int
     items: int
     serial_seconds: float
     serial_cpu_fraction: float
+    thread_cpu_cores: float | None
     thread_seconds: float
     process_seconds: float
     process_startup_seconds: float
+    cores: int
     reasons: tuple[str, ...]
+    warnings: tuple[str, ...]
     rows: tuple[str, ...]
 
     @property
@@ -76,6 +124,16 @@ class Advice:
         """Serial time over the process pool's time (``inf`` if it took no measurable time)."""
         return _ratio(self.serial_seconds, self.process_seconds)
 
+    @property
+    def headline(self) -> str:
+        """The advice in a few words: ``"use processes"``, ``"run it serially"``, ..."""
+        return {
+            "processes": "use processes",
+            "threads": "use threads",
+            "serial": "run it serially",
+            "batch": "batch more work per task",
+        }[self.recommendation]
+
 
 @attrs.frozen
 class Timings:
@@ -83,10 +141,13 @@ class Timings:
 
     Attributes:
         serial_seconds: the plain loop's wall time.
-        serial_cpu_seconds: the CPU time the plain loop used.
-        thread_seconds: ``ThreadPool.map`` on a warm pool (the best of :data:`ROUNDS` runs).
-        process_seconds: ``ProcessPool.map`` on a warm pool (the best of :data:`ROUNDS` runs).
+        serial_cpu_seconds: the CPU time the process used meanwhile.
+        thread_seconds: ``ThreadPool.map`` on a warm pool.
+        process_seconds: ``ProcessPool.map`` on a warm pool.
         process_startup_seconds: starting the process pool and its workers.
+        thread_cpu_seconds: the CPU time the process used during ``thread_seconds`` (all its
+            threads); ``None`` if not measured.
+        cores: the cores usable by this process (0: unknown, taken as the worker count).
     """
 
     serial_seconds: float
@@ -94,6 +155,8 @@ class Timings:
     thread_seconds: float
     process_seconds: float
     process_startup_seconds: float
+    thread_cpu_seconds: float | None = None
+    cores: int = 0
 
 
 def _ratio(a: float, b: float) -> float:
@@ -109,10 +172,18 @@ def _noop() -> None:
 
 def _time_map(
     pool: ThreadPool | ProcessPool, fn: Callable[[Any], object], items: list[Any]
-) -> float:
-    start = time.perf_counter()
+) -> tuple[float, float]:
+    """Wall and process CPU seconds of ``pool.map(fn, items)``."""
+    wall, cpu = time.perf_counter(), time.process_time()
     list(pool.map(fn, items, chunksize=1))
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _time_serial(fn: Callable[[Any], object], items: list[Any]) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    for item in items:
+        fn(item)
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def _check_workers(workers: int | None) -> int:
@@ -132,10 +203,13 @@ def advise(
     ``fn`` must be picklable for the process pool (a module-level function; cloudpickle also
     takes lambdas and functions defined in ``__main__``), and ``inputs`` should take at least a
     few tenths of a second serially for the figures to mean much. Each run calls ``fn`` on every
-    input, so ``fn`` runs five times per input in all (once serially, twice in each pool).
+    input: a warm-up run serially and on each pool, then :data:`ROUNDS` interleaved rounds of
+    all three, so ``fn`` runs twelve times per input in all.
 
-    The advice is only as good as the figures: other load on the machine while it measures
-    can change the verdict of a close call (the reasons give the figures).
+    The advice never names a pool that was not faster than the plain loop: it says "serial"
+    or "batch" instead. Other load on the machine while it measures can change a close call
+    (the reasons give the figures); a speed-up that the cores cannot give is reported in
+    :attr:`Advice.warnings` as a measurement error and not acted on.
 
     Args:
         fn: the function to run, one call per input.
@@ -154,17 +228,12 @@ def advise(
 
 
 def measure(fn: Callable[[Any], object], items: list[Any], *, workers: int) -> Timings:
-    """Time ``fn`` over ``items``: serially, then on warm thread and process pools, interleaved.
+    """Time ``fn`` over ``items``: serially and on warm thread and process pools, interleaved.
 
     Raises:
-        Exception: whatever ``fn`` raises, from the serial run.
+        Exception: whatever ``fn`` raises, from the first (serial, warm-up) run.
     """
-    wall, cpu = time.perf_counter(), time.process_time()
-    for item in items:
-        fn(item)
-    serial = time.perf_counter() - wall
-    serial_cpu = time.process_time() - cpu
-
+    _time_serial(fn, items)  # warm-up, and fn's own errors surface here, plainly
     start = time.perf_counter()
     with ThreadPool(workers) as threads, ProcessPool(workers) as processes:
         for future in [processes.submit(_noop) for _ in range(workers)]:
@@ -172,105 +241,178 @@ def measure(fn: Callable[[Any], object], items: list[Any], *, workers: int) -> T
         startup = time.perf_counter() - start
         for future in [threads.submit(_noop) for _ in range(workers)]:
             future.result()
-        thread_times, process_times = [], []
-        for _ in range(ROUNDS):  # interleaved, so that a burst of other load hits both
-            thread_times.append(_time_map(threads, fn, items))
-            process_times.append(_time_map(processes, fn, items))
+        runs: dict[str, Callable[[], tuple[float, float]]] = {
+            "serial": lambda: _time_serial(fn, items),
+            "threads": lambda: _time_map(threads, fn, items),
+            "processes": lambda: _time_map(processes, fn, items),
+        }
+        found: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+        names = list(runs)
+        runs["processes"]()  # warm-up: the workers import fn's module
+        runs["threads"]()
+        for index in range(ROUNDS):  # rotating order: a burst of load hits every way
+            order = names[index % 3 :] + names[: index % 3]
+            for name in order:
+                found[name].append(runs[name]())
+
+    def median(name: str, which: int) -> float:
+        return float(statistics.median(sample[which] for sample in found[name]))
+
     return Timings(
-        serial_seconds=serial,
-        serial_cpu_seconds=serial_cpu,
-        thread_seconds=min(thread_times),
-        process_seconds=min(process_times),
+        serial_seconds=median("serial", 0),
+        serial_cpu_seconds=median("serial", 1),
+        thread_seconds=median("threads", 0),
+        process_seconds=median("processes", 0),
         process_startup_seconds=startup,
+        thread_cpu_seconds=median("threads", 1),
+        cores=usable_cores(),
     )
 
 
 def decide(timings: Timings, *, workers: int, items: int) -> Advice:
-    """Conclude from ``timings`` (a pure function: no clock, no pool): the model and why.
-
-    Processes are advised when their time is below :data:`PROCESS_MARGIN` of the threads';
-    otherwise (a tie included) threads, which are cheaper to start, feed and keep.
+    """Conclude from ``timings`` (a pure function: no clock, no pool): what to use and why.
 
     Args:
         timings: the figures, measured by :func:`measure` or made up.
-        workers: the number of workers of each pool, for the record.
-        items: the number of inputs, for the record.
+        workers: the number of workers of each pool.
+        items: the number of inputs.
 
     Raises:
         ValueError: a figure is negative or not finite.
     """
     for field in attrs.fields(Timings):
         value = getattr(timings, field.name)
+        if value is None:
+            continue
         if not math.isfinite(value) or value < 0:
             raise ValueError(f"{field.name} must be a finite number >= 0, got {value!r}")
     serial = timings.serial_seconds
     cpu_fraction = min(1.0, timings.serial_cpu_seconds / serial) if serial > 0 else 0.0
     thread_time, process_time = timings.thread_seconds, timings.process_seconds
-    model = PROCESS if process_time < PROCESS_MARGIN * thread_time else THREAD
-    reasons, rows = _reasons(
-        model, serial, cpu_fraction, thread_time, process_time, timings.process_startup_seconds
+    thread_cores = (
+        timings.thread_cpu_seconds / thread_time
+        if timings.thread_cpu_seconds is not None and thread_time > 0
+        else None
     )
+    gil_released = thread_cores is not None and thread_cores >= GIL_RELEASED
+    cores = timings.cores or workers
+    speedups = {"threads": _ratio(serial, thread_time), "processes": _ratio(serial, process_time)}
+    cpu_bound = cpu_fraction >= 0.5
+    limit = min(workers, cores) if cpu_bound else workers
+    reasons: list[str] = []
+    warnings: list[str] = []
+
+    if cpu_bound:
+        reasons.append(
+            f"Run serially it is CPU-bound: the process used the CPU {cpu_fraction:.0%} of its "
+            f"{serial:.3g} s (Use Cases)."
+        )
+    else:
+        reasons.append(
+            f"Run serially it mostly waits: the process used the CPU only {cpu_fraction:.0%} of "
+            f"its {serial:.3g} s, so pools can overlap the waits (Use Cases)."
+        )
+    if thread_cores is not None:
+        if cpu_bound and gil_released:
+            reasons.append(
+                f"On the thread pool the process kept {thread_cores:.1f} CPUs busy at once: the "
+                "function releases the GIL while it computes (as hashlib, zlib and NumPy do over "
+                "large buffers), so threads run it in parallel without pickling (Definition)."
+            )
+        elif cpu_bound:
+            reasons.append(
+                f"On the thread pool the process kept only {thread_cores:.1f} CPU busy: the "
+                "function holds the GIL (pure Python), so its threads take turns (Definition)."
+            )
+    reasons.append(
+        f"Threads ran it {speedups['threads']:.2g}x as fast as the plain loop, processes "
+        f"{speedups['processes']:.2g}x ({workers} workers each, warm pools, {cores} usable "
+        "cores)."
+    )
+    candidates = []
+    for name, speedup in speedups.items():
+        if speedup > limit * CEILING_TOLERANCE:
+            warnings.append(
+                f"Measurement error: {name} {speedup:.2g}x is more than {limit} "
+                f"{'cores' if cpu_bound else 'workers'} can give; other load probably slowed "
+                "the serial runs. Ignored; measure again on a quieter machine."
+            )
+        elif speedup >= MIN_SPEEDUP:
+            candidates.append(name)
+
+    recommendation: Recommendation
+    if not candidates:
+        per_call = serial / items if items else 0.0
+        if per_call < SHORT_CALL:
+            recommendation = "batch"
+            reasons.append(
+                f"Neither pool beat the loop by {MIN_SPEEDUP:g}x: one call takes "
+                f"{per_call * 1e3:.2g} ms, about what a task costs to hand to a worker and back; "
+                "give each task more work (map's chunksize, or fewer, larger inputs) and "
+                "measure again (Overhead, Communication)."
+            )
+        else:
+            recommendation = "serial"
+            reasons.append(
+                f"Neither pool beat the loop by {MIN_SPEEDUP:g}x, so run it serially"
+                + (
+                    ": the work holds the GIL for threads, and no free core is left for "
+                    "processes on this machine now."
+                    if cpu_bound and not gil_released
+                    else "."
+                )
+            )
+    elif candidates == ["threads"] or (
+        len(candidates) == 2 and not process_time < PROCESS_MARGIN * thread_time
+    ):
+        recommendation = "threads"
+        if "processes" in candidates:
+            reasons.append(
+                f"Processes were {_ratio(thread_time, process_time):.2g}x as fast as threads, "
+                f"short of the {1 / PROCESS_MARGIN:.2g}x it takes to advise them: a thread is "
+                "cheaper to start, to feed and to keep: no pickling, no second interpreter "
+                "(Creation Time, Communication, Overhead)."
+            )
+        else:
+            reasons.append(
+                "Only threads beat the loop clearly; a thread is also cheaper to start, to feed "
+                "and to keep (Creation Time, Communication, Overhead)."
+            )
+    else:
+        recommendation = "processes"
+        if "threads" in candidates:
+            why = f"Processes beat threads by {_ratio(thread_time, process_time):.2g}x"
+        else:
+            why = (
+                "Only processes beat the loop clearly "
+                f"({_ratio(thread_time, process_time):.2g}x as fast as threads)"
+            )
+        if cpu_bound and not gil_released:
+            why += (
+                ": the work holds the GIL, so one thread runs at a time, while each process has "
+                "an interpreter and a GIL of its own (Definition, Use Cases)."
+            )
+        else:
+            why += "; each process has an interpreter of its own (Definition, Use Cases)."
+        reasons.append(why)
+    reasons.append(
+        f"Starting the process pool took {timings.process_startup_seconds:.3g} s, paid once "
+        "(Creation Time)."
+    )
+    model = {"processes": PROCESS, "threads": THREAD}.get(recommendation)
     return Advice(
+        recommendation=recommendation,
         model=model,
         workers=workers,
         items=items,
         serial_seconds=serial,
         serial_cpu_fraction=cpu_fraction,
+        thread_cpu_cores=thread_cores,
         thread_seconds=thread_time,
         process_seconds=process_time,
         process_startup_seconds=timings.process_startup_seconds,
-        reasons=reasons,
-        rows=rows,
+        cores=cores,
+        reasons=tuple(reasons),
+        warnings=tuple(warnings),
+        rows=("use_cases", "definition", "creation_time", "communication", "overhead"),
     )
-
-
-def _reasons(
-    model: Model,
-    serial: float,
-    cpu_fraction: float,
-    thread_time: float,
-    process_time: float,
-    startup: float,
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The conclusion in plain words, and the rows it rests on."""
-    thread_speedup, process_speedup = _ratio(serial, thread_time), _ratio(serial, process_time)
-    reasons = []
-    bound = (
-        "CPU-bound: it kept a CPU busy" if cpu_fraction >= 0.5 else "mostly waiting: it used a CPU"
-    )
-    reasons.append(
-        f"Run serially the function is {bound} {cpu_fraction:.0%} of its {serial:.3g} s "
-        "(Use Cases)."
-    )
-    reasons.append(
-        f"Threads ran it {thread_speedup:.2g}x as fast as the serial loop, processes "
-        f"{process_speedup:.2g}x (warm pools)."
-    )
-    if model is PROCESS:
-        reasons.append(
-            f"Processes beat threads by {_ratio(thread_time, process_time):.2g}x: pure-Python "
-            "work runs one thread at a time under the GIL, while each process has an interpreter "
-            "of its own (Definition, Use Cases)."
-        )
-    elif process_time < thread_time:
-        reasons.append(
-            f"Processes were only {_ratio(thread_time, process_time):.2g}x as fast as threads, "
-            f"short of the {1 / PROCESS_MARGIN:.2g}x it takes to advise them: a thread is cheaper "
-            "to start, to feed and to keep: no pickling, no second interpreter (Creation Time, "
-            "Communication, Overhead)."
-        )
-    else:
-        reasons.append(
-            "Threads are as fast or faster "
-            f"({_ratio(process_time, thread_time):.2g}x the processes' speed), and a thread is "
-            "cheaper to start, to feed and to keep: no pickling, no second interpreter (Creation "
-            "Time, Communication, Overhead)."
-        )
-    reasons.append(f"Starting the process pool took {startup:.3g} s, paid once (Creation Time).")
-    if max(thread_speedup, process_speedup) < 1.1:
-        reasons.append(
-            "Neither pool made it faster than the plain loop: the work per call is too small "
-            "for the cost of a task, or the inputs too few; try larger pieces of work."
-        )
-    rows = ("use_cases", "definition", "creation_time", "communication", "overhead")
-    return tuple(reasons), rows

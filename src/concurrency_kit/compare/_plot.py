@@ -1,33 +1,43 @@
 """``compare --plot``: one small chart per row, process against thread, with the verdict.
 
-The rows' units differ (microseconds, MB/s, MiB, a speed-up), so each row gets its own panel
-with its own axis: two bars, the better one in a stronger colour, the figures written on them
-and the verdict under the title. The chart needs matplotlib, which the ``plot`` extra installs
-(``pip install "concurrency_kit[plot]"``); nothing else in the package imports it.
+The rows' units differ (microseconds, msgs/s, MiB, a speed-up), so each row gets its own
+panel with its own axis, one panel under the other so that the chart stays legible at the width
+of a page: two bars, the figures written on them, whiskers for the interquartile range where
+there were several samples, and the status and the figures that decided it under the title.
+The colours, explained by a legend: the better bar of a decided row dark and the other light;
+both grey when the run could not tell (inconclusive); both neutral when the row is a fact of
+kind, where neither figure is "better". The chart needs matplotlib, which the ``plot`` extra
+installs; nothing else in the package imports it.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import textwrap
 from typing import TYPE_CHECKING
 
-from concurrency_kit.compare._measure import Figure, Measurement
+from concurrency_kit.compare._measure import Figure, Measurement, Spread
 from concurrency_kit.compare._report import Row, format_figure
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["PLOT_FORMATS", "PlotUnavailable", "compare_plot"]
+__all__ = ["PLOT_FORMATS", "PLOT_HINT", "PlotUnavailable", "compare_plot"]
 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
 """The file types ``--plot`` writes, chosen by the path's suffix."""
 
-_BETTER, _WORSE = "#2f6f9f", "#a9c4d9"
-_COLUMNS = 2
-_PANEL_SIZE = (6.8, 2.5)  # inches per panel: wide enough for a wrapped verdict
-_VERDICT_LINES = 4  # the whole verdict is in the text and JSON forms
+PLOT_HINT = (
+    "--plot needs matplotlib, which is not installed: pip install matplotlib "
+    '(or pip install "concurrency_kit[plot]"; in a clone of concurrency_kit, '
+    'pip install -e ".[plot]")'
+)
+"""What to do when matplotlib is missing, for an installed package and for a clone."""
+
+_BETTER, _WORSE, _UNDECIDED, _NEUTRAL = "#2f6f9f", "#a9c4d9", "#b0b0b0", "#c9b27c"
+_PANEL_SIZE = (8.0, 2.1)  # inches per panel: one column, legible at page width
+_VERDICT_LINES = 3  # the whole verdict is in the text and JSON forms
+_WRAP = 88
 
 
 class PlotUnavailable(RuntimeError):
@@ -57,29 +67,38 @@ def compare_plot(rows: list[Row], path: str | os.PathLike[str]) -> None:
         matplotlib.use("Agg")  # files only: never open a window, never need a display
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise PlotUnavailable(
-            'plotting needs matplotlib: pip install "concurrency_kit[plot]"'
-        ) from exc
+        raise PlotUnavailable(PLOT_HINT) from exc
+    from matplotlib.patches import Patch
 
-    panel_rows = math.ceil(len(rows) / _COLUMNS)
     figure, axes_grid = plt.subplots(
-        panel_rows,
-        _COLUMNS,
-        figsize=(_PANEL_SIZE[0] * _COLUMNS, _PANEL_SIZE[1] * panel_rows),
+        len(rows),
+        1,
+        figsize=(_PANEL_SIZE[0], _PANEL_SIZE[1] * len(rows) + 1.0),
         squeeze=False,
     )
     try:
-        panels = [axes for line in axes_grid for axes in line]
-        for axes, row in zip(panels, rows, strict=False):  # spare panels are hidden below
+        panels = [line[0] for line in axes_grid]
+        for axes, row in zip(panels, rows, strict=True):
             if row.measurement is None:
                 _draw_unmeasured(axes, row)
             else:
                 _draw_measured(axes, row.aspect.title, row.measurement)
-        for axes in panels[len(rows) :]:
-            axes.set_visible(False)
-        figure.suptitle("Processes and threads, measured on this machine", fontsize=13)
-        figure.tight_layout()
-        figure.savefig(path)
+        figure.suptitle("Processes and threads, measured on this machine", fontsize=14)
+        figure.legend(
+            handles=[
+                Patch(color=_BETTER, label="better here"),
+                Patch(color=_WORSE, label="worse here"),
+                Patch(color=_UNDECIDED, label="inconclusive: cannot tell"),
+                Patch(color=_NEUTRAL, label="a fact, neither better"),
+            ],
+            loc="upper center",
+            ncol=4,
+            fontsize=10,
+            frameon=False,
+            bbox_to_anchor=(0.5, 1 - 0.45 / (_PANEL_SIZE[1] * len(rows) + 1.0)),
+        )
+        figure.tight_layout(rect=(0, 0, 1, 1 - 0.8 / (_PANEL_SIZE[1] * len(rows) + 1.0)))
+        figure.savefig(path, dpi=110)
     finally:
         plt.close(figure)
 
@@ -87,9 +106,22 @@ def compare_plot(rows: list[Row], path: str | os.PathLike[str]) -> None:
 def _draw_measured(axes: Axes, title: str, measurement: Measurement) -> None:
     figures = [("process", measurement.process), ("thread", measurement.thread)]
     values = [figure.value for _, figure in figures]
-    winner = _better_index(values, measurement.better)
-    colours = [_BETTER if index == winner else _WORSE for index in range(len(figures))]
+    neutral = not measurement.comparisons
+    if neutral:
+        colours = [_NEUTRAL, _NEUTRAL]
+    elif measurement.status == "inconclusive":
+        colours = [_UNDECIDED, _UNDECIDED]
+    else:
+        winner = _better_index(values, measurement.better)
+        colours = [_BETTER if index == winner else _WORSE for index in range(len(figures))]
     bars = axes.barh([label for label, _ in figures], values, color=colours)
+    spreads = _spreads(measurement)
+    if spreads is not None:
+        lows = [max(0.0, v - s.low) for v, s in zip(values, spreads, strict=True)]
+        highs = [max(0.0, s.high - v) for v, s in zip(values, spreads, strict=True)]
+        axes.errorbar(
+            values, [0, 1], xerr=[lows, highs], fmt="none", ecolor="#333333", capsize=3, lw=1
+        )
     for bar, (_, figure) in zip(bars, figures, strict=True):
         axes.annotate(
             _label(figure),
@@ -97,26 +129,39 @@ def _draw_measured(axes: Axes, title: str, measurement: Measurement) -> None:
             xytext=(4, 0),
             textcoords="offset points",
             va="center",
-            fontsize=7,
+            fontsize=9,
         )
     axes.invert_yaxis()  # process on top, as in the table
-    axes.set_xlim(0, max(max(values), 1e-12) * 2.4)  # room for the labels on the bars
+    top = max(max(values), *(s.high for s in spreads or ()), 1e-12)
+    axes.set_xlim(0, top * 2.6)  # room for the labels on the bars
     axes.set_xticks([])  # the figures are written on the bars
     unit = measurement.process.unit
-    axes.set_xlabel(f"{unit}, {measurement.better} is better", fontsize=8)
-    axes.tick_params(labelsize=8)
-    _title(axes, title, measurement.verdict)
+    axes.set_xlabel(unit if neutral else f"{unit}, {measurement.better} is better", fontsize=9)
+    axes.tick_params(labelsize=10)
+    _title(axes, title, f"{measurement.status}: {measurement.finding}")
+
+
+def _spreads(measurement: Measurement) -> tuple[Spread, Spread] | None:
+    """The first comparison's spreads, when they are the figures drawn and were sampled."""
+    if not measurement.comparisons:
+        return None
+    c = measurement.comparisons[0]
+    if c.unit != measurement.process.unit or max(c.process.n, c.thread.n) < 2:
+        return None
+    return c.process, c.thread
 
 
 def _draw_unmeasured(axes: Axes, row: Row) -> None:
     axes.set_axis_off()
-    axes.text(0.5, 0.4, f"not measured: {row.error}", ha="center", va="center", fontsize=8)
+    axes.text(0.5, 0.4, f"not measured: {row.error}", ha="center", va="center", fontsize=10)
     _title(axes, row.aspect.title, "")
 
 
 def _title(axes: Axes, title: str, verdict: str) -> None:
-    lines = textwrap.wrap(verdict, 95, max_lines=_VERDICT_LINES, placeholder=" ...")
-    axes.set_title("\n".join([title, *lines]), fontsize=8, loc="left")
+    lines = textwrap.wrap(verdict, _WRAP, max_lines=_VERDICT_LINES, placeholder=" ...")
+    axes.set_title(title, fontsize=12, loc="left", fontweight="bold", pad=4 + 12 * len(lines))
+    if lines:
+        axes.text(0.0, 1.02, "\n".join(lines), transform=axes.transAxes, fontsize=9, va="bottom")
 
 
 def _better_index(values: list[float], better: str) -> int | None:
