@@ -41,7 +41,12 @@ from typing import Any, Literal
 
 import attrs
 
-from concurrency_kit.compare._measure import CEILING_TOLERANCE, usable_cores
+from concurrency_kit.compare._measure import (
+    CEILING_TOLERANCE,
+    LoadMeter,
+    machine_busy,
+    usable_cores,
+)
 from concurrency_kit.models import PROCESS, THREAD, Model
 from concurrency_kit.pools import ProcessPool, ThreadPool
 
@@ -64,6 +69,9 @@ MIN_SPEEDUP = 1.2
 """A pool must run the work this many times as fast as the plain loop to be advised at all."""
 SHORT_CALL = 2e-3
 """Calls shorter than this (seconds) are too small for a task each: batch them."""
+CPU_BOUND = 0.3
+"""Serially, a process CPU time over wall time at or above this is CPU-bound work (a loaded
+machine lowers it: a CPU-bound call also waits for a core there); below, it mostly waits."""
 GIL_RELEASED = 1.3
 """Threads that kept more than this many CPUs busy at once computed in parallel."""
 ROUNDS = 3
@@ -148,6 +156,7 @@ class Timings:
         thread_cpu_seconds: the CPU time the process used during ``thread_seconds`` (all its
             threads); ``None`` if not measured.
         cores: the cores usable by this process (0: unknown, taken as the worker count).
+        busy: why the machine was too busy for steady figures while measuring, or ``None``.
     """
 
     serial_seconds: float
@@ -157,6 +166,7 @@ class Timings:
     process_startup_seconds: float
     thread_cpu_seconds: float | None = None
     cores: int = 0
+    busy: str | None = None
 
 
 def _ratio(a: float, b: float) -> float:
@@ -234,6 +244,8 @@ def measure(fn: Callable[[Any], object], items: list[Any], *, workers: int) -> T
         Exception: whatever ``fn`` raises, from the first (serial, warm-up) run.
     """
     _time_serial(fn, items)  # warm-up, and fn's own errors surface here, plainly
+    meter = LoadMeter()
+    meter.start()
     start = time.perf_counter()
     with ThreadPool(workers) as threads, ProcessPool(workers) as processes:
         for future in [processes.submit(_noop) for _ in range(workers)]:
@@ -255,6 +267,9 @@ def measure(fn: Callable[[Any], object], items: list[Any], *, workers: int) -> T
             for name in order:
                 found[name].append(runs[name]())
 
+    cores = usable_cores()
+    busy = machine_busy(meter.stop(), cores)
+
     def median(name: str, which: int) -> float:
         return float(statistics.median(sample[which] for sample in found[name]))
 
@@ -265,7 +280,8 @@ def measure(fn: Callable[[Any], object], items: list[Any], *, workers: int) -> T
         process_seconds=median("processes", 0),
         process_startup_seconds=startup,
         thread_cpu_seconds=median("threads", 1),
-        cores=usable_cores(),
+        cores=cores,
+        busy=busy,
     )
 
 
@@ -282,7 +298,7 @@ def decide(timings: Timings, *, workers: int, items: int) -> Advice:
     """
     for field in attrs.fields(Timings):
         value = getattr(timings, field.name)
-        if value is None:
+        if value is None or isinstance(value, str):
             continue
         if not math.isfinite(value) or value < 0:
             raise ValueError(f"{field.name} must be a finite number >= 0, got {value!r}")
@@ -297,7 +313,7 @@ def decide(timings: Timings, *, workers: int, items: int) -> Advice:
     gil_released = thread_cores is not None and thread_cores >= GIL_RELEASED
     cores = timings.cores or workers
     speedups = {"threads": _ratio(serial, thread_time), "processes": _ratio(serial, process_time)}
-    cpu_bound = cpu_fraction >= 0.5
+    cpu_bound = cpu_fraction >= CPU_BOUND
     limit = min(workers, cores) if cpu_bound else workers
     reasons: list[str] = []
     warnings: list[str] = []
@@ -347,7 +363,7 @@ def decide(timings: Timings, *, workers: int, items: int) -> Advice:
             recommendation = "batch"
             reasons.append(
                 f"Neither pool beat the loop by {MIN_SPEEDUP:g}x: one call takes "
-                f"{per_call * 1e3:.2g} ms, about what a task costs to hand to a worker and back; "
+                f"{per_call * 1e6:,.3g} us, less than a task costs to hand to a worker and back; "
                 "give each task more work (map's chunksize, or fewer, larger inputs) and "
                 "measure again (Overhead, Communication)."
             )
@@ -366,12 +382,18 @@ def decide(timings: Timings, *, workers: int, items: int) -> Advice:
         len(candidates) == 2 and not process_time < PROCESS_MARGIN * thread_time
     ):
         recommendation = "threads"
-        if "processes" in candidates:
+        if "processes" in candidates and process_time < thread_time:
             reasons.append(
                 f"Processes were {_ratio(thread_time, process_time):.2g}x as fast as threads, "
                 f"short of the {1 / PROCESS_MARGIN:.2g}x it takes to advise them: a thread is "
                 "cheaper to start, to feed and to keep: no pickling, no second interpreter "
                 "(Creation Time, Communication, Overhead)."
+            )
+        elif "processes" in candidates:
+            reasons.append(
+                f"Threads were as fast or faster ({_ratio(process_time, thread_time):.2g}x the "
+                "processes' speed), and a thread is cheaper to start, to feed and to keep: no "
+                "pickling, no second interpreter (Creation Time, Communication, Overhead)."
             )
         else:
             reasons.append(
@@ -399,6 +421,11 @@ def decide(timings: Timings, *, workers: int, items: int) -> Advice:
         f"Starting the process pool took {timings.process_startup_seconds:.3g} s, paid once "
         "(Creation Time)."
     )
+    if timings.busy:
+        warnings.append(
+            f"The machine was busy while measuring ({timings.busy}): the figures, and so "
+            "the advice, may differ on a quiet machine."
+        )
     model = {"processes": PROCESS, "threads": THREAD}.get(recommendation)
     return Advice(
         recommendation=recommendation,
