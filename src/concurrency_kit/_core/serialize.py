@@ -4,6 +4,15 @@ Calls and their arguments are pickled with cloudpickle, so lambdas, closures and
 defined in ``__main__`` cross into any start method. Results go back with the C pickler first
 and fall back to cloudpickle only when that fails (a result that is itself a lambda, say).
 
+A function pickled by value keeps its file name: cloudpickle (3.1+) replaces the
+``co_filename`` of every code object it pickles by ``"<dynamic-code>"``, to make its pickles
+the same wherever the function was defined, and a traceback in the worker then said
+``File "<dynamic-code>", line 14`` with no source line (issue 21). Our pickler
+(:class:`_Pickler`) pickles code objects with :mod:`marshal` instead, which keeps every field,
+the file name included, and the code objects nested in them: the worker's traceback names
+the file and line, and :mod:`linecache` prints the source line where the file is readable.
+Marshal's format is the running Python's, as cloudpickle's code pickles already require.
+
 Exceptions travel with their traceback text: :class:`ExceptionWithTraceback` pickles the
 exception together with the formatted traceback, and on arrival the exception is rebuilt with a
 :class:`~concurrency_kit.errors.RemoteTraceback` chained as ``__cause__`` (the same shape as
@@ -14,10 +23,14 @@ traceback, so the caller still learns what went wrong.
 
 from __future__ import annotations
 
+import io
+import marshal
 import pickle
 import traceback
+import types
+from collections import ChainMap
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import cloudpickle
 
@@ -26,9 +39,29 @@ from concurrency_kit.errors import RemoteTraceback, SerializationError
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
+def _reduce_code(code: types.CodeType) -> tuple[Callable[[bytes], Any], tuple[bytes]]:
+    """Pickle a code object whole, its file name included (see the module docstring)."""
+    return marshal.loads, (marshal.dumps(code),)
+
+
+class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
+    """cloudpickle's pickler, keeping the file name of code objects (the module docstring)."""
+
+    dispatch_table: ClassVar[ChainMap[Any, Any]] = ChainMap(
+        {types.CodeType: _reduce_code}, cloudpickle.Pickler.dispatch_table
+    )
+
+
+def _cloudpickle(obj: object, protocol: int, buffer_callback: Any = None) -> bytes:
+    """``cloudpickle.dumps`` through :class:`_Pickler`."""
+    with io.BytesIO() as file:
+        _Pickler(file, protocol=protocol, buffer_callback=buffer_callback).dump(obj)
+        return file.getvalue()
+
+
 def dumps(obj: object) -> bytes:
     """Pickle ``obj`` with cloudpickle (by value where plain pickle would need an import)."""
-    return cloudpickle.dumps(obj, protocol=PROTOCOL)  # type: ignore[no-any-return]
+    return _cloudpickle(obj, PROTOCOL)
 
 
 def dumps_fast(obj: object) -> bytes:
@@ -69,7 +102,7 @@ def dumps_out_of_band(value: object, purpose: str) -> tuple[bytes, list[pickle.P
     except Exception:
         buffers.clear()
     try:
-        data = cloudpickle.dumps(value, 5, buffer_callback=buffers.append)
+        data = _cloudpickle(value, 5, buffers.append)
     except Exception as exc:
         raise SerializationError(
             f"cannot pickle {short_repr(value)} {purpose}: {type(exc).__name__}: {exc}"
