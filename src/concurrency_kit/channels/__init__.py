@@ -2,11 +2,13 @@
 
 ``thread.py`` passes references through a deque; ``process.py`` passes pickled items through
 a packet-mode pipe and a shared-memory store. ``_base.py`` holds what both share, and
-``_select.py`` the :func:`select` that waits on channels of either model.
+``_select.py`` the :func:`select` that waits on channels of either model; ``_async.py`` the
+async face of both (``asend``, ``arecv``, ``async for``, :func:`aselect`).
 """
 
 from __future__ import annotations
 
+from concurrency_kit.channels._async import aselect
 from concurrency_kit.channels._base import DEFAULT_CAPACITY, ChannelStatistics
 from concurrency_kit.channels._select import select
 from concurrency_kit.channels.process import DEFAULT_SHARED_MEMORY_SIZE, ProcessChannel
@@ -18,5 +20,6 @@ __all__ = [
     "ChannelStatistics",
     "ProcessChannel",
     "ThreadChannel",
+    "aselect",
     "select",
 ]

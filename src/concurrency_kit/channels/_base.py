@@ -13,7 +13,7 @@ system call is ever handed more than :func:`~concurrency_kit._core.deadline.wait
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any, ClassVar, Generic, TypeVar
 
 import attrs
@@ -82,8 +82,12 @@ class ChannelBase(Generic[T]):
 
     __slots__ = ()
     _select_by_fd: ClassVar[bool] = False  # True: _select_arm returns fds to poll
+    _room_by_waker: ClassVar[bool] = False  # True: _room_arm wakes a sender waiting for room
 
     def send(self, item: T, timeout: float | None = None) -> None:
+        raise NotImplementedError  # pragma: no cover - each model implements it
+
+    def send_nowait(self, item: T) -> None:
         raise NotImplementedError  # pragma: no cover - each model implements it
 
     def recv(self, timeout: float | None = None) -> T:
@@ -137,6 +141,46 @@ class ChannelBase(Generic[T]):
             except ChannelClosed:
                 return
 
+    # the async face (channels/_async.py) ---------------------------------------------------
+
+    async def asend(self, item: T, timeout: float | None = None) -> None:
+        """Send ``item``, awaiting room while the channel is full (at most ``timeout`` s).
+
+        Runs on asyncio or trio and waits without a thread. Cancelled, it has put nothing: the
+        item is sent only by the synchronous step that returns. On a rendezvous
+        (``capacity=0``) it returns once a receiver that was waiting has been handed the item
+        (if that receiver is cancelled in turn, the item waits for the next receiver). A
+        :class:`~concurrency_kit.ProcessChannel` that is full is polled (every 2 ms at most).
+
+        Raises:
+            ChannelClosed: the channel is closed (or was closed while this call waited).
+            ChannelTimeout: ``timeout`` seconds passed first (the item was not sent).
+        """
+        from concurrency_kit.channels._async import send
+
+        await send(self, item, timeout)
+
+    async def arecv(self, timeout: float | None = None) -> T:
+        """Take the next item, awaiting one at most ``timeout`` seconds.
+
+        Runs on asyncio or trio and waits without a thread (a process channel's pipe is
+        watched by the event loop). Cancelled, it has taken nothing. Like
+        :meth:`asyncio.Queue.get`, a call that finds an item returns it without suspending.
+
+        Raises:
+            ChannelClosed: the channel is closed and every item has been received.
+            ChannelTimeout: no item came within ``timeout`` seconds.
+        """
+        from concurrency_kit.channels._async import receive
+
+        return (await receive((self,), timeout, False))[1]  # type: ignore[no-any-return]
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        """``async for item in channel``: items as they come, until closed and drained."""
+        from concurrency_kit.channels._async import AsyncItems
+
+        return AsyncItems(self)
+
     def __enter__(self) -> Any:
         return self
 
@@ -163,3 +207,17 @@ class ChannelBase(Generic[T]):
     def _select_disarm(self, waker: Any) -> None:
         """Undo :meth:`_select_arm`."""
         raise NotImplementedError  # pragma: no cover - each model implements it
+
+    # asend() hooks ---------------------------------------------------------------------------
+
+    def _send_try(self, item: T) -> None:
+        """Send ``item`` now or raise ChannelFull (or ChannelClosed): what ``asend`` tries."""
+        self.send_nowait(item)
+
+    def _room_arm(self, waker: Any) -> None:  # only where _room_by_waker
+        """Ask to be woken, by ``waker.wake()``, when a send may find room."""
+        raise NotImplementedError  # pragma: no cover - only if _room_by_waker
+
+    def _room_disarm(self, waker: Any) -> None:
+        """Undo :meth:`_room_arm`."""
+        raise NotImplementedError  # pragma: no cover - only if _room_by_waker

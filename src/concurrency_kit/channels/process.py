@@ -468,6 +468,17 @@ class ProcessChannel(ChannelBase[T]):
         """
         self._send(item, None, wait=False)
 
+    def _send_try(self, item: T) -> None:
+        """``asend``'s look: ``send_nowait``, through ``send``'s fast path where it applies
+        (a send with ``timeout=0`` on a buffered channel sends now or raises, never waits)."""
+        if self._capacity_value == 0:
+            self._send(item, None, wait=False)
+            return
+        try:
+            self.send(item, 0)
+        except ChannelTimeout:
+            raise ChannelFull(f"channel {self.name!r} is full") from None
+
     def _send(
         self, item: Any, deadline: float | None, *, wait: bool, data: bytes | None = None
     ) -> None:

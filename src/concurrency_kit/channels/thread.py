@@ -328,6 +328,8 @@ class ThreadChannel(ChannelBase[T]):
         waiter.acquire()
         wake = waiter.release
         sleepers.append(wake)
+        if self._capacity == 0 and sleepers is self._receivers and self._senders:
+            self._senders.popleft()()  # an async rendezvous send waits for a receiver
         lock = self._lock
         lock.release()
         try:
@@ -379,6 +381,8 @@ class ThreadChannel(ChannelBase[T]):
     def _select_arm(self, waker: Any) -> tuple[int, ...]:
         with self._lock:
             self._receivers.append(waker.wake)
+            if self._capacity == 0 and self._senders:
+                self._senders.popleft()()  # an async rendezvous send waits for a receiver
         return ()
 
     def _select_disarm(self, waker: Any) -> None:
@@ -390,3 +394,27 @@ class ThreadChannel(ChannelBase[T]):
                 # channel: hand the wake-up on so no sleeping receiver misses this item.
                 if (self._items or self._offers) and self._receivers:
                     self._receivers.popleft()()
+
+    # asend() -------------------------------------------------------------------------------
+
+    _room_by_waker = True
+
+    def _room_arm(self, waker: Any) -> None:
+        """Queue ``waker`` with the sleeping senders: a receive (on a rendezvous: a receiver
+        that starts waiting) or ``close()`` wakes it."""
+        with self._lock:
+            self._senders.append(waker.wake)
+
+    def _room_disarm(self, waker: Any) -> None:
+        with self._lock:
+            try:
+                self._senders.remove(waker.wake)
+            except ValueError:
+                # Woken, and maybe cancelled before it could send: hand the wake-up on to the
+                # next sender if the room is still there.
+                if self._capacity == 0:
+                    room = len(self._receivers) > len(self._offers)
+                else:
+                    room = len(self._items) < self._room
+                if room and self._senders:
+                    self._senders.popleft()()

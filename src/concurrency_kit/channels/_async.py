@@ -1,0 +1,208 @@
+"""The async face of both channels: ``asend``, ``arecv``, ``async for`` and :func:`aselect`.
+
+Written once for both models, over the hooks ``select`` already uses (``_select_try``,
+``_select_arm``, ``_select_disarm``) and two for senders (``_room_arm``, ``_room_disarm``),
+with the event-loop side in :mod:`concurrency_kit._core.aio`::
+
+    take now (synchronous) ── got one ── return
+        └ nothing ── arm (a waker; a process channel's fds are watched by the loop)
+                     ── take again ── got one ── disarm, return
+                          └ nothing ── await the waker (or the deadline) ── disarm ── loop
+
+The only await is the wait, and the take is synchronous, so a cancelled ``arecv`` has taken
+nothing, and a cancelled ``asend`` has put nothing: an item is either in the channel or in the
+caller's hands. ``disarm`` runs in a ``finally``; a wake-up that reached a task cancelled
+before it could use it is handed on (``ThreadChannel._select_disarm``, ``aio.unwatch``).
+
+Sending: a :class:`~concurrency_kit.ThreadChannel` wakes an async sender like a sleeping
+one when room comes (on a rendezvous: when a receiver starts waiting). A
+:class:`~concurrency_kit.ProcessChannel`'s senders wait for room on a futex, which an event
+loop cannot watch, so an async send to a full process channel polls ``send_nowait`` with a
+bounded backoff (:class:`~concurrency_kit._core.aio.Backoff`: at most 2 ms late).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from concurrency_kit._core import aio
+from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining
+from concurrency_kit._core.monitor import SLICE_SECONDS
+from concurrency_kit.errors import ChannelClosed, ChannelFull, ChannelTimeout
+
+__all__ = ["AsyncItems", "aselect", "receive", "send"]
+
+_clock = time.perf_counter
+_sched_yield = os.sched_yield
+_SPIN_SECONDS = 20e-6
+"""How long a receive looks again (yielding to the loop between looks) before it arms and
+sleeps: about what sleeping in the loop's poll and being woken costs (see process.py)."""
+
+_ITEMS_PER_YIELD = 64
+"""``async for`` lets the event loop run at least once per this many items taken at once."""
+
+
+def _try_one(channel: Any) -> tuple[Any, Any] | None:
+    ready, item = channel._select_try()  # raises the channel's own ChannelClosed
+    return (channel, item) if ready else None
+
+
+def _try_all(order: tuple[Any, ...]) -> tuple[Any, Any] | None:
+    still_open = 0
+    for channel in order:
+        try:
+            ready, item = channel._select_try()
+        except ChannelClosed:
+            continue
+        still_open += 1
+        if ready:
+            return channel, item
+    if not still_open:
+        raise ChannelClosed("every channel given to aselect() is closed and drained")
+    return None
+
+
+async def receive(order: tuple[Any, ...], timeout: float | None, many: bool) -> tuple[Any, Any]:
+    """Take an item from the first of ``order`` to have one: ``(channel, item)``."""
+    deadline = deadline_after(check_timeout(timeout))
+    look = _try_all if many else _try_one
+    arg: Any = order if many else order[0]
+    spin = True
+    while True:
+        found = look(arg)
+        if found is not None:
+            return found
+        left = remaining(deadline)
+        if left != 0 and spin:
+            # A busy peer is usually about to answer: look again a few times for up to
+            # _SPIN_SECONDS, yielding to the event loop between looks (other tasks run; the
+            # loop is not held), before arming and sleeping in the loop's poll.
+            spin = False
+            end = _clock() + _SPIN_SECONDS
+            while True:
+                _sched_yield()  # on a busy machine, the peer may need this CPU to answer
+                await aio.checkpoint()
+                found = look(arg)
+                if found is not None:
+                    return found
+                if _clock() >= end:
+                    break
+            left = remaining(deadline)
+        if left == 0:
+            if many:
+                raise ChannelTimeout("aselect timed out: no channel had an item")
+            raise ChannelTimeout(f"recv timed out: channel {order[0].name!r} stayed empty")
+        waker = aio.make_waker()
+        armed: list[Any] = []
+        watched: list[int] = []
+        try:
+            for channel in order:
+                fds = channel._select_arm(waker)
+                armed.append(channel)
+                for fd in fds:
+                    aio.watch(fd, waker)
+                    watched.append(fd)
+            found = look(arg)
+            if found is not None:
+                return found
+            if any(channel.closed for channel in order):
+                # a closed process channel may still get a send in flight, from a live
+                # process or a dead one (found by the next look): wait in slices
+                left = SLICE_SECONDS if left is None else min(left, SLICE_SECONDS)
+            await waker.wait(left)
+        finally:
+            for fd in watched:
+                aio.unwatch(fd, waker)
+            for channel in armed:
+                channel._select_disarm(waker)
+
+
+async def send(channel: Any, item: Any, timeout: float | None) -> None:
+    """Send ``item`` on ``channel``, waiting (awaiting) while it is full."""
+    deadline = deadline_after(check_timeout(timeout))
+    backoff: aio.Backoff | None = None
+    try_send = channel._send_try
+    while True:
+        try:
+            try_send(item)
+            return
+        except ChannelFull:
+            pass
+        left = remaining(deadline)
+        if left == 0:
+            if channel.capacity == 0:
+                raise ChannelTimeout(
+                    f"send timed out: no receiver took the item on {channel.name!r}"
+                )
+            raise ChannelTimeout(f"send timed out: channel {channel.name!r} stayed full")
+        if not channel._room_by_waker:
+            if backoff is None:
+                backoff = aio.Backoff()
+            await backoff.pause(left)
+            continue
+        waker = aio.make_waker()
+        channel._room_arm(waker)
+        try:
+            try:
+                try_send(item)
+                return
+            except ChannelFull:
+                pass
+            await waker.wait(left)
+        finally:
+            channel._room_disarm(waker)
+
+
+async def aselect(*channels: Any, timeout: float | None = None) -> tuple[Any, Any]:
+    """Await the first of ``channels`` to have an item, take it, return ``(channel, item)``.
+
+    The awaitable :func:`~concurrency_kit.select`: channels may be
+    :class:`~concurrency_kit.ThreadChannel` and :class:`~concurrency_kit.ProcessChannel`
+    mixed; when several are ready one is picked at random, so no channel starves; closed
+    channels are skipped once drained. It waits in the event loop, with no thread: a process
+    channel's pipe is watched by the loop, a thread channel wakes the loop. Cancelled, it has
+    taken nothing.
+
+    Raises:
+        ValueError: no channels were given.
+        TypeError: an argument is not a channel.
+        ChannelClosed: every channel is closed and drained.
+        ChannelTimeout: no item came within ``timeout`` seconds.
+    """
+    from concurrency_kit.channels._base import ChannelBase
+
+    if not channels:
+        raise ValueError("aselect() needs at least one channel")
+    for channel in channels:
+        if not isinstance(channel, ChannelBase):
+            raise TypeError(f"aselect() takes channels, got {type(channel).__name__}")
+    start = random.randrange(len(channels))
+    return await receive(channels[start:] + channels[:start], timeout, True)
+
+
+class AsyncItems(AsyncIterator[Any]):
+    """``async for item in channel``: items as they come, until closed and drained."""
+
+    __slots__ = ("_channel", "_count")
+
+    def __init__(self, channel: Any) -> None:
+        self._channel = channel
+        self._count = 0
+
+    def __aiter__(self) -> AsyncItems:
+        return self
+
+    async def __anext__(self) -> Any:
+        self._count += 1
+        if self._count % _ITEMS_PER_YIELD == 0:
+            # an arecv that finds an item returns without suspending (as asyncio.Queue.get
+            # does): a loop over a channel that never runs dry still lets others run
+            await aio.checkpoint()
+        try:
+            return (await receive((self._channel,), None, False))[1]
+        except ChannelClosed:
+            raise StopAsyncIteration from None
