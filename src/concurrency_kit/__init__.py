@@ -9,7 +9,13 @@ offers the pool API only, on a dask ``distributed`` cluster (the ``cluster`` ext
 from __future__ import annotations
 
 from concurrency_kit._core.exports import fixup_module_metadata
-from concurrency_kit.channels import ChannelStatistics, ProcessChannel, ThreadChannel, select
+from concurrency_kit.channels import (
+    ChannelStatistics,
+    ProcessChannel,
+    ThreadChannel,
+    aselect,
+    select,
+)
 from concurrency_kit.compare import Advice, advise
 from concurrency_kit.errors import (
     BrokenBarrierError,
@@ -218,6 +224,7 @@ __all__ = [
     "WouldBlock",
     "__version__",
     "advise",
+    "aselect",
     "as_completed",
     "current_child",
     "disable_lock_order_checking",
