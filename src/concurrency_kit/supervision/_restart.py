@@ -194,7 +194,7 @@ class SupervisorCore:
             backoff: a delay before each restart of a child that keeps crashing, or ``None``.
             auto_shutdown: :data:`NEVER`, :data:`ANY_SIGNIFICANT` or :data:`ALL_SIGNIFICANT`.
             name: a name for logs and reprs.
-            forward_logs: process children: send the :mod:`logging` records of each child to
+            forward_logs: process children: send the ``logging`` records of each child to
                 this process's loggers, named after the child (``record.processName`` and
                 ``record.worker``: ``"<name>:<child id>"``); ``False`` leaves a child's
                 logging as its start method made it. Thread children log in this process

@@ -77,7 +77,7 @@ def _standby_main(
     the start method and the imports; the supervisor sends it its name, its child's id and
     target, and the level for its logs, when a child starts, so a crashed child is replaced in
     about a millisecond. From then on the process is named after its child (see
-    :func:`_become`), and its :mod:`logging` records go to the supervisor's
+    :func:`_become`), and its ``logging`` records go to the supervisor's
     :class:`~concurrency_kit._core.worker_logs.LogForwarder` (``log_sink``; ``None`` when the
     supervisor does not forward logs).
     """
@@ -120,7 +120,7 @@ _COMM_LENGTH = 15  # the kernel keeps this many bytes of a task's name (TASK_COM
 def _become(name: str, child_id: str) -> None:
     """Name this process after the child it has become (in the child).
 
-    ``multiprocessing.current_process().name`` (what :mod:`logging` records as
+    ``multiprocessing.current_process().name`` (what ``logging`` records as
     ``processName``) becomes ``name``, ``"<supervisor>:<child id>"``, as the parent's
     ``Process`` object has it; and the kernel's name of the process (``/proc/self/comm``,
     what ``ps -o comm``, ``top`` and ``pgrep`` show) becomes the child id, cut to 15 bytes.
@@ -434,7 +434,7 @@ class ProcessSupervisor(SupervisorCore):
     rest, within the restart intensity). Children are stopped with SIGTERM (which
     :func:`~concurrency_kit.current_child` reports as a stop request), then SIGKILL after
     their ``shutdown`` time; they exit by themselves if the supervising process dies. What
-    a child logs with :mod:`logging` is handled by the supervising process's loggers and
+    a child logs with ``logging`` is handled by the supervising process's loggers and
     handlers, unless ``forward_logs=False``. The same API as :class:`ThreadSupervisor`.
 
     Example::
