@@ -18,7 +18,7 @@ EXPORTED = sorted(set(concurrency_kit.__all__) - {"__version__"})
 
 # Public attributes only one model has, by design (DESIGN.md: "a clearly named process-only
 # keyword"). Everything else must match between the Process* and Thread* class of a field.
-PROCESS_ONLY = {"start_method", "shared_memory_size"}
+PROCESS_ONLY = {"start_method", "shared_memory_size", "max_memory_per_worker"}
 
 
 def test_all_is_exactly_the_public_names() -> None:

@@ -71,8 +71,9 @@ from concurrency_kit.errors import (
     SerializationError,
     TaskTimeoutError,
     WorkerCrashedError,
+    WorkerMemoryError,
 )
-from concurrency_kit.pools import _frames
+from concurrency_kit.pools import _frames, _memory
 from concurrency_kit.pools._base import (
     PoolBase,
     PoolFuture,
@@ -96,6 +97,9 @@ HELP_SHORTER_THAN = SHORT_TASK
 """Callers help only while the average task is shorter than this."""
 START_FAILURES_TO_BREAK = 3
 """Workers in a row that die before they are ready before the pool declares itself broken."""
+MEMORY_CHECK_INTERVAL = 0.1
+"""With ``max_memory_per_worker``: how often the dispatcher reads the resident memory of the
+workers that are running a task (each worker is also read after each of its answers)."""
 
 _WAKE, _EVENTS, _SENTINEL, _WRITABLE = range(4)
 _ANSWERS = frozenset({_frames.OK, _frames.ERROR})
@@ -176,6 +180,7 @@ class _Worker:
         "quota",
         "reader",
         "ready",
+        "retiring",
         "running",
         "serial",
         "stop_sent",
@@ -212,10 +217,16 @@ class _Worker:
         self.quota = quota
         self.ready = False
         self.stop_sent = False
+        self.retiring = False  # over the memory limit: told to stop after its current task
         self.kill_reason: str | None = None
 
     def usable(self) -> bool:
-        return not self.stop_sent and self.kill_reason is None and self.quota != 0
+        return (
+            not self.stop_sent
+            and not self.retiring
+            and self.kill_reason is None
+            and self.quota != 0
+        )
 
 
 class _Core:
@@ -228,6 +239,7 @@ class _Core:
         context: Any,  # a multiprocessing context; typeshed's BaseContext lacks Process
         initializer: bytes | None,
         max_tasks: int | None,
+        memory_limit: int | None = None,
     ) -> None:
         self.name = name
         self.max_workers = max_workers
@@ -235,6 +247,8 @@ class _Core:
         self.fork = context.get_start_method() == "fork"
         self.initializer = initializer
         self.max_tasks = max_tasks
+        self.memory_limit = memory_limit
+        self.memory_check_at = time.monotonic() + MEMORY_CHECK_INTERVAL
         self.lock = threading.Lock()
         self.ids = itertools.count(1)
         self.serials = itertools.count(1)
@@ -644,6 +658,7 @@ class _Core:
                         self._flush_locked(worker)
                 self._register_writers_locked()
                 self._expire_locked(actions)
+                self._watch_memory_locked(actions)
                 self._dispatch_locked()
                 spawn = self._spawn_wanted_locked()
                 finished = self._finish_locked()
@@ -688,6 +703,15 @@ class _Core:
                 wake_at is None or self.steal_check_at < wake_at
             ):
                 wake_at = self.steal_check_at
+            # With a memory limit the dispatcher looks every MEMORY_CHECK_INTERVAL while it
+            # has workers, busy or not: a task sent by a caller's submit() straight to an idle
+            # worker does not wake it.
+            if (
+                self.memory_limit is not None
+                and self.workers
+                and (wake_at is None or self.memory_check_at < wake_at)
+            ):
+                wake_at = self.memory_check_at
             return None if wake_at is None else max(0.0, wake_at - time.monotonic())
 
     def _drain_wake_locked(self) -> None:
@@ -775,6 +799,10 @@ class _Core:
             self.avg_duration = (
                 duration if self.avg_duration is None else 0.8 * self.avg_duration + 0.2 * duration
             )
+            if self.memory_limit is not None and not worker.retiring:
+                rss = _memory.resident_bytes(worker.pid)
+                if rss is not None and rss > self.memory_limit:
+                    self._retire_locked(worker)
             task = self.tasks.pop(task_id, None)
             if task is None or task.finished:
                 return
@@ -805,6 +833,17 @@ class _Core:
         elif kind == _frames.READY:
             worker.ready = True
             self.start_failures = 0
+            if self.memory_limit is not None:
+                rss = _memory.resident_bytes(worker.pid)
+                if rss is not None and rss > self.memory_limit:
+                    self._break_locked(
+                        f"{self.name}: a fresh worker already uses {_memory.describe_bytes(rss)}"
+                        " (after its initializer, if any), more than max_memory_per_worker="
+                        f"{_memory.describe_bytes(self.memory_limit)}: every task would fail; "
+                        "raise the limit",
+                        MemoryError(f"worker {worker.pid} uses {rss} bytes"),
+                        actions,
+                    )
         elif kind == _frames.INIT_FAILED:
             try:
                 cause = serialize.loads(payload)
@@ -878,6 +917,72 @@ class _Core:
         worker.process.close()
         worker.task_conn.close()
         worker.event_conn.close()
+
+    def _retire_locked(self, worker: _Worker) -> None:
+        """A worker over the memory limit after a task: replace it once its task is done.
+
+        The tasks queued behind the one it runs now (if any) are asked back, as from a stuck
+        worker, and go to other workers; then it is told to stop. It exits after its current
+        task, and the dispatcher replaces it as it replaces any worker that is lost.
+        """
+        worker.retiring = True
+        asked = False
+        for task_id in itertools.islice(worker.outstanding, 1, None):
+            task = self.tasks.get(task_id)
+            if task is not None and not task.finished and not task.stolen:
+                task.stolen = True
+                asked = True
+                self._send_locked(worker, _frames.CANCEL, task_id)
+        self._send_locked(worker, _frames.STOP, 0)
+        if asked:  # it is busy in a task: its SIGUSR1 handler answers SKIPPED at once
+            try:
+                os.kill(worker.pid, signal.SIGUSR1)
+            except ProcessLookupError:  # pragma: no cover - it just died
+                pass
+
+    def _watch_memory_locked(self, actions: list[Callable[[], object]]) -> None:
+        """Every :data:`MEMORY_CHECK_INTERVAL`: kill a worker whose task has taken it over
+        the memory limit; that task fails with :class:`~concurrency_kit.WorkerMemoryError`.
+
+        A worker already retiring is left to finish the task it runs: it went over the limit
+        in an earlier task (one that delivered its result), not necessarily in this one.
+        """
+        limit = self.memory_limit
+        if limit is None:
+            return
+        now = time.monotonic()
+        if now < self.memory_check_at:
+            return
+        self.memory_check_at = now + MEMORY_CHECK_INTERVAL
+        for worker in self.workers.values():
+            if (
+                not worker.outstanding
+                or not worker.ready
+                or worker.retiring
+                or worker.kill_reason is not None
+            ):
+                continue
+            rss = _memory.resident_bytes(worker.pid)
+            if rss is None or rss <= limit:
+                continue
+            self._kill_locked(worker, "memory")
+            task = self.tasks.get(worker.outstanding[0])
+            if task is None or task.finished:
+                continue
+            task.finished = True
+            task.payload = None
+            self.crashed += 1
+            error = WorkerMemoryError(
+                f"worker {worker.pid} was killed: its memory ({_memory.describe_bytes(rss)}) "
+                f"went over max_memory_per_worker ({_memory.describe_bytes(limit)}) while it "
+                "ran this task; the pool is replacing it",
+                limit=limit,
+                rss=rss,
+                exitcode=-signal.SIGKILL,
+                signal=signal.SIGKILL,
+                pid=worker.pid,
+            )
+            actions.append(partial(task.future.set_exception, error))
 
     def _expire_locked(self, actions: list[Callable[[], object]]) -> None:
         now = time.monotonic()
@@ -1072,7 +1177,15 @@ class ProcessPool(PoolBase):
             it, with every start method (the standard library refuses ``fork``).
         name: the pool's name; worker processes are named ``{name}-worker-{n}``.
         start_method: ``"forkserver"`` (the default on POSIX: safe with threads),
-            ``"spawn"`` or ``"fork"``.
+            ``"spawn"`` or ``"fork"``; :doc:`pools` says which to pick.
+        max_memory_per_worker: the most resident memory (RSS) a worker may keep, in bytes
+            or as a string such as ``"512 MiB"`` or ``"2GB"``; ``None`` for no limit. A worker
+            above it after a task delivers that task's result, then is replaced by a fresh
+            one (a leak or a cache stops growing there). A task that takes its worker above
+            it while running fails with :class:`~concurrency_kit.WorkerMemoryError` and the
+            worker is killed and replaced. The parent reads each busy worker's RSS every
+            0.1 s (Linux ``/proc``), so a short peak between two looks is only seen after
+            the task, as a replacement.
 
     Crash isolation: a worker killed by a signal, ``os._exit`` or the OOM killer fails only the
     task it was running, with :class:`~concurrency_kit.WorkerCrashedError`; other tasks run on.
@@ -1081,7 +1194,10 @@ class ProcessPool(PoolBase):
     If the parent process dies, however it dies, its workers exit at once.
 
     Raises:
-        ValueError: ``start_method`` is not available on this platform.
+        ValueError: ``start_method`` is not available on this platform, or
+            ``max_memory_per_worker`` is not positive, is NaN, is more than the machine's
+            memory, or cannot be read as a size.
+        TypeError: ``max_memory_per_worker`` is a bool or not a number, string or ``None``.
         SerializationError: ``initializer`` or ``initargs`` cannot be pickled.
         BrokenPoolError: workers could never start: the script was read from standard
             input (``python - <<EOF``), so a ``forkserver`` or ``spawn`` worker has no main
@@ -1099,6 +1215,7 @@ class ProcessPool(PoolBase):
         max_tasks_per_worker: int | None = None,
         name: str | None = None,
         start_method: str | None = None,
+        max_memory_per_worker: int | float | str | None = None,
     ) -> None:
         super().__init__(
             max_workers,
@@ -1115,6 +1232,7 @@ class ProcessPool(PoolBase):
                 f"start_method must be one of {multiprocessing.get_all_start_methods()}, "
                 f"got {start_method!r}"
             )
+        memory_limit = _memory.check_memory_limit(max_memory_per_worker)
         problem = main_module_problem(start_method)
         if problem is not None:
             raise BrokenPoolError(f"{self._name}: cannot start worker processes: {problem}")
@@ -1133,6 +1251,7 @@ class ProcessPool(PoolBase):
             mp_context(start_method),
             init_blob,
             max_tasks_per_worker,
+            memory_limit,
         )
         stop_at_exit(self._core)
         self._finalizer = weakref.finalize(self, self._core.stop, False, False)
@@ -1141,6 +1260,11 @@ class ProcessPool(PoolBase):
     def start_method(self) -> str:
         """The :mod:`multiprocessing` start method of the workers."""
         return self._start_method
+
+    @property
+    def max_memory_per_worker(self) -> int | None:
+        """The memory limit of each worker in bytes, or ``None`` (see the class)."""
+        return self._core.memory_limit
 
     def _check_open(self) -> None:
         with self._core.lock:

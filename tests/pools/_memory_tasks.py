@@ -1,0 +1,28 @@
+"""Tasks for the memory-limit tests, importable by reference in every worker process (only
+the standard library is imported here)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+KEPT: list[bytes] = []
+"""What :func:`grow_and_keep` allocated, kept for the worker's life (a leak, on purpose)."""
+
+
+def getpid() -> int:
+    return os.getpid()
+
+
+def grow_and_keep(size: int) -> int:
+    """Allocate ``size`` bytes, touching every page, keep them, return the pid."""
+    KEPT.append(b"\x01" * size)
+    return os.getpid()
+
+
+def grow_and_wait(size: int, event: Any) -> int:
+    """Allocate ``size`` bytes (every page touched), then wait for ``event``: the pool is
+    expected to kill this worker long before anyone sets it."""
+    block = b"\x01" * size
+    event.wait(120)
+    return len(block)
