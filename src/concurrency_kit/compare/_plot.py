@@ -83,7 +83,10 @@ def compare_plot(rows: list[Row], path: str | os.PathLike[str]) -> None:
                 _draw_unmeasured(axes, row)
             else:
                 _draw_measured(axes, row.aspect.title, row.measurement)
-        figure.suptitle("Processes and threads, measured on this machine", fontsize=14)
+        height = _PANEL_SIZE[1] * len(rows) + 1.0
+        figure.suptitle(
+            "Processes and threads, measured on this machine", fontsize=14, y=1 - 0.1 / height
+        )
         figure.legend(
             handles=[
                 Patch(color=_BETTER, label="better here"),
@@ -95,9 +98,9 @@ def compare_plot(rows: list[Row], path: str | os.PathLike[str]) -> None:
             ncol=4,
             fontsize=10,
             frameon=False,
-            bbox_to_anchor=(0.5, 1 - 0.45 / (_PANEL_SIZE[1] * len(rows) + 1.0)),
+            bbox_to_anchor=(0.5, 1 - 0.4 / height),
         )
-        figure.tight_layout(rect=(0, 0, 1, 1 - 0.8 / (_PANEL_SIZE[1] * len(rows) + 1.0)))
+        figure.tight_layout(rect=(0, 0, 1, 1 - 0.75 / height))
         figure.savefig(path, dpi=110)
     finally:
         plt.close(figure)
@@ -122,10 +125,13 @@ def _draw_measured(axes: Axes, title: str, measurement: Measurement) -> None:
         axes.errorbar(
             values, [0, 1], xerr=[lows, highs], fmt="none", ecolor="#333333", capsize=3, lw=1
         )
-    for bar, (_, figure) in zip(bars, figures, strict=True):
+    ends = [bar.get_width() for bar in bars]
+    if spreads is not None:  # the label goes right of the whisker too
+        ends = [max(end, s.high) for end, s in zip(ends, spreads, strict=True)]
+    for bar, end, (_, figure) in zip(bars, ends, figures, strict=True):
         axes.annotate(
             _label(figure),
-            xy=(bar.get_width(), bar.get_y() + bar.get_height() / 2),
+            xy=(end, bar.get_y() + bar.get_height() / 2),
             xytext=(4, 0),
             textcoords="offset points",
             va="center",

@@ -163,15 +163,18 @@ def machine_text(load: Load | None) -> str:
         lines.append(f"During the run ({load.seconds:.0f} s): {load.describe()}.")
         if m["busy"]:
             lines.append(
-                f"The machine was busy ({m['busy']}): a timing verdict needed a {BUSY_MARGIN:g}x "
-                "gap with the whole ranges apart, and rows that fell short say inconclusive."
+                f"The machine was busy ({m['busy']}): where load slows one model more, that "
+                f"model losing proves nothing; other timings needed a {BUSY_MARGIN:g}x gap; rows "
+                "that fell short say inconclusive."
             )
         else:
             lines.append(
                 f"Quiet enough: a timing verdict needed a {MARGIN:g}x gap with the "
                 "interquartile ranges apart."
             )
-    return "\n".join(textwrap.wrap(lines[0], 100, subsequent_indent="  ") + lines[1:])
+    return "\n".join(
+        line for text in lines for line in textwrap.wrap(text, 100, subsequent_indent="  ")
+    )
 
 
 def _detail_number(measurement: Measurement, name: str) -> float | None:

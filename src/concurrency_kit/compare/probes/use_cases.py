@@ -41,10 +41,10 @@ __all__ = ["CALL_SECONDS", "TASKS", "WORKERS", "calibrate", "nap", "probe", "spi
 WORKERS = 2
 TASKS = 2 * WORKERS
 
-CALL_SECONDS: dict[Mode, float] = {"quick": 0.08, "full": 0.2}
+CALL_SECONDS: dict[Mode, float] = {"quick": 0.08, "full": 0.15}
 """The wall time of one CPU-bound call, after calibration."""
 
-ROUNDS: dict[Mode, int] = {"quick": 5, "full": 9}
+ROUNDS: dict[Mode, int] = {"quick": 5, "full": 7}
 """Interleaved rounds (after one warm-up round)."""
 
 NAP: dict[Mode, float] = {"quick": 0.03, "full": 0.1}
