@@ -25,3 +25,11 @@ def run_until_stopped() -> None:
     from concurrency_kit import current_child
 
     current_child().wait_stop()
+
+
+def subtree(report: Any) -> None:
+    """A child that runs a supervisor of its own, whose one child logs and reports."""
+    from concurrency_kit import TEMPORARY, ChildSpec, ProcessSupervisor
+
+    spec = ChildSpec("grandchild", log_and_report, args=(report,), restart=TEMPORARY)
+    ProcessSupervisor([spec], name="inner").run()

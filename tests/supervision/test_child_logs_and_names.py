@@ -78,3 +78,18 @@ def test_each_child_process_is_named_after_its_child() -> None:
     assert name.startswith("ProcessSupervisor-")
     assert process_name == f"{name}:{CHILD_ID}"  # not "...:standby"
     assert comm == CHILD_ID[:15]  # the kernel's name: ps -o comm, top, pgrep
+
+
+def test_a_grandchild_record_keeps_the_grandchild_name(handler: ListHandler) -> None:
+    # The record goes grandchild -> the child's supervisor -> the child's root logger -> here;
+    # stopping the outer supervisor stops the inner one first, which drains its own forwarder.
+    report: ProcessChannel[Any] = ProcessChannel()
+    spec = ChildSpec("middle", targets.subtree, args=(report,), shutdown=30.0)
+    with ProcessSupervisor([spec], name="outer"):
+        process_name, comm, forwarding = report.recv(timeout=DEADLOCK)
+    report.close()
+    assert (process_name, comm, forwarding) == ("inner:grandchild", "grandchild", True)
+    [record] = handler.records
+    assert record.getMessage() == "hello from inner:grandchild"
+    assert record.processName == "inner:grandchild"
+    assert record.__dict__["worker"] == "inner:grandchild"

@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import pickle
+import signal
 import sys
 import threading
 import traceback
@@ -168,6 +169,10 @@ class LogForwarder:
 
 def _listen(channel: LogChannel) -> None:
     """The listener thread: handle records until the channel is closed and drained."""
+    if hasattr(signal, "pthread_sigmask"):
+        # Ctrl-C is for the main thread: caught here, it would wait to be noticed until the
+        # main thread next runs Python code (issue #15, the supervisors' threads do the same).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     while True:
         try:
             record = channel.recv()
@@ -217,7 +222,9 @@ class ForwardingHandler(logging.Handler):
         sink: the forwarder's channel (:attr:`LogForwarder.sink`).
         worker: the name each record carries, as ``record.worker`` and ``record.processName``;
             ``None`` for :func:`multiprocessing.current_process`'s name when the record is
-            logged (so a process renamed later logs under its new name).
+            logged (so a process renamed later logs under its new name). A record that
+            already has a ``worker`` (forwarded to this process from one of its own workers,
+            a supervisor's grandchild say) keeps it.
     """
 
     def __init__(self, sink: LogChannel, worker: str | None = None) -> None:
@@ -235,7 +242,9 @@ class ForwardingHandler(logging.Handler):
         exc_text = record.exc_text
         if record.exc_info and not exc_text:
             exc_text = _FORMATTER.formatException(record.exc_info)
-        worker = self.worker if self.worker is not None else multiprocessing.current_process().name
+        worker = attributes.get(WORKER_ATTRIBUTE)
+        if not isinstance(worker, str):  # a record forwarded from further down keeps its name
+            worker = self.worker if self.worker is not None else _process_name()
         attributes.update(
             msg=message,
             message=message,
@@ -272,6 +281,10 @@ class ForwardingHandler(logging.Handler):
 
 
 _FORMATTER = logging.Formatter()
+
+
+def _process_name() -> str:
+    return multiprocessing.current_process().name
 
 
 def _safe_repr(value: object) -> str:
