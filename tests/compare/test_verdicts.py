@@ -41,6 +41,7 @@ def cpu(process: float, thread: float, **kw: object) -> Comparison:
         "process",
         ceiling=2 * 1.15,
         load_hurts="process",
+        floor=1.1,
         **kw,  # type: ignore[arg-type]
     )
 
@@ -139,6 +140,15 @@ def test_busy_machine_the_side_load_slows_losing_proves_nothing() -> None:
     assert decide(switch, busy="busy")[0] == "inconclusive"
     # Processes ahead despite the load: decided.
     assert decide(handoff(4.0, 28.0, load_hurts="process"), busy="busy")[0] == "does not hold"
+
+
+def test_faster_than_threads_but_not_than_serial_does_not_make_processes_suit_cpu_work() -> None:
+    status, text = decide(cpu(1.05, 0.8))  # quiet: processes 1.05x serial
+    assert status == "does not hold"
+    assert "processes ahead of threads, but below 1.1 x" in text
+    status, text = decide(cpu(0.87, 0.76), busy="other processes kept 1.5 of 2 cores busy")
+    assert status == "inconclusive"
+    assert "but below 1.1 x (the machine was busy" in text
 
 
 def test_busy_machine_other_timings_need_a_twofold_gap() -> None:

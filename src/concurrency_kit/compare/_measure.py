@@ -155,6 +155,9 @@ class Comparison:
             count); above it, the figure is a measurement error.
         at_least: the claim is only that the favoured model is *at least as good*: a tie
             holds, and only the other model clearly ahead contradicts it.
+        floor: the figure the favoured model must also beat for the claim to hold (a speed-up
+            over serial must exceed :data:`MARGIN`: processes that are "faster than threads"
+            but slower than no pool at all do not make the claim hold).
         load_hurts: the model that other load on the machine slows more (the one that needs
             a free core for each of its workers, or spins waiting for one), if either. On a
             busy machine, that model losing proves nothing (inconclusive), and it winning
@@ -171,6 +174,7 @@ class Comparison:
     ceiling: float | None = None
     at_least: bool = False
     load_hurts: Literal["process", "thread"] | None = None
+    floor: float | None = None
 
 
 @attrs.frozen
@@ -468,6 +472,18 @@ def decide(comparison: Comparison, busy: str | None = None) -> tuple[Status, str
             why += f" (the machine was busy: {busy}; a {margin:g}x gap is needed)"
         return "inconclusive", f"{figures}; {why}"
     status: Status = "holds" if winner == c.favoured else "does not hold"
+    favoured = p if c.favoured == "process" else t
+    if status == "holds" and c.floor is not None and favoured.median <= c.floor:
+        beaten = "above" if c.better == "lower" else "below"
+        if busy_timing:
+            return "inconclusive", (
+                f"{figures}; {_PLURAL[c.favoured]} ahead, but {beaten} {_fmt(c.floor)} {c.unit} "
+                f"(the machine was busy: {busy})"
+            )
+        return "does not hold", (
+            f"{figures}; {_PLURAL[c.favoured]} ahead of {_PLURAL[loser]}, but {beaten} "
+            f"{_fmt(c.floor)} {c.unit}"
+        )
     return status, f"{figures}; {_PLURAL[winner]} ahead by {_ratio_text(ratio)}"
 
 

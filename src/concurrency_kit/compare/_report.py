@@ -337,6 +337,8 @@ def compare_json(rows: list[Row], mode: Mode, load: Load | None = None) -> str:
                             "timing": c.timing,
                             "ceiling": c.ceiling,
                             "at_least": c.at_least,
+                            "load_hurts": c.load_hurts,
+                            "floor": c.floor,
                         }
                         for c in m.comparisons
                     ],

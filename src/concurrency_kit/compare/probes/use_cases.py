@@ -26,6 +26,7 @@ from typing import Any
 
 from concurrency_kit.compare._measure import (
     CEILING_TOLERANCE,
+    MARGIN,
     Comparison,
     Figure,
     Measurement,
@@ -142,6 +143,7 @@ def probe(mode: Mode) -> Measurement:
             "process",
             ceiling=parallel * CEILING_TOLERANCE,
             load_hurts="process",
+            floor=MARGIN,
         ),
         Comparison(
             "I/O-bound (sleep) speed-up",
