@@ -209,7 +209,7 @@ def throughput(kind: str, n: int) -> Iterator[Measure]:
     else:
         import aioprocessing
 
-        channel = aioprocessing.AioQueue(256)
+        channel = aioprocessing.AioQueue(256, context=mp_context())
         close = channel.close
 
         async def receive() -> None:

@@ -32,12 +32,22 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 
-__all__ = ["MAX_BACKOFF", "Backoff", "Waker", "checkpoint", "make_waker", "unwatch", "watch"]
+__all__ = [
+    "MAX_BACKOFF",
+    "Backoff",
+    "Waker",
+    "checkpoint",
+    "make_waker",
+    "unwatch",
+    "watch",
+    "yielder",
+]
 
 MAX_BACKOFF = 0.002
 """The longest sleep of :class:`Backoff` (seconds): how late a polled condition may be seen."""
@@ -288,6 +298,18 @@ class Backoff:
             return
         self._delay = min(delay * 2, MAX_BACKOFF)
         await anyio.sleep(delay if limit is None else min(delay, limit))
+
+
+def yielder() -> Callable[[], Awaitable[None]]:
+    """The cheapest way to let the calling task's event loop run others: a zero-argument
+    coroutine function, to look up once per waiting call rather than once per yield."""
+    if _current_library() == "asyncio":
+        return _asyncio_sleep0
+    return anyio.lowlevel.checkpoint
+
+
+def _asyncio_sleep0() -> Awaitable[None]:
+    return _asyncio_sleep(0)
 
 
 async def checkpoint() -> None:

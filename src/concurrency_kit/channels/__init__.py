@@ -2,15 +2,14 @@
 
 ``thread.py`` passes references through a deque; ``process.py`` passes pickled items through
 a packet-mode pipe and a shared-memory store. ``_base.py`` holds what both share, and
-``_select.py`` the :func:`select` that waits on channels of either model; ``_async.py`` the
-async face of both (``asend``, ``arecv``, ``async for``, :func:`aselect`).
+``_select.py`` the :func:`select` (and :func:`aselect`) that waits on channels of either
+model; ``_async.py`` the async face of both (``asend``, ``arecv``, ``async for``).
 """
 
 from __future__ import annotations
 
-from concurrency_kit.channels._async import aselect
 from concurrency_kit.channels._base import DEFAULT_CAPACITY, ChannelStatistics
-from concurrency_kit.channels._select import select
+from concurrency_kit.channels._select import aselect, select
 from concurrency_kit.channels.process import DEFAULT_SHARED_MEMORY_SIZE, ProcessChannel
 from concurrency_kit.channels.thread import ThreadChannel
 

@@ -1,4 +1,7 @@
-"""The async face of both channels: ``asend``, ``arecv``, ``async for`` and :func:`aselect`.
+"""The async face of both channels: ``asend``, ``arecv``, ``async for`` and ``aselect``.
+
+Imported at the first async call (``_base.py``, ``_select.py``), not with the package: it
+brings asyncio and anyio, which a program that never awaits a channel need not import.
 
 Written once for both models, over the hooks ``select`` already uses (``_select_try``,
 ``_select_arm``, ``_select_disarm``) and two for senders (``_room_arm``, ``_room_disarm``),
@@ -24,7 +27,6 @@ bounded backoff (:class:`~concurrency_kit._core.aio.Backoff`: at most 2 ms late)
 from __future__ import annotations
 
 import os
-import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -34,7 +36,7 @@ from concurrency_kit._core.deadline import check_timeout, deadline_after, remain
 from concurrency_kit._core.monitor import SLICE_SECONDS
 from concurrency_kit.errors import ChannelClosed, ChannelFull, ChannelTimeout
 
-__all__ = ["AsyncItems", "aselect", "receive", "send"]
+__all__ = ["AsyncItems", "receive", "send"]
 
 _clock = time.perf_counter
 _sched_yield = os.sched_yield
@@ -72,6 +74,7 @@ async def receive(order: tuple[Any, ...], timeout: float | None, many: bool) -> 
     look = _try_all if many else _try_one
     arg: Any = order if many else order[0]
     spin = True
+    pause = aio.yielder()
     while True:
         found = look(arg)
         if found is not None:
@@ -85,7 +88,7 @@ async def receive(order: tuple[Any, ...], timeout: float | None, many: bool) -> 
             end = _clock() + _SPIN_SECONDS
             while True:
                 _sched_yield()  # on a busy machine, the peer may need this CPU to answer
-                await aio.checkpoint()
+                await pause()
                 found = look(arg)
                 if found is not None:
                     return found
@@ -155,33 +158,6 @@ async def send(channel: Any, item: Any, timeout: float | None) -> None:
             await waker.wait(left)
         finally:
             channel._room_disarm(waker)
-
-
-async def aselect(*channels: Any, timeout: float | None = None) -> tuple[Any, Any]:
-    """Await the first of ``channels`` to have an item, take it, return ``(channel, item)``.
-
-    The awaitable :func:`~concurrency_kit.select`: channels may be
-    :class:`~concurrency_kit.ThreadChannel` and :class:`~concurrency_kit.ProcessChannel`
-    mixed; when several are ready one is picked at random, so no channel starves; closed
-    channels are skipped once drained. It waits in the event loop, with no thread: a process
-    channel's pipe is watched by the loop, a thread channel wakes the loop. Cancelled, it has
-    taken nothing.
-
-    Raises:
-        ValueError: no channels were given.
-        TypeError: an argument is not a channel.
-        ChannelClosed: every channel is closed and drained.
-        ChannelTimeout: no item came within ``timeout`` seconds.
-    """
-    from concurrency_kit.channels._base import ChannelBase
-
-    if not channels:
-        raise ValueError("aselect() needs at least one channel")
-    for channel in channels:
-        if not isinstance(channel, ChannelBase):
-            raise TypeError(f"aselect() takes channels, got {type(channel).__name__}")
-    start = random.randrange(len(channels))
-    return await receive(channels[start:] + channels[:start], timeout, True)
 
 
 class AsyncItems(AsyncIterator[Any]):

@@ -24,7 +24,7 @@ from concurrency_kit._core.monitor import SLICE_SECONDS
 from concurrency_kit.channels._base import ChannelBase
 from concurrency_kit.errors import ChannelClosed, ChannelTimeout
 
-__all__ = ["select"]
+__all__ = ["aselect", "select"]
 
 
 class _Waker:
@@ -127,6 +127,33 @@ def select(*channels: ChannelBase[Any], timeout: float | None = None) -> tuple[A
             for channel in armed:
                 channel._select_disarm(waker)
             waker.close()
+
+
+async def aselect(*channels: ChannelBase[Any], timeout: float | None = None) -> tuple[Any, Any]:
+    """Await the first of ``channels`` to have an item, take it, return ``(channel, item)``.
+
+    The awaitable :func:`~concurrency_kit.select`, for asyncio and trio: channels may be
+    :class:`~concurrency_kit.ThreadChannel` and :class:`~concurrency_kit.ProcessChannel`
+    mixed; when several are ready one is picked at random, so no channel starves; closed
+    channels are skipped once drained. It waits in the event loop, with no thread: a process
+    channel's pipe is watched by the loop, a thread channel wakes the loop. Cancelled, it has
+    taken nothing (see the "Async programs" guide).
+
+    Raises:
+        ValueError: no channels were given.
+        TypeError: an argument is not a channel.
+        ChannelClosed: every channel is closed and drained.
+        ChannelTimeout: no item came within ``timeout`` seconds.
+    """
+    from concurrency_kit.channels._async import receive  # asyncio and anyio, on first use
+
+    if not channels:
+        raise ValueError("aselect() needs at least one channel")
+    for channel in channels:
+        if not isinstance(channel, ChannelBase):
+            raise TypeError(f"aselect() takes channels, got {type(channel).__name__}")
+    start = random.randrange(len(channels))
+    return await receive(channels[start:] + channels[:start], timeout, True)
 
 
 def _poll_ms(seconds: float | None) -> int:

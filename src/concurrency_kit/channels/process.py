@@ -923,6 +923,19 @@ class ProcessChannel(ChannelBase[T]):
             raise ChannelClosed(f"channel {self.name!r} is closed and drained")
         raise ChannelEmpty(f"channel {self.name!r} is empty")
 
+    def _select_try(self) -> tuple[bool, Any]:
+        """``recv_nowait`` without raising ChannelEmpty (select and the async calls look
+        often: an exception per empty look costs more than the look)."""
+        item = self._take()
+        if item is not _NOTHING:
+            return True, item
+        if self._w[CLOSED] and self._drained():
+            item = self._take()  # a send that landed while we looked
+            if item is not _NOTHING:
+                return True, item
+            raise ChannelClosed(f"channel {self.name!r} is closed and drained")
+        return False, None
+
     def _drained(self) -> bool:
         """After close: no send in flight, and nothing left in the pipe or the store."""
         atomics.fence()  # CLOSED was read before the marks are (see _asleep)
