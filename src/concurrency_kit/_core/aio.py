@@ -64,25 +64,34 @@ except ImportError:  # pragma: no cover - sniffio comes with trio
 
 
 class Waker:
-    """What wakes one waiting call: ``wake()`` from any thread, ``await wait(seconds)``."""
+    """What wakes one waiting call: ``wake()`` from any thread, ``await wait(seconds)``;
+    ``close()`` when done with it (in a ``finally``)."""
 
     __slots__ = ()
 
     def wake(self) -> None:
         raise NotImplementedError  # pragma: no cover - each backend implements it
 
-    async def wait(self, seconds: float | None) -> None:
-        """Return when woken, or after ``seconds`` (``None``: only when woken)."""
+    def wait(self, seconds: float | None) -> Awaitable[None]:
+        """An awaitable that ends when woken, or after ``seconds`` (``None``: only when woken).
+
+        Not a coroutine on asyncio: the future itself, so that a thousand waiting tasks do
+        not each keep one more coroutine frame alive (issue 18: < 2 KiB per waiter).
+        """
         raise NotImplementedError  # pragma: no cover - each backend implements it
+
+    def close(self) -> None:
+        """Forget the timer of :meth:`wait`, if any."""
 
 
 class _AsyncioWaker(Waker):
-    __slots__ = ("_future", "_loop", "_thread")
+    __slots__ = ("_future", "_loop", "_thread", "_timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._future: asyncio.Future[None] = loop.create_future()
         self._thread = _get_ident()
+        self._timer: asyncio.TimerHandle | None = None
 
     def _set(self) -> None:
         if not self._future.done():
@@ -97,15 +106,15 @@ class _AsyncioWaker(Waker):
         except RuntimeError:  # the loop is closed: nobody is waiting any more
             pass
 
-    async def wait(self, seconds: float | None) -> None:
-        if seconds is None:
-            await self._future
-            return
-        timer = self._loop.call_later(seconds, self._set)
-        try:
-            await self._future
-        finally:
-            timer.cancel()
+    def wait(self, seconds: float | None) -> Awaitable[None]:
+        if seconds is not None:
+            self._timer = self._loop.call_later(seconds, self._set)
+        return self._future
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class _TrioWaker(Waker):
@@ -129,12 +138,14 @@ class _TrioWaker(Waker):
         except trio.RunFinishedError:  # the run is over: nobody is waiting any more
             pass
 
-    async def wait(self, seconds: float | None) -> None:
+    def wait(self, seconds: float | None) -> Awaitable[None]:
+        if seconds is None:
+            return self._event.wait()
+        return self._wait_at_most(seconds)
+
+    async def _wait_at_most(self, seconds: float) -> None:
         import trio
 
-        if seconds is None:
-            await self._event.wait()
-            return
         with trio.move_on_after(seconds):
             await self._event.wait()
 

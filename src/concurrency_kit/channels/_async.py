@@ -100,15 +100,15 @@ async def receive(order: tuple[Any, ...], timeout: float | None, many: bool) -> 
                 raise ChannelTimeout("aselect timed out: no channel had an item")
             raise ChannelTimeout(f"recv timed out: channel {order[0].name!r} stayed empty")
         waker = aio.make_waker()
-        armed: list[Any] = []
-        watched: list[int] = []
+        armed = 0  # order[:armed] are armed (counts, not lists: a waiter's memory, issue 18)
+        watched: tuple[int, ...] = ()
         try:
             for channel in order:
                 fds = channel._select_arm(waker)
-                armed.append(channel)
+                armed += 1
                 for fd in fds:
                     aio.watch(fd, waker)
-                    watched.append(fd)
+                    watched += (fd,)
             found = look(arg)
             if found is not None:
                 return found
@@ -118,9 +118,10 @@ async def receive(order: tuple[Any, ...], timeout: float | None, many: bool) -> 
                 left = SLICE_SECONDS if left is None else min(left, SLICE_SECONDS)
             await waker.wait(left)
         finally:
+            waker.close()
             for fd in watched:
                 aio.unwatch(fd, waker)
-            for channel in armed:
+            for channel in order[:armed]:
                 channel._select_disarm(waker)
 
 
@@ -157,6 +158,7 @@ async def send(channel: Any, item: Any, timeout: float | None) -> None:
                 pass
             await waker.wait(left)
         finally:
+            waker.close()
             channel._room_disarm(waker)
 
 
