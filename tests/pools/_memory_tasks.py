@@ -26,3 +26,23 @@ def grow_and_wait(size: int, event: Any) -> int:
     block = b"\x01" * size
     event.wait(120)
     return len(block)
+
+
+def log_and_return(name: str, value: int) -> int:
+    """Log a warning (with an argument to format) and an error with a traceback."""
+    import logging
+
+    logger = logging.getLogger(name)
+    logger.warning("task got %s", value)
+    try:
+        raise KeyError(value)
+    except KeyError:
+        logger.exception("task failed on purpose")
+    logger.debug("below every level the parent takes")
+    return value
+
+
+def log_in_initializer(name: str) -> None:
+    import logging
+
+    logging.getLogger(name).warning("initializer ran")

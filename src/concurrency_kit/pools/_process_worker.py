@@ -24,6 +24,7 @@ is not flooded with one KeyboardInterrupt traceback per worker.
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import signal
@@ -31,7 +32,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from concurrency_kit._core import serialize
+from concurrency_kit._core import serialize, worker_logs
 from concurrency_kit._core.deadline import MAX_WAIT_SLICE
 from concurrency_kit._core.lifeline import watch_parent
 from concurrency_kit.errors import SerializationError
@@ -52,8 +53,15 @@ def worker_main(
     close_fds: tuple[int, ...],
     initializer: bytes | None,
     max_tasks: int | None,
+    log_sink: worker_logs.LogChannel | None = None,
+    log_level: int | None = None,
 ) -> None:
-    """Run tasks until STOP, the end of the task pipe, or ``max_tasks`` tasks."""
+    """Run tasks until STOP, the end of the task pipe, or ``max_tasks`` tasks.
+
+    With a ``log_sink`` (the pool's :class:`~concurrency_kit._core.worker_logs.LogForwarder`),
+    every :mod:`logging` record of this process, the initializer's included, goes to the
+    parent's loggers under this worker's process name.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for fd in close_fds:  # ends inherited through fork that belong to the parent
         try:
@@ -61,7 +69,28 @@ def worker_main(
         except OSError:
             pass
     watch_parent(alive_conn.fileno(), EXIT_PARENT_DIED)
+    if log_sink is not None:
+        _forward_every_logger(worker_logs.install(log_sink, level=log_level))
     _Worker(task_conn.fileno(), event_conn.fileno(), max_tasks).run(initializer)
+
+
+def _forward_every_logger(handler: logging.Handler) -> None:
+    """Make every record of this process reach the parent once, through ``handler``.
+
+    ``install`` puts ``handler`` on the root logger. Loggers that have handlers of their own
+    here (copies of the parent's under ``fork``, or set up by a module at import) would
+    handle a record in the worker as well, and the parent would handle it again: their
+    handlers are removed. A logger that does not propagate to the root gets ``handler``
+    instead, so its records are forwarded too; the parent then hands each record to the
+    logger named in it, whose own handlers and ``propagate`` apply there.
+    """
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if not isinstance(logger, logging.Logger) or not logger.handlers:
+            continue
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        if not logger.propagate:
+            logger.addHandler(handler)
 
 
 class _Worker:

@@ -59,7 +59,7 @@ from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any
 
-from concurrency_kit._core import serialize
+from concurrency_kit._core import serialize, worker_logs
 from concurrency_kit._core.deadline import wait_slice
 from concurrency_kit._core.startmethod import (
     default_start_method,
@@ -240,6 +240,7 @@ class _Core:
         initializer: bytes | None,
         max_tasks: int | None,
         memory_limit: int | None = None,
+        forward_logs: bool = False,
     ) -> None:
         self.name = name
         self.max_workers = max_workers
@@ -248,6 +249,10 @@ class _Core:
         self.initializer = initializer
         self.max_tasks = max_tasks
         self.memory_limit = memory_limit
+        self.forward_logs = forward_logs
+        # The workers' logging records, handed to this process's loggers (_core/worker_logs.py);
+        # made with the dispatcher, stopped once every worker has exited.
+        self.logs: worker_logs.LogForwarder | None = None
         self.memory_check_at = time.monotonic() + MEMORY_CHECK_INTERVAL
         self.lock = threading.Lock()
         self.ids = itertools.count(1)
@@ -612,6 +617,15 @@ class _Core:
         self.pending.append(task)
 
     def _start_dispatcher_locked(self) -> None:
+        if self.forward_logs:
+            # Imported here: the channels row imports nothing of the pools, but a pool that
+            # never runs a task need not pay for a channel.
+            from concurrency_kit.channels import ProcessChannel
+
+            self.logs = worker_logs.LogForwarder(
+                ProcessChannel(None, name=f"{self.name}:logs"), name=f"{self.name}-logs"
+            )
+            self.logs.start()
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -635,7 +649,11 @@ class _Core:
             try:
                 self._close()
             finally:
-                self.stopped.set()
+                try:
+                    if self.logs is not None:
+                        self.logs.stop()  # every worker is gone: hands on all they logged
+                finally:
+                    self.stopped.set()
 
     def _loop(self, actions: list[Callable[[], object]]) -> None:
         selector = self.selector
@@ -1041,9 +1059,19 @@ class _Core:
         _frames.grow_pipe(event_w.fileno())
         close_fds = (task_w.fileno(), event_r.fileno(), self.alive[1].fileno()) if self.fork else ()
         serial = next(self.serials)
+        logs = self.logs
         process = self.context.Process(
             target=worker_main,
-            args=(task_r, event_w, self.alive[0], close_fds, self.initializer, self.max_tasks),
+            args=(
+                task_r,
+                event_w,
+                self.alive[0],
+                close_fds,
+                self.initializer,
+                self.max_tasks,
+                None if logs is None else logs.sink,
+                None if logs is None else logs.level,
+            ),
             name=f"{self.name}-worker-{serial}",
         )
         try:
@@ -1186,6 +1214,11 @@ class ProcessPool(PoolBase):
             worker is killed and replaced. The parent reads each busy worker's RSS every
             0.1 s (Linux ``/proc``), so a short peak between two looks is only seen after
             the task, as a replacement.
+        forward_logs: send the :mod:`logging` records of the workers (tasks and initializer)
+            to this process's loggers, where its handlers, levels and filters apply; each
+            record carries the worker's name as ``record.worker`` and ``record.processName``
+            (``{name}-worker-{n}``). ``False`` leaves each worker's logging as it is (records
+            then go to the worker's own handlers, or to its ``stderr``).
 
     Crash isolation: a worker killed by a signal, ``os._exit`` or the OOM killer fails only the
     task it was running, with :class:`~concurrency_kit.WorkerCrashedError`; other tasks run on.
@@ -1216,6 +1249,7 @@ class ProcessPool(PoolBase):
         name: str | None = None,
         start_method: str | None = None,
         max_memory_per_worker: int | float | str | None = None,
+        forward_logs: bool = True,
     ) -> None:
         super().__init__(
             max_workers,
@@ -1252,6 +1286,7 @@ class ProcessPool(PoolBase):
             init_blob,
             max_tasks_per_worker,
             memory_limit,
+            bool(forward_logs),
         )
         stop_at_exit(self._core)
         self._finalizer = weakref.finalize(self, self._core.stop, False, False)

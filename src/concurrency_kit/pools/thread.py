@@ -519,6 +519,9 @@ class ThreadPool(PoolBase):
         max_tasks_per_worker: a thread exits after this many tasks and a fresh one replaces
             it (useful to drop thread-local state).
         name: the pool's name; threads are named ``{name}-{n}``.
+        forward_logs: accepted for the same signature as :class:`ProcessPool`; nothing to
+            forward: threads log through this process's handlers already (``record.threadName``
+            names the worker thread).
 
     A task's ``timeout`` (see :meth:`schedule`) cannot stop a thread: at the deadline the
     future fails with :class:`~concurrency_kit.TaskTimeoutError`, the thread is abandoned (it
@@ -536,6 +539,7 @@ class ThreadPool(PoolBase):
         initargs: tuple[Any, ...] = (),
         max_tasks_per_worker: int | None = None,
         name: str | None = None,
+        forward_logs: bool = True,
     ) -> None:
         super().__init__(
             max_workers,
