@@ -311,6 +311,7 @@ def decide(timings: Timings, *, workers: int, items: int) -> Advice:
         else None
     )
     gil_released = thread_cores is not None and thread_cores >= GIL_RELEASED
+    gil_unknown = thread_cores is None
     cores = timings.cores or workers
     speedups = {"threads": _ratio(serial, thread_time), "processes": _ratio(serial, process_time)}
     cpu_bound = cpu_fraction >= CPU_BOUND
@@ -328,7 +329,16 @@ def decide(timings: Timings, *, workers: int, items: int) -> Advice:
             f"Run serially it mostly waits: the process used the CPU only {cpu_fraction:.0%} of "
             f"its {serial:.3g} s, so pools can overlap the waits (Use Cases)."
         )
-    if thread_cores is not None:
+    per_call = serial / items if items else 0.0
+    if per_call < SHORT_CALL:
+        gil_unknown = True  # the pool's own threads, not the function, dominate its CPU time
+    elif thread_cores is not None and timings.busy and cpu_bound and not gil_released:
+        reasons.append(
+            f"On the thread pool the process kept {thread_cores:.1f} CPU busy, but with the "
+            "machine busy that does not tell whether the function releases the GIL."
+        )
+        gil_unknown = True
+    elif thread_cores is not None:
         if cpu_bound and gil_released:
             reasons.append(
                 f"On the thread pool the process kept {thread_cores:.1f} CPUs busy at once: the "
@@ -341,8 +351,8 @@ def decide(timings: Timings, *, workers: int, items: int) -> Advice:
                 "function holds the GIL (pure Python), so its threads take turns (Definition)."
             )
     reasons.append(
-        f"Threads ran it {speedups['threads']:.2g}x as fast as the plain loop, processes "
-        f"{speedups['processes']:.2g}x ({workers} workers each, warm pools, {cores} usable "
+        f"Threads ran it {speedups['threads']:.2f}x as fast as the plain loop, processes "
+        f"{speedups['processes']:.2f}x ({workers} workers each, warm pools, {cores} usable "
         "cores)."
     )
     candidates = []
@@ -357,8 +367,8 @@ def decide(timings: Timings, *, workers: int, items: int) -> Advice:
             candidates.append(name)
 
     recommendation: Recommendation
+    holds_gil = cpu_bound and not gil_released and not gil_unknown
     if not candidates:
-        per_call = serial / items if items else 0.0
         if per_call < SHORT_CALL:
             recommendation = "batch"
             reasons.append(
@@ -374,7 +384,7 @@ def decide(timings: Timings, *, workers: int, items: int) -> Advice:
                 + (
                     ": the work holds the GIL for threads, and no free core is left for "
                     "processes on this machine now."
-                    if cpu_bound and not gil_released
+                    if holds_gil
                     else "."
                 )
             )
@@ -409,7 +419,7 @@ def decide(timings: Timings, *, workers: int, items: int) -> Advice:
                 "Only processes beat the loop clearly "
                 f"({_ratio(thread_time, process_time):.2g}x as fast as threads)"
             )
-        if cpu_bound and not gil_released:
+        if holds_gil:
             why += (
                 ": the work holds the GIL, so one thread runs at a time, while each process has "
                 "an interpreter and a GIL of its own (Definition, Use Cases)."
