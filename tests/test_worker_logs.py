@@ -119,23 +119,36 @@ def test_stop_drains_every_record_sent(handler: ListHandler, started: bool) -> N
         forwarder.sink  # noqa: B018
 
 
-def test_install_replaces_the_root_handlers_in_process() -> None:
-    """In one process (no child): what install() does to the root logger, undone after."""
+def test_install_forwards_each_record_once_in_process() -> None:
+    """In one process (no child): what install() does to the loggers, undone after."""
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
+    own = logging.getLogger("ck_test.own")  # a handler of its own (a copy under fork, say)
+    private = logging.getLogger("ck_test.private")  # does not propagate to the root
+    local = ListHandler()
+    own.addHandler(local)
+    private.addHandler(local)
+    private.propagate = False
     channel: ProcessChannel[Any] = ProcessChannel(None)
     try:
         handler = worker_logs.install(channel, level=logging.DEBUG, worker="w-1")
         assert root.handlers == [handler]
         assert root.level == logging.DEBUG
+        assert own.handlers == []  # the parent's "ck_test.own" handles the record
+        assert private.handlers == [handler]
         logging.getLogger("ck_test.inproc").debug("hello %s", "there")
-        record = channel.recv(0)
-        assert record.getMessage() == "hello there"
-        assert record.processName == "w-1"
-        assert record.worker == "w-1"
+        own.info("own")
+        private.info("private")
+        records = channel.recv_many(10, 0)
+        assert [r.getMessage() for r in records] == ["hello there", "own", "private"]
+        assert {(r.processName, r.worker) for r in records} == {("w-1", "w-1")}
+        assert local.records == []  # handled once: in the parent
     finally:
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
+        own.handlers.clear()
+        private.handlers.clear()
+        private.propagate = True
         channel.close()
 
 

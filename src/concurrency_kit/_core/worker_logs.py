@@ -314,9 +314,17 @@ def install(
 ) -> ForwardingHandler:
     """Worker side: forward every record of this process to the parent's :class:`LogForwarder`.
 
-    Replaces the root logger's handlers by one :class:`ForwardingHandler`; records of loggers
-    that do not propagate to the root (``propagate = False`` with handlers of their own) stay
-    where they are.
+    Each record is forwarded once, and handled only in the parent, by the logger named in it:
+
+    * the root logger's handlers are replaced by one :class:`ForwardingHandler`;
+    * the handlers of every other logger that has some (copies of the parent's under the
+      ``fork`` start method, or set up by a module when it was imported) are removed: the
+      parent's logger of the same name handles the record, and the record would otherwise be
+      handled twice, here and there;
+    * a logger that does not propagate to the root gets the forwarding handler instead, so its
+      records are forwarded too (the parent's logger applies its own ``propagate``).
+
+    Handlers added after this call (by the worker's own code) stay, and work as usual.
 
     Args:
         sink: the forwarder's channel (:attr:`LogForwarder.sink`).
@@ -332,6 +340,13 @@ def install(
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if not isinstance(logger, logging.Logger) or not logger.handlers:
+            continue
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        if not logger.propagate:
+            logger.addHandler(handler)
     if level is not None:
         root.setLevel(level)
     return handler
