@@ -93,10 +93,10 @@ def test_quiet_machine_clear_gap_holds_or_does_not() -> None:
     status, text = decide(cpu(1.9, 1.0))
     assert status == "holds"
     assert "processes 1.9 x" in text
-    assert "processes ahead by 1.9x" in text
+    assert "processes ahead by 1.90x" in text
     status, text = decide(handoff(4.0, 28.0))  # processes hand off 7x faster
     assert status == "does not hold"
-    assert "processes ahead by 7x" in text
+    assert "processes ahead by 7.00x" in text
 
 
 def test_quiet_machine_overlap_or_small_gap_is_inconclusive() -> None:
@@ -167,6 +167,29 @@ def test_busy_machine_other_timings_need_a_twofold_gap() -> None:
     assert decide(sizes, busy="busy")[0] == "holds"  # load cannot move a size
 
 
+def test_a_clear_difference_claim_within_its_band_does_not_hold() -> None:
+    def locks(process: float, thread: float, width: float = 0.02) -> Comparison:
+        return Comparison(
+            "uncontended",
+            "ns",
+            spread(process, width),
+            spread(thread, width),
+            "lower",
+            "thread",
+            band=1.5,
+        )
+
+    status, text = decide(locks(62.0, 64.0))  # the same cost
+    assert status == "does not hold"
+    assert "within 1.5x of each other" in text
+    assert decide(locks(90.0, 64.0))[0] == "does not hold"  # at most 1.46x apart
+    assert decide(locks(100.0, 64.0))[0] == "holds"  # 1.56x, ranges apart
+    assert decide(locks(130.0, 64.0))[0] == "holds"  # 2x, ranges apart
+    assert decide(locks(140.0, 64.0), busy="busy")[0] == "holds"
+    assert decide(locks(90.0, 64.0, width=0.2))[0] == "inconclusive"  # could be 1.5x or not
+    assert decide(locks(40.0, 64.0))[0] == "does not hold"  # processes clearly ahead
+
+
 def test_machine_busy() -> None:
     assert machine_busy(None, 2) is None
     assert machine_busy(QUIET, 2) is None
@@ -199,7 +222,7 @@ def test_settle_fills_in_status_verdict_and_why() -> None:
         "does not hold here: threads 28 us, processes 4 us. "
         "Why: a ProcessChannel receiver spins on its own core"
     )
-    assert "processes ahead by 7x" in settled.details["decided by"]
+    assert "processes ahead by 7.00x" in settled.details["decided by"]
     assert settled.details["machine meanwhile"].startswith("other processes 0.1 cores")
     busy = settle(measurement((handoff(15.0, 9.0, load_hurts="process"),)), BUSY, cores=2)
     assert busy.status == "inconclusive"

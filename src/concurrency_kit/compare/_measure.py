@@ -155,6 +155,10 @@ class Comparison:
             count); above it, the figure is a measurement error.
         at_least: the claim is only that the favoured model is *at least as good*: a tie
             holds, and only the other model clearly ahead contradicts it.
+        band: the claim is that the favoured model is *clearly* better, by this factor at
+            least: it holds when it is (spreads apart), and it does not hold when even the most
+            favourable ends of the two interquartile ranges are closer than this (the two cost
+            about the same); in between, inconclusive.
         floor: the figure the favoured model must also beat for the claim to hold (a speed-up
             over serial must exceed :data:`MARGIN`: processes that are "faster than threads"
             but slower than no pool at all do not make the claim hold).
@@ -175,6 +179,7 @@ class Comparison:
     at_least: bool = False
     load_hurts: Literal["process", "thread"] | None = None
     floor: float | None = None
+    band: float | None = None
 
 
 @attrs.frozen
@@ -422,7 +427,7 @@ _PLURAL = {"process": "processes", "thread": "threads"}
 
 
 def _ratio_text(ratio: float) -> str:
-    return f"{ratio:.2g}x" if ratio < 10 else f"{ratio:,.0f}x"
+    return f"{ratio:.2f}x" if ratio < 10 else f"{ratio:,.0f}x"
 
 
 def decide(comparison: Comparison, busy: str | None = None) -> tuple[Status, str]:
@@ -464,6 +469,20 @@ def decide(comparison: Comparison, busy: str | None = None) -> tuple[Status, str
     margin = BUSY_MARGIN if strict else MARGIN
     ratio = max(p.median, t.median) / min(p.median, t.median)
     apart = p.high < t.low or t.high < p.low
+    if c.band is not None:
+        fav, other = (p, t) if c.favoured == "process" else (t, p)
+        # the most the favoured model can be ahead by, from the ends of the two ranges
+        best = other.high / fav.low if c.better == "lower" else fav.high / other.low
+        if winner == c.favoured and apart and ratio >= max(margin, c.band):
+            return "holds", f"{figures}; {_PLURAL[winner]} ahead by {_ratio_text(ratio)}"
+        if winner != c.favoured and apart and ratio >= margin:
+            return "does not hold", f"{figures}; {_PLURAL[winner]} ahead by {_ratio_text(ratio)}"
+        if best < c.band:
+            return "does not hold", (
+                f"{figures}; within {c.band:g}x of each other: {_PLURAL[c.favoured]} are at most "
+                f"{_ratio_text(best)} ahead"
+            )
+        return "inconclusive", f"{figures}; neither {c.band:g}x apart nor clearly within it"
     if (not apart or ratio < margin) and c.at_least:
         return "holds", f"{figures}; a tie, and {c.favoured}s need only be as good"
     if not apart or ratio < margin:

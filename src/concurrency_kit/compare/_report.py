@@ -339,6 +339,7 @@ def compare_json(rows: list[Row], mode: Mode, load: Load | None = None) -> str:
                             "at_least": c.at_least,
                             "load_hurts": c.load_hurts,
                             "floor": c.floor,
+                            "band": c.band,
                         }
                         for c in m.comparisons
                     ],
