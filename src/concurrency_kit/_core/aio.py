@@ -223,24 +223,25 @@ class _TrioWatches:
     async def _run(self, watch: _Watch) -> None:
         import trio
 
+        if not watch.active:
+            return  # stopped before this task ran
         with trio.CancelScope() as scope:
             watch.scope = scope
             await trio.lowlevel.wait_readable(watch.fd)
         watch.scope = None
         if scope.cancelled_caught:
-            watch.active = False
-            if watch.waiters:  # a task came while the watch was being stopped
-                self.start(watch)
-            else:
-                self.watches.pop(watch.fd, None)
-            return
+            return  # stopped: stop() has forgotten this watch already
         watch.ready()
         if not watch.waiters and not watch.active:
             self.watches.pop(watch.fd, None)
 
     def stop(self, watch: _Watch) -> None:
+        # Cancelling unregisters the fd at once (trio runs the wait's abort now), so a new
+        # watch of the same fd may start before the cancelled task has ended.
         if watch.scope is not None:
-            watch.scope.cancel()  # _run forgets the watch once it has ended
+            watch.scope.cancel()
+        watch.active = False
+        self.watches.pop(watch.fd, None)
 
 
 _WATCHES: anyio.lowlevel.RunVar[Any] = anyio.lowlevel.RunVar("concurrency_kit_watches")
