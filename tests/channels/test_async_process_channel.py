@@ -163,3 +163,25 @@ def test_a_receive_on_a_closed_channel_with_nothing_in_flight_ends(make: Any, ba
             channel.close()  # the bell rings; the waiting task finds the channel drained
 
     anyio.run(main, backend=backend)
+
+
+def test_an_event_loop_that_waited_on_a_channel_is_not_kept_alive(make: Any) -> None:
+    """The loop's watches are kept per loop (weakly): a finished loop can be collected."""
+    import asyncio
+    import gc
+    import weakref
+
+    from concurrency_kit import ChannelTimeout
+
+    channel = make(4)
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def main() -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        with pytest.raises(ChannelTimeout):
+            await channel.arecv(timeout=0.001)  # watches the channel's pipe and bell
+
+    for _ in range(3):
+        asyncio.run(main())
+    gc.collect()
+    assert [ref() for ref in loops] == [None, None, None]

@@ -184,24 +184,25 @@ class _Watch:
 
 
 class _AsyncioWatches:
-    __slots__ = ("loop", "watches")
+    # No reference to the loop: the RunVar keeps this object under the loop as a weak key,
+    # and a value that held its key would keep every loop ever run alive.
+    __slots__ = ("watches",)
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self) -> None:
         self.watches: dict[int, _Watch] = {}
 
     def start(self, watch: _Watch) -> None:
         watch.active = True
-        self.loop.add_reader(watch.fd, self._ready, watch)
+        asyncio.get_running_loop().add_reader(watch.fd, self._ready, watch)
 
     def _ready(self, watch: _Watch) -> None:
-        self.loop.remove_reader(watch.fd)
+        asyncio.get_running_loop().remove_reader(watch.fd)
         watch.ready()
         if not watch.waiters and not watch.active:
             self.watches.pop(watch.fd, None)
 
     def stop(self, watch: _Watch) -> None:
-        self.loop.remove_reader(watch.fd)
+        asyncio.get_running_loop().remove_reader(watch.fd)
         watch.active = False
         self.watches.pop(watch.fd, None)
 
@@ -254,7 +255,7 @@ def _watches() -> Any:
         if _current_library() == "trio":
             watches: Any = _TrioWatches()
         else:
-            watches = _AsyncioWatches(asyncio.get_running_loop())
+            watches = _AsyncioWatches()
         _WATCHES.set(watches)
         return watches
 
