@@ -185,3 +185,42 @@ def test_an_event_loop_that_waited_on_a_channel_is_not_kept_alive(make: Any) -> 
         asyncio.run(main())
     gc.collect()
     assert [ref() for ref in loops] == [None, None, None]
+
+
+def test_an_async_receiver_gives_back_the_pages_of_a_burst(backend: str) -> None:
+    """As a sync receiver does (test_process_channel_memory.py): waiting on the emptied
+    channel longer than ``IDLE_RELEASE``, an async receiver gives back the burst's pages."""
+    import os
+
+    from concurrency_kit import ChannelTimeout
+    from concurrency_kit._core import shm
+    from concurrency_kit.channels import _ring
+
+    store_size, item = 64 << 20, 4 << 20
+    before = {n for n in os.listdir(shm.SHM_DIR) if shm.creator_pid(n) == os.getpid()}
+    channel: ProcessChannel[bytes] = ProcessChannel(None, shared_memory_size=store_size)
+    try:
+        (store,) = [
+            n
+            for n in os.listdir(shm.SHM_DIR)
+            if shm.creator_pid(n) == os.getpid()
+            and n not in before
+            and os.stat(f"{shm.SHM_DIR}/{n}").st_size == store_size
+        ]
+
+        def resident() -> int:
+            return os.stat(f"{shm.SHM_DIR}/{store}").st_blocks * 512
+
+        async def main() -> None:
+            for i in range(4):
+                await channel.asend(bytes([i]) * item)
+            assert resident() >= 4 * item
+            for i in range(4):
+                assert await channel.arecv() == bytes([i]) * item
+            with pytest.raises(ChannelTimeout):  # waits longer than IDLE_RELEASE
+                await channel.arecv(timeout=4 * _ring.IDLE_RELEASE)
+            assert resident() <= _ring.RESIDENT_KEEP
+
+        anyio.run(main, backend=backend)
+    finally:
+        channel.close()

@@ -39,6 +39,7 @@ from concurrency_kit.errors import ChannelClosed, ChannelFull, ChannelTimeout
 __all__ = ["AsyncItems", "receive", "send"]
 
 _clock = time.perf_counter
+_monotonic = time.monotonic
 _sched_yield = os.sched_yield
 _SPIN_SECONDS = 20e-6
 """How long a receive looks again (yielding to the loop between looks) before it arms and
@@ -80,6 +81,7 @@ async def receive(order: tuple[Any, ...], timeout: float | None, many: bool) -> 
     arg: Any = order if many else order[0]
     spin = True
     pause = aio.yielder()
+    release_at: float | None = None
     while True:
         found = look(arg)
         if found is not None:
@@ -129,6 +131,12 @@ async def receive(order: tuple[Any, ...], timeout: float | None, many: bool) -> 
                 # a closed process channel may still get a send in flight, from a live
                 # process or a dead one (found by the next look): wait in slices
                 left = SLICE_SECONDS if left is None else min(left, SLICE_SECONDS)
+            if not many:
+                # an idle process channel gives back the pages of a burst (as recv does)
+                release_at = order[0]._select_idle(release_at)
+                if release_at is not None:
+                    until = max(release_at - _monotonic(), 0.0)
+                    left = until if left is None else min(left, until)
             await waker.wait(left)
         finally:
             waker.close()

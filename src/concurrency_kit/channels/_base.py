@@ -208,6 +208,11 @@ class ChannelBase(Generic[T]):
         """Undo :meth:`_select_arm`."""
         raise NotImplementedError  # pragma: no cover - each model implements it
 
+    def _select_idle(self, release_at: float | None) -> float | None:
+        """Housekeeping for a receiver about to sleep (a process channel gives back the pages
+        of a burst): returns when to call again (``time.monotonic``), or ``None``."""
+        return None
+
     # asend() hooks ---------------------------------------------------------------------------
 
     def _send_try(self, item: T) -> None:

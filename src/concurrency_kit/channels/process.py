@@ -795,6 +795,20 @@ class ProcessChannel(ChannelBase[T]):
         finally:
             self._asleep(-1)
 
+    def _select_idle(self, release_at: float | None) -> float | None:
+        """For an async receiver about to sleep: what ``_recv_wait`` does between sleeps with
+        the pages of a burst. Returns when to call again (``time.monotonic``), or ``None``:
+        the ring holds no idle pages (or just gave them back)."""
+        if not self._ring.holds_idle_pages():
+            return None
+        now = time.monotonic()
+        if release_at is None:
+            return now + IDLE_RELEASE
+        if now < release_at:
+            return release_at
+        self._release_idle_pages()
+        return None
+
     def _release_idle_pages(self) -> None:
         """Give back the pages of a burst the ring no longer holds (see ``_ring.py``)."""
         m = self._m
