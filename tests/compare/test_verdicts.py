@@ -190,6 +190,32 @@ def test_a_clear_difference_claim_within_its_band_does_not_hold() -> None:
     assert decide(locks(40.0, 64.0))[0] == "does not hold"  # processes clearly ahead
 
 
+def test_a_band_claim_reads_the_round_by_round_advantage_when_it_has_one() -> None:
+    # Both locks' samples swing between 62 and 95 ns with the machine: the two spreads alone
+    # cannot tell, the paired ratios can.
+    swinging = Spread(70.0, 62.0, 95.0, 60.0, 96.0, 9)
+
+    def locks(advantage: Spread) -> Comparison:
+        return Comparison(
+            "uncontended",
+            "ns",
+            swinging,
+            swinging,
+            "lower",
+            "thread",
+            band=1.5,
+            advantage=advantage,
+        )
+
+    status, text = decide(locks(Spread(1.0, 0.97, 1.04, 0.9, 1.1, 9)))
+    assert status == "does not hold"
+    assert "threads' advantage round by round 1 x [IQR 0.97-1.04, n=9]" in text
+    assert "at most 1.04x ahead" in text
+    assert decide(locks(Spread(2.0, 1.8, 2.2, 1.7, 2.3, 9)))[0] == "holds"
+    assert decide(locks(Spread(0.6, 0.55, 0.65, 0.5, 0.7, 9)))[0] == "does not hold"
+    assert decide(locks(Spread(1.4, 1.2, 1.7, 1.1, 1.8, 9)))[0] == "inconclusive"
+
+
 def test_machine_busy() -> None:
     assert machine_busy(None, 2) is None
     assert machine_busy(QUIET, 2) is None

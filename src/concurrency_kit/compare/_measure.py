@@ -159,6 +159,10 @@ class Comparison:
             least: it holds when it is (spreads apart), and it does not hold when even the most
             favourable ends of the two interquartile ranges are closer than this (the two cost
             about the same); in between, inconclusive.
+        advantage: for a ``band`` claim, the spread of the favoured model's advantage taken
+            round by round (the other's sample over the favoured one's, for lower-is-better):
+            samples taken side by side share the machine's state of the moment, so their ratio
+            is steadier than the ratio of two medians; ``None``: use the two spreads.
         floor: the figure the favoured model must also beat for the claim to hold (a speed-up
             over serial must exceed :data:`MARGIN`: processes that are "faster than threads"
             but slower than no pool at all do not make the claim hold).
@@ -180,6 +184,7 @@ class Comparison:
     load_hurts: Literal["process", "thread"] | None = None
     floor: float | None = None
     band: float | None = None
+    advantage: Spread | None = None
 
 
 @attrs.frozen
@@ -471,6 +476,20 @@ def decide(comparison: Comparison, busy: str | None = None) -> tuple[Status, str
     apart = p.high < t.low or t.high < p.low
     if c.band is not None:
         fav, other = (p, t) if c.favoured == "process" else (t, p)
+        if c.advantage is not None:
+            a = c.advantage
+            figures += f"; {_PLURAL[c.favoured]}' advantage round by round {_range(a, 'x')}"
+            if a.low >= max(margin, c.band):
+                return "holds", f"{figures}; {_PLURAL[c.favoured]} ahead by {a.median:.2f}x"
+            if a.high < 1 / margin:
+                loser_name = _PLURAL[c.favoured]
+                return "does not hold", f"{figures}; {loser_name} behind by {1 / a.median:.2f}x"
+            if a.high < c.band:
+                return "does not hold", (
+                    f"{figures}; within {c.band:g}x of each other: {_PLURAL[c.favoured]} are at "
+                    f"most {a.high:.2f}x ahead"
+                )
+            return "inconclusive", f"{figures}; neither {c.band:g}x apart nor clearly within it"
         # the most the favoured model can be ahead by, from the ends of the two ranges
         best = other.high / fav.low if c.better == "lower" else fav.high / other.low
         if winner == c.favoured and apart and ratio >= max(margin, c.band):

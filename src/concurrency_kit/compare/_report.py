@@ -340,6 +340,7 @@ def compare_json(rows: list[Row], mode: Mode, load: Load | None = None) -> str:
                             "load_hurts": c.load_hurts,
                             "floor": c.floor,
                             "band": c.band,
+                            "advantage": None if c.advantage is None else _spread_json(c.advantage),
                         }
                         for c in m.comparisons
                     ],
