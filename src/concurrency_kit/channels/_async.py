@@ -201,7 +201,11 @@ class AsyncItems(AsyncIterator[Any]):
             # an arecv that finds an item returns without suspending (as asyncio.Queue.get
             # does): a loop over a channel that never runs dry still lets others run
             await aio.checkpoint()
+        channel = self._channel
         try:
-            return (await receive((self._channel,), None, False))[1]
+            ready, item = channel._select_try()
+            if ready:
+                return item
+            return (await receive((channel,), None, False))[1]
         except ChannelClosed:
             raise StopAsyncIteration from None

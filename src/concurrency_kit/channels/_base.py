@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import attrs
 
 from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining
-from concurrency_kit.errors import ChannelClosed, ChannelEmpty, ChannelTimeout
+from concurrency_kit.errors import ChannelClosed, ChannelEmpty, ChannelFull, ChannelTimeout
 
 __all__ = [
     "DEFAULT_CAPACITY",
@@ -156,7 +156,14 @@ class ChannelBase(Generic[T]):
             ChannelClosed: the channel is closed (or was closed while this call waited).
             ChannelTimeout: ``timeout`` seconds passed first (the item was not sent).
         """
-        from concurrency_kit.channels._async import send
+        if timeout is not None:
+            timeout = check_timeout(timeout)  # the sync call's errors, before anything is sent
+        try:
+            self._send_try(item)  # the common case: room now, no coroutine of _async's
+            return
+        except ChannelFull:
+            pass
+        from concurrency_kit.channels._async import send  # asyncio and anyio, on first use
 
         await send(self, item, timeout)
 
@@ -171,7 +178,12 @@ class ChannelBase(Generic[T]):
             ChannelClosed: the channel is closed and every item has been received.
             ChannelTimeout: no item came within ``timeout`` seconds.
         """
-        from concurrency_kit.channels._async import receive
+        if timeout is not None:
+            timeout = check_timeout(timeout)  # the sync call's errors, before anything is taken
+        ready, item = self._select_try()  # the common case: an item now
+        if ready:
+            return item  # type: ignore[no-any-return]
+        from concurrency_kit.channels._async import receive  # asyncio and anyio, on first use
 
         return (await receive((self,), timeout, False))[1]  # type: ignore[no-any-return]
 
