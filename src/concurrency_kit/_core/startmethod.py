@@ -7,8 +7,9 @@ import multiprocessing.context
 import multiprocessing.process
 import os
 import sys
+import threading
 
-__all__ = ["default_start_method", "main_module_problem", "mp_context"]
+__all__ = ["default_start_method", "main_module_path", "main_module_problem", "mp_context"]
 
 
 def default_start_method() -> str:
@@ -16,6 +17,28 @@ def default_start_method() -> str:
     forked child of a threaded parent may inherit locks held by threads it does not have)."""
     methods = multiprocessing.get_all_start_methods()
     return "forkserver" if "forkserver" in methods else "spawn"
+
+
+def _main_path_to_rerun() -> str | None:
+    """The path a ``spawn`` or ``forkserver`` child re-runs as the main module, as
+    :mod:`multiprocessing` computes it (whether or not the file exists); ``None`` when it
+    re-runs nothing by path (``python -m``, ``python -c``, the interactive prompt)."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(getattr(main, "__spec__", None), "name", None) is not None:
+        return None
+    main_path = getattr(main, "__file__", None)
+    if not isinstance(main_path, str):
+        return None
+    original_dir: str | None = getattr(multiprocessing.process, "ORIGINAL_DIR", None)
+    if not os.path.isabs(main_path) and original_dir is not None:
+        main_path = os.path.join(original_dir, main_path)
+    return os.path.normpath(main_path)
+
+
+def main_module_path() -> str | None:
+    """The main script a ``spawn`` or ``forkserver`` child re-runs, if it is a file."""
+    main_path = _main_path_to_rerun()
+    return main_path if main_path is not None and os.path.isfile(main_path) else None
 
 
 def main_module_problem(start_method: str) -> str | None:
@@ -33,16 +56,8 @@ def main_module_problem(start_method: str) -> str | None:
     """
     if start_method == "fork":
         return None
-    main = sys.modules.get("__main__")
-    if main is None or getattr(getattr(main, "__spec__", None), "name", None) is not None:
-        return None
-    main_path = getattr(main, "__file__", None)
-    if not isinstance(main_path, str):
-        return None
-    original_dir: str | None = getattr(multiprocessing.process, "ORIGINAL_DIR", None)
-    if not os.path.isabs(main_path) and original_dir is not None:
-        main_path = os.path.join(original_dir, main_path)
-    if os.path.isfile(main_path):
+    main_path = _main_path_to_rerun()
+    if main_path is None or os.path.isfile(main_path):
         return None
     what = (
         "the script was read from standard input"
@@ -57,20 +72,51 @@ def main_module_problem(start_method: str) -> str | None:
     )
 
 
+_server_lock = threading.Lock()
+
+
 def mp_context(start_method: str) -> multiprocessing.context.BaseContext:
     """The :mod:`multiprocessing` context of ``start_method``, for every process we start.
 
-    With ``forkserver``, ``concurrency_kit`` is added to the modules the fork server imports
-    before it forks anything (it keeps any the user set): each child then starts with the
-    library imported, in about 10 ms instead of the 100+ ms a fresh import takes. (The server
-    is meant to preload ``__main__`` too, but CPython 3.11 looks for the wrong key and never
-    does.) It only has effect if the server is not running yet; it starts on first use.
+    With ``forkserver``, the fork server is started now (if it is not running yet), and with
+    the right preloads, so that it boots while the caller goes on and each worker it forks
+    starts with nothing left to import:
+
+    * ``concurrency_kit``: each child starts with the library imported, in about 10 ms instead
+      of the 100+ ms a fresh import takes (any modules the user set stay in the list);
+    * the parent's main script, run once in the server (:mod:`._core.forkserver_main`): CPython
+      means to preload it but never does, so without this every worker re-runs the script and
+      its imports before its first task.
+
+    A server started earlier (by another pool, or by the standard library) is used as it is.
     """
     context = multiprocessing.get_context(start_method)
     if start_method == "forkserver":
         from multiprocessing import forkserver
 
         modules = list(getattr(forkserver._forkserver, "_preload_modules", ["__main__"]))
-        if "concurrency_kit" not in modules:
-            context.set_forkserver_preload([*modules, "concurrency_kit"])
+        wanted = [name for name in ("concurrency_kit", _FORKSERVER_MAIN) if name not in modules]
+        if wanted:
+            context.set_forkserver_preload([*modules, *wanted])
+        _start_forkserver()
     return context
+
+
+_FORKSERVER_MAIN = "concurrency_kit._core.forkserver_main"
+
+
+def _start_forkserver() -> None:
+    """Start the fork server now, telling it the main script to preload (an environment
+    variable the server reads once; ``ensure_running`` passes it no other way)."""
+    from multiprocessing import forkserver
+
+    from concurrency_kit._core.forkserver_main import ENVIRONMENT_KEY, encode
+
+    main_path = main_module_path()
+    with _server_lock:
+        if main_path is not None:
+            os.environ[ENVIRONMENT_KEY] = encode(main_path, list(sys.argv))
+        try:
+            forkserver.ensure_running()
+        finally:
+            os.environ.pop(ENVIRONMENT_KEY, None)
