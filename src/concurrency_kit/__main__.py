@@ -3,7 +3,8 @@
 Commands:
     table     print the processes-versus-threads table with the classes of each row.
     compare   measure every row of the table on this machine and print the verdicts.
-    advise    run a function of yours under both pools, and serially, and advise a model.
+    advise    run a function of yours serially and under both pools; advise processes,
+              threads, running it serially, or batching more work per task.
 """
 
 from __future__ import annotations

@@ -107,7 +107,7 @@ class Advice:
         rows: the keys of those rows.
     """
 
-    recommendation: Recommendation
+    recommendation: Literal["processes", "threads", "serial", "batch"]
     model: Model | None
     workers: int
     items: int
@@ -134,7 +134,7 @@ class Advice:
 
     @property
     def headline(self) -> str:
-        """The advice in a few words: ``"use processes"``, ``"run it serially"``, ..."""
+        """The advice as a short phrase, such as ``"use processes"`` or ``"run it serially"``."""
         return {
             "processes": "use processes",
             "threads": "use threads",
@@ -213,8 +213,8 @@ def advise(
     ``fn`` must be picklable for the process pool (a module-level function; cloudpickle also
     takes lambdas and functions defined in ``__main__``), and ``inputs`` should take at least a
     few tenths of a second serially for the figures to mean much. Each run calls ``fn`` on every
-    input: a warm-up run serially and on each pool, then :data:`ROUNDS` interleaved rounds of
-    all three, so ``fn`` runs twelve times per input in all.
+    input: a warm-up run serially and on each pool, then three interleaved rounds of all
+    three, so ``fn`` runs twelve times per input in all.
 
     The advice never names a pool that was not faster than the plain loop: it says "serial"
     or "batch" instead. Other load on the machine while it measures can change a close call
