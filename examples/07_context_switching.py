@@ -16,8 +16,9 @@ and, for threads, passing the GIL. A ``ProcessChannel`` receiver keeps looking f
 20 us before it sleeps, so with a free core for each process neither side sleeps and the
 process ping-pong can beat the thread one, against the classic table; events put the waiter to
 sleep in the kernel at every hand-off, in both models, and show the cost of a real switch.
-``python -m concurrency_kit compare --rows context_switching`` measures the same, with a
-verdict that says "inconclusive" when the machine is too busy to tell.
+``python -m concurrency_kit compare --rows context_switching`` measures the same, per hand-off
+(half the round trips printed here), with a verdict that says "inconclusive" when the machine
+is too busy to tell.
 """
 
 from __future__ import annotations
