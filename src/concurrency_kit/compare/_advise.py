@@ -74,7 +74,7 @@ CPU_BOUND = 0.3
 machine lowers it: a CPU-bound call also waits for a core there); below, it mostly waits."""
 GIL_RELEASED = 1.3
 """Threads that kept more than this many CPUs busy at once computed in parallel."""
-ROUNDS = 3
+ROUNDS = 5
 """Interleaved rounds of serial, threads and processes (after a warm-up round)."""
 
 Recommendation = Literal["processes", "threads", "serial", "batch"]
@@ -213,8 +213,8 @@ def advise(
     ``fn`` must be picklable for the process pool (a module-level function; cloudpickle also
     takes lambdas and functions defined in ``__main__``), and ``inputs`` should take at least a
     few tenths of a second serially for the figures to mean much. Each run calls ``fn`` on every
-    input: a warm-up run serially and on each pool, then three interleaved rounds of all
-    three, so ``fn`` runs twelve times per input in all.
+    input: a warm-up run serially and on each pool, then five interleaved rounds of all
+    three, so ``fn`` runs eighteen times per input in all.
 
     The advice never names a pool that was not faster than the plain loop: it says "serial"
     or "batch" instead. Other load on the machine while it measures can change a close call
