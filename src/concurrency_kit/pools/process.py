@@ -1214,7 +1214,7 @@ class ProcessPool(PoolBase):
             worker is killed and replaced. The parent reads each busy worker's RSS every
             0.1 s (Linux ``/proc``), so a short peak between two looks is only seen after
             the task, as a replacement.
-        forward_logs: send the :mod:`logging` records of the workers (tasks and initializer)
+        forward_logs: send the ``logging`` records of the workers (tasks and initializer)
             to this process's loggers, where its handlers, levels and filters apply; each
             record carries the worker's name as ``record.worker`` and ``record.processName``
             (``{name}-worker-{n}``). ``False`` leaves each worker's logging as it is (records
