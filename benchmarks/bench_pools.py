@@ -16,6 +16,12 @@ Benchmarks (``--only NAME``):
 * ``startup``: create a pool, submit one task, get its result (latency).
 * ``shutdown``: ``shutdown(wait=True)`` of a warm pool (latency).
 * ``crash``: from a worker's death (SIGKILL) to its future raising in the parent (latency).
+* ``cold_start_fork``, ``cold_start_forkserver``, ``cold_start_spawn``: in a fresh interpreter,
+  from creating a pool of 2 workers to its first result, per start method, against
+  ``ProcessPoolExecutor`` with the same method (latency). Each sample is a new Python process
+  running a small script file (so that ``spawn`` and ``forkserver`` workers re-run a real main
+  script, as they do for users), which imports its pool before the clock starts: a first pool
+  pays for starting the fork server or the interpreters, never for its parent's imports.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -754,6 +762,92 @@ def _pebble_crash(k: int) -> Any:
     return crash_contender(make_pebble, close_pebble, schedule_to, pebble_expired(), True, k)
 
 
+COLD_START_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import time
+
+    if sys.argv[1] == "ProcessPool":
+        from concurrency_kit import ProcessPool
+
+        def make(method):
+            return ProcessPool(2, start_method=method)
+
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        def make(method):
+            return ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(method))
+
+
+    def main(method):
+        start = time.perf_counter()
+        pool = make(method)
+        if pool.submit(abs, -2).result() != 2:
+            raise AssertionError("wrong result")
+        elapsed = time.perf_counter() - start
+        pool.shutdown()
+        print(repr(elapsed))
+
+
+    if __name__ == "__main__":
+        main(sys.argv[2])
+    """
+)
+"""A fresh interpreter's first pool: ``python script.py POOL METHOD`` prints the seconds from
+the pool's creation to its first result."""
+
+
+@contextmanager
+def cold_start_contender(pool: str, method: str, k: int) -> Iterator[Measure]:
+    """Each sample: a new interpreter runs :data:`COLD_START_SCRIPT` once (``k`` per round)."""
+    with tempfile.TemporaryDirectory(prefix="ck-cold-start-") as directory:
+        script = os.path.join(directory, "cold_start.py")
+        with open(script, "w") as file:
+            file.write(COLD_START_SCRIPT)
+
+        def one() -> float:
+            done = subprocess.run(
+                [sys.executable, script, pool, method],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"the cold-start script failed: {done.stderr.strip()}")
+            return float(done.stdout.strip().splitlines()[-1])
+
+        yield lambda: [one() for _ in range(k)]
+
+
+def cold_start_benchmarks(config: Config) -> list[Benchmark]:
+    k = config.size(2, 1, 1)
+    benchmarks = []
+    for method in ("fork", "forkserver", "spawn"):
+        if method not in multiprocessing.get_all_start_methods():
+            continue
+        benchmarks.append(
+            Benchmark(
+                name=f"cold_start_{method}",
+                title=(
+                    f"a fresh interpreter: create a pool of {WORKERS} workers, first result "
+                    f"of one task, start method {method}"
+                ),
+                kind="latency",
+                unit="ms",
+                reference="ProcessPoolExecutor",
+                contenders=tuple(
+                    Contender(name, partial(cold_start_contender, name, method, k))
+                    for name in ("ProcessPool", "ProcessPoolExecutor")
+                ),
+                rounds=10,
+            )
+        )
+    return benchmarks
+
+
 def build(config: Config) -> list[Benchmark]:
     """Every benchmark of this script, sized for ``config``."""
     return [
@@ -763,6 +857,7 @@ def build(config: Config) -> list[Benchmark]:
         *thread_benchmarks(config),
         *lifecycle_benchmarks(config),
         crash_benchmark(config),
+        *cold_start_benchmarks(config),
     ]
 
 
