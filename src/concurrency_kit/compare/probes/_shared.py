@@ -15,7 +15,9 @@ def echo(ping: Any, pong: Any) -> None:
 
 
 def cheaper(thread: float, process: float) -> str:
-    """``"threads 3.1x cheaper"`` or ``"processes 1.4x cheaper"`` for two costs."""
+    """``"threads 3.1x cheaper"``, ``"processes 1.4x cheaper"`` or ``"about the same"``."""
+    if max(thread, process) < 1.05 * min(thread, process):
+        return "about the same"
     if thread < process:
         return f"threads {process / thread:.1f}x cheaper"
     return f"processes {thread / process:.1f}x cheaper"

@@ -11,11 +11,18 @@ on a warm pool of :data:`WORKERS` processes; the speed-up is serial time / pool 
 * I/O-bound (second comparison): :func:`nap`, ``time.sleep``, which releases the GIL: both
   models overlap the waits, and threads do it at least as well.
 
-The three ways run interleaved, round after round (serial, threads, processes, then another
+The ways run interleaved, round after round (serial, threads, processes, then another
 order), after a warm-up round; each round gives one speed-up per pool (that round's serial
 time over that round's pool time), and the figure is their median with its spread. A CPU-bound
 speed-up above ``min(workers, usable cores)`` is impossible, and flagged as a measurement
 error.
+
+Each pool is compared with the serial speed of the interpreter its workers run in: the thread
+pool with the calls run one after another here, the process pool with the same calls run one
+after another inside one of its workers. Two interpreters can run the same pure-Python loop at
+speeds 20 % apart (where the code and the heap landed in memory, which is why pyperf spreads
+its samples over many processes); a serial baseline from this process alone once gave the
+process pool an impossible 2.5x on 2 cores.
 """
 
 from __future__ import annotations
@@ -37,7 +44,16 @@ from concurrency_kit.compare._measure import (
 )
 from concurrency_kit.models import PROCESS, THREAD
 
-__all__ = ["CALL_SECONDS", "TASKS", "WORKERS", "calibrate", "nap", "probe", "spin"]
+__all__ = [
+    "CALL_SECONDS",
+    "TASKS",
+    "WORKERS",
+    "calibrate",
+    "nap",
+    "probe",
+    "run_serially",
+    "spin",
+]
 
 WORKERS = 2
 TASKS = 2 * WORKERS
@@ -98,6 +114,22 @@ def _pooled(pool: Any, fn: Callable[[Any], object], arg: Any) -> Callable[[], fl
     return sample
 
 
+def run_serially(fn: Callable[[Any], object], arg: Any, count: int) -> float:
+    """Seconds for ``count`` calls of ``fn(arg)`` one after another, timed where this runs."""
+    start = time.perf_counter()
+    for _ in range(count):
+        fn(arg)
+    return time.perf_counter() - start
+
+
+def _serial_in(pool: Any, fn: Callable[[Any], object], arg: Any) -> Callable[[], float]:
+    def sample() -> float:
+        seconds: float = pool.submit(run_serially, fn, arg, TASKS).result(120.0)
+        return seconds
+
+    return sample
+
+
 def _speedups(serial: list[float], pooled: list[float]) -> Spread:
     return Spread.of([s / p for s, p in zip(serial, pooled, strict=True)])
 
@@ -115,6 +147,7 @@ def probe(mode: Mode) -> Measurement:
             {
                 "serial": _serial(spin, n),
                 "threads": _pooled(threads, spin, n),
+                "serial in a worker": _serial_in(processes, spin, n),
                 "processes": _pooled(processes, spin, n),
             },
             rounds,
@@ -129,7 +162,7 @@ def probe(mode: Mode) -> Measurement:
         )
     t_cpu, p_cpu = (
         _speedups(cpu["serial"], cpu["threads"]),
-        _speedups(cpu["serial"], cpu["processes"]),
+        _speedups(cpu["serial in a worker"], cpu["processes"]),
     )
     t_io, p_io = _speedups(io["serial"], io["threads"]), _speedups(io["serial"], io["processes"])
     parallel = min(WORKERS, cores)
@@ -180,6 +213,9 @@ def probe(mode: Mode) -> Measurement:
         ),
         details={
             "CPU-bound, serial": f"{serial_ms:.0f} ms for {TASKS} calls of spin({n:,})",
+            "CPU-bound, serial in a process worker": (
+                f"{median_of_ms(cpu['serial in a worker']):.0f} ms (the process pool's baseline)"
+            ),
             "CPU-bound, threads": f"{median_of_ms(cpu['threads']):.0f} ms",
             "CPU-bound, processes": f"{median_of_ms(cpu['processes']):.0f} ms",
             "I/O-bound, serial": f"{median_of_ms(io['serial']):.0f} ms for {TASKS} calls",
