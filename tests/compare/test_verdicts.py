@@ -92,7 +92,7 @@ def test_interleave_rotates_the_order_and_drops_the_warm_up() -> None:
 def test_quiet_machine_clear_gap_holds_or_does_not() -> None:
     status, text = decide(cpu(1.9, 1.0))
     assert status == "holds"
-    assert "processes 1.9 x" in text
+    assert "processes 1.9x [IQR" in text
     assert "processes ahead by 1.90x" in text
     status, text = decide(handoff(4.0, 28.0))  # processes hand off 7x faster
     assert status == "does not hold"
@@ -120,7 +120,7 @@ def test_at_least_claims_hold_on_a_tie_and_fail_only_on_a_clear_loss() -> None:
 def test_a_speed_up_above_the_cores_is_a_measurement_error() -> None:
     status, text = decide(cpu(4.2, 3.1))
     assert status == "inconclusive"
-    assert "measurement error: processes 4.2 x is above the 2" in text
+    assert "measurement error: processes 4.2x is above the 2" in text
     assert decide(cpu(2.25, 1.0))[0] == "holds"  # within the tolerance
 
 
@@ -145,10 +145,10 @@ def test_busy_machine_the_side_load_slows_losing_proves_nothing() -> None:
 def test_faster_than_threads_but_not_than_serial_does_not_make_processes_suit_cpu_work() -> None:
     status, text = decide(cpu(1.05, 0.8))  # quiet: processes 1.05x serial
     assert status == "does not hold"
-    assert "processes ahead of threads, but below 1.1 x" in text
+    assert "processes ahead of threads, but below 1.1x" in text
     status, text = decide(cpu(0.87, 0.76), busy="other processes kept 1.5 of 2 cores busy")
     assert status == "inconclusive"
-    assert "but below 1.1 x (the machine was busy" in text
+    assert "but below 1.1x (the machine was busy" in text
 
 
 def test_busy_machine_other_timings_need_a_twofold_gap() -> None:
@@ -209,7 +209,7 @@ def test_a_band_claim_reads_the_round_by_round_advantage_when_it_has_one() -> No
 
     status, text = decide(locks(Spread(1.0, 0.97, 1.04, 0.9, 1.1, 9)))
     assert status == "does not hold"
-    assert "threads' advantage round by round 1 x [IQR 0.97-1.04, n=9]" in text
+    assert "threads' advantage round by round 1x [IQR 0.97-1.04, n=9]" in text
     assert "at most 1.04x ahead" in text
     assert decide(locks(Spread(2.0, 1.8, 2.2, 1.7, 2.3, 9)))[0] == "holds"
     assert decide(locks(Spread(0.6, 0.55, 0.65, 0.5, 0.7, 9)))[0] == "does not hold"

@@ -420,11 +420,16 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
+def _with_unit(value: float, unit: str) -> str:
+    return f"{_fmt(value)}x" if unit == "x" else f"{_fmt(value)} {unit}"
+
+
 def _range(spread: Spread, unit: str) -> str:
     if spread.n == 1:
-        return f"{_fmt(spread.median)} {unit}"
+        return _with_unit(spread.median, unit)
     return (
-        f"{_fmt(spread.median)} {unit} [IQR {_fmt(spread.low)}-{_fmt(spread.high)}, n={spread.n}]"
+        f"{_with_unit(spread.median, unit)} "
+        f"[IQR {_fmt(spread.low)}-{_fmt(spread.high)}, n={spread.n}]"
     )
 
 
@@ -456,7 +461,7 @@ def decide(comparison: Comparison, busy: str | None = None) -> tuple[Status, str
         if over:
             who, value = over[0]
             return "inconclusive", (
-                f"{figures}; measurement error: {who} {_fmt(value)} {c.unit} is above the "
+                f"{figures}; measurement error: {who} {_with_unit(value, c.unit)} is above the "
                 f"{_fmt(c.ceiling / CEILING_TOLERANCE)} that the workers and cores allow"
             )
     if p.median <= 0 or t.median <= 0:
@@ -515,12 +520,12 @@ def decide(comparison: Comparison, busy: str | None = None) -> tuple[Status, str
         beaten = "above" if c.better == "lower" else "below"
         if busy_timing:
             return "inconclusive", (
-                f"{figures}; {_PLURAL[c.favoured]} ahead, but {beaten} {_fmt(c.floor)} {c.unit} "
-                f"(the machine was busy: {busy})"
+                f"{figures}; {_PLURAL[c.favoured]} ahead, but {beaten} "
+                f"{_with_unit(c.floor, c.unit)} (the machine was busy: {busy})"
             )
         return "does not hold", (
             f"{figures}; {_PLURAL[c.favoured]} ahead of {_PLURAL[loser]}, but {beaten} "
-            f"{_fmt(c.floor)} {c.unit}"
+            f"{_with_unit(c.floor, c.unit)}"
         )
     return status, f"{figures}; {_PLURAL[winner]} ahead by {_ratio_text(ratio)}"
 
