@@ -12,17 +12,20 @@ on a warm pool of :data:`WORKERS` processes; the speed-up is serial time / pool 
   models overlap the waits, and threads do it at least as well.
 
 The ways run interleaved, round after round (serial, threads, processes, then another
-order), after a warm-up round; each round gives one speed-up per pool (that round's serial
-time over that round's pool time), and the figure is their median with its spread. A CPU-bound
-speed-up above ``min(workers, usable cores)`` is impossible, and flagged as a measurement
-error.
+order), after a warm-up round.
 
-Each pool is compared with the serial speed of the interpreter its workers run in: the thread
-pool with the calls run one after another here, the process pool with the same calls run one
-after another inside one of its workers. Two interpreters can run the same pure-Python loop at
-speeds 20 % apart (where the code and the heap landed in memory, which is why pyperf spreads
-its samples over many processes); a serial baseline from this process alone once gave the
-process pool an impossible 2.5x on 2 cores.
+The CPU-bound speed-up of a pool is the CPU time its tasks used (each task reads
+``time.thread_time()`` around its call, in the worker that runs it) over the pool's wall time:
+how many cores the work kept busy at once, which for CPU-bound calls is their serial time over
+their parallel time. It is taken round by round, and the figure is the median with its
+spread. Two reasons not to divide by a serial run of this process: two interpreters can run
+the same loop at speeds 20 % apart (where code and heap land in memory, which is why pyperf
+spreads its samples over processes), which once gave the process pool an impossible 2.5x on
+2 cores; and a worker preempted by other load shows it in its wall time but not in its CPU
+time. A speed-up above ``min(workers, usable cores)`` is impossible, and flagged as a
+measurement error. The plain serial time is in the details.
+
+The I/O-bound speed-up is serial wall time over pool wall time (sleep uses no CPU).
 """
 
 from __future__ import annotations
@@ -51,14 +54,16 @@ __all__ = [
     "calibrate",
     "nap",
     "probe",
-    "run_serially",
     "spin",
+    "spin_cpu",
 ]
 
 WORKERS = 2
-TASKS = 2 * WORKERS
+TASKS = 4 * WORKERS
+"""Calls per sample: several per worker, so that a worker that runs slower than the other
+leaves less of the machine idle at the end of a sample."""
 
-CALL_SECONDS: dict[Mode, float] = {"quick": 0.08, "full": 0.15}
+CALL_SECONDS: dict[Mode, float] = {"quick": 0.04, "full": 0.08}
 """The wall time of one CPU-bound call, after calibration."""
 
 ROUNDS: dict[Mode, int] = {"quick": 5, "full": 7}
@@ -114,18 +119,24 @@ def _pooled(pool: Any, fn: Callable[[Any], object], arg: Any) -> Callable[[], fl
     return sample
 
 
-def run_serially(fn: Callable[[Any], object], arg: Any, count: int) -> float:
-    """Seconds for ``count`` calls of ``fn(arg)`` one after another, timed where this runs."""
-    start = time.perf_counter()
-    for _ in range(count):
-        fn(arg)
-    return time.perf_counter() - start
+def spin_cpu(n: int) -> float:
+    """:func:`spin`, returning the CPU seconds it took in the thread that ran it."""
+    start = time.thread_time()
+    spin(n)
+    return time.thread_time() - start
 
 
-def _serial_in(pool: Any, fn: Callable[[Any], object], arg: Any) -> Callable[[], float]:
+def _busy_cores(pool: Any, n: int, found: list[float]) -> Callable[[], float]:
+    """A sampler: wall seconds of TASKS spin calls on ``pool``; appends CPU time over wall."""
+
     def sample() -> float:
-        seconds: float = pool.submit(run_serially, fn, arg, TASKS).result(120.0)
-        return seconds
+        start = time.perf_counter()
+        cpu = sum(
+            future.result(120.0) for future in [pool.submit(spin_cpu, n) for _ in range(TASKS)]
+        )
+        wall = time.perf_counter() - start
+        found.append(cpu / wall)
+        return wall
 
     return sample
 
@@ -143,15 +154,17 @@ def probe(mode: Mode) -> Measurement:
         for pool in (threads, processes):  # start every worker; a nap keeps the first busy
             for warming in [pool.submit(nap, 0.05) for _ in range(WORKERS)]:
                 warming.result(60.0)
+        busy: dict[str, list[float]] = {"threads": [], "processes": []}
         cpu = interleave(
             {
                 "serial": _serial(spin, n),
-                "threads": _pooled(threads, spin, n),
-                "serial in a worker": _serial_in(processes, spin, n),
-                "processes": _pooled(processes, spin, n),
+                "threads": _busy_cores(threads, n, busy["threads"]),
+                "processes": _busy_cores(processes, n, busy["processes"]),
             },
             rounds,
         )
+        for values in busy.values():
+            del values[: len(values) - rounds]  # the warm-up round's
         io = interleave(
             {
                 "serial": _serial(nap, NAP[mode]),
@@ -160,10 +173,7 @@ def probe(mode: Mode) -> Measurement:
             },
             rounds,
         )
-    t_cpu, p_cpu = (
-        _speedups(cpu["serial"], cpu["threads"]),
-        _speedups(cpu["serial in a worker"], cpu["processes"]),
-    )
+    t_cpu, p_cpu = Spread.of(busy["threads"]), Spread.of(busy["processes"])
     t_io, p_io = _speedups(io["serial"], io["threads"]), _speedups(io["serial"], io["processes"])
     parallel = min(WORKERS, cores)
     comparisons = (
@@ -213,8 +223,8 @@ def probe(mode: Mode) -> Measurement:
         ),
         details={
             "CPU-bound, serial": f"{serial_ms:.0f} ms for {TASKS} calls of spin({n:,})",
-            "CPU-bound, serial in a process worker": (
-                f"{median_of_ms(cpu['serial in a worker']):.0f} ms (the process pool's baseline)"
+            "CPU-bound speed-up": (
+                "the tasks' CPU time over the pool's wall time: cores kept busy at once"
             ),
             "CPU-bound, threads": f"{median_of_ms(cpu['threads']):.0f} ms",
             "CPU-bound, processes": f"{median_of_ms(cpu['processes']):.0f} ms",
