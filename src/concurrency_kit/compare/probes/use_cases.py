@@ -69,7 +69,7 @@ CALL_SECONDS: dict[Mode, float] = {"quick": 0.04, "full": 0.08}
 ROUNDS: dict[Mode, int] = {"quick": 5, "full": 7}
 """Interleaved rounds (after one warm-up round)."""
 
-NAP: dict[Mode, float] = {"quick": 0.03, "full": 0.1}
+NAP: dict[Mode, float] = {"quick": 0.03, "full": 0.05}
 """Seconds of one I/O-bound call."""
 
 
