@@ -14,16 +14,16 @@ on a warm pool of :data:`WORKERS` processes; the speed-up is serial time / pool 
 The ways run interleaved, round after round (serial, threads, processes, then another
 order), after a warm-up round.
 
-The CPU-bound speed-up of a pool is the CPU time its tasks used (each task reads
-``time.thread_time()`` around its call, in the worker that runs it) over the pool's wall time:
-how many cores the work kept busy at once, which for CPU-bound calls is their serial time over
-their parallel time. It is taken round by round, and the figure is the median with its
-spread. Two reasons not to divide by a serial run of this process: two interpreters can run
-the same loop at speeds 20 % apart (where code and heap land in memory, which is why pyperf
-spreads its samples over processes), which once gave the process pool an impossible 2.5x on
-2 cores; and a worker preempted by other load shows it in its wall time but not in its CPU
-time. A speed-up above ``min(workers, usable cores)`` is impossible, and flagged as a
-measurement error. The plain serial time is in the details.
+The CPU-bound speed-up is the serial time of the calls over the pool's wall time, with the
+serial time taken in the interpreter that ran them. For the thread pool that is this one: the
+serial run's wall time. For the process pool it is the workers': each task reads
+``time.thread_time()`` around its call, and the calls' CPU time is their serial time there.
+Dividing by a serial run of this process instead gave the process pool 1.34x to an impossible
+2.49x on a quiet 2-core machine: two interpreters can run the same loop at speeds 25 % apart
+(where code and heap land in memory; pyperf spreads its samples over processes for the same
+reason). CPU time also leaves out the time a worker spent preempted by other load. Each is
+taken round by round; the figure is the median with its spread. A speed-up above
+``min(workers, usable cores)`` is impossible, and flagged as a measurement error.
 
 The I/O-bound speed-up is serial wall time over pool wall time (sleep uses no CPU).
 """
@@ -127,7 +127,8 @@ def spin_cpu(n: int) -> float:
 
 
 def _busy_cores(pool: Any, n: int, found: list[float]) -> Callable[[], float]:
-    """A sampler: wall seconds of TASKS spin calls on ``pool``; appends CPU time over wall."""
+    """A sampler: wall seconds of TASKS spin calls on ``pool``; appends their CPU time (read
+    where they ran) over that wall time."""
 
     def sample() -> float:
         start = time.perf_counter()
@@ -173,7 +174,11 @@ def probe(mode: Mode) -> Measurement:
             },
             rounds,
         )
-    t_cpu, p_cpu = Spread.of(busy["threads"]), Spread.of(busy["processes"])
+    # Threads run in this interpreter, as the serial calls did: wall time over wall time (their
+    # CPU time would also count what passing the GIL back and forth costs). Processes run in
+    # interpreters of their own: the CPU time their calls took there, over the wall time.
+    t_cpu = _speedups(cpu["serial"], cpu["threads"])
+    p_cpu = Spread.of(busy["processes"])
     t_io, p_io = _speedups(io["serial"], io["threads"]), _speedups(io["serial"], io["processes"])
     parallel = min(WORKERS, cores)
     comparisons = (
@@ -224,7 +229,8 @@ def probe(mode: Mode) -> Measurement:
         details={
             "CPU-bound, serial": f"{serial_ms:.0f} ms for {TASKS} calls of spin({n:,})",
             "CPU-bound speed-up": (
-                "the tasks' CPU time over the pool's wall time: cores kept busy at once"
+                "serial time over pool time; for processes, the calls' CPU time in the workers "
+                "over the pool's wall time"
             ),
             "CPU-bound, threads": f"{median_of_ms(cpu['threads']):.0f} ms",
             "CPU-bound, processes": f"{median_of_ms(cpu['processes']):.0f} ms",
