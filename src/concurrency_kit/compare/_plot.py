@@ -116,7 +116,10 @@ def _draw_measured(axes: Axes, title: str, measurement: Measurement) -> None:
         colours = [_UNDECIDED, _UNDECIDED]
     else:
         winner = _better_index(values, measurement.better)
-        colours = [_BETTER if index == winner else _WORSE for index in range(len(figures))]
+        colours = [
+            _BETTER if winner is None or index == winner else _WORSE  # a tie: neither is worse
+            for index in range(len(figures))
+        ]
     bars = axes.barh([label for label, _ in figures], values, color=colours)
     spreads = _spreads(measurement)
     if spreads is not None:
@@ -171,8 +174,9 @@ def _title(axes: Axes, title: str, verdict: str) -> None:
 
 
 def _better_index(values: list[float], better: str) -> int | None:
-    """Which bar wins, or ``None`` for a tie."""
-    if values[0] == values[1]:
+    """Which bar wins, or ``None`` for a tie (within 5 %)."""
+    low, high = sorted(values)
+    if high <= low * 1.05:
         return None
     pick = min if better == "lower" else max
     return values.index(pick(values))
