@@ -66,7 +66,7 @@ def test_a_cpu_bound_pure_python_loop_goes_to_processes() -> None:
     assert advice.warnings == ()
     assert "CPU-bound" in advice.reasons[0]
     assert any("holds the GIL" in reason for reason in advice.reasons)
-    assert any("(1.9x as fast as threads)" in reason for reason in advice.reasons)
+    assert any("(1.91x as fast as threads)" in reason for reason in advice.reasons)
 
 
 def test_sleep_goes_to_threads() -> None:

@@ -359,7 +359,7 @@ def decide(timings: Timings, *, workers: int, items: int) -> Advice:
     for name, speedup in speedups.items():
         if speedup > limit * CEILING_TOLERANCE:
             warnings.append(
-                f"Measurement error: {name} {speedup:.2g}x is more than {limit} "
+                f"Measurement error: {name} {speedup:.2f}x is more than {limit} "
                 f"{'cores' if cpu_bound else 'workers'} can give; other load probably slowed "
                 "the serial runs. Ignored; measure again on a quieter machine."
             )
@@ -394,14 +394,14 @@ def decide(timings: Timings, *, workers: int, items: int) -> Advice:
         recommendation = "threads"
         if "processes" in candidates and process_time < thread_time:
             reasons.append(
-                f"Processes were {_ratio(thread_time, process_time):.2g}x as fast as threads, "
+                f"Processes were {_ratio(thread_time, process_time):.2f}x as fast as threads, "
                 f"short of the {1 / PROCESS_MARGIN:.2g}x it takes to advise them: a thread is "
                 "cheaper to start, to feed and to keep: no pickling, no second interpreter "
                 "(Creation Time, Communication, Overhead)."
             )
         elif "processes" in candidates:
             reasons.append(
-                f"Threads were as fast or faster ({_ratio(process_time, thread_time):.2g}x the "
+                f"Threads were as fast or faster ({_ratio(process_time, thread_time):.2f}x the "
                 "processes' speed), and a thread is cheaper to start, to feed and to keep: no "
                 "pickling, no second interpreter (Creation Time, Communication, Overhead)."
             )
@@ -413,11 +413,11 @@ def decide(timings: Timings, *, workers: int, items: int) -> Advice:
     else:
         recommendation = "processes"
         if "threads" in candidates:
-            why = f"Processes beat threads by {_ratio(thread_time, process_time):.2g}x"
+            why = f"Processes beat threads by {_ratio(thread_time, process_time):.2f}x"
         else:
             why = (
                 "Only processes beat the loop clearly "
-                f"({_ratio(thread_time, process_time):.2g}x as fast as threads)"
+                f"({_ratio(thread_time, process_time):.2f}x as fast as threads)"
             )
         if holds_gil:
             why += (
