@@ -34,6 +34,7 @@ from typing import Any
 from concurrency_kit._core import aio
 from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining
 from concurrency_kit._core.monitor import SLICE_SECONDS
+from concurrency_kit.channels._select import try_all
 from concurrency_kit.errors import ChannelClosed, ChannelFull, ChannelTimeout
 
 __all__ = ["AsyncItems", "receive", "send"]
@@ -60,18 +61,7 @@ def _try_one(channel: Any) -> tuple[Any, Any] | None:
 
 
 def _try_all(order: tuple[Any, ...]) -> tuple[Any, Any] | None:
-    still_open = 0
-    for channel in order:
-        try:
-            ready, item = channel._select_try()
-        except ChannelClosed:
-            continue
-        still_open += 1
-        if ready:
-            return channel, item
-    if not still_open:
-        raise ChannelClosed("every channel given to aselect() is closed and drained")
-    return None
+    return try_all(order, "aselect()")
 
 
 async def receive(order: tuple[Any, ...], timeout: float | None, many: bool) -> tuple[Any, Any]:

@@ -86,16 +86,10 @@ def select(*channels: ChannelBase[Any], timeout: float | None = None) -> tuple[A
         ChannelClosed: every channel is closed and drained.
         ChannelTimeout: no item came within ``timeout`` seconds.
     """
-    if not channels:
-        raise ValueError("select() needs at least one channel")
-    for channel in channels:
-        if not isinstance(channel, ChannelBase):
-            raise TypeError(f"select() takes channels, got {type(channel).__name__}")
+    order = in_random_order(channels, "select()")
     deadline = deadline_after(check_timeout(timeout))
-    start = random.randrange(len(channels))
-    order = channels[start:] + channels[:start]
     while True:
-        found = _try_all(order)
+        found = try_all(order)
         if found is not None:
             return found
         left = remaining(deadline)
@@ -109,7 +103,7 @@ def select(*channels: ChannelBase[Any], timeout: float | None = None) -> tuple[A
             for channel in order:
                 fds.extend(channel._select_arm(waker))
                 armed.append(channel)
-            found = _try_all(order)
+            found = try_all(order)
             if found is not None:
                 return found
             if any(getattr(c, "closed", False) for c in order):
@@ -147,13 +141,7 @@ async def aselect(*channels: ChannelBase[Any], timeout: float | None = None) -> 
     """
     from concurrency_kit.channels._async import receive  # asyncio and anyio, on first use
 
-    if not channels:
-        raise ValueError("aselect() needs at least one channel")
-    for channel in channels:
-        if not isinstance(channel, ChannelBase):
-            raise TypeError(f"aselect() takes channels, got {type(channel).__name__}")
-    start = random.randrange(len(channels))
-    return await receive(channels[start:] + channels[:start], timeout, True)
+    return await receive(in_random_order(channels, "aselect()"), timeout, True)
 
 
 def _poll_ms(seconds: float | None) -> int:
@@ -161,7 +149,22 @@ def _poll_ms(seconds: float | None) -> int:
     return max(1, int(wait_slice(seconds) * 1000 + 0.999))
 
 
-def _try_all(order: tuple[ChannelBase[Any], ...]) -> tuple[Any, Any] | None:
+def in_random_order(
+    channels: tuple[ChannelBase[Any], ...], caller: str
+) -> tuple[ChannelBase[Any], ...]:
+    """``channels`` checked, then rotated to start at a random one (so no channel starves)."""
+    if not channels:
+        raise ValueError(f"{caller} needs at least one channel")
+    for channel in channels:
+        if not isinstance(channel, ChannelBase):
+            raise TypeError(f"{caller} takes channels, got {type(channel).__name__}")
+    start = random.randrange(len(channels))
+    return channels[start:] + channels[:start]
+
+
+def try_all(
+    order: tuple[ChannelBase[Any], ...], caller: str = "select()"
+) -> tuple[Any, Any] | None:
     """Take an item from the first ready channel; raise ChannelClosed if all are drained."""
     still_open = 0
     for channel in order:
@@ -173,5 +176,5 @@ def _try_all(order: tuple[ChannelBase[Any], ...]) -> tuple[Any, Any] | None:
         if ready:
             return channel, item
     if not still_open:
-        raise ChannelClosed("every channel given to select() is closed and drained")
+        raise ChannelClosed(f"every channel given to {caller} is closed and drained")
     return None
