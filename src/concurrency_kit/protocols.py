@@ -90,8 +90,14 @@ class Pool(Protocol):
         chunksize: int | Literal["auto"] = "auto",
         ordered: bool = True,
         buffersize: int | None = None,
+        progress: Any = False,
     ) -> Generator[T, None, None]:
-        """Lazily apply ``fn`` to the items of ``iterables``."""
+        """Lazily apply ``fn`` to the items of ``iterables``.
+
+        ``progress``: ``False``, ``True``, a mapping of tqdm options or a progress bar (see
+        :func:`~concurrency_kit.as_completed`); ``Any`` here because this module cannot name
+        the pools' bar type.
+        """
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting tasks and release the workers."""
