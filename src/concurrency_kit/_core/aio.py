@@ -198,13 +198,14 @@ class _AsyncioWatches:
     def _ready(self, watch: _Watch) -> None:
         asyncio.get_running_loop().remove_reader(watch.fd)
         watch.ready()
-        if not watch.waiters and not watch.active:
+        if not watch.waiters and not watch.active and self.watches.get(watch.fd) is watch:
             self.watches.pop(watch.fd, None)
 
     def stop(self, watch: _Watch) -> None:
         asyncio.get_running_loop().remove_reader(watch.fd)
         watch.active = False
-        self.watches.pop(watch.fd, None)
+        if self.watches.get(watch.fd) is watch:
+            self.watches.pop(watch.fd, None)
 
 
 class _TrioWatches:
@@ -230,10 +231,13 @@ class _TrioWatches:
             watch.scope = scope
             await trio.lowlevel.wait_readable(watch.fd)
         watch.scope = None
-        if scope.cancelled_caught:
-            return  # stopped: stop() has forgotten this watch already
+        if scope.cancelled_caught or not watch.active:
+            # Stopped: stop() has forgotten this watch already, and a new watch of the same fd
+            # may be waiting on it now (stopped after the fd became readable but before this
+            # task ran again, the wait completed and nothing was caught): leave that one be.
+            return
         watch.ready()
-        if not watch.waiters and not watch.active:
+        if not watch.waiters and not watch.active and self.watches.get(watch.fd) is watch:
             self.watches.pop(watch.fd, None)
 
     def stop(self, watch: _Watch) -> None:
@@ -242,7 +246,8 @@ class _TrioWatches:
         if watch.scope is not None:
             watch.scope.cancel()
         watch.active = False
-        self.watches.pop(watch.fd, None)
+        if self.watches.get(watch.fd) is watch:
+            self.watches.pop(watch.fd, None)
 
 
 _WATCHES: anyio.lowlevel.RunVar[Any] = anyio.lowlevel.RunVar("concurrency_kit_watches")
