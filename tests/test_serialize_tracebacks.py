@@ -55,7 +55,7 @@ def test_a_main_function_s_traceback_names_the_script_line_and_source(tmp_path: 
     assert "<dynamic-code>" not in text
     assert f'File "{script}", line 9, in work\n    return helper(x)\n' in text
     assert f'File "{script}", line 5, in helper\n    return 10 // x  # the failing line\n' in text
-    assert text.rstrip().endswith("ZeroDivisionError: integer division or modulo by zero")
+    assert text.rstrip().splitlines()[-1].startswith("ZeroDivisionError: ")  # wording varies
 
 
 def make_function(filename: str) -> types.FunctionType:

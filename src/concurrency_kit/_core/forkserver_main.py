@@ -54,7 +54,7 @@ def _preload_main() -> None:
     except BaseException:  # the workers run it again, and report what fails
         pass
     finally:
-        del current._inheriting  # type: ignore[attr-defined]
+        vars(current).pop("_inheriting", None)  # 3.14 may have removed it already
 
 
 _preload_main()
