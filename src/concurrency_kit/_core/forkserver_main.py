@@ -47,6 +47,9 @@ def _preload_main() -> None:
     from multiprocessing import process, spawn
 
     current = process.current_process()
+    # 3.14's fork server sets the flag itself around every preload and deletes it afterwards;
+    # older ones set it only around their own script run. Leave it as it was found.
+    was_inheriting = "_inheriting" in vars(current)
     current._inheriting = True  # type: ignore[attr-defined]
     try:
         sys.argv = list(argv)  # a worker runs the script with the parent's arguments too
@@ -54,7 +57,8 @@ def _preload_main() -> None:
     except BaseException:  # the workers run it again, and report what fails
         pass
     finally:
-        vars(current).pop("_inheriting", None)  # 3.14 may have removed it already
+        if not was_inheriting:
+            vars(current).pop("_inheriting", None)
 
 
 _preload_main()
