@@ -8,7 +8,7 @@ Write a function against a protocol and it accepts either model's class::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
@@ -98,6 +98,20 @@ class Pool(Protocol):
         :func:`~concurrency_kit.as_completed`); ``Any`` here because this module cannot name
         the pools' bar type.
         """
+
+    async def arun(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` in a worker and await its result (asyncio or trio)."""
+
+    def amap(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        ordered: bool = True,
+        buffersize: int | None = None,
+        progress: Any = False,
+    ) -> AsyncGenerator[T, None]:
+        """Apply ``fn`` to the items of ``iterables``; ``async for`` the results."""
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting tasks and release the workers."""
