@@ -11,7 +11,7 @@ import os
 import queue
 import threading
 import weakref
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping
 from concurrent.futures import Executor, Future
 from concurrent.futures import _base as _futures_base
 from types import TracebackType
@@ -270,6 +270,119 @@ class PoolBase(Executor):
             flush=self._map_flush(),
             progress=opener,
         )
+
+    # -- the async face (pools/_async.py) ---------------------------------------------------
+
+    async def arun(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn(*args, **kwargs)`` in a worker and await its result.
+
+        The awaitable :meth:`submit`: on asyncio or trio, with no thread per awaiting call
+        (the future's done-callback wakes the task). What the task raises is raised here, as
+        ``submit(...).result()`` raises it: the same types, a worker's traceback chained as
+        ``__cause__``.
+
+        Cancelling the awaiting task (``task.cancel()``, :func:`asyncio.timeout`, a trio
+        cancel scope) cancels the pool's task: one still queued never runs; one already
+        running in a :class:`~concurrency_kit.ProcessPool` has its worker killed and
+        replaced, as ``future.cancel()`` and ``loop.run_in_executor`` cancellation do. A
+        thread cannot be stopped: a :class:`~concurrency_kit.ThreadPool` task that is already
+        running runs to its end, and its result is dropped. So a time limit is a cancel scope
+        around the call (``async with asyncio.timeout(5): await pool.arun(...)``), which
+        raises the event loop's own timeout error.
+
+        Raises:
+            RuntimeError: the pool has been shut down.
+            TypeError: ``fn`` is not callable.
+            BrokenPoolError: the pool's workers cannot start (the initializer failed).
+            SerializationError: (processes) the call cannot be pickled.
+            concurrent.futures.CancelledError: the task was cancelled by someone else
+                (``shutdown(cancel_futures=True)``, say) -- not the awaiting task.
+        """
+        check_callable(fn)
+        future = self._submit_task(fn, args, kwargs, None)
+        from concurrency_kit.pools._async import result_of  # asyncio and anyio, on first use
+
+        return await result_of(future)
+
+    def amap(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        ordered: bool = True,
+        buffersize: int | None = None,
+        progress: ProgressOption = False,
+    ) -> AsyncGenerator[T, None]:
+        """Apply ``fn`` to the items of ``iterables`` in the pool; ``async for`` the results.
+
+        The awaitable :meth:`map`, on asyncio or trio, with no thread per waiting call. Each
+        item is one task (no chunks: ``map`` in a thread suits millions of tiny calls better).
+        At most ``buffersize`` tasks are in the pool at once, and the input is read only as
+        results are consumed, so an endless iterable is fine. The first tasks are submitted by
+        this call; the results come in input order (``ordered=True``) or as they complete.
+
+        A task that raised re-raises its exception when iteration reaches it, as with
+        :meth:`map`; the iteration then ends and the tasks still outstanding are cancelled.
+        Closing the iterator early does the same: ``await results.aclose()``, the end of an
+        ``async with contextlib.aclosing(pool.amap(...)) as results:`` block, a ``break`` out of
+        ``async for r in pool.amap(...)`` (when the iterator is collected: at once on CPython),
+        or cancelling the task that awaits a result. Cancelled tasks never run if still
+        queued; running :class:`~concurrency_kit.ProcessPool` tasks are killed (their workers
+        replaced); running :class:`~concurrency_kit.ThreadPool` tasks run to their end and
+        their results are dropped.
+
+        A call that cannot be submitted (the pool was shut down, processes: the arguments
+        cannot be pickled) or an input iterable that raises fails at its own position: the
+        results before it are delivered first.
+
+        Args:
+            fn: the callable, applied as ``fn(*items)`` with one item from each iterable.
+            timeout: as for :meth:`map`: seconds from this call until every result must be
+                available; :class:`TimeoutError` when exceeded, and the tasks still
+                outstanding are cancelled. ``0``: each result must be ready when iteration
+                reaches it; ``None`` or ``math.inf``: no limit.
+            ordered: yield results in input order (``True``) or as they complete.
+            buffersize: the most tasks in the pool at once; by default twice
+                :attr:`max_workers`.
+            progress: a progress bar counting results, as for :meth:`map` (opened at the
+                first result awaited, closed when the map ends however it ends).
+
+        Raises:
+            ValueError: ``buffersize`` is not positive, or ``timeout`` is negative or NaN.
+            TypeError: ``fn`` is not callable, no iterable is given, ``buffersize`` is not
+                an int (a bool is refused), ``timeout`` is not a number.
+            ImportError: a bar is asked for and tqdm is not installed.
+        """
+        check_callable(fn)
+        if not iterables:
+            raise TypeError("amap() needs at least one iterable")
+        timeout = check_timeout(timeout)
+        if buffersize is None:
+            buffersize = 2 * self._max_workers
+        elif isinstance(buffersize, bool) or not isinstance(buffersize, int):
+            raise TypeError(f"buffersize must be an int or None, not {buffersize!r}")
+        elif buffersize < 1:
+            raise ValueError(f"buffersize must be >= 1, got {buffersize}")
+        opener = open_progress(
+            progress,
+            total=_map.known_length(iterables),
+            desc=getattr(fn, "__name__", None),
+        )
+        self._check_open()
+        from concurrency_kit.pools._async import AsyncMap  # asyncio and anyio, on first use
+
+        return AsyncMap(
+            self._submit_call,
+            fn,
+            iterables,
+            buffersize=buffersize,
+            timeout=timeout,
+            ordered=bool(ordered),
+            progress=opener,
+        )
+
+    def _submit_call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Future[Any]:
+        return self._submit_task(fn, args, None, None)
 
     def _map_flush(self) -> Callable[[], None] | None:
         """For a pool whose ``_submit_chunk`` holds chunks back: the call that sends them."""
