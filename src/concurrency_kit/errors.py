@@ -36,6 +36,7 @@ __all__ = [
     "SerializationError",
     "SharedMemoryCorruptError",
     "SharedMemoryFullError",
+    "SupervisorEventsLost",
     "SupervisorGaveUp",
     "TaskTimeoutError",
     "UntrustedSegmentError",
@@ -328,6 +329,25 @@ class SupervisorGaveUp(ConcurrencyKitError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (SupervisorGaveUp, (str(self), self.history))
+
+
+class SupervisorEventsLost(ConcurrencyKitError):
+    """An ``aevents()`` consumer fell too far behind: its oldest unread events were dropped.
+
+    Raised once, by the step of the iteration where the gap is; iterating again goes on with
+    the oldest event kept. The supervisor never waits for a slow consumer (see
+    :meth:`~concurrency_kit.ProcessSupervisor.aevents`).
+
+    Attributes:
+        count: how many events were dropped.
+    """
+
+    def __init__(self, message: str, count: int = 0) -> None:
+        super().__init__(message)
+        self.count = count
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SupervisorEventsLost, (str(self), self.count))
 
 
 class ConcurrencyKitWarning(UserWarning):
