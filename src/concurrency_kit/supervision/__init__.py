@@ -1,13 +1,15 @@
 """Supervision — the Crash Impact row: OTP supervisors with the same API for both models.
 
 ``_spec.py`` holds the values (child specs, policies, events, :func:`current_child`),
-``_restart.py`` the restart algorithm written once, ``thread.py`` and ``process.py`` the runners
+``_restart.py`` the restart algorithm written once, ``_async.py`` its async face
+(``wait_async``, ``aevents``), ``thread.py`` and ``process.py`` the runners
 that start, stop and watch each model's children.
 """
 
 from __future__ import annotations
 
-from concurrency_kit.errors import SupervisorGaveUp
+from concurrency_kit.errors import SupervisorEventsLost, SupervisorGaveUp
+from concurrency_kit.supervision._async import SupervisorEventStream
 from concurrency_kit.supervision._spec import (
     ALL_SIGNIFICANT,
     ANY_SIGNIFICANT,
@@ -57,6 +59,8 @@ __all__ = [
     "Shutdown",
     "Strategy",
     "SupervisorEvent",
+    "SupervisorEventStream",
+    "SupervisorEventsLost",
     "SupervisorGaveUp",
     "SupervisorStatistics",
     "ThreadSupervisor",

@@ -40,6 +40,18 @@ a thread: finished), and a child's start only once it has taken its target (the 
 
 Every wait is bounded (``_core.deadline``): timeouts follow the library's one rule, and long
 waits are made of :func:`~concurrency_kit._core.deadline.wait_slice` slices.
+
+Two locks. ``_lock`` serializes the work (starting, stopping, restarting children) and may be
+held for a child's whole ``shutdown`` time. ``_notify_lock`` guards only what observers read
+(the event history, the subscribers, the async listeners, the stopped flag's listeners) and
+is held for microseconds, so that an event loop (``wait_async``, ``aevents``: ``_async.py``)
+never waits for a stop or a restart to finish. Order: ``_lock``, then ``_notify_lock``::
+
+    _record(event)  (supervisor threads, _lock held)
+        └─ _notify_lock: history.append, subscribers(event), listeners.event(event)
+    _set_stopped()  (the loop's end, a failed start, stop() before start())
+        └─ _notify_lock: _stopped.set(), listeners.stopped()
+    an awaiting task: _add_listener / _remove_listener under _notify_lock only
 """
 
 from __future__ import annotations
@@ -56,6 +68,7 @@ from typing_extensions import Self
 
 from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining, wait_slice
 from concurrency_kit.errors import SupervisorGaveUp
+from concurrency_kit.supervision._async import SupervisorEventStream, wait_stopped
 from concurrency_kit.supervision._spec import (
     BRUTAL_KILL,
     AutoShutdown,
@@ -126,6 +139,13 @@ class Runner(Protocol):
     def interrupt(self) -> None: ...
     def prepare(self, count: int) -> None: ...
     def close(self) -> None: ...
+
+
+class Listener(Protocol):
+    """An async observer (``_async.py``): called under ``_notify_lock``; quick, never blocks."""
+
+    def event(self, event: SupervisorEvent) -> None: ...
+    def stopped(self) -> None: ...
 
 
 class _Child:
@@ -232,6 +252,8 @@ class SupervisorCore:
         self._restart_times: collections.deque[float] = collections.deque()
         self._events: collections.deque[SupervisorEvent] = collections.deque(maxlen=_HISTORY)
         self._subscribers: list[Callable[[SupervisorEvent], object]] = []
+        self._notify_lock = threading.RLock()  # see the module docstring: "Two locks"
+        self._listeners: list[Listener] = []
         self._restarts = self._crashes = self._abandoned = 0
         self._gave_up = False
         self._started = False
@@ -262,16 +284,59 @@ class SupervisorCore:
 
     def _record(self, kind: str, child_id: str | None, **fields: Any) -> None:
         event = SupervisorEvent(kind, child_id, time.monotonic(), **fields)
-        self._events.append(event)
-        for callback in list(self._subscribers):
+        with self._notify_lock:
+            self._events.append(event)
+            for callback in list(self._subscribers):
+                try:
+                    callback(event)
+                except Exception:  # a broken subscriber must not break supervision
+                    pass
+            for listener in list(self._listeners):
+                try:
+                    listener.event(event)
+                except Exception:  # pragma: no cover - ours, and they do not raise
+                    pass
+
+    def _set_stopped(self) -> None:
+        """Mark the supervisor stopped, and tell the async listeners (no event follows)."""
+        with self._notify_lock:
+            self._stopped.set()
+            for listener in list(self._listeners):
+                try:
+                    listener.stopped()
+                except Exception:  # pragma: no cover - ours, and they do not raise
+                    pass
+            self._listeners.clear()  # nothing follows: none of them needs the supervisor now
+
+    def _add_listener(self, listener: Listener, *, replay: bool) -> bool:
+        """Replay the history to ``listener`` if asked, then register it for what follows.
+
+        Returns ``False`` (and registers nothing: nothing to forget) if the supervisor has
+        stopped already; ``listener.stopped()`` has then been called.
+        """
+        with self._notify_lock:
+            if replay:
+                for event in list(self._events):
+                    listener.event(event)
+            if self._stopped.is_set():
+                listener.stopped()
+                return False
+            self._listeners.append(listener)
+            return True
+
+    def _remove_listener(self, listener: Listener) -> None:
+        """Forget ``listener`` (idempotent)."""
+        with self._notify_lock:
             try:
-                callback(event)
-            except Exception:  # a broken subscriber must not break supervision
+                self._listeners.remove(listener)
+            except ValueError:
                 pass
 
     def events(self) -> list[SupervisorEvent]:
         """Return the events so far, oldest first (the last 1,000)."""
-        with self._lock:
+        # The work lock too, as every method: a caller that saw an event in a subscriber
+        # sees here every event of the same step (a restart of siblings included).
+        with self._lock, self._notify_lock:
             return list(self._events)
 
     def subscribe(
@@ -293,7 +358,10 @@ class SupervisorCore:
             callback: called with each :class:`SupervisorEvent`.
             replay: ``False`` to skip the events recorded so far (only the ones to come).
         """
-        with self._lock:  # every event is recorded under this lock: no event falls between
+        with (
+            self._lock,
+            self._notify_lock,
+        ):  # every event is recorded under these: none falls between
             if replay:
                 for event in list(self._events):
                     try:
@@ -301,6 +369,48 @@ class SupervisorCore:
                     except Exception:  # as for a new event: ignored
                         pass
             self._subscribers.append(callback)
+
+    def aevents(
+        self, *, replay: bool = True, max_buffered: int = _HISTORY
+    ) -> SupervisorEventStream:
+        """Iterate, with ``async for``, over the supervisor's events as they happen.
+
+        The async form of :meth:`subscribe`: the events recorded so far are replayed first
+        (unless ``replay=False``), then each new one, in order, none repeated. The iteration
+        ends once the supervisor has stopped (its last event, ``"stop"`` or ``"give_up"``, is
+        the last one seen); for a supervisor that has stopped already it replays the history
+        and ends. The event loop is never blocked, and no thread waits for the task::
+
+            async for event in supervisor.aevents():
+                if event.kind == "exit" and not event.normal:
+                    log.warning("%s crashed: %s", event.child_id, event.exception)
+
+        Events wait for the consumer in a buffer of ``max_buffered`` events. A consumer that
+        falls further behind does not slow the supervisor down (its restarts never wait for
+        a reader): the *oldest* unread events are dropped to make room, and the next step of
+        the iteration raises :exc:`~concurrency_kit.SupervisorEventsLost` with their number,
+        at the very place of the gap; iterating again goes on with the oldest event kept. So
+        nothing is lost silently, and the last events (the stop) always arrive.
+
+        Leaving the loop early (``break``, an exception, a cancelled task) unsubscribes as
+        soon as the iterator is garbage (at once on CPython); ``aclose()``, or
+        ``async with supervisor.aevents() as events:``, unsubscribes at a known point. A
+        cancelled step of the iteration has taken nothing: the event is still there for the
+        next one.
+
+        Args:
+            replay: ``False`` to see only the events to come.
+            max_buffered: the most events kept for the consumer (at least 1). The default
+                holds the whole history :meth:`events` keeps.
+
+        Returns:
+            An async iterator of :class:`SupervisorEvent` (also an async context manager).
+
+        Raises:
+            ValueError: ``max_buffered`` is below 1.
+            TypeError: ``max_buffered`` is not an int.
+        """
+        return SupervisorEventStream._open(self, replay=replay, max_buffered=max_buffered)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -324,7 +434,7 @@ class SupervisorCore:
             except BaseException:
                 self._stop_children(list(self._children))
                 self._runner.close()
-                self._stopped.set()
+                self._set_stopped()
                 _live.discard(self)
                 raise
             self._loop = threading.Thread(
@@ -360,7 +470,7 @@ class SupervisorCore:
             with self._lock:
                 if not self._started:
                     self._started = True
-                    self._stopped.set()
+                    self._set_stopped()
                     return
                 if self._stopped.is_set():
                     return
@@ -415,7 +525,34 @@ class SupervisorCore:
             TypeError: ``timeout`` is not a number or ``None``.
             ValueError: ``timeout`` is negative or NaN.
         """
-        if not self._wait_stopped(deadline_after(check_timeout(timeout))):
+        self._outcome(self._wait_stopped(deadline_after(check_timeout(timeout))), timeout)
+
+    async def wait_async(self, timeout: float | None = None) -> None:
+        """Await until the supervisor stops: :meth:`wait` for asyncio and trio programs.
+
+        The same meaning, timeout rule and errors as :meth:`wait`; the event loop runs other
+        tasks meanwhile. No thread waits for the task: the supervisor's own thread wakes it
+        when it stops (one small callback per waiting task, no matter how many there are).
+        A cancelled (or timed-out) ``wait_async`` leaves nothing registered behind.
+
+        Args:
+            timeout: the most seconds to wait (``None`` or ``math.inf``: no limit; ``0``: do
+                not wait, only check).
+
+        Raises:
+            SupervisorGaveUp: it gave up, with its history.
+            TimeoutError: it is still running after ``timeout`` seconds.
+            TypeError: ``timeout`` is not a number or ``None``.
+            ValueError: ``timeout`` is negative or NaN.
+        """
+        seconds = check_timeout(timeout)
+        if seconds != 0 and not self._stopped.is_set():
+            await wait_stopped(self, deadline_after(seconds))
+        self._outcome(self._stopped.is_set(), timeout)
+
+    def _outcome(self, stopped: bool, timeout: float | None) -> None:
+        """What :meth:`wait` and :meth:`wait_async` end with, once stopped or timed out."""
+        if not stopped:
             raise TimeoutError(f"{self.name} is still running after {timeout} seconds")
         if self._gave_up:
             raise SupervisorGaveUp(
@@ -481,7 +618,7 @@ class SupervisorCore:
             with self._lock:  # stop() checks _stopped under the lock: no wake() after close()
                 runner.close()
                 _live.discard(self)
-                self._stopped.set()
+                self._set_stopped()
 
     def _on_exit(self, handle: Handle) -> None:
         if handle.reaped:
