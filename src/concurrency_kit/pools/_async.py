@@ -118,7 +118,7 @@ class AsyncMap(AsyncGenerator[T, None]):
     """The results of ``pool.amap(...)``: an async generator over ``fn(*items)``.
 
     At most ``buffersize`` tasks are in the pool at once; the input is read as results are
-    consumed. Closing it (``aclose()``, leaving an :func:`contextlib.aclosing` block, being
+    consumed. Closing it (``aclose()``, leaving an ``contextlib.aclosing()`` block, being
     collected after a ``break``, a cancelled ``__anext__``, an error or a timeout) cancels every
     task not yet done: a queued task never runs, a running process task's worker is killed.
     """
