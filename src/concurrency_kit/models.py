@@ -8,8 +8,12 @@
             return sum(pool.map(abs, range(-5, 5)))
 
 ``CLUSTER`` is a :class:`PoolModel`: it has a pool only (``CLUSTER.Pool is ClusterPool``), so
-code that needs nothing but a pool takes a ``PoolModel`` and runs on all three. The other
+code that needs nothing but a pool takes a ``PoolModel`` and runs on all of them. The other
 capabilities stay on one machine.
+
+``INTERPRETER`` (subinterpreters, Python 3.14+) is a ``PoolModel`` too, for now: its pool
+(``INTERPRETER.Pool is InterpreterPool``) has landed, its other classes have not yet. It exists
+on every Python; creating its pool before 3.14 raises an :class:`ImportError` that says so.
 
 Each capability adds its attribute here when it lands.
 """
@@ -21,7 +25,7 @@ from typing import Any, NoReturn
 import attrs
 
 from concurrency_kit.channels import ProcessChannel, ThreadChannel
-from concurrency_kit.pools import ClusterPool, ProcessPool, ThreadPool
+from concurrency_kit.pools import ClusterPool, InterpreterPool, ProcessPool, ThreadPool
 from concurrency_kit.state import (
     ProcessSharedArray,
     ProcessSharedCounter,
@@ -54,24 +58,24 @@ from concurrency_kit.sync import (
     ThreadSemaphore,
 )
 
-__all__ = ["CLUSTER", "PROCESS", "THREAD", "Model", "PoolModel"]
+__all__ = ["CLUSTER", "INTERPRETER", "PROCESS", "THREAD", "Model", "PoolModel"]
 
 
 @attrs.frozen
 class PoolModel:
     """A model of concurrency that offers a pool: its name and its pool class.
 
-    :data:`CLUSTER` is one; every :class:`Model` is one too, so a function that takes a
-    ``PoolModel`` runs on processes, threads and a cluster alike.
+    :data:`CLUSTER` and :data:`INTERPRETER` are; every :class:`Model` is one too, so a function
+    that takes a ``PoolModel`` runs on processes, threads, interpreters and a cluster alike.
 
     Attributes:
-        name: ``"process"``, ``"thread"`` or ``"cluster"``.
-        Pool: the pool class of the model (:class:`ProcessPool`, :class:`ThreadPool` or
-            :class:`ClusterPool`).
+        name: ``"process"``, ``"thread"``, ``"interpreter"`` or ``"cluster"``.
+        Pool: the pool class of the model (:class:`ProcessPool`, :class:`ThreadPool`,
+            :class:`InterpreterPool` or :class:`ClusterPool`).
     """
 
     name: str
-    Pool: type[ProcessPool] | type[ThreadPool] | type[ClusterPool]
+    Pool: type[ProcessPool] | type[ThreadPool] | type[InterpreterPool] | type[ClusterPool]
 
     def __repr__(self) -> str:
         return self.name.upper()
@@ -80,6 +84,11 @@ class PoolModel:
         # Only reached when normal lookup fails: for CLUSTER.Lock, say why rather than "no
         # attribute" (a Model has every one of them, so it never gets here for those).
         single_machine = {field.name for field in attrs.fields(Model)} - {"name", "Pool"}
+        if attribute in single_machine and self.name == "interpreter":
+            raise AttributeError(
+                f"{self!r} has no {attribute} yet: the interpreter model offers only a pool "
+                f"so far ({self!r}.Pool, Python 3.14+): use PROCESS or THREAD for {attribute}"
+            )
         if attribute in single_machine:
             raise AttributeError(
                 f"{self!r} has no {attribute}: the {self.name} model offers only a pool "
@@ -171,6 +180,16 @@ THREAD = Model(
     Channel=ThreadChannel,
 )
 """Threads: workers share the interpreter and its memory; cheap to start and to talk to."""
+
+INTERPRETER = PoolModel(name="interpreter", Pool=InterpreterPool)
+"""Subinterpreters (Python 3.14+): each worker has its own interpreter and GIL in this process.
+
+Memory is isolated as between processes (calls and results are pickled), while a task reaches
+its worker without leaving the process; a crash in a task ends the whole process, as a thread's
+would. It offers only a pool so far: ``INTERPRETER.Lock`` and the other classes raise
+:class:`AttributeError`, and creating ``INTERPRETER.Pool`` before Python 3.14 raises
+:class:`ImportError`.
+"""
 
 CLUSTER = PoolModel(name="cluster", Pool=ClusterPool)
 """A dask ``distributed`` cluster: a pool whose workers may run on other machines.

@@ -1,0 +1,200 @@
+"""The main loop of an interpreter-pool worker (runs inside the worker's own interpreter).
+
+The pool's thread for the worker enters the interpreter once, with :func:`worker_main`, and
+stays there until the loop returns: entering an interpreter costs about 40 µs (a new thread
+state, the cross-interpreter call), which is more than a whole round trip should, so it is not
+paid per task (``InterpreterPoolExecutor`` pays it per task). The loop talks to the pool over
+two cross-interpreter queues and two pipes::
+
+    pool ── task queue: pickled call, or None to stop ──> worker  (one queue per worker)
+         ── wake pipe: one byte after each put ────────>
+    pool <── result queue: (index, kind, pickle, seconds) ── worker  (one queue per pool)
+         <── result pipe: one byte after each put ─────
+
+The queues carry bytes and tuples of ints and bytes, which cross without pickling. The pipes
+only wake a sleeper: ``concurrent.interpreters`` queues have no blocking ``get`` (theirs polls
+every 10 ms), and a blocking ``os.read`` releases this interpreter's GIL. An idle worker looks
+at its queue for :data:`IDLE_SPIN` before it sleeps, so a short round trip wakes no one.
+
+A wake-up byte is written only when someone sleeps. Two shared bytes say so (memoryviews of
+the pool's bytearrays: they cross without a copy): the worker's ``asleep`` (set by the worker
+before its last look and its ``os.read``) and the pool's ``helpers`` (how many callers drain
+the result queue right now, see ``_Core.help``; while one does, the collector need not wake).
+Each side puts, then fences, then reads the other's byte; the sleeper sets its byte, fences,
+then looks once more (the Dekker shape, ``_core/atomics.fence``): a put is always seen by a
+look, or its writer sees the byte and writes the wake-up.
+
+The pool hands a worker one task at a time, so the task a worker answers is always the one the
+pool gave it last.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import time
+from typing import Any
+
+from concurrency_kit._core import serialize
+from concurrency_kit._core.atomics import fence
+from concurrency_kit.errors import SerializationError
+from concurrency_kit.pools import _worker_state
+from concurrency_kit.pools._map import dumps_result
+
+READY, OK, ERROR, INIT_FAILED = range(4)
+"""Kinds of the messages a worker puts on the result queue."""
+
+IDLE_SPIN = 200e-6
+"""How long an idle worker looks at its task queue before it sleeps on its wake pipe."""
+
+SUBINTERPRETER_HINT = (
+    "An extension module that does not support subinterpreters (numpy, for one) cannot be "
+    "imported in an InterpreterPool worker: run such tasks on PROCESS or THREAD"
+)
+
+
+def worker_main(
+    index: int,
+    task_queue: Any,
+    wake_fd: int,
+    result_queue: Any,
+    result_fd: int,
+    initializer: bytes | None,
+    asleep: memoryview,
+    helpers: memoryview,
+) -> int:
+    """Run tasks until a ``None`` arrives on ``task_queue`` (called in the worker interpreter).
+
+    ``task_queue`` and ``result_queue`` are :class:`concurrent.interpreters.Queue` objects.
+    Returns :data:`INIT_FAILED` when the initializer failed (and said so on the result queue),
+    :data:`OK` when told to stop.
+    """
+    # By name: these exist on Python 3.14+ only, and this module imports everywhere.
+    _interpqueues = importlib.import_module("_interpqueues")  # C queues: no Python frame a look
+    empty = importlib.import_module("concurrent.interpreters").QueueEmpty
+
+    def answer(kind: int, payload: bytes, elapsed: float = 0.0) -> None:
+        result_queue.put_nowait((index, kind, payload, elapsed))
+        fence()
+        if helpers[0]:
+            return  # a caller is draining the queue: it will see this answer
+        try:
+            os.write(result_fd, b"\0")
+        except BlockingIOError:  # the pipe is full of wake-ups: the pool is awake already
+            pass
+
+    state = None
+    if initializer is not None:
+        try:
+            fn, args = serialize.loads(initializer)
+            state = fn(*args)
+        except BaseException as exc:
+            answer(INIT_FAILED, _pack_exception(_explain_import(exc, "the initializer")))
+            return INIT_FAILED
+        del fn, args
+    _worker_state.enter_process(state)
+    del state
+    answer(READY, b"")
+
+    queue_id = task_queue.id
+    get = _interpqueues.get
+    clock = time.perf_counter
+    while True:
+        # Take the next task: look for IDLE_SPIN, then sleep on the wake pipe. A wake-up byte
+        # may be left over from a task taken while looking: the loop just looks again.
+        spin_until = 0.0
+        while True:
+            try:
+                payload = get(queue_id)[0]
+                break
+            except empty:
+                pass
+            now = clock()
+            if spin_until == 0.0:
+                spin_until = now + IDLE_SPIN
+            elif now >= spin_until:
+                asleep[0] = 1
+                fence()
+                try:  # the last look, after saying so (see the module docstring)
+                    payload = get(queue_id)[0]
+                    asleep[0] = 0
+                    break
+                except empty:
+                    pass
+                os.read(wake_fd, 4096)
+                asleep[0] = 0
+                spin_until = 0.0
+        if payload is None:
+            return OK
+        start = clock()
+        kind, data = _run(payload)
+        del payload
+        answer(kind, data, clock() - start)
+        del data
+
+
+def _run(payload: bytes) -> tuple[int, bytes]:
+    try:
+        fn, args, kwargs = serialize.loads(payload)
+    except BaseException as exc:
+        return ERROR, _pack_exception(_explain_import(exc, "the task"))
+    del payload
+    try:
+        result = fn(*args, **(kwargs or {}))
+    except ImportError as exc:
+        return ERROR, _pack_exception(_explain_import(exc, "the task") if _refused(exc) else exc)
+    except BaseException as exc:
+        return ERROR, _pack_exception(exc)
+    finally:
+        del fn, args, kwargs
+    try:
+        return OK, dumps_result(result)
+    except SerializationError as error:
+        reworded = SerializationError(str(error).replace("worker process", "worker interpreter"))
+        return ERROR, _pack_exception(reworded)
+
+
+_REFUSED = re.compile(r"module (\S+) does not support loading in subinterpreters")
+
+
+def _refused(exc: ImportError) -> re.Match[str] | None:
+    """Whether ``exc`` (or an error it was raised from) is CPython refusing an extension
+    module in a subinterpreter; the match names the module."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # numpy chains its own long message to CPython's
+        if seen is None:
+            return None
+        match = _REFUSED.search(str(seen))
+        if match:
+            return match
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _explain_import(exc: BaseException, what: str) -> BaseException:
+    """The error for ``what`` failing here on an import: CPython refusing an extension
+    module in a subinterpreter is said in one line (an :class:`ImportError` still); another
+    failure to unpickle is a :class:`~concurrency_kit.SerializationError`."""
+    if isinstance(exc, ImportError):
+        refused = _refused(exc)
+        reason = (
+            f"module {refused.group(1)} does not support loading in subinterpreters"
+            if refused
+            else f"{type(exc).__name__}: {exc}"
+        )
+        error: BaseException = ImportError(
+            f"{what} cannot run in a worker interpreter: {reason}. {SUBINTERPRETER_HINT}",
+            name=exc.name,
+            path=exc.path,
+        )
+    else:
+        error = SerializationError(
+            f"the worker interpreter could not unpickle {what}: {type(exc).__name__}: {exc}"
+        )
+    error.__cause__ = exc
+    return error
+
+
+def _pack_exception(exc: BaseException) -> bytes:
+    return serialize.dumps_fast(serialize.ExceptionWithTraceback(exc))
