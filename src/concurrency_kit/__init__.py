@@ -3,7 +3,8 @@
 Every row of the processes-versus-threads table is a folder of this package with one class per
 model: ``ProcessPool``/``ThreadPool`` and so on. :data:`PROCESS` and :data:`THREAD` bundle each
 model's classes so that code can be written once against a :class:`Model`. :data:`CLUSTER`
-offers the pool API only, on a dask ``distributed`` cluster (the ``cluster`` extra).
+offers the pool API only, on a dask ``distributed`` cluster (the ``cluster`` extra), and so far
+does :data:`INTERPRETER`, on subinterpreters (Python 3.14+).
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ from concurrency_kit.errors import (
     WorkerMemoryError,
     WouldBlock,
 )
-from concurrency_kit.models import CLUSTER, PROCESS, THREAD, Model, PoolModel
+from concurrency_kit.models import CLUSTER, INTERPRETER, PROCESS, THREAD, Model, PoolModel
 from concurrency_kit.pools import (
     ClusterPool,
+    InterpreterPool,
     PoolStatistics,
     ProcessPool,
     ProgressBar,
@@ -131,6 +133,7 @@ __all__ = [
     "ANY_SIGNIFICANT",
     "BRUTAL_KILL",
     "CLUSTER",
+    "INTERPRETER",
     "NEVER",
     "ONE_FOR_ALL",
     "ONE_FOR_ONE",
@@ -161,6 +164,7 @@ __all__ = [
     "ConditionStatistics",
     "EventStatistics",
     "GuardedStatistics",
+    "InterpreterPool",
     "LockOrderError",
     "LockOwnerDiedWarning",
     "LockStatistics",
