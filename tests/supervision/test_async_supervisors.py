@@ -25,6 +25,7 @@ import os
 import random
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -127,8 +128,6 @@ def os_threads() -> int:
     try:
         return len(os.listdir("/proc/self/task"))
     except OSError:  # pragma: no cover - not Linux
-        import threading
-
         return threading.active_count()
 
 
@@ -371,6 +370,39 @@ def test_breaking_out_of_aevents_unsubscribes(model: Model, backend: str) -> Non
             async with supervisor.aevents() as events:
                 assert (await events.__anext__()).kind == "start"
                 assert listeners(supervisor) == 1
+            assert listeners(supervisor) == 0
+
+    run(backend, main)
+
+
+def test_a_stream_collected_while_the_supervisor_is_busy_is_forgotten_at_the_next_event(
+    model: Model, backend: str
+) -> None:
+    """A stream's ``__del__`` never waits for the supervisor's lock (the garbage collector may
+    run it inside another lock): it marks the stream abandoned, and the next event forgets it."""
+    supervisor = quiet(model, "a")
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold_the_lock() -> None:
+        with supervisor._notify_lock:
+            held.set()
+            release.wait(DEADLOCK)
+
+    async def main() -> None:
+        with supervisor:
+            stream = supervisor.aevents()
+            holder = threading.Thread(target=hold_the_lock)
+            holder.start()
+            try:
+                assert held.wait(DEADLOCK)
+                del stream  # collected now, while another thread holds the lock
+                gc.collect()
+            finally:
+                release.set()
+                holder.join(DEADLOCK)
+            assert listeners(supervisor) == 1  # marked, not yet forgotten
+            supervisor.terminate_child("a")  # the next event
             assert listeners(supervisor) == 0
 
     run(backend, main)

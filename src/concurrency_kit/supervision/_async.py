@@ -51,6 +51,7 @@ class _StopWaiter:
     """The listener of one ``wait_async``: wakes its task when the supervisor stops."""
 
     __slots__ = ("_waker",)
+    abandoned = False  # removed by its own task, always
 
     def __init__(self, waker: Waker) -> None:
         self._waker = waker
@@ -88,9 +89,19 @@ class _Feed:
     (never held while waiting).
     """
 
-    __slots__ = ("buffer", "closed", "done", "lock", "lost", "max_buffered", "wakers")
+    __slots__ = (
+        "abandoned",
+        "buffer",
+        "closed",
+        "done",
+        "lock",
+        "lost",
+        "max_buffered",
+        "wakers",
+    )
 
     def __init__(self, max_buffered: int) -> None:
+        self.abandoned = False  # its stream was garbage-collected (see _remove_listener)
         self.lock = threading.Lock()
         self.max_buffered = max_buffered
         self.buffer: collections.deque[SupervisorEvent] = collections.deque()
@@ -208,11 +219,11 @@ class SupervisorEventStream(AsyncIterator[SupervisorEvent]):
                 with feed.lock:
                     feed.wakers.pop(waker, None)
 
-    def _close(self) -> None:
-        """Unsubscribe (idempotent; also from ``__del__``, in any thread)."""
+    def _close(self, *, blocking: bool = True) -> None:
+        """Unsubscribe (idempotent)."""
         supervisor, self._supervisor = self._supervisor, None
         if supervisor is not None:
-            supervisor._remove_listener(self._feed)
+            supervisor._remove_listener(self._feed, blocking=blocking)
 
     async def aclose(self) -> None:
         """Stop iterating: unsubscribe, drop the events not taken, end every iteration."""
@@ -231,7 +242,10 @@ class SupervisorEventStream(AsyncIterator[SupervisorEvent]):
         await self.aclose()
 
     def __del__(self) -> None:
+        # The garbage collector may run this in any thread, at any allocation, even one made
+        # while that thread holds another stream's feed lock, which a supervisor thread that
+        # holds _notify_lock may be waiting for: never wait for a lock here.
         try:
-            self._close()
+            self._close(blocking=False)
         except Exception:  # pragma: no cover - interpreter shutdown
             pass

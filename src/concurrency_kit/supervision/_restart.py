@@ -142,7 +142,13 @@ class Runner(Protocol):
 
 
 class Listener(Protocol):
-    """An async observer (``_async.py``): called under ``_notify_lock``; quick, never blocks."""
+    """An async observer (``_async.py``): called under ``_notify_lock``; quick, never blocks.
+
+    ``abandoned``: set (without a lock) by a stream garbage-collected while another thread
+    held ``_notify_lock``; the next event forgets it.
+    """
+
+    abandoned: bool
 
     def event(self, event: SupervisorEvent) -> None: ...
     def stopped(self) -> None: ...
@@ -292,6 +298,9 @@ class SupervisorCore:
                 except Exception:  # a broken subscriber must not break supervision
                     pass
             for listener in list(self._listeners):
+                if listener.abandoned:
+                    self._listeners.remove(listener)
+                    continue
                 try:
                     listener.event(event)
                 except Exception:  # pragma: no cover - ours, and they do not raise
@@ -324,13 +333,22 @@ class SupervisorCore:
             self._listeners.append(listener)
             return True
 
-    def _remove_listener(self, listener: Listener) -> None:
-        """Forget ``listener`` (idempotent)."""
-        with self._notify_lock:
-            try:
-                self._listeners.remove(listener)
-            except ValueError:
-                pass
+    def _remove_listener(self, listener: Listener, *, blocking: bool = True) -> None:
+        """Forget ``listener`` (idempotent).
+
+        ``blocking=False`` (a stream's ``__del__``, which the garbage collector may run in
+        any thread, inside any lock): if another thread holds the lock, mark the listener
+        abandoned for the next event to forget, rather than wait, maybe for ever.
+        """
+        if not self._notify_lock.acquire(blocking=blocking):
+            listener.abandoned = True
+            return
+        try:
+            self._listeners.remove(listener)
+        except ValueError:
+            pass
+        finally:
+            self._notify_lock.release()
 
     def events(self) -> list[SupervisorEvent]:
         """Return the events so far, oldest first (the last 1,000)."""
