@@ -348,7 +348,9 @@ def test_amap_raises_at_the_failed_item_and_cancels_the_rest(
     async def main() -> None:
         with model.Pool(1) as pool:
             got: list[int] = []
-            results = pool.amap(fail_on, range(10), itertools.repeat(3), ordered=ordered)
+            results = pool.amap(
+                fail_on, range(10), itertools.repeat(3), ordered=ordered, buffersize=2
+            )
             with pytest.raises(CustomError) as error:
                 await collect(results, got)
             assert error.value.args == (3,)
@@ -450,9 +452,9 @@ def test_amap_keeps_at_most_buffersize_tasks_ahead(
             assert got == 50
             endless = Counting(None)
             async with aclosing(pool.amap(add, endless)) as results:
-                assert endless.read == 4  # by default twice max_workers
+                assert endless.read == 8  # by default four per worker
                 assert [r async for r in _take(results, 10)] == list(range(10))
-            assert endless.read == 14
+            assert endless.read == 18
 
     run(backend, main)
 
@@ -555,5 +557,33 @@ def test_amap_progress(model: Model, backend: str) -> None:
         with model.Pool(2) as pool:
             assert [r async for r in pool.amap(add, range(7), progress=bar)] == list(range(7))
         assert bar.count == 7
+
+    run(backend, main)
+
+
+def test_amap_refuses_a_second_waiting_task(
+    model: Model, backend: str, event: Callable[[], ck.ProcessEvent]
+) -> None:
+    """As an async generator does: two tasks awaiting one map would steal each other's wake-up."""
+    started, release = event(), event()
+
+    async def main() -> None:
+        with model.Pool(1) as pool:
+            results = pool.amap(start_and_wait, [started], [release], ["done"])
+            got: list[object] = []
+
+            async def first() -> None:
+                got.append(await results.__anext__())
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(first)
+                await until(started.is_set, "the task runs")
+                await anyio.sleep(0)  # nothing to wait for: the first task already awaits
+                with pytest.raises(RuntimeError, match="already being awaited"):
+                    await results.__anext__()
+                release.set()
+            assert got == ["done"]
+            with pytest.raises(StopAsyncIteration):
+                await results.__anext__()
 
     run(backend, main)

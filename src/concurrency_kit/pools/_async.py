@@ -55,7 +55,11 @@ def _wake(waker: aio.Waker, future: Future[Any]) -> None:
 async def result_of(future: Future[T]) -> T:
     """Await ``future`` without a thread; cancelled, cancel it (see the module doc)."""
     if not future.done():
-        waker = aio.make_waker()
+        try:
+            waker = aio.make_waker()
+        except BaseException:  # not asyncio nor trio: nobody will take the result
+            future.cancel()
+            raise
         # Called at once (in this thread) if the future finished meanwhile: the waker is set.
         future.add_done_callback(lambda done: _wake(waker, done))
         try:
@@ -136,6 +140,7 @@ class AsyncMap(AsyncGenerator[T, None]):
         "_ordered",
         "_pending",
         "_progress",
+        "_running",
         "_star",
         "_submit",
     )
@@ -168,6 +173,7 @@ class AsyncMap(AsyncGenerator[T, None]):
         self._bar: Any = None
         self._count = 0
         self._closed = False
+        self._running = False  # a task awaits __anext__ now
         try:
             self._fill()
         except BaseException:
@@ -209,6 +215,10 @@ class AsyncMap(AsyncGenerator[T, None]):
     async def __anext__(self) -> T:
         if self._closed:
             raise StopAsyncIteration
+        if self._running:
+            # as an async generator refuses it: the second waiter would take the first's wake-up
+            raise RuntimeError("amap() results are already being awaited by another task")
+        self._running = True
         try:
             self._count += 1
             if self._count % _ITEMS_PER_YIELD == 0:
@@ -231,6 +241,8 @@ class AsyncMap(AsyncGenerator[T, None]):
             # cancelled, timed out, failed or exhausted: nothing more runs for this map
             self._close()
             raise
+        finally:
+            self._running = False
 
     async def _next_ordered(self) -> Future[Any] | None:
         if not self._pending:

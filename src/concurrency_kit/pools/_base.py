@@ -342,8 +342,9 @@ class PoolBase(Executor):
                 outstanding are cancelled. ``0``: each result must be ready when iteration
                 reaches it; ``None`` or ``math.inf``: no limit.
             ordered: yield results in input order (``True``) or as they complete.
-            buffersize: the most tasks in the pool at once; by default twice
-                :attr:`max_workers`.
+            buffersize: the most tasks in the pool at once; by default four per worker (as
+                many as :meth:`map` keeps chunks): fewer leave workers idle while the event
+                loop wakes up for each result (``benchmarks/bench_pools_async.py``).
             progress: a progress bar counting results, as for :meth:`map` (opened at the
                 first result awaited, closed when the map ends however it ends).
 
@@ -358,7 +359,7 @@ class PoolBase(Executor):
             raise TypeError("amap() needs at least one iterable")
         timeout = check_timeout(timeout)
         if buffersize is None:
-            buffersize = 2 * self._max_workers
+            buffersize = _map.CHUNKS_PER_WORKER * self._max_workers
         elif isinstance(buffersize, bool) or not isinstance(buffersize, int):
             raise TypeError(f"buffersize must be an int or None, not {buffersize!r}")
         elif buffersize < 1:
