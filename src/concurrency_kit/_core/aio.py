@@ -43,7 +43,9 @@ __all__ = [
     "Backoff",
     "Waker",
     "checkpoint",
+    "current_task",
     "make_waker",
+    "uncancelled",
     "unwatch",
     "watch",
     "yielder",
@@ -83,6 +85,11 @@ class Waker:
     def close(self) -> None:
         """Forget the timer of :meth:`wait`, if any."""
 
+    def rearm(self) -> None:
+        """Make the waker wakeable again after a :meth:`wait` that ended (woken or timed out);
+        a ``wake()`` from now on ends the next :meth:`wait`."""
+        raise NotImplementedError  # pragma: no cover - each backend implements it
+
 
 class _AsyncioWaker(Waker):
     __slots__ = ("_future", "_loop", "_thread", "_timer")
@@ -116,6 +123,11 @@ class _AsyncioWaker(Waker):
             self._timer.cancel()
             self._timer = None
 
+    def rearm(self) -> None:
+        self.close()
+        if self._future.done():
+            self._future = self._loop.create_future()
+
 
 class _TrioWaker(Waker):
     __slots__ = ("_event", "_thread", "_token")
@@ -134,9 +146,12 @@ class _TrioWaker(Waker):
         import trio
 
         try:
-            self._token.run_sync_soon(self._event.set)
+            self._token.run_sync_soon(self._set)
         except trio.RunFinishedError:  # the run is over: nobody is waiting any more
             pass
+
+    def _set(self) -> None:
+        self._event.set()  # the event of now: rearm() may have replaced the one of the wake
 
     def wait(self, seconds: float | None) -> Awaitable[None]:
         if seconds is None:
@@ -148,6 +163,12 @@ class _TrioWaker(Waker):
 
         with trio.move_on_after(seconds):
             await self._event.wait()
+
+    def rearm(self) -> None:
+        import trio
+
+        if self._event.is_set():
+            self._event = trio.Event()
 
 
 def make_waker() -> Waker:
@@ -336,3 +357,42 @@ async def checkpoint() -> None:
         await _asyncio_sleep(0)  # what anyio's checkpoint does, in half the time
     else:
         await anyio.lowlevel.checkpoint()
+
+
+# -- task identity and cleanup that must not be cancelled --------------------------------------
+
+
+def current_task() -> object:
+    """The calling task (asyncio or trio): what owns a lock acquired by an awaiting call."""
+    if _current_library() == "trio":
+        import trio
+
+        return trio.lowlevel.current_task()
+    task = asyncio.current_task()
+    if task is None:  # pragma: no cover - an awaiting call always runs in a task
+        raise RuntimeError("no running asyncio task")
+    return task
+
+
+async def uncancelled(step: Callable[[], Awaitable[Any]]) -> Any:
+    """Await ``step()`` to its end even if the task is cancelled meanwhile; a cancellation that
+    came is delivered afterwards (as :meth:`asyncio.Condition.wait` retakes its lock).
+
+    For the cleanup an awaiting call owes its caller whatever happens: a condition's waiter
+    retaking its lock before it raises.
+    """
+    if _current_library() == "trio":
+        import trio
+
+        with trio.CancelScope(shield=True):
+            return await step()
+    cancelled: BaseException | None = None
+    while True:
+        try:
+            result = await step()
+            break
+        except asyncio.CancelledError as error:  # asyncio delivers each cancel() once
+            cancelled = error
+    if cancelled is not None:
+        raise cancelled
+    return result

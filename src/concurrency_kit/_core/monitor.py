@@ -38,12 +38,19 @@ wake-up is never given to a dead waiter and lost. The dead sleeper's slot is mar
 the primitive's ``repair`` to account for (:meth:`ProcessMonitor.dead_waiters`). A process
 that dies *inside* the mutex (a few lines of bookkeeping) makes the next caller get
 ``EOWNERDEAD``; it takes the mutex over and counts it.
+
+Awaiting tasks (``prepare_async``): a task joins a queue like a thread, with a *waker*
+(``_core/aio.py``) in place of a sleep. In a thread monitor a wake-up calls the waker. In a
+process monitor the task's slot is marked, and a wake-up that signals it also rings the
+header's *bell* (a futex word); one thread per monitor and process, the :class:`_Bell`, sleeps
+on it while tasks of its process wait, and calls their wakers: no thread per waiting task.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import threading
 import time
 from _thread import allocate_lock
 from collections import deque
@@ -76,6 +83,8 @@ _WAITING = 1
 _SIGNALLED = 2
 _DEAD = 3  # a wake-up found its sleeper dead: left for the primitive's repair to account for
 _MAGIC = 0x4D4B4342  # "BCKM"
+_ASYNC = 0x10000  # in a slot's queue field: the sleeper is an awaiting task (see _Bell)
+_QUEUE = 0xFFFF
 _STATE_OFFSET = 128
 
 StateT = TypeVar("StateT", bound=ctypes.Structure)
@@ -89,19 +98,39 @@ class Monitor(Protocol):
     @property
     def exit(self) -> Callable[[], object]: ...
     def prepare(self, queue: int = 0) -> Any: ...
+    def prepare_async(self, queue: int, waker: Any) -> Any: ...
+    def signalled(self, ticket: Any) -> bool: ...
     def sleep(self, ticket: Any, deadline: float | None) -> bool: ...
     def finish(self, ticket: Any) -> bool: ...
     def wake(self, n: int, queue: int = 0) -> int: ...
     def wake_all(self, queue: int = 0) -> None: ...
     def waiters(self, queue: int | None = None) -> int: ...
+
+    slice_seconds: ClassVar[float | None]  # how long an awaiting task sleeps between repairs
+
     def dead_waiters(self, queue: int) -> tuple[int, int]: ...
     def has_dead(self) -> bool: ...
+
+
+class _AsyncWaiter:
+    """An awaiting task in a thread monitor's queue: waking it is calling its waker."""
+
+    __slots__ = ("_wake", "woken")
+
+    def __init__(self, waker: Any) -> None:
+        self._wake = waker.wake
+        self.woken = False
+
+    def release(self) -> None:  # what wake() calls on a queued waiter; never blocks
+        self.woken = True
+        self._wake()
 
 
 class ThreadMonitor:
     """The thread model's monitor: a lock and FIFO queues of one-shot locks."""
 
     __slots__ = ("_queues", "enter", "exit", "mutex")
+    slice_seconds: ClassVar[float | None] = None  # an awaiting task sleeps until woken
 
     def __init__(self, queues: int = 1) -> None:
         self.mutex = allocate_lock()
@@ -114,6 +143,16 @@ class ThreadMonitor:
         waiter.acquire()
         self._queues[queue].append(waiter)
         return queue, waiter
+
+    def prepare_async(self, queue: int, waker: Any) -> Any:
+        """:meth:`prepare` for an awaiting task: a wake-up calls ``waker.wake()``."""
+        waiter = _AsyncWaiter(waker)
+        self._queues[queue].append(waiter)
+        return queue, waiter
+
+    def signalled(self, ticket: Any) -> bool:
+        """Whether the awaiting task of ``ticket`` (:meth:`prepare_async`) was woken."""
+        return bool(ticket[1].woken)
 
     def sleep(self, ticket: Any, deadline: float | None) -> bool:
         # One bounded slice (wait_slice): a caller waiting longer, or for ever, loops.
@@ -172,6 +211,7 @@ class _Header(ctypes.Structure):
         ("next_ticket", ctypes.c_uint64),
         ("mutex_recoveries", ctypes.c_uint64),
         ("dead", ctypes.c_int64),  # slots marked DEAD by a wake-up, not yet accounted for
+        ("bell", ctypes.c_uint32),  # a futex: bumped when an awaiting task's slot is signalled
     )
 
 
@@ -188,7 +228,8 @@ class ProcessMonitor:
         kind: which primitive the segment belongs to (checked on attach).
     """
 
-    __slots__ = ("_header", "_mutex", "_slots", "kind", "segment", "state")
+    __slots__ = ("_bell", "_header", "_mutex", "_slots", "kind", "segment", "state")
+    slice_seconds: ClassVar[float | None] = SLICE_SECONDS
     _sizes: ClassVar[dict[type[ctypes.Structure], int]] = {}
 
     def __init__(self, segment: shm.Segment, kind: int, state_type: type[ctypes.Structure]):
@@ -200,6 +241,7 @@ class ProcessMonitor:
         self.state: Any = state_type.from_buffer(buffer, _STATE_OFFSET)
         slots_offset = _STATE_OFFSET + _round_up(ctypes.sizeof(state_type))
         self._slots = (_Slot * SLOTS).from_buffer(buffer, slots_offset)
+        self._bell: _Bell | None = None
 
     @staticmethod
     def size(state_type: type[ctypes.Structure]) -> int:
@@ -291,6 +333,21 @@ class ProcessMonitor:
         h.waiting += 1
         return slot
 
+    def prepare_async(self, queue: int, waker: Any) -> Any:
+        """:meth:`prepare` for an awaiting task: its slot is marked, and this process's
+        :class:`_Bell` calls ``waker.wake()`` once a wake-up signals it."""
+        slot = self.prepare(queue)
+        slot.queue = queue | _ASYNC
+        bell = self._bell
+        if bell is None:
+            bell = self._bell = _Bell(self._header)
+        bell.add(slot, waker)
+        return slot
+
+    def signalled(self, ticket: Any) -> bool:
+        """Whether the awaiting task of ``ticket`` (:meth:`prepare_async`) was woken."""
+        return bool(ticket.word != _WAITING)
+
     def sleep(self, ticket: Any, deadline: float | None) -> bool:
         slot = ticket
         now = time.monotonic()
@@ -306,6 +363,8 @@ class ProcessMonitor:
         word = slot.word
         if word == _WAITING:
             self._header.waiting -= 1
+        if slot.queue & _ASYNC and self._bell is not None:
+            self._bell.remove(slot)
         slot.word = _FREE
         return bool(word == _SIGNALLED)
 
@@ -327,7 +386,11 @@ class ProcessMonitor:
 
     def _queued(self, queue: int) -> list[_Slot]:
         slots = self._slots
-        waiting = [s for s in slots[: self._header.high] if s.word == _WAITING and s.queue == queue]
+        waiting = [
+            s
+            for s in slots[: self._header.high]
+            if s.word == _WAITING and s.queue & _QUEUE == queue
+        ]
         waiting.sort(key=lambda s: s.ticket)
         return waiting
 
@@ -335,17 +398,31 @@ class ProcessMonitor:
         if self._header.waiting == 0 or n <= 0:
             return 0
         woken = 0
+        ring = False
         for slot in self._queued(queue):
             if woken == n:
                 break
             if self._signal(slot):
                 woken += 1
+                ring = ring or bool(slot.queue & _ASYNC)
+        if ring:
+            self._ring()
         return woken
 
     def wake_all(self, queue: int = 0) -> None:
         if self._header.waiting:
+            ring = False
             for slot in self._queued(queue):
-                self._signal(slot)
+                if self._signal(slot):
+                    ring = ring or bool(slot.queue & _ASYNC)
+            if ring:
+                self._ring()
+
+    def _ring(self) -> None:
+        """Tell the bells of every process that one of their awaiting tasks was signalled."""
+        h = self._header
+        h.bell = (h.bell + 1) & 0xFFFFFFFF
+        futex_wake(ctypes.addressof(h) + _Header.bell.offset, 0x7FFFFFFF)
 
     def _signal(self, slot: _Slot) -> bool:
         """Signal one WAITING slot; return ``False`` if its sleeper is dead.
@@ -370,14 +447,16 @@ class ProcessMonitor:
         return sum(
             1
             for s in self._slots[: self._header.high]
-            if s.word == _WAITING and (queue is None or s.queue == queue)
+            if s.word == _WAITING and (queue is None or s.queue & _QUEUE == queue)
         )
 
     def occupied(self, queue: int) -> int:
         """How many slots of ``queue`` are taken: sleepers, and woken callers that have not
         finished yet (dead ones too, until :meth:`dead_waiters` collects them)."""
         return sum(
-            1 for s in self._slots[: self._header.high] if s.word != _FREE and s.queue == queue
+            1
+            for s in self._slots[: self._header.high]
+            if s.word != _FREE and s.queue & _QUEUE == queue
         )
 
     def dead_waiters(self, queue: int | None) -> tuple[int, int]:
@@ -390,7 +469,7 @@ class ProcessMonitor:
         waiting = woken = 0
         for slot in self._slots[: self._header.high]:
             word = slot.word
-            if word == _FREE or (queue is not None and slot.queue != queue):
+            if word == _FREE or (queue is not None and slot.queue & _QUEUE != queue):
                 continue
             if word == _DEAD:
                 waiting += 1
@@ -404,3 +483,58 @@ class ProcessMonitor:
                     woken += 1
                 slot.word = _FREE
         return waiting, woken
+
+
+class _Bell:
+    """What wakes this process's tasks awaiting one process monitor: one thread, not one per
+    task.
+
+    An event loop cannot wait on a futex, so a task awaiting a process primitive takes a slot
+    marked ``_ASYNC`` and registers its waker here. A wake-up that signals such a slot (in any
+    process) also bumps the header's ``bell`` word and wakes its futex; this process's bell
+    thread, asleep on that word, then calls the waker of every registered slot that is no longer
+    WAITING. The thread runs only while tasks of this process await the monitor (it ends within
+    a slice of the last one leaving) and is started again by the next one, also in a forked
+    child, which inherits no threads.
+    """
+
+    __slots__ = ("_address", "_header", "_lock", "_pid", "_running", "_waiting")
+
+    def __init__(self, header: _Header) -> None:
+        self._header = header  # keeps the segment mapped while the thread runs
+        self._address = ctypes.addressof(header) + _Header.bell.offset
+        self._lock = allocate_lock()
+        self._waiting: dict[int, tuple[_Slot, Any]] = {}
+        self._pid = os.getpid()
+        self._running = False
+
+    def add(self, slot: _Slot, waker: Any) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child: the parent's tasks and thread are gone
+                self._pid = os.getpid()
+                self._waiting.clear()
+                self._running = False
+            self._waiting[ctypes.addressof(slot)] = (slot, waker)
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="concurrency_kit bell", daemon=True).start()
+
+    def remove(self, slot: _Slot) -> None:
+        with self._lock:
+            self._waiting.pop(ctypes.addressof(slot), None)
+
+    def _run(self) -> None:
+        header = self._header
+        while True:
+            seen = header.bell  # read before looking: a ring after the look changes it
+            with self._lock:
+                if not self._waiting:
+                    self._running = False
+                    return
+                signalled = [
+                    key for key, (slot, _) in self._waiting.items() if slot.word != _WAITING
+                ]
+                wakers = [self._waiting.pop(key)[1] for key in signalled]
+            for waker in wakers:
+                waker.wake()
+            futex_wait(self._address, seen, int((time.monotonic() + SLICE_SECONDS) * 1e9))

@@ -110,6 +110,36 @@ class _Core:
             woken = m.finish(ticket)
         return woken or not _expired(deadline)
 
+    async def _asleep(self, deadline: float | None, queue: int = 0) -> None:
+        """Inside the monitor: :meth:`_sleep` for an awaiting task, one wake-up or slice long.
+
+        The task waits in the event loop (no thread: see ``Monitor.prepare_async``) and returns
+        with the monitor held again; callers re-check their condition, as after ``_sleep``.
+        Cancelled after a wake-up it can no longer use, it hands the wake-up on to the next
+        waiter of ``queue``, so a cancellation never strands a waiter that could proceed.
+        """
+        from concurrency_kit._core import aio  # at the first await: asyncio and anyio load late
+
+        m = self._m
+        waker = aio.make_waker()
+        ticket = m.prepare_async(queue, waker)
+        m.exit()
+        wait = remaining(deadline)
+        if m.slice_seconds is not None:  # process model: look for dead owners between slices
+            wait = m.slice_seconds if wait is None else min(wait, m.slice_seconds)
+        try:
+            await waker.wait(wait)
+        except BaseException:
+            waker.close()
+            m.enter()
+            if m.finish(ticket):
+                m.wake(1, queue)
+            raise
+        waker.close()
+        m.enter()
+        if not m.finish(ticket):
+            self._repair()
+
 
 # -- Semaphore and BoundedSemaphore ------------------------------------------------------------
 
@@ -174,6 +204,48 @@ class SemaphoreCore(_Core):
 
     def __enter__(self) -> bool:
         return self.acquire()
+
+    async def aacquire(self, timeout: float | None = None) -> bool:
+        """Await :meth:`acquire`: decrement the counter, awaiting (not blocking) while it is 0.
+
+        Args:
+            timeout: the most seconds to wait (``None`` or ``math.inf``: for as long as it
+                takes; ``0``: do not wait).
+
+        Returns:
+            Whether the counter was decremented. A cancelled call has not decremented it.
+
+        Raises:
+            TypeError: ``timeout`` is not a number or ``None``.
+            ValueError: ``timeout`` is negative or NaN.
+        """
+        seconds = check_timeout(timeout)
+        m, s = self._m, self._s
+        m.enter()
+        try:
+            if s.value <= 0:
+                s.contentions += 1
+                deadline = deadline_after(seconds)
+                while s.value <= 0:
+                    if _expired(deadline):
+                        return False
+                    await self._asleep(deadline)
+            s.value -= 1
+            s.acquisitions += 1
+            return True
+        finally:
+            m.exit()
+
+    async def __aenter__(self) -> bool:
+        return await self.aacquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
 
     def release(self, n: int = 1) -> None:
         """Increment the counter by ``n``, waking up to ``n`` waiters.
@@ -290,6 +362,28 @@ class EventCore(_Core):
         finally:
             m.exit()
 
+    async def wait_async(self, timeout: float | None = None) -> bool:
+        """Await :meth:`wait`: until the flag is set, for up to ``timeout`` seconds.
+
+        (Named ``wait_async``: an ``a`` prefix, the rule for the other awaitable calls, would
+        make ``await``.) Results and errors as :meth:`wait`.
+        """
+        seconds = check_timeout(timeout)
+        m, s = self._m, self._s
+        m.enter()
+        try:
+            if s.flag:
+                return True
+            generation = s.generation
+            deadline = deadline_after(seconds)
+            while s.generation == generation:
+                if _expired(deadline):
+                    return False
+                await self._asleep(deadline)
+            return True
+        finally:
+            m.exit()
+
     def statistics(self) -> EventStatistics:
         """Return a snapshot of the flag and the number of waiters."""
         m = self._m
@@ -352,6 +446,17 @@ class ConditionCore(_Core):
     ) -> None:
         self._lock.__exit__(exc_type, exc, tb)
 
+    async def __aenter__(self) -> bool:
+        return bool(await self._lock.aacquire())
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._lock.__aexit__(exc_type, exc, tb)
+
     def wait(self, timeout: float | None = None) -> bool:
         """Release the lock, wait to be notified or for ``timeout`` seconds, take it back.
 
@@ -387,6 +492,76 @@ class ConditionCore(_Core):
             finally:
                 m.exit()
         return woken
+
+    async def wait_async(self, timeout: float | None = None) -> bool:
+        """Await :meth:`wait`: release the lock, await a notification, take the lock back.
+
+        The lock is taken back with an awaiting acquire, also when the task is cancelled
+        (the cancellation is delivered once the lock is held again, as in
+        :meth:`asyncio.Condition.wait`), so the ``async with`` block that holds it releases
+        it as usual. A notification that reached a task cancelled meanwhile goes to the next
+        waiter. Results and errors as :meth:`wait`.
+        """
+        from concurrency_kit._core import aio
+
+        seconds = check_timeout(timeout)
+        if not self._is_owned():
+            raise RuntimeError("cannot wait on un-acquired lock")
+        m = self._m
+        waker = aio.make_waker()
+        m.enter()
+        try:
+            ticket = m.prepare_async(0, waker)
+        finally:
+            m.exit()
+        deadline = deadline_after(seconds)
+        saved = self._release_save()
+        cancelled = True
+        try:
+            while True:
+                wait = remaining(deadline)
+                if m.slice_seconds is not None:  # process model: one slice at a time
+                    wait = m.slice_seconds if wait is None else min(wait, m.slice_seconds)
+                await waker.wait(wait)
+                waker.rearm()  # before looking, so that a wake-up from now on is not missed
+                if m.signalled(ticket) or _expired(deadline):
+                    break
+            cancelled = False
+        finally:
+            waker.close()
+            await aio.uncancelled(lambda: self._aacquire_restore(saved))
+            m.enter()
+            try:
+                woken = m.finish(ticket)
+                if woken and cancelled:
+                    m.wake(1)
+            finally:
+                m.exit()
+        return woken
+
+    async def _aacquire_restore(self, saved: object) -> None:
+        """Take the lock back after :meth:`wait_async`, every level of a re-entrant one."""
+        await self._lock.aacquire()
+        if isinstance(saved, int):  # a re-entrant lock's depth (``_release_save``)
+            for _ in range(saved - 1):
+                self._lock.acquire(False)  # re-entry by the holder: cannot fail
+
+    async def wait_for_async(self, predicate: Callable[[], T], timeout: float | None = None) -> T:
+        """Await :meth:`wait_for`: until ``predicate()`` is true, for up to ``timeout``.
+
+        Results and errors as :meth:`wait_for`.
+        """
+        deadline = deadline_after(check_timeout(timeout))
+        first = True
+        result = predicate()
+        while not result:
+            wait = remaining(deadline)
+            if wait == 0 and not first:
+                break
+            first = False
+            await self.wait_async(wait)
+            result = predicate()
+        return result
 
     def wait_for(self, predicate: Callable[[], T], timeout: float | None = None) -> T:
         """Wait until ``predicate()`` is true, for up to ``timeout`` seconds.
@@ -538,11 +713,7 @@ class BarrierCore(_Core):
                 (processes) a party died before the barrier opened.
         """
         s = self._s
-        if timeout is None:
-            seconds = None if s.timeout < 0 else float(s.timeout)
-        else:
-            seconds = check_timeout(timeout)
-        deadline = deadline_after(seconds)
+        deadline = self._deadline(timeout)
         m = self._m
         m.enter()
         try:
@@ -559,12 +730,64 @@ class BarrierCore(_Core):
                     self._wait_open(deadline)
                 return index
             finally:
-                s.count -= 1
-                if s.count == 0 and s.state in (_RESETTING, _DRAINING):
-                    s.state = _FILLING
-                    self._m.wake_all(_ARRIVING)
+                self._leave()
         finally:
             m.exit()
+
+    async def wait_async(self, timeout: float | None = None) -> int:
+        """Await :meth:`wait`: until every party has called it; then all return together.
+
+        A party cancelled before the barrier opens breaks it, as a timeout does: the other
+        parties get :exc:`~concurrency_kit.BrokenBarrierError` rather than wait for one that
+        has gone. Results and errors as :meth:`wait`.
+        """
+        s = self._s
+        deadline = self._deadline(timeout)
+        m = self._m
+        m.enter()
+        try:
+            while s.state in (_DRAINING, _RESETTING, _ACTING):
+                await self._asleep(None, _ARRIVING)
+            if s.state < 0:
+                raise BrokenBarrierError
+            index = int(s.count)
+            s.count += 1
+            try:
+                if index + 1 == s.parties:
+                    self._open()
+                    return index
+                while s.state in (_FILLING, _ACTING):
+                    if _expired(deadline):
+                        self._break()
+                        raise BrokenBarrierError
+                    try:
+                        await self._asleep(deadline, _PARTIES)
+                    except BaseException:
+                        if s.state in (_FILLING, _ACTING):
+                            self._break()
+                        raise
+                if s.state < 0:
+                    raise BrokenBarrierError
+                return index
+            finally:
+                self._leave()
+        finally:
+            m.exit()
+
+    def _deadline(self, timeout: float | None) -> float | None:
+        """The deadline of a wait given ``timeout`` (``None``: the barrier's own timeout)."""
+        if timeout is None:
+            own = self._s.timeout
+            return deadline_after(None if own < 0 else float(own))
+        return deadline_after(check_timeout(timeout))
+
+    def _leave(self) -> None:
+        """Inside the monitor: a party leaves; the last one of a generation refills."""
+        s = self._s
+        s.count -= 1
+        if s.count == 0 and s.state in (_RESETTING, _DRAINING):
+            s.state = _FILLING
+            self._m.wake_all(_ARRIVING)
 
     def _check_before_opening(self) -> None:
         """Inside the monitor, the last party: break the barrier if a counted party is dead.

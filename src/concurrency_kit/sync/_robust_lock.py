@@ -28,10 +28,12 @@ import ctypes
 import os
 import threading
 import warnings
+from types import TracebackType
 from typing import Any, ClassVar, NoReturn, Protocol
 
 from concurrency_kit._core import atomics, mutex
 from concurrency_kit._core._native import LockHandle
+from concurrency_kit._core.deadline import check_timeout, deadline_after, remaining
 from concurrency_kit._core.mutex import EBUSY, EOWNERDEAD, EPERM, ETIMEDOUT
 from concurrency_kit.errors import LockOwnerDiedWarning
 from concurrency_kit.sync._base import LockStatistics, check_acquire_args
@@ -64,6 +66,7 @@ class LockPlace(Protocol):
 
     mutex_address: int
     record: LockRecord
+    async_owner: object  # the task holding a re-entrant lock, when a task acquired it
 
     def wait(self, wait: float | None) -> int:
         """Wait for the mutex (``None``: as long as it takes), counted as a waiter meanwhile.
@@ -142,6 +145,67 @@ class RobustLockBase(LockHandle):
             mutex.unlock(address)
             raise ValueError(f"{type(self).__qualname__} was closed while acquiring it")
         return True
+
+    async def aacquire(self, timeout: float | None = None) -> bool:
+        """Await :meth:`acquire`: take the lock, awaiting (not blocking) while it is busy.
+
+        The lock is held by the event loop's thread, as :meth:`acquire` from it would hold
+        it, and the tasks of that loop exclude one another: a task that finds the lock held
+        by another task (or by the thread's synchronous code) waits. A re-entrant lock is
+        re-entered by the task that holds it, not by the others of its thread.
+
+        A busy lock is polled (a robust mutex wakes threads, which no event loop can wait
+        on): three bare yields, then sleeps from 1 ms doubling to 2 ms, so a lock freed is
+        seen up to 2 ms late. A cancelled call does not hold the lock: the lock is taken
+        by a synchronous step, after the last await.
+
+        Args:
+            timeout: the most seconds to wait (``None`` or ``math.inf``: for as long as it
+                takes; ``0``: do not wait).
+
+        Returns:
+            Whether the lock was acquired.
+
+        Raises:
+            TypeError: ``timeout`` is not a number or ``None``.
+            ValueError: ``timeout`` is negative or NaN, or the handle is closed.
+        """
+        from concurrency_kit._core import aio  # at the first await: asyncio and anyio load late
+
+        deadline = deadline_after(check_timeout(timeout))
+        place = self._open()
+        address = place.mutex_address
+        me = threading.get_native_id()
+        task = aio.current_task()
+        backoff: aio.Backoff | None = None
+        while True:
+            holder = mutex.holder(address)
+            if holder != me:
+                rc = EBUSY if holder else mutex.trylock(address)
+                if rc != EBUSY:
+                    self._acquire_slow(False, -1, rc)
+                    place.async_owner = task
+                    return True
+            elif self._RECURSIVE and place.async_owner is task:
+                return bool(self.acquire(False))  # re-entry by the holder: cannot fail
+            left = remaining(deadline)
+            if left == 0:
+                return False
+            if backoff is None:
+                atomics.add(field_address(place.record, "contentions"), 1)
+                backoff = aio.Backoff()
+            await backoff.pause(left)
+
+    async def __aenter__(self) -> bool:
+        return await self.aacquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
 
     def _recover(self, place: LockPlace) -> None:
         """Take over a mutex whose holder died (we hold it, ``EOWNERDEAD``); then warn."""

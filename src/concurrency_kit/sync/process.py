@@ -147,7 +147,7 @@ os.register_at_fork(after_in_child=_after_fork)
 class _LockMapping(registry.Mapping):
     """This process's view of one lock segment (see the module docstring)."""
 
-    __slots__ = ("header", "kind", "meta", "record")
+    __slots__ = ("async_owner", "header", "kind", "meta", "record")
 
     def __init__(self, segment: shm.Segment) -> None:
         super().__init__(segment, _MUTEX_OFFSET)
@@ -155,6 +155,7 @@ class _LockMapping(registry.Mapping):
         self.header = _Header.from_buffer(segment.buffer, _HEADER_OFFSET)
         self.record = self.header.record
         self.kind = 0
+        self.async_owner: object = None  # the task of this process holding an RLock, if any
 
     @classmethod
     def create(cls, kind: int) -> _LockMapping:

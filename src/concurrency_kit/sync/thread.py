@@ -83,6 +83,7 @@ class _PrivateLock(ctypes.Structure):
         mutex.init(self.mutex_address, recursive=recursive)
         self._meta = allocate_lock()
         self._waiting = 0
+        self.async_owner: object = None  # the task holding an RLock, if any
 
     def wait(self, wait: float | None) -> int:
         with self._meta:
