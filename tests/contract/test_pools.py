@@ -15,6 +15,7 @@ import gc
 import itertools
 import math
 import os
+import sys
 import threading
 import time
 import weakref
@@ -24,8 +25,6 @@ from pathlib import Path
 import attrs
 import pytest
 from _gates import Gate, pass_two, wait_at
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import concurrency_kit as ck
 from concurrency_kit import PoolModel as Model
@@ -75,6 +74,10 @@ def make_lock() -> object:
 def worker_identity(model_name: str) -> object:
     if model_name == "process":
         return os.getpid()
+    if model_name == "interpreter":  # a pool thread is a dummy thread in its interpreter
+        from concurrent import interpreters
+
+        return interpreters.get_current().id
     return threading.current_thread().name
 
 
@@ -114,9 +117,35 @@ def released_on_failure(*gates: Gate) -> Iterator[None]:
         raise
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # conftest's pool_model, with INTERPRETER added (on Python 3.14+; skipped before). A
+    # parametrize mark, not metafunc.parametrize: pytest then leaves out the fixture's own
+    # params (the mark runs first), and conftest's fixture gets each model as request.param.
+    if "pool_model" in metafunc.fixturenames:
+        metafunc.definition.add_marker(
+            pytest.mark.parametrize(
+                "pool_model",
+                [
+                    ck.PROCESS,
+                    ck.THREAD,
+                    ck.CLUSTER,
+                    pytest.param(
+                        ck.INTERPRETER,
+                        marks=pytest.mark.skipif(
+                            sys.version_info < (3, 14), reason="subinterpreters need Python 3.14+"
+                        ),
+                    ),
+                ],
+                ids=["process", "thread", "cluster", "interpreter"],
+                indirect=True,
+            )
+        )
+
+
 @pytest.fixture
 def model(pool_model: Model) -> Model:
-    """Every model with a pool, CLUSTER included (overrides conftest's two-model fixture)."""
+    """Every model with a pool, CLUSTER and INTERPRETER included (overrides conftest's
+    two-model fixture)."""
     return pool_model
 
 
@@ -477,12 +506,12 @@ def test_statistics_after_cancelling_a_running_task(model: Model, tmp_path: Path
         with released_on_failure(finish):
             assert stats.tasks_queued == 0
             assert min(attrs.astuple(stats)[1:]) >= 0
-        if model.name == "thread":
-            assert not cancelled  # a running thread cannot be stopped
+        if model.name in ("thread", "interpreter"):
+            assert not cancelled  # a running thread (or interpreter) cannot be stopped
         else:
             assert cancelled
         if model.name != "process":
-            finish.release()  # the thread, or the task on a given cluster, runs on
+            finish.release()  # the thread (interpreter), or the task on a cluster, runs on
         assert pool.submit(add, 2).result(timeout=60) == 2
     stats = pool.statistics()
     assert stats.tasks_queued == 0
@@ -534,6 +563,7 @@ def test_models_share_the_api() -> None:
     assert ck.PROCESS.Pool is ck.ProcessPool
     assert ck.THREAD.Pool is ck.ThreadPool
     assert ck.CLUSTER.Pool is ck.ClusterPool
+    assert ck.INTERPRETER.Pool is ck.InterpreterPool
 
 
 # -- map against the builtin, property-based ---------------------------------------------------
@@ -562,6 +592,11 @@ def _expected(xs: list[int]) -> tuple[list[int], bool]:
     ":hypothesis.errors.HypothesisDeprecationWarning"
 )
 def test_map_matches_the_builtin(model: Model) -> None:
+    # Imported here: the module is imported in INTERPRETER's workers (its functions pickle by
+    # reference), and hypothesis does not import in a subinterpreter.
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
     # One pool for all the examples (hypothesis runs the inner function many times).
     with model.Pool(2) as pool:
 

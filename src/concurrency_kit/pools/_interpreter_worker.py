@@ -88,9 +88,13 @@ def worker_main(
     if initializer is not None:
         try:
             fn, args = serialize.loads(initializer)
-            state = fn(*args)
         except BaseException as exc:
             answer(INIT_FAILED, _pack_exception(_explain_import(exc, "the initializer")))
+            return INIT_FAILED
+        try:
+            state = fn(*args)
+        except BaseException as exc:
+            answer(INIT_FAILED, _pack_exception(exc))
             return INIT_FAILED
         del fn, args
     _worker_state.enter_process(state)

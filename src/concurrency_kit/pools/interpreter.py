@@ -569,9 +569,7 @@ class _Core:
             self.idle.clear()
             threads = [w.thread for w in self.workers.values() if w.thread is not None]
         for task in cancelled:
-            if task.future.cancel():
-                with self.lock:
-                    self.cancelled += 1
+            task.future.cancel()  # counted by the future (count_cancel)
         self._wake_collector()
         if not wait:
             return

@@ -1,0 +1,234 @@
+"""InterpreterPool beyond the pool contract: what the interpreter model is, and what it cannot do.
+
+The shared behaviour (submit, map, timeouts, cancels, shutdown, statistics) is in
+``tests/contract/test_pools.py``, which runs over ``INTERPRETER`` too. Here: the model on Python
+before 3.14 (a clear error), isolation of each worker's modules, the parent's ``sys.path`` in
+the workers, functions and classes defined in ``__main__``, modules that refuse to load in a
+subinterpreter, a task that outlives its timeout (its interpreter is abandoned, then closed), a
+broken initializer, and a crash in a task, which ends the whole process.
+
+Tasks that block wait at FIFO gates (``contract/_gates.py``), which work in any interpreter; a
+time limit only turns a deadlock into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import concurrency_kit as ck
+from contract._gates import Gate, pass_two
+
+needs_314 = pytest.mark.skipif(
+    sys.version_info < (3, 14), reason="subinterpreters (concurrent.interpreters) need 3.14+"
+)
+
+DEADLOCK = 60.0
+"""Seconds after which a wait that should have ended is a deadlock (a failure, not a pass)."""
+
+_seen: list[int] = []
+
+
+def remember(value: int) -> list[int]:
+    """Append to this module's list where the task runs, and return the list there."""
+    _seen.append(value)
+    return list(_seen)
+
+
+def interpreter_id() -> int:
+    from concurrent import interpreters
+
+    return int(interpreters.get_current().id)
+
+
+def is_enabled() -> bool:
+    """Imports faulthandler when it runs: a module that refuses to load in a subinterpreter."""
+    import faulthandler
+
+    return faulthandler.is_enabled()
+
+
+def fail_to_start() -> None:
+    raise OSError("no database here")
+
+
+def add(a: int, b: int = 0) -> int:
+    return a + b
+
+
+# -- every Python ------------------------------------------------------------------------------
+
+
+def test_the_model_exists_and_has_only_a_pool_so_far() -> None:
+    assert ck.INTERPRETER.name == "interpreter"
+    assert repr(ck.INTERPRETER) == "INTERPRETER"
+    assert ck.INTERPRETER.Pool is ck.InterpreterPool
+    assert isinstance(ck.INTERPRETER, ck.PoolModel)
+    with pytest.raises(AttributeError, match=r"INTERPRETER has no Lock yet.*PROCESS or THREAD"):
+        ck.INTERPRETER.Lock  # noqa: B018
+    with pytest.raises(AttributeError, match="has no attribute 'Nonsense'"):
+        ck.INTERPRETER.Nonsense  # noqa: B018
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="the error of Pythons before 3.14")
+def test_before_python_3_14_the_pool_says_what_it_needs() -> None:
+    version = ".".join(map(str, sys.version_info[:3]))
+    with pytest.raises(ImportError, match=rf"needs Python 3\.14 .*this is Python {version}"):
+        ck.INTERPRETER.Pool(2)
+    with pytest.raises(ImportError, match="PROCESS or THREAD"):
+        ck.InterpreterPool()
+
+
+# -- Python 3.14+ --------------------------------------------------------------------------------
+
+
+@needs_314
+def test_each_worker_is_an_interpreter_with_its_own_modules() -> None:
+    with ck.InterpreterPool(1) as pool:
+        assert pool.submit(interpreter_id).result(timeout=DEADLOCK) != interpreter_id()
+        assert pool.submit(remember, 1).result(timeout=DEADLOCK) == [1]
+        assert pool.submit(remember, 2).result(timeout=DEADLOCK) == [1, 2]
+        assert pool.statistics().model == "interpreter"
+    assert _seen == []  # the worker changed its own copy of this module, not ours
+
+
+@needs_314
+def test_workers_see_the_callers_sys_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A new interpreter computes its own sys.path; the pool gives it the caller's, so a module
+    # found through a directory added at run time pickles by reference and imports there.
+    (tmp_path / "added_at_run_time.py").write_text("def triple(x):\n    return 3 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import added_at_run_time
+
+    try:
+        with ck.InterpreterPool(1) as pool:
+            assert pool.submit(added_at_run_time.triple, 5).result(timeout=DEADLOCK) == 15
+    finally:
+        sys.modules.pop("added_at_run_time", None)
+
+
+@needs_314
+def test_a_module_that_refuses_subinterpreters_fails_the_call_clearly() -> None:
+    with ck.InterpreterPool(1) as pool:
+        # Imported by the task as it runs.
+        with pytest.raises(ImportError, match="faulthandler does not support loading") as info:
+            pool.submit(is_enabled).result(timeout=DEADLOCK)
+        assert "PROCESS or THREAD" in str(info.value)
+        # Imported to unpickle the call itself (the function is faulthandler's).
+        import faulthandler
+
+        with pytest.raises(ImportError, match="faulthandler does not support loading"):
+            pool.submit(faulthandler.is_enabled).result(timeout=DEADLOCK)
+        assert pool.submit(add, 1, 2).result(timeout=DEADLOCK) == 3  # the pool carries on
+        stats = pool.statistics()
+    assert (stats.tasks_failed, stats.tasks_completed, stats.workers_replaced) == (2, 1, 0)
+
+
+@needs_314
+def test_a_task_past_its_timeout_abandons_its_interpreter(tmp_path: Path) -> None:
+    started, gate = Gate(tmp_path, "started"), Gate(tmp_path, "gate")
+    with ck.InterpreterPool(1) as pool:
+        stuck = pool.schedule(pass_two, (started.path, gate.path, "late"), timeout=0.1)
+        started.release()
+        try:
+            with pytest.raises(ck.TaskTimeoutError, match="abandoned"):
+                stuck.result(timeout=DEADLOCK)
+            stats = pool.statistics()
+            assert (stats.tasks_timed_out, stats.workers_abandoned) == (1, 1)
+            assert stats.workers_replaced == 1
+            # A new interpreter took its place and runs tasks while the old one is stuck.
+            assert pool.submit(add, 2, 2).result(timeout=DEADLOCK) == 4
+        finally:
+            gate.release()  # the stuck call returns; its interpreter stops and is closed
+    # shutdown() did not wait for the abandoned worker; the leak check (its thread, its pipes)
+    # waits for it to go, which it does once its call has returned.
+    assert stuck.exception(timeout=0).__class__ is ck.TaskTimeoutError
+
+
+@needs_314
+def test_a_broken_initializer_breaks_the_pool() -> None:
+    with ck.InterpreterPool(2, initializer=fail_to_start) as pool:
+        future = pool.submit(add, 1)
+        with pytest.raises(ck.BrokenPoolError, match="initializer raised OSError") as info:
+            future.result(timeout=DEADLOCK)
+        assert isinstance(info.value.__cause__, OSError)
+        with pytest.raises(ck.BrokenPoolError):
+            pool.submit(add, 1)
+
+
+@needs_314
+def test_worker_state_is_per_interpreter() -> None:
+    with ck.InterpreterPool(1, initializer=dict, initargs=({"name": "db"},)) as pool:
+        assert pool.submit(ck.worker_state).result(timeout=DEADLOCK) == {"name": "db"}
+
+
+_MAIN_SCRIPT = """
+import concurrency_kit as ck
+
+class Point:
+    def __init__(self, x):
+        self.x = x
+
+def moved(point):
+    return Point(point.x + 1)
+
+if __name__ == "__main__":
+    with ck.InterpreterPool(1) as pool:
+        result = pool.submit(moved, Point(1)).result(timeout=60)
+        print(type(result) is Point, result.x)
+"""
+
+
+@needs_314
+def test_functions_and_classes_defined_in_main_work(tmp_path: Path) -> None:
+    # cloudpickle sends them by value, and brings the class back as the caller's own class
+    # (InterpreterPoolExecutor pickles by reference, so __main__'s names are not found there).
+    script = tmp_path / "main_script.py"
+    script.write_text(_MAIN_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=DEADLOCK,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "2"]
+
+
+_CRASH_SCRIPT = """
+import ctypes
+import concurrency_kit as ck
+
+def crash():
+    ctypes.string_at(0)  # reads address 0: SIGSEGV
+
+if __name__ == "__main__":
+    with ck.InterpreterPool(1) as pool:
+        print("submitting", flush=True)
+        pool.submit(crash).result(timeout=60)
+        print("survived", flush=True)
+"""
+
+
+@needs_314
+def test_a_crash_in_a_task_ends_the_whole_process(tmp_path: Path) -> None:
+    # What the docs say plainly: nothing isolates an interpreter from the process it lives in.
+    script = tmp_path / "crash_script.py"
+    script.write_text(textwrap.dedent(_CRASH_SCRIPT))
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=DEADLOCK,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+    )
+    assert done.stdout.split("\n")[0] == "submitting"
+    assert "survived" not in done.stdout
+    assert done.returncode == -signal.SIGSEGV
