@@ -19,9 +19,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from threading import get_native_id
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -69,6 +70,30 @@ def _whoami() -> tuple[int, int]:
 
 def _expired(deadline: float | None) -> bool:
     return deadline is not None and time.monotonic() >= deadline
+
+
+_tasks_hold_rwlocks = False
+"""Whether a task of this process ever acquired a reader-writer lock (``aacquire_read`` ...):
+until then, a release does not look for the calling task."""
+
+
+def _running_task() -> object | None:
+    """The asyncio or trio task running in this thread, if any (without importing either)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        try:
+            task: object | None = asyncio.current_task()
+        except RuntimeError:  # no event loop runs in this thread
+            task = None
+        if task is not None:
+            return task
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            return trio.lowlevel.current_task()  # type: ignore[no-any-return]
+        except RuntimeError:
+            pass
+    return None
 
 
 class _Core:
@@ -924,6 +949,28 @@ class RWLockCore(_Core):
     def _set_read_count(self, me: int, count: int) -> None:
         raise NotImplementedError
 
+    def _task_identity(self, task: object, take: bool) -> int | None:
+        """The identity of an awaiting ``task`` on this lock, unlike its thread's (the model's).
+
+        ``take``: one more use of the identity (a hold, or a pending acquire), given back
+        with :meth:`_task_release`; without it, ``None`` if the task has no identity now.
+        """
+        raise NotImplementedError
+
+    def _task_release(self, task: object) -> None:
+        """One use fewer of ``task``'s identity (see :meth:`_task_identity`)."""
+
+    def _releaser(self, holds: Callable[[int], bool]) -> tuple[int, object | None]:
+        """Who releases: the calling task, if it acquired through the async face and
+        ``holds(its identity)``; else the calling thread. Returns (identity, task or None)."""
+        if _tasks_hold_rwlocks:
+            task = _running_task()
+            if task is not None:
+                me = self._task_identity(task, take=False)
+                if me is not None and holds(me):
+                    return me, task
+        return self._me(), None
+
     def _warn_recovered(self, release: Callable[[], None] | None) -> None:
         """Warn that holders were reclaimed during this call (outside the monitor).
 
@@ -1003,7 +1050,7 @@ class RWLockCore(_Core):
         Raises:
             RuntimeError: the calling thread does not hold the read side.
         """
-        me = self._me()
+        me, task = self._releaser(lambda me: self._read_count(me) > 0)
         m, s = self._m, self._s
         m.enter()
         try:
@@ -1019,6 +1066,8 @@ class RWLockCore(_Core):
                         self._repair()
         finally:
             m.exit()
+        if task is not None:
+            self._task_release(task)
 
     def acquire_write(self, blocking: bool = True, timeout: float | None = -1) -> bool:
         """Acquire the write side, exclusive of every reader and writer.
@@ -1079,7 +1128,7 @@ class RWLockCore(_Core):
         Raises:
             RuntimeError: the calling thread does not hold the write side.
         """
-        me = self._me()
+        me, task = self._releaser(lambda me: self._s.writer == me)
         m, s = self._m, self._s
         m.enter()
         try:
@@ -1092,6 +1141,181 @@ class RWLockCore(_Core):
                 self._repair()
         finally:
             m.exit()
+        if task is not None:
+            self._task_release(task)
+
+    async def aacquire_read(self, timeout: float | None = None) -> bool:
+        """Await :meth:`acquire_read`: the read side, awaiting (not blocking) while a writer
+        holds the lock or waits for it.
+
+        The holder is the calling *task*, not its thread: the tasks of one event loop are
+        readers and writers like threads are (a task re-enters its own read hold; another
+        task's write hold makes it wait). Release with :meth:`release_read` from the same
+        task, or use :meth:`aread`. A cancelled call holds nothing.
+
+        Args:
+            timeout: the most seconds to wait (``None`` or ``math.inf``: for as long as it
+                takes; ``0``: do not wait).
+
+        Returns:
+            Whether the read side was acquired.
+
+        Raises:
+            TypeError: ``timeout`` is not a number or ``None``.
+            ValueError: ``timeout`` is negative or NaN.
+            RuntimeError: the calling task holds the write side.
+        """
+        deadline = deadline_after(check_timeout(timeout))
+        task, me = self._task_start()
+        m, s = self._m, self._s
+        deaths = s.owner_deaths
+        acquired = False
+        try:
+            m.enter()
+            try:
+                if s.writer == me:
+                    raise RuntimeError(
+                        "cannot acquire the read side: this task holds the write side"
+                    )
+                count = self._read_count(me)
+                if count or (not s.writer and not s.writers_waiting):
+                    acquired = self._add_reader(me, count)
+                else:
+                    s.contentions += 1
+                    s.readers_waiting += 1
+                    try:
+                        self._repair()
+                        while s.writer or s.writers_waiting:
+                            if _expired(deadline):
+                                break
+                            await self._asleep(deadline, _READERS)
+                        else:
+                            acquired = self._add_reader(me, 0)
+                    finally:
+                        s.readers_waiting -= 1
+            finally:
+                m.exit()
+        finally:
+            if not acquired:
+                self._task_release(task)
+        if s.owner_deaths != deaths:
+            self._warn_recovered(self.release_read if acquired else None)
+        return acquired
+
+    async def aacquire_write(self, timeout: float | None = None) -> bool:
+        """Await :meth:`acquire_write`: the write side, awaiting (not blocking) while anyone
+        holds the lock.
+
+        The holder is the calling task (see :meth:`aacquire_read`); release with
+        :meth:`release_write` from the same task, or use :meth:`awrite`. A cancelled call
+        holds nothing.
+
+        Args:
+            timeout: the most seconds to wait (``None`` or ``math.inf``: for as long as it
+                takes; ``0``: do not wait).
+
+        Returns:
+            Whether the write side was acquired.
+
+        Raises:
+            TypeError: ``timeout`` is not a number or ``None``.
+            ValueError: ``timeout`` is negative or NaN.
+            RuntimeError: the calling task already holds the write side, or holds the read
+                side (an upgrade would wait for itself for ever).
+        """
+        deadline = deadline_after(check_timeout(timeout))
+        task, me = self._task_start()
+        m, s = self._m, self._s
+        deaths = s.owner_deaths
+        acquired = False
+        try:
+            m.enter()
+            try:
+                if s.writer == me:
+                    raise RuntimeError("the write side is not re-entrant: this task holds it")
+                if self._read_count(me):
+                    raise RuntimeError(
+                        "cannot acquire the write side while holding the read side (it would "
+                        "deadlock): release the read side first"
+                    )
+                if s.writer or s.readers:
+                    s.contentions += 1
+                    s.writers_waiting += 1
+                    try:
+                        self._repair()
+                        while s.writer or s.readers:
+                            if _expired(deadline):
+                                break
+                            await self._asleep(deadline, _WRITERS)
+                        else:
+                            acquired = True
+                    finally:
+                        s.writers_waiting -= 1
+                        if not acquired and not s.writers_waiting and not s.writer:
+                            self._m.wake_all(_READERS)  # readers held back for this writer
+                else:
+                    acquired = True
+                if acquired:
+                    s.writer = me
+                    s.write_acquisitions += 1
+            finally:
+                m.exit()
+        finally:
+            if not acquired:
+                self._task_release(task)
+        if s.owner_deaths != deaths:
+            self._warn_recovered(self.release_write if acquired else None)
+        return acquired
+
+    def _task_start(self) -> tuple[object, int]:
+        """The calling task and its identity, taken for one use (see :meth:`_task_identity`)."""
+        from concurrency_kit._core import aio  # at the first await: asyncio and anyio load late
+
+        global _tasks_hold_rwlocks
+        _tasks_hold_rwlocks = True
+        task = aio.current_task()
+        me = self._task_identity(task, take=True)
+        assert me is not None
+        return task, me
+
+    def aread(self, timeout: float | None = None) -> contextlib.AbstractAsyncContextManager[None]:
+        """:meth:`read` for ``async with``: the calling task holds the read side for the block.
+
+        Raises:
+            TypeError: ``timeout`` is not a number or ``None`` (at the call).
+            ValueError: ``timeout`` is negative or NaN (at the call).
+            LockTimeoutError: the read side was not acquired within ``timeout`` seconds.
+            RuntimeError: as :meth:`aacquire_read`.
+        """
+        seconds = check_timeout(timeout)
+        return self._aheld("read", self.aacquire_read, self.release_read, seconds)
+
+    def awrite(self, timeout: float | None = None) -> contextlib.AbstractAsyncContextManager[None]:
+        """:meth:`write` for ``async with``: the calling task holds the write side for the block.
+
+        Raises:
+            TypeError: ``timeout`` is not a number or ``None`` (at the call).
+            ValueError: ``timeout`` is negative or NaN (at the call).
+            LockTimeoutError: the write side was not acquired within ``timeout`` seconds.
+            RuntimeError: as :meth:`aacquire_write`.
+        """
+        seconds = check_timeout(timeout)
+        return self._aheld("write", self.aacquire_write, self.release_write, seconds)
+
+    @staticmethod
+    @contextlib.asynccontextmanager
+    async def _aheld(
+        side: str,
+        acquire: Callable[[float | None], Awaitable[bool]],
+        release: Callable[[], None],
+        timeout: float | None,
+    ) -> AsyncIterator[None]:
+        if not await acquire(timeout):
+            raise LockTimeoutError(f"the {side} side was not acquired within {timeout} seconds")
+        try:
+            yield
+        finally:
+            release()
 
     def read(self, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
         """A context manager holding the read side for the ``with`` block.
@@ -1223,6 +1447,15 @@ class GuardedCore(Generic[T]):
         # ``timeout`` passed check_timeout already; None waits for as long as it takes.
         if not self._lock.acquire(True, timeout):
             raise LockTimeoutError(f"the guarded value was not locked within {timeout} seconds")
+        return self._begin(ignore_poison)
+
+    async def _aenter(self, timeout: float | None, ignore_poison: bool = False) -> T:
+        if not await self._lock.aacquire(timeout):
+            raise LockTimeoutError(f"the guarded value was not locked within {timeout} seconds")
+        return self._begin(ignore_poison)
+
+    def _begin(self, ignore_poison: bool = False) -> T:
+        """With the lock just acquired: enter a block (or re-enter the holder's)."""
         try:
             if self._block.depth == 0:
                 flags = self._flags
@@ -1294,6 +1527,76 @@ class GuardedCore(Generic[T]):
             self._exit(failed=True)
             raise
         self._exit(failed=False)
+
+    def alock(
+        self, timeout: float | None = None, *, ignore_poison: bool = False
+    ) -> contextlib.AbstractAsyncContextManager[T]:
+        """:meth:`lock` for ``async with``: the calling task holds the value for the block.
+
+        The lock is taken with an awaiting acquire (see
+        :meth:`~concurrency_kit.ThreadRLock.aacquire`): the task, not its thread, holds it,
+        so the other tasks of its event loop wait. A block that is cancelled ends by an
+        exception like any other, so it poisons the value: it may have stopped half-way.
+        Arguments and errors as :meth:`lock`.
+        """
+        return self._alocked(check_timeout(timeout), ignore_poison)
+
+    @contextlib.asynccontextmanager
+    async def _alocked(self, timeout: float | None, ignore_poison: bool) -> AsyncIterator[T]:
+        value = await self._aenter(timeout, ignore_poison)
+        try:
+            yield value
+        except BaseException:
+            self._exit(failed=True)
+            raise
+        self._exit(failed=False)
+
+    async def aget(self) -> T:
+        """Await :meth:`get`: the value, once the lock is free (inside the task's own block:
+        the block's value).
+
+        Raises:
+            PoisonedError: the value is poisoned.
+        """
+        if self._in_task_block():
+            return self._block.value  # type: ignore[no-any-return]
+        await self._aenter(None)
+        try:
+            return self._block.value  # type: ignore[no-any-return]
+        finally:
+            self._exit(failed=False)
+
+    async def aset(self, value: T) -> None:
+        """Await :meth:`set`: replace the value once the lock is free (inside the task's own
+        block: the value the block will store).
+
+        Raises:
+            PoisonedError: the value is poisoned.
+        """
+        if self._in_task_block():
+            self._block.value = value
+            return
+        await self._aenter(None)
+        try:
+            self._block.value = value
+        finally:
+            self._exit(failed=False)
+
+    async def aupdate(self, fn: Callable[[T], T]) -> T:
+        """Await :meth:`update`: replace the value with ``fn(value)`` atomically, once the
+        lock is free, and return the new value.
+
+        Raises:
+            PoisonedError: the value is poisoned (also afterwards, if ``fn`` raises).
+        """
+        async with self.alock() as value:
+            new = fn(value)
+            self._block.value = new
+        return new
+
+    def _in_task_block(self) -> bool:
+        """Whether the calling task is inside a block it holds (its lock's task owner)."""
+        return self._in_block() and self._lock._open().async_owner is _running_task()
 
     def _in_block(self) -> bool:
         return bool(self._block.depth) and bool(self._lock._is_owned())

@@ -681,6 +681,15 @@ def _identity(pid: int, tid: int) -> int:
     return (pid << 32) | tid
 
 
+_TID_MASK = (1 << 22) - 1
+"""The bits of a Linux thread id (ids are below ``PID_MAX_LIMIT``, 2**22); the 10 above them
+in an identity tell apart the awaiting tasks of one thread (``_task_identity``)."""
+
+_task_serials: dict[object, list[int]] = {}  # task -> [serial, uses], in this process
+_free_serials = list(range(1023, 0, -1))  # serial 0: the thread itself
+_serials_lock = threading.Lock()
+
+
 class ProcessRWLock(RWLockCore, ProcessHandle):
     """A reader-writer lock shared by processes: many readers or one writer.
 
@@ -759,8 +768,36 @@ class ProcessRWLock(RWLockCore, ProcessHandle):
             self._local.index = free
         entry.count = count
 
+    def _task_identity(self, task: object, take: bool) -> int | None:
+        # (pid, thread id | serial << 22): the liveness checks see the task's thread, and
+        # the serial, held while the task holds or awaits a reader-writer lock, tells it
+        # apart from the other tasks of its thread.
+        with _serials_lock:
+            entry = _task_serials.get(task)
+            if entry is None:
+                if not take:
+                    return None
+                if not _free_serials:
+                    raise RuntimeError(
+                        "more than 1023 tasks of one process hold or await a ProcessRWLock at once"
+                    )
+                entry = _task_serials[task] = [_free_serials.pop(), 0]
+            if take:
+                entry[1] += 1
+            serial = entry[0]
+        return _identity(os.getpid(), threading.get_native_id() | serial << 22)
+
+    def _task_release(self, task: object) -> None:
+        with _serials_lock:
+            entry = _task_serials.get(task)
+            if entry is not None:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del _task_serials[task]
+                    _free_serials.append(entry[0])
+
     def _writer_thread(self, writer: int) -> tuple[int | None, int | None]:
-        return writer >> 32, writer & 0xFFFFFFFF
+        return writer >> 32, writer & _TID_MASK
 
     def _repair(self) -> bool:
         s, m = self._s, self._m
@@ -770,7 +807,7 @@ class ProcessRWLock(RWLockCore, ProcessHandle):
             if died_waiting or died_woken:
                 setattr(s, field, getattr(s, field) - died_waiting - died_woken)
                 changed = True
-        if s.writer and not thread_alive(s.writer >> 32, s.writer & 0xFFFFFFFF):
+        if s.writer and not thread_alive(s.writer >> 32, s.writer & _TID_MASK):
             s.writer = 0
             s.owner_deaths += 1
             changed = True
@@ -778,7 +815,7 @@ class ProcessRWLock(RWLockCore, ProcessHandle):
         for i in range(self._segment_state.high):
             entry = entries[i]
             owner = int(entry.owner)
-            if entry.count and not thread_alive(owner >> 32, owner & 0xFFFFFFFF):
+            if entry.count and not thread_alive(owner >> 32, owner & _TID_MASK):
                 entry.owner = entry.count = 0
                 s.readers -= 1
                 s.owner_deaths += 1

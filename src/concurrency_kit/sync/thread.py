@@ -361,8 +361,12 @@ class ThreadRWLock(RWLockCore, ThreadHandle):
         else:
             del self._reads[me]
 
+    def _task_identity(self, task: object, take: bool) -> int | None:
+        # Above every thread ident (an address): a task never passes for a thread.
+        return id(task) | 1 << 62
+
     def _writer_thread(self, writer: int) -> tuple[int | None, int | None]:
-        return os.getpid(), _native_id_of(writer)
+        return os.getpid(), _native_id_of(writer)  # None for a task (its loop's thread)
 
 
 class ThreadGuarded(GuardedCore[T], ThreadHandle):
