@@ -376,10 +376,8 @@ class SupervisorCore:
             callback: called with each :class:`SupervisorEvent`.
             replay: ``False`` to skip the events recorded so far (only the ones to come).
         """
-        with (
-            self._lock,
-            self._notify_lock,
-        ):  # every event is recorded under these: none falls between
+        # Every event is recorded under both locks: none falls between the replay and the rest.
+        with self._lock, self._notify_lock:
             if replay:
                 for event in list(self._events):
                     try:
