@@ -509,11 +509,12 @@ class _Bell:
         self._running = False
 
     def add(self, slot: _Slot, waker: Any) -> None:
+        if self._pid != os.getpid():  # a forked child: the parent's tasks and thread are gone
+            self._lock = allocate_lock()  # (the thread may have held it at the fork)
+            self._pid = os.getpid()
+            self._waiting.clear()
+            self._running = False
         with self._lock:
-            if self._pid != os.getpid():  # a forked child: the parent's tasks and thread are gone
-                self._pid = os.getpid()
-                self._waiting.clear()
-                self._running = False
             self._waiting[ctypes.addressof(slot)] = (slot, waker)
             if not self._running:
                 self._running = True

@@ -690,6 +690,16 @@ _free_serials = list(range(1023, 0, -1))  # serial 0: the thread itself
 _serials_lock = threading.Lock()
 
 
+def _forget_task_serials() -> None:
+    global _serials_lock
+    _serials_lock = threading.Lock()  # another thread may have held it at the fork
+    _task_serials.clear()  # the parent's tasks do not run here
+    _free_serials[:] = range(1023, 0, -1)
+
+
+os.register_at_fork(after_in_child=_forget_task_serials)
+
+
 class ProcessRWLock(RWLockCore, ProcessHandle):
     """A reader-writer lock shared by processes: many readers or one writer.
 
