@@ -36,6 +36,7 @@ import pytest
 
 from concurrency_kit import (
     PROCESS,
+    THREAD,
     ChildSpec,
     Model,
     ProcessSupervisor,
@@ -450,6 +451,47 @@ def test_a_cancelled_aevents_consumer_unsubscribes_and_loses_nothing(
             assert listeners(supervisor) == 0
 
     run(backend, main)
+
+
+def test_random_cancellations_during_a_stream_lose_no_event(model: Model, backend: str) -> None:
+    """Another thread makes events (a child terminated and restarted, then the stop) while the
+    consumer's steps are cancelled at random, by deadlines that land before, during or after
+    the wait: every event is received once, in order."""
+    supervisor = quiet(model, "a")
+    cycles = 200 if model is THREAD else 15
+    rng = random.Random(1818)
+
+    def produce() -> None:
+        for _ in range(cycles):
+            supervisor.terminate_child("a")
+            supervisor.restart_child("a")
+        supervisor.stop()
+
+    async def main() -> tuple[list[SupervisorEvent], int]:
+        seen: list[SupervisorEvent] = []
+        cancelled = 0
+        supervisor.start()
+        stream = supervisor.aevents()
+        producer = threading.Thread(target=produce)
+        producer.start()
+        try:
+            with anyio.fail_after(DEADLOCK):
+                while True:
+                    with anyio.move_on_after(rng.choice([0, 1e-6, 1e-5, 1e-4, 1e-3])) as scope:
+                        try:
+                            seen.append(await stream.__anext__())
+                        except StopAsyncIteration:
+                            break
+                    cancelled += scope.cancelled_caught
+        finally:
+            producer.join(DEADLOCK)
+            supervisor.stop()
+        return seen, cancelled
+
+    seen, cancelled = run(backend, main)
+    assert seen == supervisor.events()
+    assert len(seen) == 1 + 2 * cycles + 2  # start; (exit, start) per cycle; exit, stop
+    assert cancelled > 0  # the deadlines did land (the point of the test)
 
 
 def test_a_consumer_that_falls_behind_is_told_how_many_events_it_lost(
