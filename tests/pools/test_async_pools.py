@@ -15,6 +15,7 @@ import concurrent.futures
 import itertools
 import math
 import os
+import random
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import aclosing
@@ -577,13 +578,55 @@ def test_amap_refuses_a_second_waiting_task(
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(first)
-                await until(started.is_set, "the task runs")
-                await anyio.sleep(0)  # nothing to wait for: the first task already awaits
+                await until(lambda: results._running, "the first task awaits")  # type: ignore[attr-defined]
                 with pytest.raises(RuntimeError, match="already being awaited"):
                     await results.__anext__()
                 release.set()
             assert got == ["done"]
             with pytest.raises(StopAsyncIteration):
                 await results.__anext__()
+
+    run(backend, main)
+
+
+STRESS = 60
+
+
+@pytest.mark.parametrize("kind", ["arun", "amap"])
+def test_random_cancellations_leave_the_books_balanced(
+    model: Model, backend: str, kind: str
+) -> None:
+    """Cancel at random moments (before, during and after the wait): every task submitted is
+    completed or cancelled, every result seen is right, nothing runs on, the pool goes on."""
+    rng = random.Random(18)
+
+    async def main() -> None:
+        with model.Pool(2) as pool:
+            seen = submitted = 0
+            for i in range(STRESS):
+                with anyio.move_on_after(rng.choice([0, 0.0001, 0.0005, 0.002, 0.01])):
+                    if kind == "arun":
+                        submitted += 1
+                        assert await pool.arun(add, i, 1) == i + 1
+                        seen += 1
+                    else:
+                        source = Counting(6)
+                        expected = 0
+                        try:
+                            async for r in pool.amap(add, source, buffersize=3):
+                                assert r == expected
+                                expected += 1
+                                seen += 1
+                        finally:
+                            submitted += source.read  # the input is read as tasks are sent
+            await until(
+                lambda: (s := pool.statistics()).workers_busy == 0 and s.tasks_queued == 0,
+                "nothing runs on",
+            )
+            stats = pool.statistics()
+            assert stats.tasks_completed + stats.tasks_cancelled == submitted
+            assert stats.tasks_completed >= seen
+            assert stats.tasks_failed == stats.tasks_crashed == 0
+            assert await pool.arun(add, 1, 2) == 3
 
     run(backend, main)
