@@ -383,6 +383,22 @@ def test_amap_fails_at_the_position_of_a_call_that_cannot_be_sent(backend: str) 
     run(backend, main)
 
 
+def test_amap_fails_at_the_position_of_an_input_that_raises(model: Model, backend: str) -> None:
+    def source() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise CustomError("the input broke")
+
+    async def main() -> None:
+        with model.Pool(1) as pool:
+            got: list[object] = []
+            with pytest.raises(CustomError, match="the input broke"):
+                await collect(pool.amap(add, source()), got)
+            assert got == [1, 2]
+
+    run(backend, main)
+
+
 @pytest.mark.parametrize("timeout", [0, SHORT])
 def test_amap_timeout(
     model: Model, backend: str, event: Callable[[], ck.ProcessEvent], timeout: float

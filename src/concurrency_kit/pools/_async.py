@@ -122,7 +122,7 @@ class AsyncMap(AsyncGenerator[T, None]):
     """The results of ``pool.amap(...)``: an async generator over ``fn(*items)``.
 
     At most ``buffersize`` tasks are in the pool at once; the input is read as results are
-    consumed. Closing it (``aclose()``, leaving an ``contextlib.aclosing()`` block, being
+    consumed. Closing it (``aclose()``, leaving a ``contextlib.aclosing()`` block, being
     collected after a ``break``, a cancelled ``__anext__``, an error or a timeout) cancels every
     task not yet done: a queued task never runs, a running process task's worker is killed.
     """
@@ -200,13 +200,13 @@ class AsyncMap(AsyncGenerator[T, None]):
                 return
             except Exception as exc:
                 future = _failed(exc)
+                self._inputs = inputs = None
             else:
                 try:
                     future = self._submit(self._fn, item if self._star else (item,))
                 except Exception as exc:
                     future = _failed(exc)
-            if future.done() and future.exception() is not None:
-                self._inputs = inputs = None
+                    self._inputs = inputs = None
             future.add_done_callback(self._inbox.put)
             self._pending.append(future)
 
