@@ -3,8 +3,8 @@
 The contract both models share is ``tests/contract/test_async_channels.py``. Here: many tasks
 of one loop waiting on one process channel fed by another process (one watch per descriptor,
 each readiness waking one task, the watch gone once nobody waits), large items that come
-through the shared-memory store (the bell), a full channel an async sender polls until a
-consumer process makes room, and a rendezvous with a receiver in another process. Children
+through the shared-memory store (the bell), a full channel an async sender waits on (in the
+monitor's room queue) until a consumer process makes room, and a rendezvous with a receiver in another process. Children
 are ``forkserver`` processes; the test learns their state from the channel, never from a
 sleep. :data:`DEADLOCK` only turns a hang into a failure.
 """
@@ -125,6 +125,51 @@ def test_an_async_send_to_a_full_channel_waits_for_a_consumer(
     with results_r, results_w:
         assert results_r.poll(DEADLOCK)
         assert results_r.recv() == list(range(n))
+
+
+def receive_one(channel: Any, results: Any) -> None:
+    results.send(channel.recv(DEADLOCK))
+
+
+def test_an_async_sender_of_a_full_channel_waits_in_the_room_queue(
+    make: Any, start: Any, backend: str
+) -> None:
+    # Queued with the sleeping senders, it is woken by the receive in the other process
+    # (through the monitor's bell), not found by a poll; cancelled, it leaves the queue.
+    from concurrency_kit.channels._layout import Q_ROOM
+
+    channel = make(1)
+    results_r, results_w = multiprocessing.Pipe(duplex=False)
+
+    async def queued(count: int) -> None:
+        while channel._m.waiters(Q_ROOM) != count:
+            await anyio.sleep(0.001)  # (a deadlock only: fail_after ends it)
+
+    async def main() -> None:
+        with anyio.fail_after(DEADLOCK):
+            await channel.asend("first")
+            async with anyio.create_task_group() as group:
+                group.start_soon(channel.asend, "second")
+                await queued(1)
+                start(receive_one, channel, results_w)
+            assert await channel.arecv(0) == "second"
+            await channel.asend("third")
+            with anyio.move_on_after(0) as scope:  # cancelled at its first await
+                await channel.asend("lost")
+            assert scope.cancelled_caught
+            async with anyio.create_task_group() as group:
+                group.start_soon(channel.asend, "cancelled")
+                await queued(1)
+                group.cancel_scope.cancel()
+            await queued(0)
+
+    anyio.run(main, backend=backend)
+    with results_r, results_w:
+        assert results_r.poll(DEADLOCK)
+        assert results_r.recv() == "first"
+    assert channel.recv(0) == "third"
+    assert channel.statistics().queued == 0
+    assert channel._space_waiters.load() == 0
 
 
 def test_a_rendezvous_send_to_a_receiver_in_another_process(

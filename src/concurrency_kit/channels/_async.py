@@ -18,10 +18,12 @@ caller's hands. ``disarm`` runs in a ``finally``; a wake-up that reached a task 
 before it could use it is handed on (``ThreadChannel._select_disarm``, ``aio.unwatch``).
 
 Sending: a :class:`~concurrency_kit.ThreadChannel` wakes an async sender like a sleeping
-one when room comes (on a rendezvous: when a receiver starts waiting). A
-:class:`~concurrency_kit.ProcessChannel`'s senders wait for room on a futex, which an event
-loop cannot watch, so an async send to a full process channel polls ``send_nowait`` with a
-bounded backoff (:class:`~concurrency_kit._core.aio.Backoff`: at most 2 ms late).
+one when room comes (on a rendezvous: when a receiver starts waiting). A buffered
+:class:`~concurrency_kit.ProcessChannel` queues it in its monitor with the sleeping senders,
+and a receive's wake-up reaches it through the monitor's bell (``_core/monitor.py``). On a
+process rendezvous, a sender waits for a receiver on the pipe, which an event loop cannot
+watch for that: an async send polls ``send_nowait`` with a bounded backoff
+(:class:`~concurrency_kit._core.aio.Backoff`: at most 2 ms late).
 """
 
 from __future__ import annotations
@@ -167,7 +169,8 @@ async def send(channel: Any, item: Any, timeout: float | None) -> None:
                 return
             except ChannelFull:
                 pass
-            await waker.wait(left)
+            # in slices: a process channel discounts senders that died mid-send between them
+            await waker.wait(SLICE_SECONDS if left is None else min(left, SLICE_SECONDS))
         finally:
             waker.close()
             channel._room_disarm(waker)

@@ -250,6 +250,7 @@ class ProcessChannel(ChannelBase[T]):
             for word in (SENT, RECEIVED, SPILLED, SPACE_WAITERS)
         )
         self._capacity_value = int(w[CAPACITY])
+        self._room_tickets: dict[Any, Any] = {}  # an awaiting sender's waker -> its ticket
         # A send_many run whose pickle is larger goes item by item (large items take the
         # store one by one anyway, and a batch entry must leave room for others).
         self._batch_bytes = min(int(w[STORE_SIZE]) // 4, _BATCH_BYTES)
@@ -564,9 +565,14 @@ class ProcessChannel(ChannelBase[T]):
         """Take back ``n`` items this thread counted and did not deliver: the count first,
         then the mark (a kill in between errs toward room, never toward a channel that
         stays full)."""
+        w = self._w
         self._sent.add(-n)
-        self._w[mark] -= n
-        if self._w[SPACE_WAITERS]:
+        w[mark] -= n
+        # A sender that found the channel full because of this reservation may sleep: wake
+        # one if there is room now (a channel full without it keeps its senders asleep, and
+        # an awaiting sender's own failed try does not wake it again).
+        capacity = self._capacity_value
+        if w[SPACE_WAITERS] and (capacity <= 0 or w[SENT] - w[RECEIVED] < capacity):
             self._wake(Q_ROOM)
 
     def _wait_room(self, capacity: int, deadline: float | None) -> None:
@@ -1116,6 +1122,40 @@ class ProcessChannel(ChannelBase[T]):
 
     def _select_disarm(self, waker: Any) -> None:
         self._asleep(-1)
+
+    # An awaiting sender of a buffered channel waits for room in the monitor, as a sleeping
+    # one does: a receive's wake-up rings the monitor's bell, which wakes the task (see
+    # _core/monitor.py). On a rendezvous, a sender waits for a receiver on the pipe: polled.
+    @property
+    def _room_by_waker(self) -> bool:  # type: ignore[override]
+        return self._capacity_value != 0
+
+    def _room_arm(self, waker: Any) -> None:
+        self._space_waiters.add(1)
+        m = self._m
+        m.enter()
+        try:
+            self._room_tickets[waker] = m.prepare_async(Q_ROOM, waker)
+        finally:
+            m.exit()
+
+    def _room_disarm(self, waker: Any) -> None:
+        ticket = self._room_tickets.pop(waker, None)
+        if ticket is None:
+            return
+        w = self._w
+        m = self._m
+        m.enter()
+        try:
+            woken = m.finish(ticket)
+            if woken and w[SENT] - w[RECEIVED] < self._capacity_value:
+                # Woken, and maybe cancelled before it could send: the next sender may.
+                m.wake(1, Q_ROOM)
+        finally:
+            m.exit()
+            self._space_waiters.add(-1)
+        if not woken:  # a slice (or a cancellation) without room: discount dead senders
+            self._slots.scan()
 
 
 def _attach(
