@@ -19,17 +19,26 @@ running :class:`~concurrency_kit.ProcessPool` task has its worker killed (and re
 as ``loop.run_in_executor`` cancellation does, a running ``ThreadPool`` task runs on and its
 result is dropped.
 
-``amap`` is a class, not an ``async def`` generator, for two reasons: its clean-up (cancelling
-futures) is synchronous, so a map dropped without ``aclose()`` -- ``break`` out of ``async for
-r in pool.amap(...)`` -- cancels its tasks the moment it is collected (``__del__``), not when an
-event loop gets round to finalizing an async generator; and the futures' done-callbacks hold
-only a small :class:`_Inbox`, never the map, so that a map with tasks in flight can be
-collected at all.
+``amap`` is a class, not an ``async def`` generator: its clean-up (cancelling futures) is
+synchronous, so ``aclose()``, an error or a cancelled ``__anext__`` cancel at once; a map
+dropped without ``aclose()`` (``break`` out of ``async for r in pool.amap(...)``) cancels its
+tasks when it is collected, and one that was never iterated still has a ``__del__`` (an
+async generator never started runs no ``finally``). The futures' done-callbacks hold only a
+small :class:`_Inbox`, never the map, so that a map with tasks in flight can be collected.
+
+``__del__`` never cancels there and then: the garbage collector may run it in any thread, in
+the middle of a pool's own code that holds the lock ``future.cancel()`` takes (a submit, the
+dispatcher), and it would wait for ever on that lock. It hands the cancellation to the map's
+event loop instead (``call_soon_threadsafe``, the trio token's ``run_sync_soon``: neither waits
+for a pool's lock), so the tasks are cancelled at the loop's next turn. Only a map made outside
+any event loop and never iterated is cancelled in ``__del__`` itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import sys
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from concurrent.futures import Future
@@ -141,6 +150,7 @@ class AsyncMap(AsyncGenerator[T, None]):
         "_pending",
         "_progress",
         "_running",
+        "_soon",
         "_star",
         "_submit",
     )
@@ -174,6 +184,7 @@ class AsyncMap(AsyncGenerator[T, None]):
         self._count = 0
         self._closed = False
         self._running = False  # a task awaits __anext__ now
+        self._soon = _loop_call_soon()  # where __del__ hands the cancelling to
         try:
             self._fill()
         except BaseException:
@@ -220,6 +231,8 @@ class AsyncMap(AsyncGenerator[T, None]):
             raise RuntimeError("amap() results are already being awaited by another task")
         self._running = True
         try:
+            if self._soon is None:
+                self._soon = _loop_call_soon()
             self._count += 1
             if self._count % _ITEMS_PER_YIELD == 0:
                 await aio.checkpoint()  # results that are always ready: let others run
@@ -290,13 +303,10 @@ class AsyncMap(AsyncGenerator[T, None]):
         """Read no more input; cancel every task not yet done (idempotent, synchronous)."""
         self._inputs = None
         pending, self._pending = self._pending, collections.deque()
-        for future in pending:
-            future.cancel()
         bar, self._bar = self._bar, None
         self._progress = None
         self._closed = True
-        if bar is not None:
-            bar.close()
+        _cancel_all(pending, bar)
 
     async def aclose(self) -> None:
         """Stop the map: cancel every task not yet done (running process tasks are killed)."""
@@ -316,9 +326,43 @@ class AsyncMap(AsyncGenerator[T, None]):
         raise val
 
     def __del__(self) -> None:
-        # dropped without aclose() (a `break` out of `async for`): cancel now, not later
-        if getattr(self, "_pending", None):
-            self._close()
+        # Dropped without aclose() (a `break` out of `async for`): cancel in the event loop,
+        # never here (see the module doc: the collector may run this under a pool's lock).
+        pending = getattr(self, "_pending", None)
+        if not pending and getattr(self, "_bar", None) is None:
+            return
+        bar, self._bar = self._bar, None
+        self._pending = collections.deque()
+        soon = self._soon
+        if soon is not None:
+            try:
+                soon(lambda: _cancel_all(pending, bar))
+                return
+            except Exception:  # the loop is closed: nothing else to hand it to (rare)
+                pass
+        _cancel_all(pending, bar)
+
+
+def _cancel_all(pending: Iterable[Future[Any]] | None, bar: Any) -> None:
+    for future in pending or ():
+        future.cancel()
+    if bar is not None:
+        bar.close()
+
+
+def _loop_call_soon() -> Callable[[Callable[[], object]], object] | None:
+    """The running event loop's thread-safe ``call_soon`` (asyncio or trio), if any."""
+    try:
+        return asyncio.get_running_loop().call_soon_threadsafe
+    except RuntimeError:
+        pass
+    trio = sys.modules.get("trio")  # not imported: no trio run can be going on
+    if trio is None:
+        return None
+    try:
+        return trio.lowlevel.current_trio_token().run_sync_soon  # type: ignore[no-any-return]
+    except RuntimeError:
+        return None
 
 
 def _failed(exc: BaseException) -> Future[Any]:

@@ -325,7 +325,8 @@ class PoolBase(Executor):
         :meth:`map`; the iteration then ends and the tasks still outstanding are cancelled.
         Closing the iterator early does the same: ``await results.aclose()``, the end of an
         ``async with contextlib.aclosing(pool.amap(...)) as results:`` block, a ``break`` out of
-        ``async for r in pool.amap(...)`` (when the iterator is collected: at once on CPython),
+        ``async for r in pool.amap(...)`` (when the iterator is collected, at once on CPython:
+        the tasks are cancelled at the event loop's next turn),
         or cancelling the task that awaits a result. Cancelled tasks never run if still
         queued; running :class:`~concurrency_kit.ProcessPool` tasks are killed (their workers
         replaced); running :class:`~concurrency_kit.ThreadPool` tasks run to their end and
