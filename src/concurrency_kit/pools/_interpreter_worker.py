@@ -16,18 +16,13 @@ only wake a sleeper: ``concurrent.interpreters`` queues have no blocking ``get``
 every 10 ms), and a blocking ``os.read`` releases this interpreter's GIL. An idle worker looks
 at its queue for :data:`IDLE_SPIN` before it sleeps, so a short round trip wakes no one.
 
-A wake-up byte is written only when someone sleeps; shared memory says when (memoryviews of
-the pool's bytearrays: they cross without a copy):
-
-* the worker's ``asleep`` byte, set by the worker before its last look and its ``os.read``. The
-  pool puts, fences, then reads the byte; the worker sets it, fences, then looks once more (the
-  Dekker shape, ``_core/atomics.fence``): a put is always seen by a look, or its writer sees
-  the byte and writes the wake-up;
-* the pool's ``lease``: a :func:`time.monotonic` time until which the pool promises to look at
-  the result queue without being woken (a caller waiting for a short task drains it itself,
-  and the collector thread looks again when the lease ends; see ``_Core.extend_lease``). An
-  answer put before the lease ends writes no wake-up byte: waking the collector would only
-  make it fight the waiting caller for this process's main GIL.
+A wake-up byte is written only when someone sleeps. Two shared bytes say so (memoryviews of
+the pool's bytearrays: they cross without a copy): the worker's ``asleep`` (set by the worker
+before its last look and its ``os.read``) and the pool's ``helpers`` (how many callers drain
+the result queue right now, see ``_Core.help``; while one does, the collector need not wake).
+Each side puts, then fences, then reads the other's byte; the sleeper sets its byte, fences,
+then looks once more (the Dekker shape, ``_core/atomics.fence``): a put is always seen by a
+look, or its writer sees the byte and writes the wake-up.
 
 The pool hands a worker one task at a time, so the task a worker answers is always the one the
 pool gave it last.
@@ -67,7 +62,7 @@ def worker_main(
     result_fd: int,
     initializer: bytes | None,
     asleep: memoryview,
-    lease_bytes: memoryview,
+    helpers: memoryview,
 ) -> int:
     """Run tasks until a ``None`` arrives on ``task_queue`` (called in the worker interpreter).
 
@@ -79,14 +74,11 @@ def worker_main(
     _interpqueues = importlib.import_module("_interpqueues")  # C queues: no Python frame a look
     empty = importlib.import_module("concurrent.interpreters").QueueEmpty
 
-    lease = lease_bytes.cast("d")
-    monotonic = time.monotonic
-
     def answer(kind: int, payload: bytes, elapsed: float = 0.0) -> None:
         result_queue.put_nowait((index, kind, payload, elapsed))
         fence()
-        if monotonic() < lease[0]:
-            return  # the pool looks at the queue before the lease ends: no need to wake it
+        if helpers[0]:
+            return  # a caller is draining the queue: it will see this answer
         try:
             os.write(result_fd, b"\0")
         except BlockingIOError:  # the pipe is full of wake-ups: the pool is awake already

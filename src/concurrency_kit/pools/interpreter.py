@@ -66,12 +66,10 @@ from concurrency_kit.protocols import PoolStatistics
 __all__ = ["InterpreterPool"]
 
 REQUIRED_VERSION = (3, 14)
-HELP_SPIN = 200e-6
+HELP_SPIN = 100e-6
 """How long a caller waiting in ``result()`` drains the result queue before it sleeps."""
 HELP_SHORTER_THAN = 0.001
 """Callers help only while the last task took less than this."""
-LEASE = HELP_SPIN + 100e-6
-"""How long after a short task is submitted its answer may go without waking the collector."""
 
 
 def _interpreters() -> Any:
@@ -191,10 +189,9 @@ class _Core:
         self.result_queue = self.interpreters.create_queue(
             unbounditems=self.interpreters._queues.UNBOUND_REMOVE
         )
-        # Until when (time.monotonic) the pool looks at the result queue unwoken: read by the
-        # workers (see extend_lease).
-        self.lease_bytes = bytearray(8)
-        self.lease = memoryview(self.lease_bytes).cast("d")
+        # How many callers drain the result queue now (capped; see help()): read by workers.
+        self.helpers = bytearray(1)
+        self.helping = 0
         self.result_r, self.result_w = os.pipe()
         os.set_blocking(self.result_r, False)
         os.set_blocking(self.result_w, False)
@@ -225,10 +222,6 @@ class _Core:
                 raise RuntimeError("cannot schedule new tasks after shutdown")
             self.pending.append(task)
             self.queued += 1
-            if self.last_duration < HELP_SHORTER_THAN:
-                # Its caller will probably help (result() soon): the answer need not wake
-                # the collector (extend_lease). The lease is set before the task is sent.
-                self.extend_lease(LEASE)
             if self.idle:
                 self._dispatch_locked(self.idle.pop())
             elif len(self.workers) < self.max_workers and self._starting_locked() < len(
@@ -283,7 +276,7 @@ class _Core:
                 self.result_w,
                 self.initializer,
                 memoryview(worker.asleep),
-                memoryview(self.lease_bytes),
+                memoryview(self.helpers),
             )
         except BaseException as exc:
             failure = exc
@@ -435,29 +428,21 @@ class _Core:
         if self.last_duration >= HELP_SHORTER_THAN or self.closed:
             return
         with self.lock:
-            self.extend_lease(HELP_SPIN)
-        give_up = time.perf_counter() + HELP_SPIN
-        while not future.done():
-            if self.closed or (not self.poll() and time.perf_counter() >= give_up):
-                return
-
-    def extend_lease(self, seconds: float) -> None:
-        """Promise that the result queue is looked at within ``seconds`` without a wake-up
-        (lock held).
-
-        Workers then put their answers without waking the collector (see
-        ``_interpreter_worker``). The promise is kept by the collector: after each look it
-        sleeps no longer than the lease, and looks again once it has ended (a look begun after
-        the end took every answer put before it). A lease that had ended may have been read by
-        the collector as "none": it is woken to read the new one.
-        """
-        now = time.monotonic()
-        until = now + seconds
-        current = self.lease[0]
-        if until > current:
-            self.lease[0] = until
-            if current <= now:
-                self._wake_collector()
+            self.helping += 1
+            self.helpers[0] = min(self.helping, 255)
+        try:
+            give_up = time.perf_counter() + HELP_SPIN
+            while not future.done():
+                if self.closed or (not self.poll() and time.perf_counter() >= give_up):
+                    return
+        finally:
+            with self.lock:
+                self.helping -= 1
+                self.helpers[0] = min(self.helping, 255)
+            # An answer put while the byte said "helping" wrote no wake-up: take it now.
+            fence()
+            if not self.closed:
+                self.poll()
 
     def _wake_collector(self) -> None:
         if self.closed:
@@ -471,7 +456,6 @@ class _Core:
         """The collector thread: answers, deadlines, and the end of the pool."""
         try:
             while True:
-                polled_at = time.monotonic()
                 self.poll()
                 with self.lock:
                     expired = self._expired_locked()
@@ -482,12 +466,6 @@ class _Core:
                         and not self.pending
                     )
                     nearest = self.deadlines[0][0] if self.deadlines else None
-                    # An answer put before the lease ends woke no one: look again once it has
-                    # ended, unless the look above began after its end (then every such answer
-                    # was put before that look began, and it took them).
-                    lease = self.lease[0]
-                    if lease > polled_at and (nearest is None or lease < nearest):
-                        nearest = lease
                 for task, worker in expired:
                     self._abandon(task, worker)
                 if done:
