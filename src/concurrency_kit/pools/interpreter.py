@@ -604,7 +604,7 @@ class _Core:
 class InterpreterPool(PoolBase):
     """A pool of subinterpreters (Python 3.14+); a :class:`concurrent.futures.Executor`.
 
-    Each worker is an interpreter of its own (:mod:`concurrent.interpreters`, PEP 734) in this
+    Each worker is an interpreter of its own (``concurrent.interpreters``, PEP 734) in this
     process, with its own GIL and its own modules: pure-Python code runs in parallel, as on
     processes, while a task reaches its worker without leaving the process. Calls, arguments
     and results are pickled (cloudpickle for calls, so lambdas, closures and functions defined
@@ -635,7 +635,7 @@ class InterpreterPool(PoolBase):
         name: the pool's name; its threads are named ``{name}-{n}``.
 
     Raises:
-        ImportError: this Python is older than 3.14 (no :mod:`concurrent.interpreters`).
+        ImportError: this Python is older than 3.14 (no ``concurrent.interpreters``).
     """
 
     _model = "interpreter"
