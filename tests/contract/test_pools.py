@@ -1,8 +1,9 @@
 """The pool contract: one behaviour suite run over every model with a pool.
 
-``model`` here is the ``pool_model`` fixture: ``PROCESS``, ``THREAD`` and ``CLUSTER`` (a
-:class:`ClusterPool` on a shared loopback dask cluster). Where a cluster cannot behave like
-the local pools, the test says so and why (see docs/scaling.rst).
+``model`` here is the ``pool_model`` fixture: ``PROCESS``, ``THREAD``, ``CLUSTER`` (a
+:class:`ClusterPool` on a shared loopback dask cluster) and, on Python 3.14+, ``INTERPRETER``.
+Where a cluster cannot behave like the local pools, the test says so and why (see
+docs/scaling.rst).
 """
 
 from __future__ import annotations
