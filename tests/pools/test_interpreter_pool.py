@@ -232,3 +232,31 @@ def test_a_crash_in_a_task_ends_the_whole_process(tmp_path: Path) -> None:
     assert done.stdout.split("\n")[0] == "submitting"
     assert "survived" not in done.stdout
     assert done.returncode == -signal.SIGSEGV
+
+
+_STUCK_AT_EXIT_SCRIPT = """
+import time
+import concurrency_kit as ck
+
+if __name__ == "__main__":
+    with ck.InterpreterPool(1) as pool:
+        stuck = pool.schedule(time.sleep, (3600,), timeout=0.1)
+        print(type(stuck.exception(timeout=60)).__name__, flush=True)
+    print("leaving", flush=True)
+"""
+
+
+@needs_314
+def test_an_interpreter_stuck_in_a_task_does_not_hold_the_exit(tmp_path: Path) -> None:
+    # Its task cannot be stopped, but the program's exit does not wait for it.
+    script = tmp_path / "stuck_script.py"
+    script.write_text(_STUCK_AT_EXIT_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=DEADLOCK,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["TaskTimeoutError", "leaving"]
