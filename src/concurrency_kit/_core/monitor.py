@@ -23,7 +23,7 @@ mutex (``_core/mutex.py``), the primitive's state, and a table of waiter slots::
     64       64            header     magic, kind, waiting, high-water slot, next ticket,
                                       mutex owner deaths recovered
     128      state size    state      the primitive's ctypes structure (``sync/_algorithms.py``)
-    ...      24 x SLOTS    slots      word (FREE/WAITING/SIGNALLED, a futex), queue, pid, tid,
+    ...      24 x WAITERS  slots      word (FREE/WAITING/SIGNALLED, a futex), queue, pid, tid,
                                       ticket
 
 A sleeper waits on its own slot's word with a futex, so a wake-up goes to exactly the callers
@@ -67,6 +67,7 @@ from concurrency_kit._core.mutex import EOWNERDEAD
 __all__ = [
     "SLICE_SECONDS",
     "SLOTS",
+    "WAITERS",
     "Monitor",
     "ProcessMonitor",
     "ThreadMonitor",
@@ -76,7 +77,14 @@ SLICE_SECONDS = 0.05
 """How long a process sleeper sleeps before checking for dead owners and pending signals."""
 
 SLOTS = 128
-"""How many threads (of all processes) may wait on one process primitive at the same time."""
+"""The size of the per-thread tables beside a monitor: the threads (of all processes) that may
+hold a ProcessRWLock's read side at once, the rendezvous sends that may wait on one
+ProcessChannel."""
+
+WAITERS = 1024
+"""How many threads and awaiting tasks (of all processes) may wait on one process primitive at
+the same time. The slot table is sized for them, but only the slots ever used are touched, so
+the memory a segment really takes grows with the most that have waited at once."""
 
 _FREE = 0
 _WAITING = 1
@@ -207,7 +215,7 @@ class _Header(ctypes.Structure):
         ("magic", ctypes.c_uint32),
         ("kind", ctypes.c_uint32),
         ("waiting", ctypes.c_int32),  # slots WAITING now (dead sleepers included until found)
-        ("high", ctypes.c_int32),  # slots [high, SLOTS) have never been used
+        ("high", ctypes.c_int32),  # slots [high, WAITERS) have never been used
         ("next_ticket", ctypes.c_uint64),
         ("mutex_recoveries", ctypes.c_uint64),
         ("dead", ctypes.c_int64),  # slots marked DEAD by a wake-up, not yet accounted for
@@ -240,13 +248,13 @@ class ProcessMonitor:
         self._header = _Header.from_buffer(buffer, 64)
         self.state: Any = state_type.from_buffer(buffer, _STATE_OFFSET)
         slots_offset = _STATE_OFFSET + _round_up(ctypes.sizeof(state_type))
-        self._slots = (_Slot * SLOTS).from_buffer(buffer, slots_offset)
+        self._slots = (_Slot * WAITERS).from_buffer(buffer, slots_offset)
         self._bell: _Bell | None = None
 
     @staticmethod
     def size(state_type: type[ctypes.Structure]) -> int:
         """The segment size for a primitive whose state is ``state_type``."""
-        return _STATE_OFFSET + _round_up(ctypes.sizeof(state_type)) + ctypes.sizeof(_Slot) * SLOTS
+        return _STATE_OFFSET + _round_up(ctypes.sizeof(state_type)) + ctypes.sizeof(_Slot) * WAITERS
 
     @classmethod
     def create(cls, kind: int, state_type: type[ctypes.Structure]) -> ProcessMonitor:
@@ -314,14 +322,15 @@ class ProcessMonitor:
                 index = i
                 break
         if index < 0:
-            if h.high < SLOTS:
+            if h.high < WAITERS:
                 index = h.high
                 h.high += 1
             elif sum(self.dead_waiters(None)):
                 return self.prepare(queue)
             else:
                 raise RuntimeError(
-                    f"more than {SLOTS} threads are waiting on one process primitive at once"
+                    f"more than {WAITERS} threads and tasks are waiting on one process primitive "
+                    "at once"
                 )
         slot = slots[index]
         slot.queue = queue

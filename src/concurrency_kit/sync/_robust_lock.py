@@ -68,6 +68,11 @@ class LockPlace(Protocol):
     record: LockRecord
     async_owner: object  # the task holding a re-entrant lock, when a task acquired it
 
+    @property
+    def memory(self) -> object:
+        """What holds the mutex's memory: kept alive while a thread holds the mutex, so it
+        must be an object the garbage collector cannot clear."""
+
     def wait(self, wait: float | None) -> int:
         """Wait for the mutex (``None``: as long as it takes), counted as a waiter meanwhile.
 
@@ -106,7 +111,7 @@ class RobustLockBase(LockHandle):
         record = place.record
         self._place = place
         self._bind(
-            place,
+            place.memory,
             place.mutex_address,
             field_address(record, "owner_pid"),
             field_address(record, "acquisitions"),
@@ -188,12 +193,12 @@ class RobustLockBase(LockHandle):
                     return True
             elif self._RECURSIVE and place.async_owner is task:
                 return bool(self.acquire(False))  # re-entry by the holder: cannot fail
+            if backoff is None:  # found busy: a contention, as acquire() counts one
+                atomics.add(field_address(place.record, "contentions"), 1)
+                backoff = aio.Backoff()
             left = remaining(deadline)
             if left == 0:
                 return False
-            if backoff is None:
-                atomics.add(field_address(place.record, "contentions"), 1)
-                backoff = aio.Backoff()
             await backoff.pause(left)
 
     async def __aenter__(self) -> bool:
@@ -295,6 +300,21 @@ class Reentrant:
     RLocks only: over a plain lock, a condition calls ``release`` and ``acquire``)."""
 
     __slots__ = ()
+
+    def release(self: Any) -> None:
+        """Release one level of recursion; the lock is free once every level is released.
+
+        Raises:
+            RuntimeError: the calling thread does not hold the lock.
+        """
+        super().release()  # type: ignore[misc]
+        place = self._place
+        if (
+            place is not None
+            and place.async_owner is not None
+            and mutex.holder(place.mutex_address) != threading.get_native_id()
+        ):
+            place.async_owner = None  # free: no task of this thread holds it any more
 
     # wait() drops every level of recursion and restores them all once it has the lock again.
     def _release_save(self: Any) -> int:

@@ -149,6 +149,12 @@ class _LockMapping(registry.Mapping):
 
     __slots__ = ("async_owner", "header", "kind", "meta", "record")
 
+    @property
+    def memory(self) -> _LockMapping:
+        """What holds the mutex's memory: this mapping (the registry keeps one whose mutex a
+        thread holds)."""
+        return self
+
     def __init__(self, segment: shm.Segment) -> None:
         super().__init__(segment, _MUTEX_OFFSET)
         self.meta = segment.address + _META_OFFSET
@@ -709,7 +715,7 @@ class ProcessRWLock(RWLockCore, ProcessHandle):
     counted in :meth:`statistics` and reported with
     :class:`~concurrency_kit.LockOwnerDiedWarning`.
     A picklable handle, like :class:`ProcessLock`. At most 128 threads (of all processes) may
-    hold the read side at once, and 128 may wait.
+    hold the read side at once, and 1,024 threads and tasks may wait.
 
     Example::
 

@@ -68,18 +68,30 @@ __all__ = [
 T = TypeVar("T")
 
 
-class _PrivateLock(ctypes.Structure):
-    """A thread lock's robust mutex and record, in this process's memory (a :class:`LockPlace`
-    with its waiters counted here)."""
-
+class _LockMemory(ctypes.Structure):
     _fields_ = (
         ("mutex", ctypes.c_byte * 64),  # pthread_mutex_t (mutex.MUTEX_SIZE <= 64 bytes)
         ("record", LockRecord),
     )
 
+
+class _PrivateLock:
+    """A thread lock's robust mutex and record, in this process's memory (a :class:`LockPlace`
+    with its waiters counted here).
+
+    The memory is a :class:`bytearray`, which the garbage collector cannot clear: a lock
+    dropped while a thread holds it (in a reference cycle too) keeps it, for the holder's
+    robust list points into it (``LockHandle`` keeps it for the life of the process). A
+    :mod:`ctypes` structure owning its memory would free it when a cycle is collected.
+    """
+
+    __slots__ = ("_meta", "_waiting", "async_owner", "memory", "mutex_address", "record")
+
     def __init__(self, *, recursive: bool) -> None:
-        super().__init__()
-        self.mutex_address = ctypes.addressof(self)
+        self.memory = bytearray(ctypes.sizeof(_LockMemory))
+        view = _LockMemory.from_buffer(self.memory)
+        self.record = view.record
+        self.mutex_address = ctypes.addressof(view)
         mutex.init(self.mutex_address, recursive=recursive)
         self._meta = allocate_lock()
         self._waiting = 0
