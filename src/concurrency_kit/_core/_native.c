@@ -1380,9 +1380,15 @@ LockHandle_release(LockHandle *self, PyObject *unused)
     if (self->mutex == NULL) {
         return release_failed(self, EBADF); /* closed: Python raises */
     }
+    /* The last level of a re-entrant lock (or any release of a plain one) frees it: counted
+     * in the record's "frees" word, next to owner_pid, for the async face's task owner. */
+    int last = self->mutex->__data.__count <= 1;
     int rc = pthread_mutex_unlock(self->mutex);
     if (rc != 0) {
         return release_failed(self, rc);
+    }
+    if (last) {
+        __atomic_fetch_add((uint32_t *)(self->owner_pid + 1), 1, __ATOMIC_RELAXED);
     }
     Py_RETURN_NONE;
 }

@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import os
 import sys
+import threading
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -71,6 +72,25 @@ def _whoami() -> tuple[int, int]:
 def _expired(deadline: float | None) -> bool:
     return deadline is not None and time.monotonic() >= deadline
 
+
+class _TaskSerials:
+    """The serial numbers of this process's tasks that hold or await reader-writer locks."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.of_task: dict[object, list[int]] = {}  # task -> [serial, uses]
+        self.free = list(range(1023, 0, -1))  # serial 0 would be the thread itself
+
+
+_serials = _TaskSerials()
+
+
+def _forget_task_serials() -> None:
+    global _serials
+    _serials = _TaskSerials()  # the parent's tasks do not run here; its lock may be held
+
+
+os.register_at_fork(after_in_child=_forget_task_serials)
 
 _tasks_hold_rwlocks = False
 """Whether a task of this process ever acquired a reader-writer lock (``aacquire_read`` ...):
@@ -554,14 +574,16 @@ class ConditionCore(_Core):
             cancelled = False
         finally:
             waker.close()
-            await aio.uncancelled(lambda: self._aacquire_restore(saved))
+            # Leave the queue first (it needs no lock): however the lock is retaken below,
+            # and a cancellation may come again meanwhile, the waiter is gone from the queue.
             m.enter()
             try:
                 woken = m.finish(ticket)
                 if woken and cancelled:
-                    m.wake(1)
+                    m.wake(1)  # a notification this task cannot use goes to the next waiter
             finally:
                 m.exit()
+            await aio.uncancelled(lambda: self._aacquire_restore(saved))
         return woken
 
     async def _aacquire_restore(self, saved: object) -> None:
@@ -949,16 +971,42 @@ class RWLockCore(_Core):
     def _set_read_count(self, me: int, count: int) -> None:
         raise NotImplementedError
 
-    def _task_identity(self, task: object, take: bool) -> int | None:
-        """The identity of an awaiting ``task`` on this lock, unlike its thread's (the model's).
-
-        ``take``: one more use of the identity (a hold, or a pending acquire), given back
-        with :meth:`_task_release`; without it, ``None`` if the task has no identity now.
-        """
+    def _task_me(self, serial: int) -> int:
+        """The identity of the calling thread's task numbered ``serial`` (the model's)."""
         raise NotImplementedError
 
+    def _task_identity(self, task: object, take: bool) -> int | None:
+        """The identity of an awaiting ``task``, unlike its thread's: the thread's, with a
+        serial number (1 to 1,023) held while the task holds or awaits a reader-writer lock.
+
+        ``take``: one more use of the serial (a hold, or a pending acquire), given back with
+        :meth:`_task_release`; without it, ``None`` if the task has no serial now.
+        """
+        with _serials.lock:
+            entry = _serials.of_task.get(task)
+            if entry is None:
+                if not take:
+                    return None
+                if not _serials.free:
+                    raise RuntimeError(
+                        "more than 1023 tasks of one process hold or await reader-writer "
+                        "locks at once"
+                    )
+                entry = _serials.of_task[task] = [_serials.free.pop(), 0]
+            if take:
+                entry[1] += 1
+            serial = entry[0]
+        return self._task_me(serial)
+
     def _task_release(self, task: object) -> None:
-        """One use fewer of ``task``'s identity (see :meth:`_task_identity`)."""
+        """One use fewer of ``task``'s serial (see :meth:`_task_identity`)."""
+        with _serials.lock:
+            entry = _serials.of_task.get(task)
+            if entry is not None:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del _serials.of_task[task]
+                    _serials.free.append(entry[0])
 
     def _releaser(self, holds: Callable[[int], bool]) -> tuple[int, object | None]:
         """Who releases: the calling task, if it acquired through the async face and

@@ -48,7 +48,7 @@ class LockRecord(ctypes.Structure):
 
     _fields_ = (
         ("owner_pid", ctypes.c_int32),
-        ("_reserved", ctypes.c_int32),
+        ("frees", ctypes.c_uint32),  # releases that left the mutex free (wraps): see aacquire
         ("acquisitions", ctypes.c_uint64),
         ("owner_deaths", ctypes.c_uint64),
         ("contentions", ctypes.c_uint64),
@@ -189,9 +189,11 @@ class RobustLockBase(LockHandle):
                 rc = EBUSY if holder else mutex.trylock(address)
                 if rc != EBUSY:
                     self._acquire_slow(False, -1, rc)
-                    place.async_owner = task
+                    # The task holds it until the lock is next freed (the record counts frees):
+                    # a later holder in this thread (the thread's own code) is not this task.
+                    place.async_owner = (task, place.record.frees)
                     return True
-            elif self._RECURSIVE and place.async_owner is task:
+            elif self._RECURSIVE and place.async_owner == (task, place.record.frees):
                 return bool(self.acquire(False))  # re-entry by the holder: cannot fail
             if backoff is None:  # found busy: a contention, as acquire() counts one
                 atomics.add(field_address(place.record, "contentions"), 1)
@@ -301,27 +303,13 @@ class Reentrant:
 
     __slots__ = ()
 
-    def release(self: Any) -> None:
-        """Release one level of recursion; the lock is free once every level is released.
-
-        Raises:
-            RuntimeError: the calling thread does not hold the lock.
-        """
-        super().release()  # type: ignore[misc]
-        place = self._place
-        if (
-            place is not None
-            and place.async_owner is not None
-            and mutex.holder(place.mutex_address) != threading.get_native_id()
-        ):
-            place.async_owner = None  # free: no task of this thread holds it any more
-
     # wait() drops every level of recursion and restores them all once it has the lock again.
     def _release_save(self: Any) -> int:
         place = self._open()
         if mutex.holder(place.mutex_address) != threading.get_native_id():
             raise RuntimeError("cannot release un-acquired lock")
         count: int = self._recursion(place)
+        place.record.frees += 1  # freed below (counted while held: no release runs meanwhile)
         for _ in range(count):
             mutex.unlock(place.mutex_address)
         return count

@@ -691,20 +691,6 @@ _TID_MASK = (1 << 22) - 1
 """The bits of a Linux thread id (ids are below ``PID_MAX_LIMIT``, 2**22); the 10 above them
 in an identity tell apart the awaiting tasks of one thread (``_task_identity``)."""
 
-_task_serials: dict[object, list[int]] = {}  # task -> [serial, uses], in this process
-_free_serials = list(range(1023, 0, -1))  # serial 0: the thread itself
-_serials_lock = threading.Lock()
-
-
-def _forget_task_serials() -> None:
-    global _serials_lock
-    _serials_lock = threading.Lock()  # another thread may have held it at the fork
-    _task_serials.clear()  # the parent's tasks do not run here
-    _free_serials[:] = range(1023, 0, -1)
-
-
-os.register_at_fork(after_in_child=_forget_task_serials)
-
 
 class ProcessRWLock(RWLockCore, ProcessHandle):
     """A reader-writer lock shared by processes: many readers or one writer.
@@ -784,33 +770,9 @@ class ProcessRWLock(RWLockCore, ProcessHandle):
             self._local.index = free
         entry.count = count
 
-    def _task_identity(self, task: object, take: bool) -> int | None:
-        # (pid, thread id | serial << 22): the liveness checks see the task's thread, and
-        # the serial, held while the task holds or awaits a reader-writer lock, tells it
-        # apart from the other tasks of its thread.
-        with _serials_lock:
-            entry = _task_serials.get(task)
-            if entry is None:
-                if not take:
-                    return None
-                if not _free_serials:
-                    raise RuntimeError(
-                        "more than 1023 tasks of one process hold or await a ProcessRWLock at once"
-                    )
-                entry = _task_serials[task] = [_free_serials.pop(), 0]
-            if take:
-                entry[1] += 1
-            serial = entry[0]
+    def _task_me(self, serial: int) -> int:
+        # (pid, thread id | serial << 22): the liveness checks see the task's thread.
         return _identity(os.getpid(), threading.get_native_id() | serial << 22)
-
-    def _task_release(self, task: object) -> None:
-        with _serials_lock:
-            entry = _task_serials.get(task)
-            if entry is not None:
-                entry[1] -= 1
-                if entry[1] <= 0:
-                    del _task_serials[task]
-                    _free_serials.append(entry[0])
 
     def _writer_thread(self, writer: int) -> tuple[int | None, int | None]:
         return writer >> 32, writer & _TID_MASK

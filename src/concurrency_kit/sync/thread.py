@@ -373,12 +373,15 @@ class ThreadRWLock(RWLockCore, ThreadHandle):
         else:
             del self._reads[me]
 
-    def _task_identity(self, task: object, take: bool) -> int | None:
-        # Above every thread ident (an address): a task never passes for a thread.
-        return id(task) | 1 << 62
+    def _task_me(self, serial: int) -> int:
+        # Above every thread ident (an address), so a task never passes for a thread; its
+        # thread's native id in the low bits, for statistics().
+        return 1 << 62 | serial << 32 | get_native_id()
 
     def _writer_thread(self, writer: int) -> tuple[int | None, int | None]:
-        return os.getpid(), _native_id_of(writer)  # None for a task (its loop's thread)
+        if writer >> 62:  # a task (see _task_me): its event loop's thread
+            return os.getpid(), writer & 0xFFFFFFFF
+        return os.getpid(), _native_id_of(writer)
 
 
 class ThreadGuarded(GuardedCore[T], ThreadHandle):
