@@ -1,12 +1,13 @@
 """An asyncio service that fans requests out to worker processes and streams results back.
 
 A web-style service handles several requests at once in one event loop. Each request is
-CPU-bound (counting primes), so it runs in a ``ProcessPool``, reached with the standard
-``loop.run_in_executor``. While a worker computes, it streams a progress message per chunk
-through one shared ``ProcessChannel``; a router task in the event loop receives them with
-``async for`` and hands each to the request it belongs to, which passes it on to its client
-at once. Nothing blocks the loop: a ticker task keeps ticking throughout, and waiting for the
-channel costs no thread (the loop watches the channel's pipe).
+CPU-bound (counting primes), so it runs in a ``ProcessPool``, awaited with ``pool.arun``
+(cancelling the request would kill its worker's task). While a worker computes, it streams
+a progress message per chunk through one shared ``ProcessChannel``; a router task in the
+event loop receives them with ``async for`` and hands each to the request it belongs to,
+which passes it on to its client at once. Nothing blocks the loop: a ticker task keeps
+ticking throughout, and waiting for the channel costs no thread (the loop watches the
+channel's pipe).
 
 Run it: ``python examples/22_async_service.py``
 """
@@ -62,8 +63,7 @@ async def handle(
     """One request: start the work in a process, stream its progress, return its answer."""
     inbox: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
     inboxes[request] = inbox
-    loop = asyncio.get_running_loop()
-    answer = loop.run_in_executor(pool, count_primes, request, start, stop, progress)
+    answer = asyncio.ensure_future(pool.arun(count_primes, request, start, stop, progress))
     for _ in range(CHUNKS):
         chunk, found = await inbox.get()
         print(f"  request {request}: chunk {chunk}/{CHUNKS} done, {found} primes")

@@ -26,7 +26,7 @@ class PoolStatistics:
     """A snapshot of a pool's state and counters.
 
     Attributes:
-        model: ``"process"``, ``"thread"`` or ``"cluster"``.
+        model: ``"process"``, ``"thread"``, ``"cluster"`` or ``"interpreter"``.
         max_workers: the most workers the pool runs at once.
         workers_alive: workers running now (busy or idle).
         workers_busy: workers running a task now.
