@@ -4,9 +4,9 @@ The contract both models share is ``tests/contract/test_async_channels.py``. Her
 of one loop waiting on one process channel fed by another process (one watch per descriptor,
 each readiness waking one task, the watch gone once nobody waits), large items that come
 through the shared-memory store (the bell), a full channel an async sender waits on (in the
-monitor's room queue) until a consumer process makes room, and a rendezvous with a receiver in another process. Children
-are ``forkserver`` processes; the test learns their state from the channel, never from a
-sleep. :data:`DEADLOCK` only turns a hang into a failure.
+monitor's room queue) until a consumer process makes room, and a rendezvous with a receiver
+in another process. Children are ``forkserver`` processes; the test learns their state from
+the channel, never from a sleep. :data:`DEADLOCK` only turns a hang into a failure.
 """
 
 from __future__ import annotations
