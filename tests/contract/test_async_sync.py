@@ -706,16 +706,8 @@ def test_condition_over_an_rlock_held_twice(make: Callable[..., Any], backend: s
 
 
 def test_condition_cancelled_waiter_retakes_the_lock_first(
-    make: Callable[..., Any], backend: str, model: Model, request: pytest.FixtureRequest
+    make: Callable[..., Any], backend: str
 ) -> None:
-    if backend == "asyncio" and is_process(model):
-        # The leaked slot keeps its bell thread alive: the leak check would fail this test
-        # and the next ones. The thread model shows the bug alone.
-        pytest.skip("see lead (sync-bugs.md 6: slot leaked); remove the skip once fixed")
-    if backend == "asyncio":
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason="see lead (sync-bugs.md 6: waiter leaked)")
-        )
     cond = make("Condition")
 
     async def main() -> None:
@@ -964,14 +956,10 @@ def test_rwlock_tasks_are_readers_and_writers(make: Callable[..., Any], backend:
 
 
 def test_rwlock_statistics_name_a_task_writer_s_thread(
-    make: Callable[..., Any], backend: str, model: Model, request: pytest.FixtureRequest
+    make: Callable[..., Any], backend: str
 ) -> None:
     """writer_thread is the native id of the thread that runs the writing task, as a thread
     writer's is (both models; a task is not a thread, but its loop's thread is its place)."""
-    if not is_process(model):
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason="see lead (sync-bugs.md 5: writer_thread)")
-        )
     rw = make("RWLock")
 
     async def main() -> None:
@@ -1122,20 +1110,11 @@ async def cancel_after(backend: str, seconds: float, fn: Callable[[], Awaitable[
 
 @pytest.mark.parametrize("kind", STRESSED)
 def test_random_cancellations_never_leave_it_held(
-    make: Callable[..., Any],
-    backend: str,
-    model: Model,
-    kind: str,
-    request: pytest.FixtureRequest,
+    make: Callable[..., Any], backend: str, kind: str
 ) -> None:
     """Tasks contend for the primitive, every call under a random cancel deadline (before,
     during or after the wait, or inside the critical section), until enough calls have been
     cancelled: then nothing is held, nobody waits, and nobody was ever inside with another."""
-    if kind == "Condition" and backend == "asyncio" and is_process(model):
-        # The leak needs a cancellation that lands twice, and a leaked slot keeps its
-        # bell thread alive (the leak check fails the next tests): see the strict xfail of
-        # test_condition_cancelled_waiter_retakes_the_lock_first[thread-asyncio].
-        pytest.skip("see lead (sync-bugs.md 6: slot leaked); remove the skip once fixed")
     semaphore_value = 2
     if "Semaphore" in kind:
         primitive = make(kind, semaphore_value)
@@ -1168,10 +1147,15 @@ def test_random_cancellations_never_leave_it_held(
         else:
             readers[0] -= 1
 
+    cancelled_inside = [0]
+
     async def critical(write: bool = True) -> None:
         enter_critical(write)
         try:
             await anyio.lowlevel.checkpoint()
+        except BaseException:
+            cancelled_inside[0] += 1  # cancelled while holding it: it is released on the way
+            raise
         finally:
             leave_critical(write)
 
@@ -1246,6 +1230,11 @@ def test_random_cancellations_never_leave_it_held(
     assert cancelled[0] >= CANCELLATIONS
     assert completed[0] > 0
     assert_free(primitive, kind, semaphore_value)
+    if kind not in ("Event", "Condition"):
+        assert cancelled_inside[0] > 0  # some cancellations landed inside the block
+        stats = primitive.statistics()
+        waited = stats.lock.contentions if kind == "Guarded" else stats.contentions
+        assert waited > 0  # ... and some calls had to wait
     if "Semaphore" in kind or kind in ("Lock", "RLock"):
         stats = primitive.statistics()
         assert stats.acquisitions >= completed[0]  # each completed call acquired once
