@@ -27,6 +27,8 @@ import functools
 import math
 import os
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -1507,3 +1509,55 @@ def test_no_thread_per_waiting_task(
 
     run(backend, main)
     wait_for_no_new_thread(before)
+
+
+# -- a lock dropped while held ----------------------------------------------------------------
+
+_DROP_HELD = """
+import gc, sys
+import anyio
+import concurrency_kit as ck
+
+cls = getattr(ck, sys.argv[1])
+
+
+async def main(lock):
+    holding, leave = anyio.Event(), anyio.Event()
+
+    async def hold():
+        async with lock:
+            holding.set()
+            await leave.wait()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hold)
+        await holding.wait()
+        assert lock.acquire(False)  # the thread re-enters (sync), and never releases
+        leave.set()
+
+
+for _ in range(5):
+    lock = cls()
+    anyio.run(main, lock, backend=sys.argv[2])
+    assert lock.statistics().locked
+    lock.close()
+    del lock
+    gc.collect()
+print("survived")
+"""
+
+
+def test_a_held_rlock_closed_and_collected_does_not_crash(backend: str, model: Model) -> None:
+    """A re-entrant lock left held by the loop's thread (a synchronous re-entry never
+    released), then closed and collected: the interpreter goes on (it used to crash later, on
+    the thread's next robust-mutex call; sync-bugs.md 4). Run in a child interpreter, where a
+    crash cannot take the test session with it."""
+    cls = "ProcessRLock" if is_process(model) else "ThreadRLock"
+    proc = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", _DROP_HELD, cls, backend],
+        capture_output=True,
+        text=True,
+        timeout=DEADLOCK,
+        check=False,
+    )
+    assert (proc.returncode, proc.stdout.strip()) == (0, "survived"), proc.stderr
