@@ -832,6 +832,30 @@ def test_barrier_wait_async(make: Callable[..., Any], backend: str) -> None:
     run(backend, main)
 
 
+def test_barrier_wait_async_uses_the_barrier_s_own_timeout(
+    make: Callable[..., Any], backend: str
+) -> None:
+    barrier = make("Barrier", 2, None, SHORT)  # parties, action, timeout: threading's order
+
+    async def main() -> None:
+        with pytest.raises(BrokenBarrierError):
+            await barrier.wait_async()  # None: the barrier's own timeout, as wait() does
+        assert barrier.broken
+        barrier.reset()
+        indices: list[int] = []
+
+        async def party() -> None:
+            indices.append(await barrier.wait_async(DEADLOCK))  # an explicit one wins
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(party)
+            await until(lambda: barrier.n_waiting == 1, "one party waits")
+            tg.start_soon(party)
+        assert sorted(indices) == [0, 1]
+
+    run(backend, main)
+
+
 def test_barrier_abort_breaks_it_for_awaiting_tasks(make: Callable[..., Any], backend: str) -> None:
     barrier = make("Barrier", 3)
 
