@@ -175,11 +175,16 @@ class RobustLockBase(LockHandle):
             TypeError: ``timeout`` is not a number or ``None``.
             ValueError: ``timeout`` is negative or NaN, or the handle is closed.
         """
-        from concurrency_kit._core import aio  # at the first await: asyncio and anyio load late
-
-        deadline = deadline_after(check_timeout(timeout))
+        seconds = check_timeout(timeout)
         place = self._open()
         address = place.mutex_address
+        if not mutex.holder(address) and self.acquire(False):  # free: the C fast path takes it
+            if self._RECURSIVE:
+                self._own(place)
+            return True
+        from concurrency_kit._core import aio  # at the first wait: asyncio and anyio load late
+
+        deadline = deadline_after(seconds)
         me = threading.get_native_id()
         task = aio.current_task()
         backoff: aio.Backoff | None = None
@@ -189,9 +194,8 @@ class RobustLockBase(LockHandle):
                 rc = EBUSY if holder else mutex.trylock(address)
                 if rc != EBUSY:
                     self._acquire_slow(False, -1, rc)
-                    # The task holds it until the lock is next freed (the record counts frees):
-                    # a later holder in this thread (the thread's own code) is not this task.
-                    place.async_owner = (task, place.record.frees)
+                    if self._RECURSIVE:
+                        self._own(place, task)
                     return True
             elif self._RECURSIVE and place.async_owner == (task, place.record.frees):
                 return bool(self.acquire(False))  # re-entry by the holder: cannot fail
@@ -202,6 +206,17 @@ class RobustLockBase(LockHandle):
             if left == 0:
                 return False
             await backoff.pause(left)
+
+    @staticmethod
+    def _own(place: LockPlace, task: object = None) -> None:
+        """Record the calling task (``None``: look it up) as the holder of a re-entrant lock
+        it has just taken: until the lock is next freed (the record counts frees), so that a
+        later holder in this thread (the thread's own code) is not taken for this task."""
+        if task is None:
+            from concurrency_kit._core import aio
+
+            task = aio.current_task()
+        place.async_owner = (task, place.record.frees)
 
     async def __aenter__(self) -> bool:
         return await self.aacquire()
