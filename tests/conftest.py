@@ -236,3 +236,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     )
     for nodeid, threads in _FORKED_BESIDE_SESSION_THREADS:
         terminalreporter.line(f"{nodeid}: {', '.join(threads)}")
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The event loop of an async test (``tests/_event_loops.py``); trio where installed."""
+    if request.param == "trio":
+        pytest.importorskip("trio")
+    return request.param  # type: ignore[no-any-return]

@@ -23,15 +23,6 @@ from concurrency_kit._core import aio
 
 DEADLOCK = 60.0
 
-BACKENDS = ["asyncio", "trio"]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    if request.param == "trio":
-        pytest.importorskip("trio")
-    return request.param  # type: ignore[no-any-return]
-
 
 @pytest.fixture
 def start() -> Iterator[Callable[..., Any]]:

@@ -20,12 +20,13 @@ import os
 import random
 import signal
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
 import pytest
 
+from _event_loops import run
 from concurrency_kit import (
     ChannelClosed,
     ChannelEmpty,
@@ -40,19 +41,7 @@ DEADLOCK = 60.0
 SHORT = 0.05
 """The one timeout that expires on purpose in a test."""
 
-BACKENDS = ["asyncio", "trio"]
 CANCELLATIONS = 10_000
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    if request.param == "trio":
-        pytest.importorskip("trio")
-    return request.param  # type: ignore[no-any-return]
-
-
-def run(backend: str, fn: Callable[[], Awaitable[Any]]) -> Any:
-    return anyio.run(fn, backend=backend)
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ import anyio.abc
 import pytest
 from _sync_peers import DEADLOCK, Peer, call, when_waiting
 
+from _event_loops import run
 from concurrency_kit import (
     BrokenBarrierError,
     LockTimeoutError,
@@ -49,22 +50,10 @@ from concurrency_kit import (
 SHORT = 0.05
 """The one timeout that expires on purpose in a test."""
 
-BACKENDS = ["asyncio", "trio"]
 CANCELLATIONS = 2_000
 BELL = "concurrency_kit bell"
 
 LOCKS = ["Lock", "RLock", "Semaphore", "BoundedSemaphore"]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    if request.param == "trio":
-        pytest.importorskip("trio")
-    return request.param  # type: ignore[no-any-return]
-
-
-def run(backend: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-    return anyio.run(fn, *args, backend=backend)
 
 
 def is_process(model: Model) -> bool:

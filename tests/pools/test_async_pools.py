@@ -18,7 +18,7 @@ import math
 import os
 import random
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import aclosing
 from typing import Any
 
@@ -26,24 +26,12 @@ import anyio
 import pytest
 
 import concurrency_kit as ck
+from _event_loops import run
 from concurrency_kit import Model, PoolModel
 
 DEADLOCK = 60.0
 SHORT = 0.05
 """The one timeout that expires on purpose in a test."""
-
-BACKENDS = ["asyncio", "trio"]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    if request.param == "trio":
-        pytest.importorskip("trio")
-    return request.param  # type: ignore[no-any-return]
-
-
-def run(backend: str, fn: Callable[[], Awaitable[Any]]) -> Any:
-    return anyio.run(fn, backend=backend)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ import random
 import signal
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from _event_loops import run
 from concurrency_kit import (
     PROCESS,
     THREAD,
@@ -55,21 +56,9 @@ DEADLOCK = 60.0
 SHORT = 0.05
 """The one timeout that expires on purpose in a test."""
 
-BACKENDS = ["asyncio", "trio"]
 WAITERS = 100
 
 Supervisor = ProcessSupervisor | ThreadSupervisor
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    if request.param == "trio":
-        pytest.importorskip("trio")
-    return request.param  # type: ignore[no-any-return]
-
-
-def run(backend: str, fn: Callable[[], Awaitable[Any]]) -> Any:
-    return anyio.run(fn, backend=backend)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import signal
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -25,6 +25,7 @@ import pytest
 from test_process_locks import DEADLOCK, Child, child_hold
 from test_process_sync_faults import child_call, child_condition_wait, child_rw_hold
 
+from _event_loops import run
 from concurrency_kit import (
     BrokenBarrierError,
     LockOwnerDiedWarning,
@@ -38,18 +39,6 @@ from concurrency_kit import (
 )
 
 METHOD = "forkserver"
-BACKENDS = ["asyncio", "trio"]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    if request.param == "trio":
-        pytest.importorskip("trio")
-    return request.param  # type: ignore[no-any-return]
-
-
-def run(backend: str, fn: Callable[[], Awaitable[Any]]) -> Any:
-    return anyio.run(fn, backend=backend)
 
 
 @pytest.fixture
