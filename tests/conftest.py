@@ -244,3 +244,18 @@ def backend(request: pytest.FixtureRequest) -> str:
     if request.param == "trio":
         pytest.importorskip("trio")
     return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def closing() -> Iterator[Any]:
+    """``closing(primitive)`` registers a primitive (or anything with ``close()``) to be closed
+    at teardown, in reverse order, and returns it."""
+    made: list[Any] = []
+
+    def register(primitive: Any, /) -> Any:
+        made.append(primitive)
+        return primitive
+
+    yield register
+    for primitive in reversed(made):
+        primitive.close()

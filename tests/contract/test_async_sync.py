@@ -61,20 +61,6 @@ def is_process(model: Model) -> bool:
 
 
 @pytest.fixture
-def closing() -> Iterator[Callable[[Any], Any]]:
-    """Register a primitive to be closed at teardown (in reverse order); returns it."""
-    made: list[Any] = []
-
-    def register(primitive: Any) -> Any:
-        made.append(primitive)
-        return primitive
-
-    yield register
-    for primitive in reversed(made):
-        primitive.close()
-
-
-@pytest.fixture
 def make(model: Model, closing: Callable[[Any], Any]) -> Callable[..., Any]:
     """``make(kind, *args)``: ``model.<kind>(*args)``, closed at teardown."""
 

@@ -80,20 +80,6 @@ def make(model: Model, kind: str) -> Any:
 
 
 @pytest.fixture
-def closing() -> Iterator[Closer]:
-    """Register a primitive to be closed at teardown (in reverse order)."""
-    made: list[Any] = []
-
-    def register(primitive: P, /) -> P:
-        made.append(primitive)
-        return primitive
-
-    yield register
-    for primitive in reversed(made):
-        primitive.close()
-
-
-@pytest.fixture
 def peers(model: Model) -> Iterator[StartPeers]:
     """``peers(n, **prims)``: ``n`` other parties sharing ``prims``, threads or processes."""
     started: list[Peer] = []

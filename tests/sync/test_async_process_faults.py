@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -37,36 +37,6 @@ from concurrency_kit import (
     ProcessRWLock,
     ProcessSemaphore,
 )
-
-METHOD = "forkserver"
-
-
-@pytest.fixture
-def children() -> Iterator[Callable[..., Child]]:
-    """``children(target, primitive, *args)`` starts a child; all are killed and reaped after."""
-    started: list[Child] = []
-
-    def start(target: Callable[..., None], *args: Any) -> Child:
-        child = Child(METHOD, target, *args)
-        started.append(child)
-        return child
-
-    yield start
-    for child in started:
-        child.finish()
-
-
-@pytest.fixture
-def closing() -> Iterator[Callable[[Any], Any]]:
-    made: list[Any] = []
-
-    def register(primitive: Any) -> Any:
-        made.append(primitive)
-        return primitive
-
-    yield register
-    for primitive in reversed(made):
-        primitive.close()
 
 
 async def until(predicate: Callable[[], object], what: str) -> None:

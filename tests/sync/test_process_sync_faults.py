@@ -42,23 +42,6 @@ from concurrency_kit import (
     ProcessSemaphore,
 )
 
-METHOD = "forkserver"
-
-
-@pytest.fixture
-def children() -> Iterator[Callable[..., Child]]:
-    """``children(target, primitive, *args)`` starts a child; all are killed and reaped after."""
-    started: list[Child] = []
-
-    def start(target: Callable[..., None], *args: Any) -> Child:
-        child = Child(METHOD, target, *args)
-        started.append(child)
-        return child
-
-    yield start
-    for child in started:
-        child.finish()
-
 
 @pytest.fixture
 def rw() -> Iterator[ProcessRWLock]:
