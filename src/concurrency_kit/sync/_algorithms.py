@@ -73,6 +73,15 @@ def _expired(deadline: float | None) -> bool:
     return deadline is not None and time.monotonic() >= deadline
 
 
+def _await_slice(m: Monitor, deadline: float | None) -> float | None:
+    """How long an awaiting task waits before it looks again: until ``deadline``, and at most
+    a slice in the process model (between slices it looks for dead owners)."""
+    wait = remaining(deadline)
+    if m.slice_seconds is not None:
+        wait = m.slice_seconds if wait is None else min(wait, m.slice_seconds)
+    return wait
+
+
 class _TaskSerials:
     """The serial numbers of this process's tasks that hold or await reader-writer locks."""
 
@@ -169,11 +178,8 @@ class _Core:
         waker = aio.make_waker()
         ticket = m.prepare_async(queue, waker)
         m.exit()
-        wait = remaining(deadline)
-        if m.slice_seconds is not None:  # process model: look for dead owners between slices
-            wait = m.slice_seconds if wait is None else min(wait, m.slice_seconds)
         try:
-            await waker.wait(wait)
+            await waker.wait(_await_slice(m, deadline))
         except BaseException:
             waker.close()
             m.enter()
@@ -564,10 +570,7 @@ class ConditionCore(_Core):
         cancelled = True
         try:
             while True:
-                wait = remaining(deadline)
-                if m.slice_seconds is not None:  # process model: one slice at a time
-                    wait = m.slice_seconds if wait is None else min(wait, m.slice_seconds)
-                await waker.wait(wait)
+                await waker.wait(_await_slice(m, deadline))
                 waker.rearm()  # before looking, so that a wake-up from now on is not missed
                 if m.signalled(ticket) or _expired(deadline):
                     break
