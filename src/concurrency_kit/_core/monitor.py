@@ -494,6 +494,16 @@ class ProcessMonitor:
         return waiting, woken
 
 
+def _daemon_allowed() -> bool:
+    return True
+
+
+# A subinterpreter made by ``concurrent.interpreters.create()`` refuses daemon threads
+# (RuntimeError at start()). There the bell is an ordinary thread: it ends within a slice of
+# its last task leaving, so closing the interpreter, which joins such threads, does not wait.
+_DAEMON_ALLOWED: Callable[[], bool] = getattr(threading, "_daemon_threads_allowed", _daemon_allowed)
+
+
 class _Bell:
     """What wakes this process's tasks awaiting one process monitor: one thread, not one per
     task.
@@ -527,7 +537,9 @@ class _Bell:
             self._waiting[ctypes.addressof(slot)] = (slot, waker)
             if not self._running:
                 self._running = True
-                threading.Thread(target=self._run, name="concurrency_kit bell", daemon=True).start()
+                threading.Thread(
+                    target=self._run, name="concurrency_kit bell", daemon=_DAEMON_ALLOWED()
+                ).start()
 
     def remove(self, slot: _Slot) -> None:
         with self._lock:
