@@ -3,8 +3,8 @@
 Every row of the processes-versus-threads table is a folder of this package with one class per
 model: ``ProcessPool``/``ThreadPool`` and so on. :data:`PROCESS` and :data:`THREAD` bundle each
 model's classes so that code can be written once against a :class:`Model`. :data:`CLUSTER`
-offers the pool API only, on a dask ``distributed`` cluster (the ``cluster`` extra), and so far
-does :data:`INTERPRETER`, on subinterpreters (Python 3.14+).
+offers the pool API only, on a dask ``distributed`` cluster (the ``cluster`` extra);
+:data:`INTERPRETER` runs on subinterpreters (Python 3.14+), with every row but supervision.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from concurrency_kit._core.exports import fixup_module_metadata
 from concurrency_kit.channels import (
     ChannelStatistics,
+    InterpreterChannel,
     ProcessChannel,
     ThreadChannel,
     aselect,
@@ -43,7 +44,15 @@ from concurrency_kit.errors import (
     WorkerMemoryError,
     WouldBlock,
 )
-from concurrency_kit.models import CLUSTER, INTERPRETER, PROCESS, THREAD, Model, PoolModel
+from concurrency_kit.models import (
+    CLUSTER,
+    INTERPRETER,
+    PROCESS,
+    THREAD,
+    InterpreterModel,
+    Model,
+    PoolModel,
+)
 from concurrency_kit.pools import (
     ClusterPool,
     InterpreterPool,
@@ -164,6 +173,8 @@ __all__ = [
     "ConditionStatistics",
     "EventStatistics",
     "GuardedStatistics",
+    "InterpreterChannel",
+    "InterpreterModel",
     "InterpreterPool",
     "LockOrderError",
     "LockOwnerDiedWarning",

@@ -11,20 +11,25 @@
 code that needs nothing but a pool takes a ``PoolModel`` and runs on all of them. The other
 capabilities stay on one machine.
 
-``INTERPRETER`` (subinterpreters, Python 3.14+) is a ``PoolModel`` too, for now: its pool
-(``INTERPRETER.Pool is InterpreterPool``) has landed, its other classes have not yet. It exists
-on every Python; creating its pool before 3.14 raises an :class:`ImportError` that says so.
+``INTERPRETER`` (subinterpreters, Python 3.14+) is an :class:`InterpreterModel`: every row of
+a ``Model`` but the supervisor. Its pool and channel are its own (``InterpreterPool``,
+``InterpreterChannel``); for synchronization and shared state it names the process classes
+(``INTERPRETER.Lock is ProcessLock``), whose shared memory the interpreters of one process
+share as processes do, each verified between interpreters by ``tests/contract/``. It exists on
+every Python; before 3.14, creating its pool or channel, or reading one of its borrowed
+process classes, raises an :class:`ImportError` that says so.
 
 Each capability adds its attribute here when it lands.
 """
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any, ClassVar, Generic, NoReturn, TypeVar, overload
 
 import attrs
 
-from concurrency_kit.channels import ProcessChannel, ThreadChannel
+from concurrency_kit.channels import InterpreterChannel, ProcessChannel, ThreadChannel
+from concurrency_kit.channels.interpreter import require_interpreters
 from concurrency_kit.pools import ClusterPool, InterpreterPool, ProcessPool, ThreadPool
 from concurrency_kit.state import (
     ProcessSharedArray,
@@ -58,7 +63,9 @@ from concurrency_kit.sync import (
     ThreadSemaphore,
 )
 
-__all__ = ["CLUSTER", "INTERPRETER", "PROCESS", "THREAD", "Model", "PoolModel"]
+__all__ = ["CLUSTER", "INTERPRETER", "PROCESS", "THREAD", "InterpreterModel", "Model", "PoolModel"]
+
+C = TypeVar("C")
 
 
 @attrs.frozen
@@ -84,10 +91,13 @@ class PoolModel:
         # Only reached when normal lookup fails: for CLUSTER.Lock, say why rather than "no
         # attribute" (a Model has every one of them, so it never gets here for those).
         single_machine = {field.name for field in attrs.fields(Model)} - {"name", "Pool"}
-        if attribute in single_machine and self.name == "interpreter":
+        if attribute == "Supervisor" and self.name == "interpreter":
             raise AttributeError(
-                f"{self!r} has no {attribute} yet: the interpreter model offers only a pool "
-                f"so far ({self!r}.Pool, Python 3.14+): use PROCESS or THREAD for {attribute}"
+                f"{self!r} has no Supervisor: an interpreter supervisor is not built yet. "
+                "Run the work on INTERPRETER.Pool (a task's exception comes back from its "
+                "future; a crash in an interpreter ends the whole process, so there is no "
+                "child to restart), or supervise processes with PROCESS.Supervisor or "
+                "threads with THREAD.Supervisor"
             )
         if attribute in single_machine:
             raise AttributeError(
@@ -139,6 +149,75 @@ class Model(PoolModel):
     Channel: type[ProcessChannel[Any]] | type[ThreadChannel[Any]]
 
 
+class _ProcessRow(Generic[C]):
+    """A row the interpreter model takes from the process model: that class, on Python 3.14+.
+
+    A descriptor rather than a field, so that reading ``INTERPRETER.Lock`` before 3.14 raises
+    the :class:`ImportError` that creating ``INTERPRETER.Pool`` does, instead of handing out a
+    class that would work there without any interpreter to share it with.
+    """
+
+    __slots__ = ("_cls", "_name")
+
+    def __init__(self, cls: C) -> None:
+        self._cls = cls
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> C: ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> C: ...
+    def __get__(self, instance: object | None, owner: type | None = None) -> C:
+        if instance is not None:
+            require_interpreters(f"INTERPRETER.{self._name}")
+        return self._cls
+
+
+@attrs.frozen(repr=False)  # PoolModel's repr: INTERPRETER
+class InterpreterModel(PoolModel):
+    """The interpreter model (Python 3.14+): every row of a :class:`Model` but the supervisor.
+
+    :data:`INTERPRETER` is the one instance. Not a :class:`Model`, since it has no
+    ``Supervisor`` (reading it raises :class:`AttributeError` naming what to use instead): a
+    function that takes a ``Model`` and supervises does not run on it, and a type checker
+    says so.
+
+    Attributes:
+        name: ``"interpreter"``.
+        Pool: :class:`InterpreterPool`.
+        Channel: :class:`InterpreterChannel`, the process channel made for interpreters.
+        Lock: :class:`ProcessLock`. The process primitives and containers serve interpreters
+            unchanged: the interpreters of one process map the same shared memory. So do
+            ``RLock`` (:class:`ProcessRLock`), ``Semaphore`` (:class:`ProcessSemaphore`),
+            ``BoundedSemaphore`` (:class:`ProcessBoundedSemaphore`), ``Event``
+            (:class:`ProcessEvent`), ``Condition`` (:class:`ProcessCondition`), ``Barrier``
+            (:class:`ProcessBarrier`), ``RWLock`` (:class:`ProcessRWLock`), ``Guarded``
+            (:class:`ProcessGuarded`), ``SharedDict`` (:class:`ProcessSharedDict`),
+            ``SharedCounter`` (:class:`ProcessSharedCounter`), ``SharedValue``
+            (:class:`ProcessSharedValue`) and ``SharedArray`` (:class:`ProcessSharedArray`).
+            Before Python 3.14, reading any of them raises :class:`ImportError`.
+    """
+
+    Channel: type[InterpreterChannel[Any]]
+
+    Lock = _ProcessRow(ProcessLock)
+    RLock = _ProcessRow(ProcessRLock)
+    Semaphore = _ProcessRow(ProcessSemaphore)
+    BoundedSemaphore = _ProcessRow(ProcessBoundedSemaphore)
+    Event = _ProcessRow(ProcessEvent)
+    Condition = _ProcessRow(ProcessCondition)
+    Barrier = _ProcessRow(ProcessBarrier)
+    RWLock = _ProcessRow(ProcessRWLock)
+    Guarded: ClassVar[_ProcessRow[type[ProcessGuarded[Any]]]] = _ProcessRow(ProcessGuarded)
+    SharedDict = _ProcessRow(ProcessSharedDict)
+    SharedCounter = _ProcessRow(ProcessSharedCounter)
+    SharedValue = _ProcessRow(ProcessSharedValue)
+    SharedArray = _ProcessRow(ProcessSharedArray)
+
+
 PROCESS = Model(
     name="process",
     Pool=ProcessPool,
@@ -181,14 +260,16 @@ THREAD = Model(
 )
 """Threads: workers share the interpreter and its memory; cheap to start and to talk to."""
 
-INTERPRETER = PoolModel(name="interpreter", Pool=InterpreterPool)
+INTERPRETER = InterpreterModel(name="interpreter", Pool=InterpreterPool, Channel=InterpreterChannel)
 """Subinterpreters (Python 3.14+): each worker has its own interpreter and GIL in this process.
 
-Memory is isolated as between processes (calls and results are pickled), while a task reaches
-its worker without leaving the process; a crash in a task ends the whole process, as a thread's
-would. It offers only a pool so far: ``INTERPRETER.Lock`` and the other classes raise
-:class:`AttributeError`, and creating ``INTERPRETER.Pool`` before Python 3.14 raises
-:class:`ImportError`.
+Memory is isolated as between processes (calls, results and channel items are pickled), while
+everything stays inside one process; a crash in an interpreter ends the whole process, as a
+thread's would. Synchronization and shared state are the process classes
+(``INTERPRETER.Lock is ProcessLock``), shared through their handles. It has no supervisor:
+``INTERPRETER.Supervisor`` raises :class:`AttributeError`. Before Python 3.14, creating
+``INTERPRETER.Pool`` or ``INTERPRETER.Channel``, or reading ``INTERPRETER.Lock`` and the other
+process classes, raises :class:`ImportError`.
 """
 
 CLUSTER = PoolModel(name="cluster", Pool=ClusterPool)

@@ -241,7 +241,8 @@ class ProcessChannel(ChannelBase[T]):
         self._store = store
         self._rfd, self._wfd, self._bell_r, self._bell_w = fds
         self._origin = origin
-        self._name = name if name is not None else f"ProcessChannel-{monitor.segment.name[3:15]}"
+        label = f"{type(self).__name__}-{monitor.segment.name[3:15]}"
+        self._name = name if name is not None else label
         self._w = w = state_words(monitor)  # plain reads and writes; it keeps the mapping
         # The atomic counters: each word holds the mapping (monitor.state) while it exists,
         # so no call can run on unmapped memory, whatever another thread drops meanwhile.
@@ -271,8 +272,9 @@ class ProcessChannel(ChannelBase[T]):
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         if self._finalizer.alive is False:
-            raise ValueError("cannot pickle a ProcessChannel whose handle was released")
-        return _attach, (self._m.segment.name, self._store.name, self._origin, self.name)
+            raise ValueError(f"cannot pickle a {type(self).__name__} whose handle was released")
+        segments = (self._m.segment.name, self._store.name)
+        return _attach, (*segments, self._origin, self.name, type(self))
 
     @property
     def name(self) -> str:
@@ -292,7 +294,7 @@ class ProcessChannel(ChannelBase[T]):
     def __repr__(self) -> str:
         state = "closed" if self._w[CLOSED] else "open"
         queued = self._w[SENT] - self._w[RECEIVED]
-        return f"<ProcessChannel {self.name!r} {state} queued={max(queued, 0)}>"
+        return f"<{type(self).__name__} {self.name!r} {state} queued={max(queued, 0)}>"
 
     # counting --------------------------------------------------------------------------
 
@@ -1163,19 +1165,23 @@ def _attach(
     store_name: str,
     origin: _pipe.Origin,
     name: str,
+    cls: type[ProcessChannel[Any]] = ProcessChannel,
 ) -> ProcessChannel[Any]:
-    """Unpickle a handle: map the segments, open the pipes through the creator's /proc."""
+    """Unpickle a handle: map the segments, open the pipes through the creator's /proc.
+
+    ``cls`` is the handle's class: ``ProcessChannel`` or a subclass (``InterpreterChannel``).
+    """
     try:
         monitor = ProcessMonitor.attach(segment_name, KIND, ChannelState)
     except FileNotFoundError:
         raise FileNotFoundError(
-            f"ProcessChannel {name!r} no longer exists: its creator released it or exited"
+            f"{cls.__name__} {name!r} no longer exists: its creator released it or exited"
         ) from None
     try:
         store_size = int(monitor.state.store_size)
         if store_size < _MIN_STORE:  # read from shared memory: checked before it is used
             raise SharedMemoryCorruptError(
-                f"the shared memory of ProcessChannel {name!r} is corrupt: it says its store "
+                f"the shared memory of {cls.__name__} {name!r} is corrupt: it says its store "
                 f"holds {store_size} bytes"
             )
         store = shm.attach(store_name, store_size)
@@ -1183,7 +1189,7 @@ def _attach(
         monitor.segment.close()
         if isinstance(exc, FileNotFoundError):
             raise FileNotFoundError(
-                f"ProcessChannel {name!r} no longer exists: its creator released it or exited"
+                f"{cls.__name__} {name!r} no longer exists: its creator released it or exited"
             ) from None
         raise
     try:
@@ -1192,6 +1198,6 @@ def _attach(
         store.close()
         monitor.segment.close()
         raise
-    channel: ProcessChannel[Any] = ProcessChannel.__new__(ProcessChannel)
+    channel: ProcessChannel[Any] = cls.__new__(cls)
     channel._setup(monitor, store, fds, origin, name)
     return channel
