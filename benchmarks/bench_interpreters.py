@@ -1,24 +1,28 @@
 """InterpreterPool against InterpreterPoolExecutor and ProcessPool: the pool targets of issue 20.
 
 Python 3.14+ (``concurrent.interpreters``); on an older Python the script says so and exits 0.
-Every pool has 2 workers; ``ProcessPool`` uses its default start method (``forkserver``). Pools
-are created and warmed up outside the timed region (every worker has run a task, so every
-interpreter has imported what the tasks need). Run ``python benchmarks/bench_interpreters.py
---help`` for the options and see ``benchmarks/README.md`` for how to read the tables.
+``ProcessPool`` uses its default start method (``forkserver``). Pools are created and warmed up
+outside the timed region (every worker has run a task, so every interpreter has imported what
+the tasks need). Run ``python benchmarks/bench_interpreters.py --help`` for the options and see
+``benchmarks/README.md`` for how to read the tables.
 
-Benchmarks (``--only NAME``):
+Benchmarks (``--only NAME``), swept over what a user chooses (the number of workers, the size
+of a task); the suffix names the configuration (``w2``: 2 workers):
 
-* ``interp_roundtrip``: one ``submit`` -> ``result`` of ``x + 1`` on a warm pool (latency).
-* ``interp_cpu``: 16 pure-Python tasks of about 50 ms each (a loop calibrated on this machine
-  before the runs), all submitted, then every result awaited; the reference is the same 16
-  calls run one after the other in this thread, so a ratio is a speed-up (throughput).
-* ``interp_map``: ``map(x + 1)`` over 200k items with the pool's default chunking, results
+* ``interp_roundtrip_w1``, ``interp_roundtrip_w2``: one ``submit`` -> ``result`` of ``x + 1``
+  on a warm pool (latency; the issue's targets).
+* ``interp_roundtrip_64kib_w2``: the same with 64 KiB of bytes sent and returned (latency).
+* ``interp_cpu_50ms_w2``, ``interp_cpu_5ms_w2``: 16 pure-Python tasks of about 50 ms (5 ms)
+  each (a loop calibrated on this machine before the runs), all submitted, then every result
+  awaited; the reference is the same 16 calls run one after the other in this thread, so a
+  ratio is a speed-up (throughput; targets on the 50 ms run).
+* ``interp_map_w2``: ``map(x + 1)`` over 200k items with the pool's default chunking, results
   collected (throughput). ``InterpreterPoolExecutor.map`` has no chunks (one task per item),
   so it maps a tenth of the items, said under its table.
 
 The tasks live in importable modules (``_tasks.inc``, and this file imported by its own name
-for the CPU-bound loop): ``InterpreterPoolExecutor`` pickles functions by reference, and its
-interpreters cannot see this script's ``__main__``.
+for the CPU-bound loop and the echo): ``InterpreterPoolExecutor`` pickles functions by
+reference, and its interpreters cannot see this script's ``__main__``.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ from concurrency_kit import InterpreterPool, ProcessPool, ThreadPool
 
 WORKERS: Final = 2
 CPU_TASKS: Final = 16
-CPU_TASK_SECONDS: Final = 0.05
+CPU_TASK_SECONDS: Final = (0.05, 0.005)
+PAYLOAD: Final = 64 * 1024
 HAS_INTERPRETERS = sys.version_info >= (3, 14)
 
 
@@ -49,6 +54,11 @@ def spin(loops: int) -> int:
     for i in range(loops):
         total = (total + i * i) % 1_000_003
     return total
+
+
+def echo(data: bytes) -> bytes:
+    """Send ``data`` back (the round trip of a payload)."""
+    return data
 
 
 def calibrate(seconds: float) -> int:
@@ -70,43 +80,49 @@ def _timed(call: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def importable_spin() -> Callable[[int], int]:
-    """:func:`spin` under this file's module name, so that it pickles by reference to a name a
-    worker interpreter (or process) can import, not to ``__main__``."""
+def importable(name: str) -> Callable[..., Any]:
+    """This file's function ``name`` under the module's own name, so that it pickles by
+    reference to a name a worker interpreter (or process) can import, not to ``__main__``."""
     module = importlib.import_module("bench_interpreters")
-    return module.spin  # type: ignore[no-any-return]
+    return getattr(module, name)  # type: ignore[no-any-return]
+
+
+def importable_spin() -> Callable[[int], int]:
+    """:func:`spin`, importable (see :func:`importable`)."""
+    return importable("spin")
 
 
 # -- pools -----------------------------------------------------------------------------------
 
 
-def make_interpreter_pool() -> InterpreterPool:
-    return InterpreterPool(WORKERS)
+def make_interpreter_pool(workers: int) -> InterpreterPool:
+    return InterpreterPool(workers)
 
 
-def make_interpreter_executor() -> Executor:
+def make_interpreter_executor(workers: int) -> Executor:
     from concurrent.futures import InterpreterPoolExecutor  # type: ignore[attr-defined]
 
-    executor: Executor = InterpreterPoolExecutor(WORKERS)
+    executor: Executor = InterpreterPoolExecutor(workers)
     return executor
 
 
-def make_process_pool() -> ProcessPool:
-    return ProcessPool(WORKERS)
+def make_process_pool(workers: int) -> ProcessPool:
+    return ProcessPool(workers)
 
 
-def make_thread_pool() -> ThreadPool:
-    return ThreadPool(WORKERS)
+def make_thread_pool(workers: int) -> ThreadPool:
+    return ThreadPool(workers)
 
 
 @contextmanager
-def warm(factory: Callable[[], Any]) -> Iterator[Any]:
-    """A pool from ``factory`` whose every worker has run a task (and its imports)."""
-    with factory() as pool:
+def warm(factory: Callable[[int], Any], workers: int) -> Iterator[Any]:
+    """A pool of ``workers`` from ``factory`` whose every worker has run a task (and its
+    imports)."""
+    with factory(workers) as pool:
         # Tasks long enough that each worker takes some: all of them start and import.
-        for future in [pool.submit(importable_spin(), 20_000) for _ in range(4 * WORKERS)]:
+        for future in [pool.submit(importable_spin(), 20_000) for _ in range(4 * workers)]:
             future.result()
-        for future in [pool.submit(inc, i) for i in range(4 * WORKERS)]:
+        for future in [pool.submit(inc, i) for i in range(4 * workers)]:
             future.result()
         yield pool
 
@@ -115,28 +131,37 @@ def warm(factory: Callable[[], Any]) -> Iterator[Any]:
 
 
 @contextmanager
-def roundtrip_contender(factory: Callable[[], Any], k: int) -> Iterator[Measure]:
-    with warm(factory) as pool:
+def roundtrip_contender(
+    factory: Callable[[int], Any], workers: int, payload: int, k: int
+) -> Iterator[Measure]:
+    with warm(factory, workers) as pool:
+        if payload:
+            fn: Callable[..., Any] = importable("echo")
+            arg: Any = bytes(payload)
+        else:
+            fn, arg = inc, 1
         for _ in range(20):
-            pool.submit(inc, 1).result()
-        yield sample_each(lambda: pool.submit(inc, 1).result(), k)
+            pool.submit(fn, arg).result()
+        yield sample_each(lambda: pool.submit(fn, arg).result(), k)
 
 
 @contextmanager
-def cpu_contender(factory: Callable[[], Any] | None, loops: int) -> Iterator[Measure]:
+def cpu_contender(
+    factory: Callable[[int], Any] | None, tasks: int, loops: int
+) -> Iterator[Measure]:
     work = importable_spin()
     if factory is None:  # the serial reference, in this thread
 
         def serial() -> float:
-            return _timed(lambda: [work(loops) for _ in range(CPU_TASKS)])
+            return _timed(lambda: [work(loops) for _ in range(tasks)])
 
         yield serial
         return
-    with warm(factory) as pool:
+    with warm(factory, WORKERS) as pool:
 
         def measure() -> float:
             start = time.perf_counter()
-            futures = [pool.submit(work, loops) for _ in range(CPU_TASKS)]
+            futures = [pool.submit(work, loops) for _ in range(tasks)]
             results = [future.result() for future in futures]
             elapsed = time.perf_counter() - start
             if len(set(results)) != 1:
@@ -147,8 +172,8 @@ def cpu_contender(factory: Callable[[], Any] | None, loops: int) -> Iterator[Mea
 
 
 @contextmanager
-def map_contender(factory: Callable[[], Any], n: int) -> Iterator[Measure]:
-    with warm(factory) as pool:
+def map_contender(factory: Callable[[int], Any], n: int) -> Iterator[Measure]:
+    with warm(factory, WORKERS) as pool:
 
         def measure() -> float:
             start = time.perf_counter()
@@ -168,59 +193,76 @@ STDLIB = "InterpreterPoolExecutor"
 PROCESSES = "ProcessPool"
 
 
-def roundtrip_benchmark(config: Config) -> Benchmark:
+def roundtrip_benchmark(config: Config, workers: int, payload: int = 0) -> Benchmark:
     k = config.size(300, 60, 10)
+    what = f"echo of {payload // 1024} KiB" if payload else "x + 1"
+    size = f"_{payload // 1024}kib" if payload else ""
     return Benchmark(
-        name="interp_roundtrip",
-        title=f"one submit -> result of x + 1 on a warm pool of {WORKERS} ({k} samples per round)",
+        name=f"interp_roundtrip{size}_w{workers}",
+        title=f"one submit -> result of {what} on a warm pool of {workers} ({k} samples per round)",
         kind="latency",
         unit="us",
         reference=STDLIB,
-        contenders=(
-            Contender(OURS, partial(roundtrip_contender, make_interpreter_pool, k)),
-            Contender(STDLIB, partial(roundtrip_contender, make_interpreter_executor, k)),
-            Contender(PROCESSES, partial(roundtrip_contender, make_process_pool, k)),
-            Contender("ThreadPool", partial(roundtrip_contender, make_thread_pool, k)),
+        contenders=tuple(
+            Contender(name, partial(roundtrip_contender, factory, workers, payload, k))
+            for name, factory in (
+                (OURS, make_interpreter_pool),
+                (STDLIB, make_interpreter_executor),
+                (PROCESSES, make_process_pool),
+                ("ThreadPool", make_thread_pool),
+            )
         ),
-        targets=(
-            Target(OURS, PROCESSES, 0.5),
-            Target(OURS, STDLIB, 1.0),
-        ),
+        # The issue's targets are for a tiny task; a payload's ratios are for reference.
+        targets=() if payload else (Target(OURS, PROCESSES, 0.5), Target(OURS, STDLIB, 1.0)),
     )
 
 
-def cpu_benchmark(config: Config, loops: int) -> Benchmark:
+def cpu_benchmark(config: Config, seconds: float, loops: int) -> Benchmark:
     tasks = CPU_TASKS if config.mode != "smoke" else 4
-    seconds = CPU_TASK_SECONDS if config.mode == "full" else CPU_TASK_SECONDS / 10
     return Benchmark(
-        name="interp_cpu",
+        name=f"interp_cpu_{seconds * 1e3:g}ms_w{WORKERS}",
         title=(
-            f"{tasks} pure-Python tasks of ~{seconds * 1e3:g} ms on {WORKERS} workers; "
-            "the ratio to the serial run is the speed-up"
+            f"{tasks} pure-Python tasks of ~{_scaled(config, seconds) * 1e3:g} ms on {WORKERS} "
+            "workers; the ratio to the serial run is the speed-up"
         ),
         kind="throughput",
         unit="tasks",
         reference="serial (this thread)",
         contenders=(
-            Contender(OURS, partial(cpu_contender, make_interpreter_pool, loops), items=tasks),
             Contender(
-                STDLIB, partial(cpu_contender, make_interpreter_executor, loops), items=tasks
+                OURS, partial(cpu_contender, make_interpreter_pool, tasks, loops), items=tasks
             ),
-            Contender(PROCESSES, partial(cpu_contender, make_process_pool, loops), items=tasks),
-            Contender("serial (this thread)", partial(cpu_contender, None, loops), items=tasks),
+            Contender(
+                STDLIB,
+                partial(cpu_contender, make_interpreter_executor, tasks, loops),
+                items=tasks,
+            ),
+            Contender(
+                PROCESSES, partial(cpu_contender, make_process_pool, tasks, loops), items=tasks
+            ),
+            Contender(
+                "serial (this thread)", partial(cpu_contender, None, tasks, loops), items=tasks
+            ),
         ),
+        # The issue's targets are for tasks of 50 ms; shorter ones show what dispatch costs.
         targets=(
-            Target(OURS, PROCESSES, 1.0),
-            Target(OURS, STDLIB, 1.0),
+            (Target(OURS, PROCESSES, 1.0), Target(OURS, STDLIB, 1.0))
+            if seconds == CPU_TASK_SECONDS[0]
+            else ()
         ),
     )
+
+
+def _scaled(config: Config, seconds: float) -> float:
+    """A CPU task's length in this mode: a tenth outside full runs."""
+    return seconds if config.mode == "full" else seconds / 10
 
 
 def map_benchmark(config: Config) -> Benchmark:
     n = config.size(200_000)
     n_stdlib = max(1, n // 10)
     return Benchmark(
-        name="interp_map",
+        name=f"interp_map_w{WORKERS}",
         title=f"map(x + 1) over {n} items on {WORKERS} workers, default chunking",
         kind="throughput",
         unit="tasks",
@@ -241,10 +283,14 @@ def map_benchmark(config: Config) -> Benchmark:
 
 def build(config: Config) -> list[Benchmark]:
     """Every benchmark of this script, sized for ``config``."""
-    seconds = CPU_TASK_SECONDS if config.mode == "full" else CPU_TASK_SECONDS / 10
     return [
-        roundtrip_benchmark(config),
-        cpu_benchmark(config, calibrate(seconds)),
+        roundtrip_benchmark(config, 1),
+        roundtrip_benchmark(config, WORKERS),
+        roundtrip_benchmark(config, WORKERS, PAYLOAD),
+        *(
+            cpu_benchmark(config, seconds, calibrate(_scaled(config, seconds)))
+            for seconds in CPU_TASK_SECONDS
+        ),
         map_benchmark(config),
     ]
 

@@ -27,7 +27,10 @@ its place. ``cancel()`` on a running task returns ``False``, as in the standard 
 
 A caller waiting in ``result()`` for a short task drains the result queue itself for a moment
 (:meth:`_Core.help`), and an idle worker looks at its task queue for a moment before it
-sleeps: a short round trip then wakes no sleeping thread.
+sleeps: a short round trip then wakes no sleeping thread. Both spins back off when they keep
+failing (on a loaded machine a spinning thread can hold the very CPU the thread it waits for
+needs), so a round trip is either a spin's (about 18 µs) or a sleep's (about 35 µs), never a
+spin's in vain plus a sleep's.
 
 Every shared mutation is under ``_Core.lock``; futures are resolved outside it. The pool's own
 threads never die silently: a failure of the pool's code breaks the pool loudly
@@ -70,6 +73,8 @@ HELP_SPIN = 100e-6
 """How long a caller waiting in ``result()`` drains the result queue before it sleeps."""
 HELP_SHORTER_THAN = 0.001
 """Callers help only while the last task took less than this."""
+HELP_BACKOFF_MAX = 64
+"""The most waits in a row that skip the help after helps in vain (see :meth:`_Core.help`)."""
 
 
 def _interpreters() -> Any:
@@ -200,6 +205,8 @@ class _Core:
         self.broken: BrokenPoolError | None = None
         self.closed = False  # the result pipe is closed (every thread of the pool is gone)
         self.last_duration = 0.0
+        self.help_skip = 0  # waits left that do not help (a help in vain backs off)
+        self.help_backoff = 0
         # counters (under the lock)
         self.queued = 0
         self.completed = 0
@@ -424,21 +431,43 @@ class _Core:
 
     def help(self, future: _InterpreterFuture) -> None:
         """Drain the result queue for a moment while ``future`` is not done (short tasks only):
-        the answer is then taken here, without waking the collector thread first."""
+        the answer is then taken here, without waking the collector thread first.
+
+        A help in vain backs off: the next 1, 2, 4, ... (at most :data:`HELP_BACKOFF_MAX`)
+        waits sleep at once, and one that finds its answer resets the count. Spinning only
+        pays while the worker runs on another CPU at the same time. On a loaded machine the
+        scheduler may put the worker's thread on this thread's CPU, and a spinning thread is
+        not preempted for a thread it woke (Linux' EEVDF lets it run out its slice): the worker
+        then starts only when the spin gives up, and every round trip costs the whole spin
+        and more (a steady 140-340 µs, against 35 µs without spinning and 18 µs when spinning
+        pays; measured with benchmarks/bench_interpreters.py under load). ``os.sched_yield``
+        between looks is no cure: it sends this thread behind the other programs' whole
+        slices (4 ms a round trip, measured).
+        """
         if self.last_duration >= HELP_SHORTER_THAN or self.closed:
             return
         with self.lock:
+            if self.help_skip:
+                self.help_skip -= 1
+                return
             self.helping += 1
             self.helpers[0] = min(self.helping, 255)
+        helped = False
         try:
             give_up = time.perf_counter() + HELP_SPIN
             while not future.done():
                 if self.closed or (not self.poll() and time.perf_counter() >= give_up):
                     return
+            helped = True
         finally:
             with self.lock:
                 self.helping -= 1
                 self.helpers[0] = min(self.helping, 255)
+                if helped:
+                    self.help_backoff = 0
+                elif not self.closed:
+                    self.help_backoff = min(max(1, 2 * self.help_backoff), HELP_BACKOFF_MAX)
+                    self.help_skip = self.help_backoff
             # An answer put while the byte said "helping" wrote no wake-up: take it now.
             fence()
             if not self.closed:
