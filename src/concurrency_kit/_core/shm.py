@@ -54,18 +54,30 @@ when *the attacher* exits, under the feet of every other user (CPython issue 823
 ``multiprocessing.shared_memory.SharedMemory`` grew ``track=False`` in 3.13). The tracker is
 shared by a process and the children it starts with any start method, so the segment outlives
 the creator while one of its children is still running, and goes when the last of them does.
+
+A subinterpreter (``concurrent.interpreters``, Python 3.14+) has its own copy of every module,
+the tracker's included, so the first segment it creates starts a tracker process of its own,
+whose pid only that interpreter knows. When the interpreter is closed, its ``atexit`` handlers
+run before its objects are collected: :func:`_interpreter_exit` then removes the names this
+interpreter still owns (its handles would at collection; other interpreters keep their
+mappings, as an attacher process does when its creator exits) and stops and reaps its
+tracker. Without it the tracker was left a zombie child, one per interpreter that ever
+created a segment.
 """
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import errno
+import importlib
 import os
 import re
 import secrets
 import stat
 import weakref
 from multiprocessing import resource_tracker
+from typing import Any
 
 from concurrency_kit._core import _native
 from concurrency_kit.errors import UntrustedSegmentError
@@ -82,6 +94,45 @@ _NAME = re.compile(r"ck_([1-9][0-9]{0,9})_[0-9a-f]{32}")
 _MODE = 0o600
 
 _TRACKER_TYPE = "shared_memory"  # the tracker unlinks these with shm_unlink("/" + name)
+
+_registered: set[str] = set()
+"""The names this interpreter registered with its tracker and has not unregistered."""
+_exit_hooked: bool | None = False  # None: the main interpreter (nothing to do there)
+
+
+def _in_subinterpreter() -> bool:
+    try:  # CPython 3.13+, private; imported by name (no stub)
+        interpreters: Any = importlib.import_module("_interpreters")
+    except ImportError:
+        return False
+    return bool(interpreters.get_current()[0] != interpreters.get_main()[0])
+
+
+def _interpreter_exit() -> None:
+    """At the close of a subinterpreter: remove its names, then stop and reap its tracker."""
+    for name in sorted(_registered):
+        try:
+            os.unlink(f"{SHM_DIR}/{name}")
+        except FileNotFoundError:
+            pass
+        resource_tracker.unregister("/" + name, _TRACKER_TYPE)
+    _registered.clear()
+    tracker = getattr(resource_tracker, "_resource_tracker", None)
+    stop = getattr(tracker, "_stop", None)
+    if stop is not None:
+        stop()
+
+
+def _register(name: str) -> None:
+    global _exit_hooked
+    if _exit_hooked is False:
+        _exit_hooked = _in_subinterpreter()
+        if _exit_hooked:
+            atexit.register(_interpreter_exit)
+        else:
+            _exit_hooked = None  # the main interpreter: looked once
+    resource_tracker.register("/" + name, _TRACKER_TYPE)
+    _registered.add(name)
 
 
 def _map(fd: int, size: int) -> ctypes.Array[ctypes.c_char]:
@@ -274,7 +325,9 @@ class Segment:
             os.unlink(self.path)
         except FileNotFoundError:  # already removed (by hand, or by the tracker)
             pass
-        resource_tracker.unregister("/" + self.name, _TRACKER_TYPE)
+        if self.name in _registered:  # not after _interpreter_exit: that would start a tracker
+            _registered.discard(self.name)
+            resource_tracker.unregister("/" + self.name, _TRACKER_TYPE)
 
 
 def create(size: int) -> Segment:
@@ -309,7 +362,7 @@ def create(size: int) -> Segment:
         os.unlink(f"{SHM_DIR}/{name}")
         raise
     # Registered after the segment exists, before anyone can learn its name.
-    resource_tracker.register("/" + name, _TRACKER_TYPE)
+    _register(name)
     return Segment(name, size, buffer, pid, inode)
 
 
