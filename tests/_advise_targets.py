@@ -39,3 +39,11 @@ def hashit(n: int) -> str:
 def tiny(n: int) -> int:
     """A call far shorter than what a task costs to hand to a worker."""
     return n * n
+
+
+def needs_faulthandler(n: int) -> int:
+    """Pure-Python work behind an import that subinterpreters refuse (Python 3.14, 3.15):
+    ``faulthandler`` stands for numpy, which cannot be installed on every Python we test."""
+    import faulthandler
+
+    return crunch(n) + faulthandler.is_enabled()

@@ -47,7 +47,7 @@ def test_table_text() -> None:
         block = blocks[aspect.title]
         expected = [
             f"classes: {', '.join(claim.classes) if claim.implemented else NOT_IMPLEMENTED}"
-            for claim in (aspect.process, aspect.thread)
+            for claim in (aspect.process, aspect.thread, aspect.interpreter)
         ]
         found = [line.strip() for line in block.splitlines() if line.strip().startswith("classes:")]
         assert found == expected, aspect.title
@@ -55,7 +55,9 @@ def test_table_text() -> None:
 
 def test_table_text_says_not_yet_implemented() -> None:
     result = run_cli("table")
-    missing = sum(not c.implemented for a in ASPECTS for c in (a.process, a.thread))
+    missing = sum(
+        not c.implemented for a in ASPECTS for c in (a.process, a.thread, a.interpreter)
+    )
     assert result.stdout.count(NOT_IMPLEMENTED) == missing
 
 
@@ -67,7 +69,8 @@ def test_table_json() -> None:
     assert [row["title"] for row in rows] == [aspect.title for aspect in ASPECTS]
     for row, aspect in zip(rows, ASPECTS, strict=True):
         assert row["key"] == aspect.key
-        for model in ("process", "thread"):
+        assert row["interpreter_like"] == aspect.interpreter_like
+        for model in ("process", "thread", "interpreter"):
             claim = getattr(aspect, model)
             assert row[model]["text"] == claim.text
             assert row[model]["classes"] == list(claim.classes)

@@ -11,14 +11,16 @@ Usage in reStructuredText::
        :sample: compare-sample.json
 
 The directive renders :data:`concurrency_kit.compare.ASPECTS` (or the tuple of
-:class:`~concurrency_kit.compare.Aspect` named by ``:aspects:``) as a three-column table,
-Aspect | Process | Thread. Each cell holds the claim's text and, below it, one cross-reference
-per class that embodies the claim — ``:exc:`` for exceptions, ``:class:`` for the rest — or
-"not yet implemented" when no class does yet.
+:class:`~concurrency_kit.compare.Aspect` named by ``:aspects:``) as a four-column table,
+Aspect | Process | Thread | Interpreter. Each cell holds the claim's text and, below it, one
+cross-reference per class that embodies the claim — ``:exc:`` for exceptions, ``:class:`` for
+the rest — or "not yet implemented" when no class does yet; the interpreter cell also says
+which model the claim puts interpreters nearer to.
 
 With ``:sample:`` (a file written by ``python -m concurrency_kit compare --json``, relative to
-the document), a fourth column shows what that run measured for each row — both figures and the
-verdict — and a line above the table states the machine it ran on. The sample must cover
+the document), a fifth column shows what that run measured for each row — the figures, the
+verdict, and where interpreters stood — and a line above the table states the machine it ran
+on. The sample must cover
 exactly the table's rows, in its order: a stale sample fails the build.
 
 The cross-references are ordinary Python-domain references, so with ``nitpicky = True`` a
@@ -50,9 +52,10 @@ DEFAULT_ASPECTS = "concurrency_kit.compare.ASPECTS"
 """Where the table comes from when the directive has no ``:aspects:`` option."""
 
 NOT_IMPLEMENTED = "not yet implemented"
-COLUMN_WIDTHS = (20, 40, 40)
+COLUMN_WIDTHS = (16, 30, 30, 30)
 SAMPLE_COLUMN_WIDTH = 40
-SAMPLE_SCHEMA = "concurrency_kit.compare/1"
+SAMPLE_SCHEMA = "concurrency_kit.compare/2"
+LIKE = {"process": "processes", "thread": "threads", "between": "between the two"}
 
 
 def load_object(dotted: str) -> object:
@@ -97,7 +100,8 @@ class CkTableDirective(SphinxDirective):
         aspects = self._load(dotted)
         sample = self._load_sample(aspects) if "sample" in self.options else None
         widths = COLUMN_WIDTHS if sample is None else (*COLUMN_WIDTHS, SAMPLE_COLUMN_WIDTH)
-        headings = ["Aspect", "Process", "Thread"] + ([] if sample is None else ["Measured"])
+        headings = ["Aspect", "Process", "Thread", "Interpreter"]
+        headings += [] if sample is None else ["Measured"]
         table = nodes.table(classes=["ck-table", *self.options.get("class", [])])
         self.set_source_info(table)
         tgroup = nodes.tgroup(cols=len(widths))
@@ -112,10 +116,13 @@ class CkTableDirective(SphinxDirective):
         messages: list[nodes.Node] = []
         for index, aspect in enumerate(aspects):
             cells = [self._aspect_cell(aspect)]
-            for claim in (aspect.process, aspect.thread):
+            for claim in (aspect.process, aspect.thread, aspect.interpreter):
                 cell, cell_messages = self._claim_cell(claim)
                 cells.append(cell)
                 messages.extend(cell_messages)
+            like = nodes.paragraph(classes=["ck-table-like"])
+            like += nodes.emphasis(text=f"Nearer: {LIKE[aspect.interpreter_like]}")
+            cells[-1].append(like)
             if sample is not None:
                 cells.append(_measured_cell(sample["rows"][index]))
             row = self._row(cells)
@@ -214,14 +221,20 @@ def _measured_cell(row: dict[str, Any]) -> list[nodes.Node]:
         note += nodes.emphasis(text=f"not measured: {row['error']}")
         return [note]
     figures = nodes.line_block(classes=["ck-table-measured"])
-    for model in ("process", "thread"):
-        figure = measured[model]
+    for model in ("process", "thread", "interpreter"):
+        figure = measured.get(model)
         line = nodes.line()
         line += nodes.Text(f"{model}: ")
-        line += nodes.strong(text=format_figure(Figure(figure["value"], figure["unit"], "")))
-        line += nodes.Text(f" ({figure['what']})")
+        if figure is None:
+            line += nodes.emphasis(text=measured.get("interpreter_missing") or "not measured")
+        else:
+            line += nodes.strong(text=format_figure(Figure(figure["value"], figure["unit"], "")))
+            line += nodes.Text(f" ({figure['what']})")
         figures += line
-    return [figures, nodes.paragraph(text=measured["verdict"])]
+    content: list[nodes.Node] = [figures, nodes.paragraph(text=measured["verdict"])]
+    if measured.get("interpreter_verdict"):
+        content.append(nodes.paragraph(text=f"Interpreters: {measured['interpreter_verdict']}"))
+    return content
 
 
 def _machine_line(sample: dict[str, Any]) -> nodes.paragraph:

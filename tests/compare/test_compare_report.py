@@ -19,8 +19,14 @@ from concurrency_kit.compare.probes import probe_for
 SCHEMA = json.loads(files("concurrency_kit.compare").joinpath("compare.schema.json").read_text())
 
 
+NO_INTERPRETERS = "interpreters need Python 3.14+ (this is a stand-in)"
+
+
 def stand_in(key: str) -> Probe:
+    """A probe that finds the same for every row; the first row has no interpreter figure."""
+
     def probe(mode: Mode) -> Measurement:
+        first = key == ASPECTS[0].key
         return Measurement(
             key=key,
             process=Figure(2000.0 if mode == "full" else 1000.0, "us", "start to running"),
@@ -29,6 +35,8 @@ def stand_in(key: str) -> Probe:
             holds=True,
             finding="| a pipe in the verdict is escaped in Markdown",
             details={"spawn": "60 ms"},
+            interpreter=None if first else Figure(8000.0, "us", "create to running"),
+            interpreter_missing=NO_INTERPRETERS if first else "",
         )
 
     return probe
@@ -86,7 +94,20 @@ def test_renderings(probes: dict[str, Probe | None]) -> None:
     assert "not measured: no probe yet" in text
     markdown = _report.compare_markdown(rows)
     lines = markdown.splitlines()
-    assert lines[0] == "| Aspect | Processes | Threads | On this machine |"
+    assert lines[0] == "| Aspect | Processes | Threads | Interpreters | On this machine |"
+    assert "interpreter claim: " in text
+    assert "measured: 8,000 us (create to running)" in text
+    assert f"measured: not measured: {NO_INTERPRETERS}" in text
+    # 8 ms is nearer the processes' 1 ms than the threads' 50 us: the rows that claim
+    # interpreters resemble processes hold, the one that says threads does not.
+    for aspect in ASPECTS[1:]:
+        row = next(r for r in rows if r.aspect.key == aspect.key)
+        if row.measurement is None:  # overhead: no probe here
+            continue
+        expected = "holds" if aspect.interpreter_like == "process" else "does not hold"
+        assert row.measurement.interpreter_status == expected, aspect.key
+    assert "interpreters: holds: interpreters 8,000 us" in text
+    assert "<br>Interpreters: holds: " in markdown
     advice = _report.summary(rows)
     assert advice  # the stand-ins say "holds" for Use Cases and Crash Impact
     assert lines[2 + len(ASPECTS) :] == [
@@ -104,6 +125,12 @@ def test_renderings(probes: dict[str, Probe | None]) -> None:
     assert document["summary"] == _report.summary(rows)
     first = document["rows"][0]["measured"]
     assert (first["status"], first["comparisons"]) == ("holds", [])
+    assert (first["interpreter"], first["interpreter_missing"]) == (None, NO_INTERPRETERS)
+    assert (first["interpreter_status"], first["interpreter_verdict"]) == (None, "")
+    second = document["rows"][1]
+    assert second["claims"]["interpreter"] == ASPECTS[1].interpreter.text
+    assert second["interpreter_like"] == ASPECTS[1].interpreter_like
+    assert second["measured"]["interpreter"]["value"] == 8000.0
     overhead = next(row for row in document["rows"] if row["key"] == "overhead")
     assert (overhead["measured"], overhead["error"]) == (None, "no probe yet")
 

@@ -53,6 +53,8 @@ ASPECTS = (
         process=Claim("Names a real exception and a class that does not exist.",
                       ("ConcurrencyKitError", "DoesNotExist")),
         thread=Claim("Names nothing yet."),
+        interpreter=Claim("Names nothing yet either."),
+        interpreter_like="process",
     ),
 )
 """
@@ -62,7 +64,7 @@ def table_names() -> list[str]:
     """Every class name the real table uses, in order of first appearance."""
     names: dict[str, None] = {}
     for aspect in ASPECTS:
-        for claim in (aspect.process, aspect.thread):
+        for claim in (aspect.process, aspect.thread, aspect.interpreter):
             names.update(dict.fromkeys(claim.classes))
     return list(names)
 
@@ -114,7 +116,9 @@ def test_the_real_table_builds_and_links_every_class(tmp_path: Path) -> None:
             rf'<code class="xref py py-{role}\b'
         )
         assert link.search(table), f"no {role} link to {name} in the table"
-    pending = any(not c.implemented for a in ASPECTS for c in (a.process, a.thread))
+    pending = any(
+        not c.implemented for a in ASPECTS for c in (a.process, a.thread, a.interpreter)
+    )
     assert ("not yet implemented" in table) == pending
 
 
@@ -135,6 +139,10 @@ def sample_document(keys: list[str]) -> dict[str, object]:
         return {
             "process": {"value": 6837.0, "unit": "us", "what": "start to running"},
             "thread": {"value": 52.2, "unit": "us", "what": "start to running"},
+            "interpreter": {"value": 8151.0, "unit": "us", "what": "create to running"},
+            "interpreter_missing": "",
+            "interpreter_status": "holds",
+            "interpreter_verdict": f"holds: interpreters of {key} like processes",
             "better": "lower",
             "holds": True,
             "verdict": f"holds: verdict of {key}",
@@ -148,7 +156,7 @@ def sample_document(keys: list[str]) -> dict[str, object]:
     ]
     machine = {"python": "3.11.7", "implementation": "CPython", "platform": "Linux-test"}
     return {
-        "schema": "concurrency_kit.compare/1",
+        "schema": "concurrency_kit.compare/2",
         "mode": "full",
         "machine": {**machine, "cpus": 2, "gil": True},
         "rows": rows,
@@ -169,6 +177,9 @@ def test_a_sample_run_adds_a_measured_column(tmp_path: Path) -> None:
         assert f"holds: verdict of {key}" in html
     assert "<strong>6,837 us</strong>" in html
     assert "<strong>52.2 us</strong>" in html
+    assert "<strong>8,151 us</strong>" in html
+    for key in keys[1:]:
+        assert f"Interpreters: holds: interpreters of {key} like processes" in html
 
 
 def test_a_stale_sample_fails_the_build(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""advise(): run the user's function serially and under both pools, and say what to use.
+"""advise(): run the user's function serially and under each pool, and say what to use.
 
 The table's rows say what tends to matter; this measures it for one workload::
 
@@ -6,6 +6,7 @@ The table's rows say what tends to matter; this measures it for one workload::
         serial:    [fn(x) for x in inputs]              wall time, and the process's CPU time
         threads:   ThreadPool(workers).map(fn, inputs)   wall time, and the process's CPU time
         processes: ProcessPool(workers).map(fn, inputs)  wall time (start-up measured apart)
+        interpreters: InterpreterPool(workers).map(...)  wall time (Python 3.14+; start-up apart)
 
 The three run in a rotating order, round after round, so that a burst of other load on the
 machine slows one run of each rather than all the runs of one. Measuring (:func:`measure`) and
@@ -27,7 +28,11 @@ What it advises (never a model slower than the plain loop):
   (under :data:`SHORT_CALL` seconds) that a task's own cost eats the gain;
 * both: processes when they beat threads clearly (by :data:`PROCESS_MARGIN`), else threads,
   which are cheaper to start, to feed and to keep (the Creation Time, Communication and
-  Overhead rows).
+  Overhead rows);
+* interpreters (Python 3.14+) take the processes' place when they were faster than processes by
+  :data:`INTERPRETER_MARGIN` (a tie goes to processes, which keep a crash to one worker: the
+  Crash Impact row). When ``fn`` cannot run in a subinterpreter (a module it needs does not load
+  there, as numpy's does not yet), the advice says so, with the error, and leaves them out.
 """
 
 from __future__ import annotations
@@ -47,10 +52,12 @@ from concurrency_kit.compare._measure import (
     machine_busy,
     usable_cores,
 )
-from concurrency_kit.models import PROCESS, THREAD, Model
-from concurrency_kit.pools import ProcessPool, ThreadPool
+from concurrency_kit.compare.probes._shared import interpreters_missing
+from concurrency_kit.models import INTERPRETER, PROCESS, THREAD, InterpreterModel, Model
+from concurrency_kit.pools import InterpreterPool, ProcessPool, ThreadPool
 
 __all__ = [
+    "INTERPRETER_MARGIN",
     "MIN_SPEEDUP",
     "PROCESS_MARGIN",
     "ROUNDS",
@@ -65,6 +72,9 @@ __all__ = [
 
 PROCESS_MARGIN = 0.8
 """Processes are advised over threads when their time is below this fraction of the threads'."""
+INTERPRETER_MARGIN = 0.9
+"""Interpreters are advised over processes when their time is below this fraction of the
+processes' (a tie goes to processes: a crash there costs one worker, not the program)."""
 MIN_SPEEDUP = 1.2
 """A pool must run the work this many times as fast as the plain loop to be advised at all."""
 SHORT_CALL = 2e-3
@@ -77,7 +87,7 @@ GIL_RELEASED = 1.3
 ROUNDS = 5
 """Interleaved rounds of serial, threads and processes (after a warm-up round)."""
 
-Recommendation = Literal["processes", "threads", "serial", "batch"]
+Recommendation = Literal["processes", "threads", "interpreters", "serial", "batch"]
 
 
 @attrs.frozen
@@ -85,11 +95,13 @@ class Advice:
     """What :func:`advise` measured and concluded.
 
     Attributes:
-        recommendation: ``"processes"``, ``"threads"``, ``"serial"`` (no pool beat the plain
-            loop) or ``"batch"`` (each call is too short for a task of its own: give each task
-            more work, such as ``map(..., chunksize=...)``, and measure again).
-        model: :data:`~concurrency_kit.PROCESS` or :data:`~concurrency_kit.THREAD` for a pool
-            recommendation; ``None`` for ``"serial"`` and ``"batch"``.
+        recommendation: ``"processes"``, ``"threads"``, ``"interpreters"``, ``"serial"`` (no
+            pool beat the plain loop) or ``"batch"`` (each call is too short for a task of its
+            own: give each task more work, such as ``map(..., chunksize=...)``, and measure
+            again).
+        model: :data:`~concurrency_kit.PROCESS`, :data:`~concurrency_kit.THREAD` or
+            :data:`~concurrency_kit.INTERPRETER` for a pool recommendation; ``None`` for
+            ``"serial"`` and ``"batch"``.
         workers: the number of workers of each pool.
         items: how many inputs were run.
         serial_seconds: the plain loop's wall time (median of the rounds).
@@ -101,14 +113,20 @@ class Advice:
         thread_seconds: ``ThreadPool.map`` on a warm pool (median of the rounds).
         process_seconds: ``ProcessPool.map`` on a warm pool (median of the rounds).
         process_startup_seconds: starting the process pool and its workers (paid once).
+        interpreter_seconds: ``InterpreterPool.map`` on a warm pool (median of the rounds);
+            ``None`` when interpreters were not tried (see ``interpreters_left_out``).
+        interpreter_startup_seconds: starting the interpreter pool and its workers; ``None``
+            when not tried.
+        interpreters_left_out: why interpreters were not tried ("" when they were): the
+            Python is older than 3.14, or ``fn`` failed in a subinterpreter (the error).
         cores: the cores usable by this process when it measured.
         reasons: the conclusion in plain words, each naming the table rows it rests on.
         warnings: measurement errors and doubts (a speed-up the cores cannot give, ...).
         rows: the keys of those rows.
     """
 
-    recommendation: Literal["processes", "threads", "serial", "batch"]
-    model: Model | None
+    recommendation: Recommendation
+    model: Model | InterpreterModel | None
     workers: int
     items: int
     serial_seconds: float
@@ -121,6 +139,9 @@ class Advice:
     reasons: tuple[str, ...]
     warnings: tuple[str, ...]
     rows: tuple[str, ...]
+    interpreter_seconds: float | None = None
+    interpreter_startup_seconds: float | None = None
+    interpreters_left_out: str = ""
 
     @property
     def thread_speedup(self) -> float:
@@ -133,11 +154,19 @@ class Advice:
         return _ratio(self.serial_seconds, self.process_seconds)
 
     @property
+    def interpreter_speedup(self) -> float | None:
+        """Serial time over the interpreter pool's time (``None``: interpreters not tried)."""
+        if self.interpreter_seconds is None:
+            return None
+        return _ratio(self.serial_seconds, self.interpreter_seconds)
+
+    @property
     def headline(self) -> str:
         """The advice as a short phrase, such as ``"use processes"`` or ``"run it serially"``."""
         return {
             "processes": "use processes",
             "threads": "use threads",
+            "interpreters": "use interpreters",
             "serial": "run it serially",
             "batch": "batch more work per task",
         }[self.recommendation]
@@ -157,6 +186,9 @@ class Timings:
             threads); ``None`` if not measured.
         cores: the cores usable by this process (0: unknown, taken as the worker count).
         busy: why the machine was too busy for steady figures while measuring, or ``None``.
+        interpreter_seconds: ``InterpreterPool.map`` on a warm pool; ``None``: not tried.
+        interpreter_startup_seconds: starting the interpreter pool and its workers.
+        interpreters_left_out: why interpreters were not tried ("" when they were).
     """
 
     serial_seconds: float
@@ -167,6 +199,9 @@ class Timings:
     thread_cpu_seconds: float | None = None
     cores: int = 0
     busy: str | None = None
+    interpreter_seconds: float | None = None
+    interpreter_startup_seconds: float | None = None
+    interpreters_left_out: str = ""
 
 
 def _ratio(a: float, b: float) -> float:
@@ -181,7 +216,7 @@ def _noop() -> None:
 
 
 def _time_map(
-    pool: ThreadPool | ProcessPool, fn: Callable[[Any], object], items: list[Any]
+    pool: ThreadPool | ProcessPool | InterpreterPool, fn: Callable[[Any], object], items: list[Any]
 ) -> tuple[float, float]:
     """Wall and process CPU seconds of ``pool.map(fn, items)``."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -207,14 +242,17 @@ def _check_workers(workers: int | None) -> int:
 def advise(
     fn: Callable[[Any], object], inputs: Iterable[Any], *, workers: int | None = None
 ) -> Advice:
-    """Run ``fn`` over ``inputs`` serially, on a :class:`~concurrency_kit.ThreadPool` and on a
-    :class:`~concurrency_kit.ProcessPool`, and advise a model.
+    """Run ``fn`` over ``inputs`` serially, on a :class:`~concurrency_kit.ThreadPool`, on a
+    :class:`~concurrency_kit.ProcessPool` and (Python 3.14+) on an
+    :class:`~concurrency_kit.InterpreterPool`, and advise a model.
 
     ``fn`` must be picklable for the process pool (a module-level function; cloudpickle also
     takes lambdas and functions defined in ``__main__``), and ``inputs`` should take at least a
     few tenths of a second serially for the figures to mean much. Each run calls ``fn`` on every
     input: a warm-up run serially and on each pool, then five interleaved rounds of all
-    three, so ``fn`` runs eighteen times per input in all.
+    of them, so ``fn`` runs eighteen times per input in all (twenty-four with interpreters).
+    If ``fn`` fails in a subinterpreter (a module it imports does not load there), interpreters
+    are left out and :attr:`Advice.interpreters_left_out` says why.
 
     The advice never names a pool that was not faster than the plain loop: it says "serial"
     or "batch" instead. Other load on the machine while it measures can change a close call
@@ -237,8 +275,30 @@ def advise(
     return decide(measure(fn, items, workers=workers), workers=workers, items=len(items))
 
 
+def _interpreter_pool(
+    workers: int, fn: Callable[[Any], object], items: list[Any]
+) -> tuple[InterpreterPool | None, float, str]:
+    """A warm interpreter pool that has run ``fn`` over ``items`` once, its start-up time, and
+    ``""``; or ``None``, 0 and why interpreters are left out."""
+    missing = interpreters_missing()
+    if missing:
+        return None, 0.0, missing
+    start = time.perf_counter()
+    pool = InterpreterPool(workers)
+    try:
+        for future in [pool.submit(_noop) for _ in range(workers)]:
+            future.result()
+        startup = time.perf_counter() - start
+        list(pool.map(fn, items, chunksize=1))  # warm-up: each interpreter imports fn's module
+    except Exception as exc:
+        pool.shutdown(cancel_futures=True)
+        return None, 0.0, f"fn failed in a subinterpreter: {type(exc).__name__}: {exc}"
+    return pool, startup, ""
+
+
 def measure(fn: Callable[[Any], object], items: list[Any], *, workers: int) -> Timings:
-    """Time ``fn`` over ``items``: serially and on warm thread and process pools, interleaved.
+    """Time ``fn`` over ``items``: serially and on warm thread, process and (Python 3.14+)
+    interpreter pools, interleaved.
 
     Raises:
         Exception: whatever ``fn`` raises, from the first (serial, warm-up) run.
@@ -253,19 +313,27 @@ def measure(fn: Callable[[Any], object], items: list[Any], *, workers: int) -> T
         startup = time.perf_counter() - start
         for future in [threads.submit(_noop) for _ in range(workers)]:
             future.result()
+        interpreters, interpreter_startup, left_out = _interpreter_pool(workers, fn, items)
         runs: dict[str, Callable[[], tuple[float, float]]] = {
             "serial": lambda: _time_serial(fn, items),
             "threads": lambda: _time_map(threads, fn, items),
             "processes": lambda: _time_map(processes, fn, items),
         }
-        found: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
-        names = list(runs)
-        runs["processes"]()  # warm-up: the workers import fn's module
-        runs["threads"]()
-        for index in range(ROUNDS):  # rotating order: a burst of load hits every way
-            order = names[index % 3 :] + names[: index % 3]
-            for name in order:
-                found[name].append(runs[name]())
+        if interpreters is not None:
+            pool = interpreters
+            runs["interpreters"] = lambda: _time_map(pool, fn, items)
+        try:
+            found: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+            names = list(runs)
+            runs["processes"]()  # warm-up: the workers import fn's module
+            runs["threads"]()
+            for index in range(ROUNDS):  # rotating order: a burst of load hits every way
+                shift = index % len(names)
+                for name in names[shift:] + names[:shift]:
+                    found[name].append(runs[name]())
+        finally:
+            if interpreters is not None:
+                interpreters.shutdown()
 
     cores = usable_cores()
     busy = machine_busy(meter.stop(), cores)
@@ -282,6 +350,9 @@ def measure(fn: Callable[[Any], object], items: list[Any], *, workers: int) -> T
         thread_cpu_seconds=median("threads", 1),
         cores=cores,
         busy=busy,
+        interpreter_seconds=None if interpreters is None else median("interpreters", 0),
+        interpreter_startup_seconds=None if interpreters is None else interpreter_startup,
+        interpreters_left_out=left_out,
     )
 
 
@@ -314,6 +385,9 @@ def decide(timings: Timings, *, workers: int, items: int) -> Advice:
     gil_unknown = thread_cores is None
     cores = timings.cores or workers
     speedups = {"threads": _ratio(serial, thread_time), "processes": _ratio(serial, process_time)}
+    interpreter_time = timings.interpreter_seconds
+    if interpreter_time is not None:
+        speedups["interpreters"] = _ratio(serial, interpreter_time)
     cpu_bound = cpu_fraction >= CPU_BOUND
     limit = min(workers, cores) if cpu_bound else workers
     reasons: list[str] = []
@@ -350,11 +424,19 @@ def decide(timings: Timings, *, workers: int, items: int) -> Advice:
                 f"On the thread pool the process kept only {thread_cores:.1f} CPU busy: the "
                 "function holds the GIL (pure Python), so its threads take turns (Definition)."
             )
+    interpreters_part = (
+        f", interpreters {speedups['interpreters']:.2f}x" if "interpreters" in speedups else ""
+    )
     reasons.append(
         f"Threads ran it {speedups['threads']:.2f}x as fast as the plain loop, processes "
-        f"{speedups['processes']:.2f}x ({workers} workers each, warm pools, {cores} usable "
-        "cores)."
+        f"{speedups['processes']:.2f}x{interpreters_part} ({workers} workers each, warm pools, "
+        f"{cores} usable cores)."
     )
+    if timings.interpreters_left_out.startswith("fn failed"):
+        reasons.append(
+            f"Interpreters were left out: {timings.interpreters_left_out} (a module that does not "
+            "load in a subinterpreter, such as numpy today, rules them out; Use Cases)."
+        )
     candidates = []
     for name, speedup in speedups.items():
         if speedup > limit * CEILING_TOLERANCE:
@@ -368,6 +450,18 @@ def decide(timings: Timings, *, workers: int, items: int) -> Advice:
 
     recommendation: Recommendation
     holds_gil = cpu_bound and not gil_released and not gil_unknown
+    # The pool with a GIL per worker: processes, or interpreters when they were clearly faster
+    # (a tie goes to processes, which keep a crash to one worker).
+    isolated: Literal["processes", "interpreters"] = "processes"
+    isolated_time = process_time
+    if (
+        "interpreters" in candidates
+        and interpreter_time is not None
+        and ("processes" not in candidates or interpreter_time < INTERPRETER_MARGIN * process_time)
+    ):
+        isolated, isolated_time = "interpreters", interpreter_time
+    isolated_candidate = isolated in candidates
+    isolated_title = isolated.capitalize()
     if not candidates:
         if per_call < SHORT_CALL:
             recommendation = "batch"
@@ -388,21 +482,21 @@ def decide(timings: Timings, *, workers: int, items: int) -> Advice:
                     else "."
                 )
             )
-    elif candidates == ["threads"] or (
-        len(candidates) == 2 and not process_time < PROCESS_MARGIN * thread_time
+    elif "threads" in candidates and (
+        not isolated_candidate or not isolated_time < PROCESS_MARGIN * thread_time
     ):
         recommendation = "threads"
-        if "processes" in candidates and process_time < thread_time:
+        if isolated_candidate and isolated_time < thread_time:
             reasons.append(
-                f"Processes were {_ratio(thread_time, process_time):.2f}x as fast as threads, "
-                f"short of the {1 / PROCESS_MARGIN:.2g}x it takes to advise them: a thread is "
-                "cheaper to start, to feed and to keep: no pickling, no second interpreter "
-                "(Creation Time, Communication, Overhead)."
+                f"{isolated_title} were {_ratio(thread_time, isolated_time):.2f}x as fast as "
+                f"threads, short of the {1 / PROCESS_MARGIN:.2g}x it takes to advise them: a "
+                "thread is cheaper to start, to feed and to keep: no pickling, no second "
+                "interpreter (Creation Time, Communication, Overhead)."
             )
-        elif "processes" in candidates:
+        elif isolated_candidate:
             reasons.append(
-                f"Threads were as fast or faster ({_ratio(process_time, thread_time):.2f}x the "
-                "processes' speed), and a thread is cheaper to start, to feed and to keep: no "
+                f"Threads were as fast or faster ({_ratio(isolated_time, thread_time):.2f}x the "
+                f"{isolated}' speed), and a thread is cheaper to start, to feed and to keep: no "
                 "pickling, no second interpreter (Creation Time, Communication, Overhead)."
             )
         else:
@@ -411,32 +505,64 @@ def decide(timings: Timings, *, workers: int, items: int) -> Advice:
                 "and to keep (Creation Time, Communication, Overhead)."
             )
     else:
-        recommendation = "processes"
+        recommendation = isolated
         if "threads" in candidates:
-            why = f"Processes beat threads by {_ratio(thread_time, process_time):.2f}x"
+            why = f"{isolated_title} beat threads by {_ratio(thread_time, isolated_time):.2f}x"
         else:
             why = (
-                "Only processes beat the loop clearly "
-                f"({_ratio(thread_time, process_time):.2f}x as fast as threads)"
+                f"Only {isolated} beat the loop clearly "
+                f"({_ratio(thread_time, isolated_time):.2f}x as fast as threads)"
             )
+        if isolated == "processes":
+            gil_own = "each process has an interpreter and a GIL of its own"
+            own = "each process has an interpreter of its own"
+        else:
+            gil_own = own = "each interpreter has a GIL of its own"
         if holds_gil:
             why += (
-                ": the work holds the GIL, so one thread runs at a time, while each process has "
-                "an interpreter and a GIL of its own (Definition, Use Cases)."
+                f": the work holds the GIL, so one thread runs at a time, while {gil_own} "
+                "(Definition, Use Cases)."
             )
         else:
-            why += "; each process has an interpreter of its own (Definition, Use Cases)."
+            why += f"; {own} (Definition, Use Cases)."
         reasons.append(why)
-    reasons.append(
-        f"Starting the process pool took {timings.process_startup_seconds:.3g} s, paid once "
-        "(Creation Time)."
-    )
+        if recommendation == "interpreters" and "processes" in candidates:
+            reasons.append(
+                f"Interpreters ran it {_ratio(process_time, isolated_time):.2f}x as fast as "
+                "processes (they need no process of their own), but a crash in native code in "
+                "one ends the whole program (Crash Impact)."
+            )
+        elif recommendation == "interpreters":
+            reasons.append(
+                "A crash in native code in an interpreter ends the whole program (Crash Impact)."
+            )
+        elif "interpreters" in candidates and interpreter_time is not None:
+            reasons.append(
+                f"Interpreters ran it {_ratio(process_time, interpreter_time):.2f}x the "
+                f"processes' speed, short of the {1 / INTERPRETER_MARGIN:.2g}x it takes to "
+                "advise them over processes, which keep a crash to one worker (Crash Impact)."
+            )
+    if recommendation == "interpreters" and timings.interpreter_startup_seconds is not None:
+        reasons.append(
+            f"Starting the interpreter pool took {timings.interpreter_startup_seconds:.3g} s, "
+            "paid once (Creation Time)."
+        )
+    else:
+        reasons.append(
+            f"Starting the process pool took {timings.process_startup_seconds:.3g} s, paid once "
+            "(Creation Time)."
+        )
     if timings.busy:
         warnings.append(
             f"The machine was busy while measuring ({timings.busy}): the figures, and so "
             "the advice, may differ on a quiet machine."
         )
-    model = {"processes": PROCESS, "threads": THREAD}.get(recommendation)
+    models: dict[str, Model | InterpreterModel] = {
+        "processes": PROCESS,
+        "threads": THREAD,
+        "interpreters": INTERPRETER,
+    }
+    model = models.get(recommendation)
     return Advice(
         recommendation=recommendation,
         model=model,
@@ -451,5 +577,9 @@ def decide(timings: Timings, *, workers: int, items: int) -> Advice:
         cores=cores,
         reasons=tuple(reasons),
         warnings=tuple(warnings),
-        rows=("use_cases", "definition", "creation_time", "communication", "overhead"),
+        rows=("use_cases", "definition", "creation_time", "communication", "overhead")
+        + (("crash_impact",) if interpreter_time is not None else ()),
+        interpreter_seconds=interpreter_time,
+        interpreter_startup_seconds=timings.interpreter_startup_seconds,
+        interpreters_left_out=timings.interpreters_left_out,
     )

@@ -18,6 +18,11 @@ threads, processes; round 2 in another order, ...) so that a burst of other load
 every model rather than on all the samples of one. A figure is the median of its samples and
 its spread the interquartile range.
 
+The third column, interpreters (Python 3.14+), is measured by the same probes where the
+runtime has them (``Measurement.interpreter``) and placed by :func:`place` (also pure): nearer
+the processes' figure, nearer the threads', or clearly between, against the row's
+:attr:`~concurrency_kit.compare.Aspect.interpreter_like`.
+
 A :class:`Comparison` is decided by :func:`decide` (a pure function, unit-tested on made-up
 figures): *holds* or *does not hold* only when the two spreads are apart and the medians
 differ by a margin; *inconclusive* otherwise, or when the machine was too busy for the
@@ -27,6 +32,7 @@ measurement error, not a result).
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import time
@@ -34,6 +40,8 @@ from collections.abc import Callable, Mapping
 from typing import Literal
 
 import attrs
+
+from concurrency_kit.compare._table import Placement
 
 __all__ = [
     "BUSY_MARGIN",
@@ -44,6 +52,7 @@ __all__ = [
     "LoadMeter",
     "Measurement",
     "Mode",
+    "Placement",
     "Probe",
     "Spread",
     "Status",
@@ -51,6 +60,7 @@ __all__ = [
     "interleave",
     "machine_busy",
     "median_of",
+    "place",
     "settle",
     "timed",
     "usable_cores",
@@ -240,6 +250,15 @@ class Measurement:
         details: further figures, as ``name -> text`` (start methods, sizes, ...).
         load: how busy the machine was meanwhile.
         seconds: how long the probe took.
+        interpreter: the interpreter model's figure, in the unit of the other two; ``None``
+            when it was not measured (before Python 3.14, or where the row does not apply).
+        interpreter_spread: the interpreter's samples of the row's first comparison (same
+            quantity and unit as its two spreads), for rows decided on timings; ``None``: the
+            interpreter is placed by the three figures.
+        interpreter_missing: why there is no interpreter figure ("needs Python 3.14+").
+        interpreter_status: where the interpreter claim stands, filled in by :func:`settle`
+            (``None`` when there is no interpreter figure).
+        interpreter_verdict: the interpreter status and the figures that decided it.
     """
 
     key: str
@@ -255,6 +274,11 @@ class Measurement:
     details: dict[str, str] = attrs.field(factory=dict)
     load: Load | None = None
     seconds: float = 0.0
+    interpreter: Figure | None = None
+    interpreter_spread: Spread | None = None
+    interpreter_missing: str = ""
+    interpreter_status: Status | None = None
+    interpreter_verdict: str = ""
 
     @property
     def ratio(self) -> float:
@@ -530,13 +554,130 @@ def decide(comparison: Comparison, busy: str | None = None) -> tuple[Status, str
     return status, f"{figures}; {_PLURAL[winner]} ahead by {_ratio_text(ratio)}"
 
 
-def settle(measurement: Measurement, load: Load | None, cores: int | None = None) -> Measurement:
+_LIKE = {"process": "like processes", "thread": "like threads", "between": "between the two"}
+
+
+def _position(value: float, process: float, thread: float, logarithmic: bool) -> float:
+    """Where ``value`` lies on the line from the threads' figure (0) to the processes' (1)."""
+    if logarithmic:
+        return math.log(value / thread) / math.log(process / thread)
+    return (value - thread) / (process - thread)
+
+
+def _placement(position: float, near: float) -> Placement:
+    """``"between"`` when a position is more than ``near`` inside both ends, else the nearer."""
+    if near < position < 1 - near:
+        return "between"
+    return "process" if position > 0.5 else "thread"
+
+
+def place(
+    interpreter: Spread,
+    process: Spread,
+    thread: Spread,
+    unit: str,
+    like: Placement,
+    *,
+    timing: bool,
+    busy: str | None = None,
+) -> tuple[Status, str]:
+    """Whether interpreters stand where the row's claim puts them (a pure function).
+
+    The interpreter figure is placed on the line from the threads' median to the processes':
+    on a logarithmic scale for timings and other positive figures, linearly for counts that may
+    be zero. It is ``"between"`` when it lies inside that line by more than :data:`MARGIN` from
+    each end (a tenth of the way, for counts), else like the nearer model. The claim holds or
+    does not when the interpreter's median and both ends of its interquartile range place it
+    alike; inconclusive when they do not, when processes and threads are too close to tell
+    apart (within :data:`MARGIN`), or when a timing contradicts the claim on a busy machine.
+    """
+    p, t = process.median, thread.median
+    figures = (
+        f"interpreters {_range(interpreter, unit)}, processes {_range(process, unit)}, "
+        f"threads {_range(thread, unit)}"
+    )
+    logarithmic = min(p, t, interpreter.least) > 0
+    if logarithmic:
+        gap = max(p, t) / min(p, t)
+        if gap < MARGIN:
+            return "inconclusive", (
+                f"{figures}; processes and threads are within {MARGIN:g}x of each other here, "
+                "too close to place interpreters"
+            )
+        near = math.log(MARGIN) / math.log(gap)
+    else:
+        if p == t:
+            return "inconclusive", f"{figures}; processes and threads show the same figure"
+        near = 0.1
+    places = {
+        _placement(_position(value, p, t, logarithmic), near)
+        for value in (interpreter.median, interpreter.low, interpreter.high)
+    }
+    if len(places) > 1:
+        return "inconclusive", f"{figures}; the interpreters' spread reaches more than one place"
+    found = places.pop()
+    if found == like:
+        return "holds", f"{figures}; {_LIKE[found]}"
+    if busy is not None and timing:
+        return "inconclusive", (
+            f"{figures}; {_LIKE[found]}, not {_LIKE[like]} as claimed, but the machine was busy "
+            f"({busy})"
+        )
+    return "does not hold", f"{figures}; {_LIKE[found]}, not {_LIKE[like]} as claimed"
+
+
+def _settle_interpreter(
+    measurement: Measurement, like: Placement | None, busy: str | None
+) -> tuple[Status | None, str]:
+    """The interpreter status and verdict of a measurement (``None``: nothing to place)."""
+    m = measurement
+    if m.interpreter is None:
+        return None, ""
+    if like is None:
+        return "as stated", f"as stated: {format_value(m.interpreter)}"
+    first = m.comparisons[0] if m.comparisons else None
+    if m.interpreter_spread is not None and first is not None:
+        status, text = place(
+            m.interpreter_spread,
+            first.process,
+            first.thread,
+            first.unit,
+            like,
+            timing=first.timing,
+            busy=busy,
+        )
+    else:
+        status, text = place(
+            Spread.exact(m.interpreter.value),
+            Spread.exact(m.process.value),
+            Spread.exact(m.thread.value),
+            m.interpreter.unit,
+            like,
+            timing=False,
+        )
+    prefix = {"holds": "holds", "does not hold": "does not hold here"}.get(status, status)
+    return status, f"{prefix}: {text}"
+
+
+def format_value(figure: Figure) -> str:
+    """A figure's value with its unit, as the verdicts write it (``"3.2 us"``, ``"1.9x"``)."""
+    return _with_unit(figure.value, figure.unit)
+
+
+def settle(
+    measurement: Measurement,
+    load: Load | None,
+    cores: int | None = None,
+    like: Placement | None = None,
+) -> Measurement:
     """Fill in the status and verdict of a probe's measurement from its comparisons and load.
 
     A row without comparisons is a matter of kind (or of counts that load cannot move): its
     status comes from its ``holds`` ("as stated" when ``None``). A row with comparisons is
     decided by the first one (the row's figure); any further one can only make it inconclusive
-    or, if it contradicts the claim, "does not hold".
+    or, if it contradicts the claim, "does not hold". The interpreter figure, if any, is placed
+    by :func:`place` against ``like``, the row's :attr:`~concurrency_kit.compare.Aspect.
+    interpreter_like` (``None``: only shown, "as stated").
     """
     cores = cores or usable_cores()
     busy = machine_busy(load, cores)
@@ -576,17 +717,26 @@ def settle(measurement: Measurement, load: Load | None, cores: int | None = None
     holds = {"holds": True, "does not hold": False}.get(status, measurement.holds)
     if status == "inconclusive":
         holds = None
+    interpreter_status, interpreter_verdict = _settle_interpreter(measurement, like, busy)
     return attrs.evolve(
-        measurement, status=status, verdict=verdict, holds=holds, details=details, load=load
+        measurement,
+        status=status,
+        verdict=verdict,
+        holds=holds,
+        details=details,
+        load=load,
+        interpreter_status=interpreter_status,
+        interpreter_verdict=interpreter_verdict,
     )
 
 
-def timed(probe: Probe, mode: Mode) -> Measurement:
-    """Run ``probe``, watch the machine meanwhile, and settle the verdict."""
+def timed(probe: Probe, mode: Mode, like: Placement | None = None) -> Measurement:
+    """Run ``probe``, watch the machine meanwhile, and settle the verdicts (``like``: where
+    the row's claim puts interpreters)."""
     meter = LoadMeter()
     meter.start()
     start = time.perf_counter()
     measurement = probe(mode)
     seconds = time.perf_counter() - start
     load = meter.stop()
-    return attrs.evolve(settle(measurement, load), seconds=seconds)
+    return attrs.evolve(settle(measurement, load, like=like), seconds=seconds)

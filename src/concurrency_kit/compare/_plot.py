@@ -120,13 +120,23 @@ def _draw_measured(axes: Axes, title: str, measurement: Measurement) -> None:
             _BETTER if winner is None or index == winner else _WORSE  # a tie: neither is worse
             for index in range(len(figures))
         ]
+    if measurement.interpreter is not None:  # placed against the two, never better or worse
+        figures.append(("interpreter", measurement.interpreter))
+        values.append(measurement.interpreter.value)
+        colours.append(_NEUTRAL)
     bars = axes.barh([label for label, _ in figures], values, color=colours)
     spreads = _spreads(measurement)
     if spreads is not None:
         lows = [max(0.0, v - s.low) for v, s in zip(values, spreads, strict=True)]
         highs = [max(0.0, s.high - v) for v, s in zip(values, spreads, strict=True)]
         axes.errorbar(
-            values, [0, 1], xerr=[lows, highs], fmt="none", ecolor="#333333", capsize=3, lw=1
+            values,
+            list(range(len(values))),
+            xerr=[lows, highs],
+            fmt="none",
+            ecolor="#333333",
+            capsize=3,
+            lw=1,
         )
     ends = [bar.get_width() for bar in bars]
     if spreads is not None:  # the label goes right of the whisker too
@@ -147,17 +157,26 @@ def _draw_measured(axes: Axes, title: str, measurement: Measurement) -> None:
     unit = measurement.process.unit
     axes.set_xlabel(unit if neutral else f"{unit}, {measurement.better} is better", fontsize=9)
     axes.tick_params(labelsize=10)
-    _title(axes, title, f"{measurement.status}: {measurement.finding}")
+    verdict = f"{measurement.status}: {measurement.finding}"
+    if measurement.interpreter_status is not None:
+        verdict = f"{measurement.status} (interpreters: {measurement.interpreter_status}): "
+        verdict += measurement.finding
+    _title(axes, title, verdict)
 
 
-def _spreads(measurement: Measurement) -> tuple[Spread, Spread] | None:
-    """The first comparison's spreads, when they are the figures drawn and were sampled."""
+def _spreads(measurement: Measurement) -> tuple[Spread, ...] | None:
+    """The first comparison's spreads (and the interpreters' one, when their bar is drawn),
+    when they are the figures drawn and were sampled."""
     if not measurement.comparisons:
         return None
     c = measurement.comparisons[0]
     if c.unit != measurement.process.unit or max(c.process.n, c.thread.n) < 2:
         return None
-    return c.process, c.thread
+    if measurement.interpreter is None:
+        return c.process, c.thread
+    if measurement.interpreter_spread is None:
+        return None
+    return c.process, c.thread, measurement.interpreter_spread
 
 
 def _draw_unmeasured(axes: Axes, row: Row) -> None:

@@ -1,7 +1,8 @@
 """``compare``: run the probes of the table's rows and render the table with what they found.
 
 The JSON form is described by ``compare.schema.json`` (next to this module, JSON Schema
-draft 2020-12); its ``schema`` field names the version, ``concurrency_kit.compare/1``.
+draft 2020-12); its ``schema`` field names the version, ``concurrency_kit.compare/2`` (version 2
+added the interpreter column).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ __all__ = [
     "summary",
 ]
 
-SCHEMA = "concurrency_kit.compare/1"
+SCHEMA = "concurrency_kit.compare/2"
 """The version of the JSON form (see ``compare.schema.json``)."""
 
 
@@ -96,7 +97,7 @@ def run(
         if progress is not None:
             progress(f"measuring {aspect.title} ...")
         try:
-            measurement = timed(probe, mode)
+            measurement = timed(probe, mode, aspect.interpreter_like)
         except Exception as exc:  # one broken probe must not hide the other rows
             rows.append(Row(aspect, None, f"the probe failed: {type(exc).__name__}: {exc}"))
             continue
@@ -240,24 +241,52 @@ def summary(rows: list[Row]) -> list[str]:
     return lines[:4]
 
 
+MODELS = ("process", "thread", "interpreter")
+"""The table's columns, in order."""
+
+
+def _measured(m: Measurement, model: str) -> str:
+    """A model's figure with what it is, or why the interpreter has none."""
+    figure = {"process": m.process, "thread": m.thread, "interpreter": m.interpreter}[model]
+    if figure is None:
+        return f"not measured: {m.interpreter_missing or 'no figure for this row'}"
+    return f"{format_figure(figure)} ({figure.what})"
+
+
 def compare_text(rows: list[Row], width: int = 100, load: Load | None = None) -> str:
-    """The table with measurements, for a terminal: the machine, the rows, then a summary."""
+    """The table with measurements, for a terminal: the machine, the rows, then a summary.
+
+    Each row gives the three claims with their figures, the verdict on the seed's claim
+    (processes against threads), and where the interpreters stand against their claim.
+    """
     out = [machine_text(load), ""]
     for row in rows:
         aspect = row.aspect
         out.append(f"{aspect.title}")
         out.append("-" * len(aspect.title))
         m = row.measurement
-        for model, claim in (("process", aspect.process), ("thread", aspect.thread)):
-            line = f"  {model:8} claim: {claim.text}"
-            out.extend(textwrap.wrap(line, width, subsequent_indent=" " * 18))
+        for model in MODELS:
+            claim = getattr(aspect, model)
+            line = f"  {model:11} claim: {claim.text}"
+            out.extend(textwrap.wrap(line, width, subsequent_indent=" " * 21))
             if m is not None:
-                figure = m.process if model == "process" else m.thread
-                out.append(f"  {'':8} measured: {format_figure(figure)} ({figure.what})")
+                out.extend(
+                    textwrap.wrap(
+                        f"  {'':11} measured: {_measured(m, model)}",
+                        width,
+                        subsequent_indent=" " * 24,
+                    )
+                )
         if m is None:
             out.append(f"  not measured: {row.error}")
         else:
             out.extend(textwrap.wrap(f"  verdict: {m.verdict}", width, subsequent_indent="    "))
+            if m.interpreter_verdict:
+                out.extend(
+                    textwrap.wrap(
+                        f"  interpreters: {m.interpreter_verdict}", width, subsequent_indent="    "
+                    )
+                )
             for name, text in m.details.items():
                 out.extend(textwrap.wrap(f"    {name}: {text}", width, subsequent_indent="      "))
         out.append("")
@@ -274,19 +303,28 @@ def compare_text(rows: list[Row], width: int = 100, load: Load | None = None) ->
 def compare_markdown(rows: list[Row]) -> str:
     """The table with measurements, as a Markdown table."""
     lines = [
-        "| Aspect | Processes | Threads | On this machine |",
-        "| --- | --- | --- | --- |",
+        "| Aspect | Processes | Threads | Interpreters | On this machine |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         m = row.measurement
         cells = [row.aspect.title]
-        for model, claim in (("process", row.aspect.process), ("thread", row.aspect.thread)):
-            text = claim.text
+        for model in MODELS:
+            text = getattr(row.aspect, model).text
             if m is not None:
-                figure = m.process if model == "process" else m.thread
-                text += f" **{format_figure(figure)}** ({figure.what})"
+                figure = getattr(m, model)
+                text += (
+                    f" **{format_figure(figure)}** ({figure.what})"
+                    if figure is not None
+                    else f" (not measured: {m.interpreter_missing or 'no figure for this row'})"
+                )
             cells.append(text)
-        cells.append(m.verdict if m is not None else f"not measured: {row.error}")
+        if m is None:
+            cells.append(f"not measured: {row.error}")
+        elif m.interpreter_verdict:
+            cells.append(f"{m.verdict}<br>Interpreters: {m.interpreter_verdict}")
+        else:
+            cells.append(m.verdict)
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     advice = summary(rows)
     if advice:
@@ -311,16 +349,21 @@ def compare_json(rows: list[Row], mode: Mode, load: Load | None = None) -> str:
             {
                 "key": aspect.key,
                 "title": aspect.title,
-                "claims": {"process": aspect.process.text, "thread": aspect.thread.text},
-                "classes": {
-                    "process": list(aspect.process.classes),
-                    "thread": list(aspect.thread.classes),
-                },
+                "claims": {model: getattr(aspect, model).text for model in MODELS},
+                "classes": {model: list(getattr(aspect, model).classes) for model in MODELS},
+                "interpreter_like": aspect.interpreter_like,
                 "measured": None
                 if m is None
                 else {
                     "process": _figure_json(m.process),
                     "thread": _figure_json(m.thread),
+                    "interpreter": None if m.interpreter is None else _figure_json(m.interpreter),
+                    "interpreter_spread": None
+                    if m.interpreter_spread is None
+                    else _spread_json(m.interpreter_spread),
+                    "interpreter_missing": m.interpreter_missing,
+                    "interpreter_status": m.interpreter_status,
+                    "interpreter_verdict": m.interpreter_verdict,
                     "better": m.better,
                     "holds": m.holds,
                     "status": m.status,

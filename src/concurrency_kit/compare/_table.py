@@ -1,5 +1,9 @@
 """The seed table as data: ten aspects, a claim per model, and the classes that embody each.
 
+The seed compares processes with threads; interpreters (Python 3.14+) are the third column. Each
+row's interpreter claim also says which of the two it resembles (:data:`Placement`), which
+``compare`` checks against the three measured figures.
+
 Class names are strings (public names in :mod:`concurrency_kit`) so that this module imports
 nothing heavy; a test checks that every name exists, is exported and is documented. An empty
 tuple of classes means the row's capability has not landed yet; :attr:`Claim.implemented` says
@@ -8,9 +12,15 @@ so explicitly, and the renderers print "not yet implemented".
 
 from __future__ import annotations
 
+from typing import Literal
+
 import attrs
 
-__all__ = ["ASPECTS", "Aspect", "Claim"]
+__all__ = ["ASPECTS", "Aspect", "Claim", "Placement"]
+
+Placement = Literal["process", "thread", "between"]
+"""Where a row's interpreter claim puts interpreters: like processes, like threads, or
+between the two."""
 
 
 @attrs.frozen
@@ -41,6 +51,11 @@ class Aspect:
         package: the folder of :mod:`concurrency_kit` that serves the row.
         process: the claim for processes.
         thread: the claim for threads.
+        interpreter: the claim for interpreters (the third column, Python 3.14+).
+        interpreter_like: where that claim puts interpreters on the line from the threads'
+            figure to the processes': ``"process"`` (at the processes' end, within a margin, or
+            beyond it), ``"thread"`` (likewise at the threads' end) or ``"between"`` (inside the
+            line, clearly apart from both ends), as ``compare`` measures them.
     """
 
     key: str
@@ -48,6 +63,8 @@ class Aspect:
     package: str
     process: Claim
     thread: Claim
+    interpreter: Claim
+    interpreter_like: Placement
 
 
 ASPECTS: tuple[Aspect, ...] = (
@@ -64,6 +81,12 @@ ASPECTS: tuple[Aspect, ...] = (
             "that process's memory with its sibling threads.",
             ("ThreadPool",),
         ),
+        interpreter=Claim(
+            "An interpreter is a Python runtime of its own inside this process: its own "
+            "modules, globals and GIL, run by one of the process's threads.",
+            ("InterpreterPool",),
+        ),
+        interpreter_like="process",
     ),
     Aspect(
         key="memory_space",
@@ -77,6 +100,12 @@ ASPECTS: tuple[Aspect, ...] = (
             "All threads of a process see one address space.",
             ("ThreadSharedArray", "ThreadSharedValue"),
         ),
+        interpreter=Claim(
+            "Interpreters share the process's address space but no Python object: each has "
+            "its own modules and globals, and nothing is shared by default.",
+            ("ProcessSharedArray", "ProcessSharedValue"),
+        ),
+        interpreter_like="process",
     ),
     Aspect(
         key="resource_sharing",
@@ -91,6 +120,12 @@ ASPECTS: tuple[Aspect, ...] = (
             "Threads share the process's code, data and open files.",
             ("ThreadSharedCounter", "ThreadGuarded"),
         ),
+        interpreter=Claim(
+            "Interpreters share the process's open file descriptors, not its Python objects: a "
+            "file object is reopened, and shared state is set up explicitly in shared memory.",
+            ("ProcessSharedCounter", "ProcessGuarded"),
+        ),
+        interpreter_like="process",
     ),
     Aspect(
         key="creation_time",
@@ -101,6 +136,12 @@ ASPECTS: tuple[Aspect, ...] = (
             ("ProcessPool",),
         ),
         thread=Claim("Starting a thread is faster.", ("ThreadPool",)),
+        interpreter=Claim(
+            "Starting an interpreter takes milliseconds, as a process does: it imports its "
+            "own modules, though no process is made.",
+            ("InterpreterPool",),
+        ),
+        interpreter_like="process",
     ),
     Aspect(
         key="context_switching",
@@ -111,6 +152,12 @@ ASPECTS: tuple[Aspect, ...] = (
             ("ProcessChannel",),
         ),
         thread=Claim("Switching between threads of one process costs less.", ("ThreadChannel",)),
+        interpreter=Claim(
+            "A hand-off between interpreters switches threads of one process, but each has a "
+            "GIL of its own: it costs what a hand-off between processes costs.",
+            ("InterpreterChannel",),
+        ),
+        interpreter_like="process",
     ),
     Aspect(
         key="communication",
@@ -125,6 +172,12 @@ ASPECTS: tuple[Aspect, ...] = (
             "Threads talk through shared objects, which is simpler and faster.",
             ("ThreadChannel",),
         ),
+        interpreter=Claim(
+            "Interpreters talk by copying, as processes do: data is serialized and copied "
+            "(through shared memory), without leaving the process.",
+            ("InterpreterChannel",),
+        ),
+        interpreter_like="process",
     ),
     Aspect(
         key="overhead",
@@ -138,6 +191,12 @@ ASPECTS: tuple[Aspect, ...] = (
             "Each thread carries less overhead, since memory and resources are shared.",
             ("ThreadPool",),
         ),
+        interpreter=Claim(
+            "Each interpreter carries its own modules and objects (megabytes), though no "
+            "process of its own.",
+            ("InterpreterPool",),
+        ),
+        interpreter_like="process",
     ),
     Aspect(
         key="crash_impact",
@@ -152,6 +211,12 @@ ASPECTS: tuple[Aspect, ...] = (
             "process, and every other thread, with it.",
             ("ThreadSupervisor", "ThreadPool"),
         ),
+        interpreter=Claim(
+            "A fault in native code in an interpreter takes the whole process, every "
+            "interpreter and thread, with it (a Python exception stays in its interpreter).",
+            ("InterpreterPool",),
+        ),
+        interpreter_like="thread",
     ),
     Aspect(
         key="synchronization",
@@ -185,6 +250,12 @@ ASPECTS: tuple[Aspect, ...] = (
                 "ThreadGuarded",
             ),
         ),
+        interpreter=Claim(
+            "Interpreters share no Python object, so they synchronize as processes do, "
+            "through primitives in shared memory.",
+            ("ProcessLock", "ProcessSemaphore", "ProcessEvent", "ProcessBarrier"),
+        ),
+        interpreter_like="process",
     ),
     Aspect(
         key="use_cases",
@@ -199,5 +270,11 @@ ASPECTS: tuple[Aspect, ...] = (
             "Threads suit work that communicates often and shares resources, and I/O-bound code.",
             ("ThreadPool",),
         ),
+        interpreter=Claim(
+            "Interpreters suit CPU-bound pure-Python work (each has its own GIL) whose imports "
+            "load in a subinterpreter (numpy does not yet) and that need not survive a crash.",
+            ("InterpreterPool",),
+        ),
+        interpreter_like="process",
     ),
 )

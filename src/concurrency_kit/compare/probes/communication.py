@@ -10,11 +10,17 @@ item, so starting the worker is not counted.
 * large messages (1 MiB of ``bytes``): MiB/s (details). A thread channel passes a reference,
   a process channel pickles and copies every byte through shared memory;
 * latency: half of an echo round trip of one small message (details).
+
+On Python 3.14+ the producer may also be an :class:`~concurrency_kit.InterpreterPool` worker
+sending on an :class:`~concurrency_kit.InterpreterChannel`: it pickles and copies as a process
+channel does, but between two threads of this process, each with its own GIL.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 from concurrency_kit.compare._measure import (
@@ -26,8 +32,8 @@ from concurrency_kit.compare._measure import (
     interleave,
     median_of,
 )
-from concurrency_kit.compare.probes._shared import echo
-from concurrency_kit.models import PROCESS, THREAD, Model
+from concurrency_kit.compare.probes._shared import echo, interpreters_missing
+from concurrency_kit.models import INTERPRETER, PROCESS, THREAD
 
 __all__ = ["LARGE", "probe"]
 
@@ -52,7 +58,7 @@ def produce(channel: Any, count: int, size: int) -> None:
             channel.send((i, "msg"))
 
 
-def _stream(model: Model, pool: Any, count: int, size: int) -> float:
+def _stream(model: Any, pool: Any, count: int, size: int) -> float:
     """Seconds to receive ``count`` messages of ``size`` bytes (0: small) from a worker."""
     with model.Channel(256 if not size else 4) as channel:
         producer = pool.submit(produce, channel, count, size)
@@ -68,7 +74,7 @@ def _stream(model: Model, pool: Any, count: int, size: int) -> float:
     return elapsed
 
 
-def _latency(model: Model, pool: Any, count: int) -> float:
+def _latency(model: Any, pool: Any, count: int) -> float:
     """Median one-way latency of one small message: half an echo round trip."""
     samples = []
     with model.Channel(1) as ping, model.Channel(1) as pong:
@@ -95,23 +101,28 @@ def probe(mode: Mode) -> Measurement:
     """Small-message throughput (the figure), large-message MiB/s and latency, both models."""
     counts = COUNTS[mode]
     small = counts["small"]
-    with THREAD.Pool(1) as threads, PROCESS.Pool(1) as processes:
-        for pool in (threads, processes):
+    missing = interpreters_missing()
+    models: dict[str, Any] = {"thread": THREAD, "process": PROCESS}
+    if not missing:
+        models["interpreter"] = INTERPRETER
+    with ExitStack() as stack:
+        pools = {name: stack.enter_context(model.Pool(1)) for name, model in models.items()}
+        for pool in pools.values():
             pool.submit(abs, 0).result(30.0)  # the worker is running
-        found = interleave(
-            {
-                "thread": lambda: small / _stream(THREAD, threads, small, 0),
-                "process": lambda: small / _stream(PROCESS, processes, small, 0),
-            },
-            counts["rounds"],
-        )
+
+        def throughput(name: str) -> Callable[[], float]:
+            return lambda: small / _stream(models[name], pools[name], small, 0)
+
+        found = interleave({name: throughput(name) for name in models}, counts["rounds"])
         large = {
-            name: counts["large"] * LARGE / 2**20 / _stream(model, pool, counts["large"], LARGE)
-            for name, model, pool in (("thread", THREAD, threads), ("process", PROCESS, processes))
+            name: counts["large"]
+            * LARGE
+            / 2**20
+            / _stream(model, pools[name], counts["large"], LARGE)
+            for name, model in models.items()
         }
         latency = {
-            name: _latency(model, pool, counts["latency"])
-            for name, model, pool in (("thread", THREAD, threads), ("process", PROCESS, processes))
+            name: _latency(model, pools[name], counts["latency"]) for name, model in models.items()
         }
     t_spread, p_spread = Spread.of(found["thread"]), Spread.of(found["process"])
     t_small, p_small = t_spread.median, p_spread.median
@@ -123,6 +134,17 @@ def probe(mode: Mode) -> Measurement:
         f"{p_large:,.0f} MiB/s; latency {t_lat * 1e6:.1f} vs {p_lat * 1e6:.1f} us; a thread "
         "channel passes references, a process channel pickles and copies"
     )
+    i_spread = Spread.of(found["interpreter"]) if "interpreter" in found else None
+    interpreter_details = {}
+    if i_spread is not None:
+        finding += (
+            f"; between interpreters {i_spread.median:,.0f} msgs/s, {large['interpreter']:,.0f} "
+            f"MiB/s, latency {latency['interpreter'] * 1e6:.1f} us"
+        )
+        interpreter_details = {
+            "1 MiB messages, interpreters": f"{large['interpreter']:,.0f} MiB/s",
+            "latency, interpreters": f"{latency['interpreter'] * 1e6:.1f} us",
+        }
     return Measurement(
         key="communication",
         process=Figure(p_small, "msgs/s", "small-message throughput, ProcessChannel"),
@@ -155,5 +177,11 @@ def probe(mode: Mode) -> Measurement:
                 f"a warm-up run; {counts['large']} 1 MiB messages; one producer worker -> the "
                 f"parent; latency: median half round trip of {counts['latency']}"
             ),
+            **interpreter_details,
         },
+        interpreter=None
+        if i_spread is None
+        else Figure(i_spread.median, "msgs/s", "small-message throughput, InterpreterChannel"),
+        interpreter_spread=i_spread,
+        interpreter_missing=missing,
     )

@@ -18,7 +18,12 @@ neither side sleeps, and the processes can hand off faster than the threads. The
 which both models sleep in the kernel at every hand-off, are the check: there the two models
 are close.
 
-Both models' setups stay up for the whole probe and their batches run interleaved, after a
+On Python 3.14+ the interpreter model runs the same hand-offs (an
+:class:`~concurrency_kit.InterpreterChannel` pair and a pair of its events, with an
+:class:`~concurrency_kit.InterpreterPool` worker): threads of one process, but each interpreter
+holds a GIL of its own, so no hand-off waits for the other side's GIL.
+
+All models' setups stay up for the whole probe and their batches run interleaved, after a
 warm-up batch each; the figure is the median batch and its spread.
 """
 
@@ -37,8 +42,8 @@ from concurrency_kit.compare._measure import (
     Spread,
     interleave,
 )
-from concurrency_kit.compare.probes._shared import cheaper, echo
-from concurrency_kit.models import PROCESS, THREAD, Model
+from concurrency_kit.compare.probes._shared import cheaper, echo, interpreters_missing
+from concurrency_kit.models import INTERPRETER, PROCESS, THREAD
 
 __all__ = ["EXPLANATION", "probe"]
 
@@ -65,7 +70,7 @@ def bounce(mine: Any, theirs: Any, count: int) -> None:
 
 
 @contextmanager
-def _channels(model: Model, count: int) -> Iterator[Callable[[], float]]:
+def _channels(model: Any, count: int) -> Iterator[Callable[[], float]]:
     """A running echo worker; yields a sampler: seconds per hand-off over ``count`` trips."""
     with ExitStack() as stack:
         ping = stack.enter_context(model.Channel(1))
@@ -91,7 +96,7 @@ def _channels(model: Model, count: int) -> Iterator[Callable[[], float]]:
 
 
 @contextmanager
-def _events(model: Model, count: int) -> Iterator[Callable[[], float]]:
+def _events(model: Any, count: int) -> Iterator[Callable[[], float]]:
     """A warm worker and two events; yields a sampler: seconds per hand-off."""
     with ExitStack() as stack:
         ours, theirs = model.Event(), model.Event()
@@ -123,13 +128,18 @@ def probe(mode: Mode) -> Measurement:
     """Median time per ping-pong hand-off, threads vs processes, channels and events."""
     counts = ROUND_TRIPS[mode]
     batches = counts["batches"]
+    missing = interpreters_missing()
+    models: dict[str, Any] = {"thread": THREAD, "process": PROCESS}
+    if not missing:
+        models["interpreter"] = INTERPRETER
     found: dict[str, Spread] = {}
     for mechanism, setup in (("channels", _channels), ("events", _events)):
-        with (
-            setup(THREAD, counts[mechanism]) as t_sample,
-            setup(PROCESS, counts[mechanism]) as p_sample,
-        ):
-            samples = interleave({"thread": t_sample, "process": p_sample}, batches)
+        with ExitStack() as stack:
+            samplers = {
+                name: stack.enter_context(setup(model, counts[mechanism]))
+                for name, model in models.items()
+            }
+            samples = interleave(samplers, batches)
         for name, values in samples.items():
             found[f"{mechanism}, {name}"] = Spread.of(values).scaled(1e6)
     t, p = found["channels, thread"], found["channels, process"]
@@ -139,6 +149,22 @@ def probe(mode: Mode) -> Measurement:
         f"{p.median:.1f} us between processes ({cheaper(t.median, p.median)}); through events "
         f"{t_ev.median:.1f} us vs {p_ev.median:.1f} us ({cheaper(t_ev.median, p_ev.median)})"
     )
+    interpreter_details = {}
+    i = found.get("channels, interpreter")
+    if i is not None:
+        i_ev = found["events, interpreter"]
+        finding += (
+            f"; between interpreters {i.median:.1f} us through channels, {i_ev.median:.1f} us "
+            "through events"
+        )
+        interpreter_details = {
+            "channels, interpreters": (
+                f"{i.median:.1f} us per hand-off (IQR {i.low:.1f}-{i.high:.1f})"
+            ),
+            "events, interpreters": (
+                f"{i_ev.median:.1f} us per hand-off (IQR {i_ev.low:.1f}-{i_ev.high:.1f})"
+            ),
+        }
     return Measurement(
         key="context_switching",
         process=Figure(p.median, "us", "ping-pong hand-off, ProcessChannel pair"),
@@ -167,5 +193,11 @@ def probe(mode: Mode) -> Measurement:
                 f"{batches} interleaved batches of {counts['channels']} (channels) and "
                 f"{counts['events']} (events) round trips per model, after a warm-up batch"
             ),
+            **interpreter_details,
         },
+        interpreter=None
+        if i is None
+        else Figure(i.median, "us", "ping-pong hand-off, InterpreterChannel pair"),
+        interpreter_spread=i,
+        interpreter_missing=missing,
     )

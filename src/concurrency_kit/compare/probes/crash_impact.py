@@ -12,6 +12,11 @@ the calling process:
   runs, and the host prints that it survived and how long recovery took (from the crashed
   task's failure to the next task's result on the fresh worker).
 
+* interpreters (Python 3.14+): the host starts an :class:`~concurrency_kit.InterpreterPool`
+  and submits the same call; the worker's interpreter runs in the host's process, so the
+  fault is the host's, as a thread's is. A Python exception, by contrast, stays in the task:
+  the host first checks that one fails only its task.
+
 The figure is the number of hosts alive after the crash (1 or 0); the recovery time is in the
 details.
 """
@@ -23,8 +28,9 @@ import subprocess
 import sys
 
 from concurrency_kit.compare._measure import Figure, Measurement, Mode
+from concurrency_kit.compare.probes._shared import interpreters_missing
 
-__all__ = ["PROCESS_HOST", "THREAD_HOST", "probe", "run_host"]
+__all__ = ["INTERPRETER_HOST", "PROCESS_HOST", "THREAD_HOST", "probe", "run_host"]
 
 THREAD_HOST = """
 import ctypes
@@ -50,6 +56,20 @@ with ProcessPool(1) as pool:
 print("survived")
 """
 """The host of the process experiment: a worker process of its pool reads address 0."""
+
+
+INTERPRETER_HOST = """
+import ctypes
+from concurrency_kit import InterpreterPool
+with InterpreterPool(2) as pool:
+    try:
+        pool.submit(int, "not a number").result(30)
+    except ValueError:
+        print("exception contained", flush=True)  # before the fault ends the process
+    pool.submit(ctypes.string_at, 0).result(30)
+print("survived")
+"""
+"""The host of the interpreter experiment: an interpreter of its pool reads address 0."""
 
 
 def run_host(script: str) -> tuple[int, str]:
@@ -96,6 +116,24 @@ def probe(mode: Mode) -> Measurement:
     else:
         thread_part = f"a segfault in a pool thread killed the whole host ({_exit(t_code)})"
     finding = f"{process_part}; {thread_part}"
+    missing = interpreters_missing()
+    interpreter = None
+    interpreter_details = {}
+    if not missing:
+        i_code, i_out = run_host(INTERPRETER_HOST)
+        i_alive = i_code == 0 and "survived" in i_out
+        contained = "exception contained" in i_out
+        fate = "left the host running" if i_alive else f"killed the whole host ({_exit(i_code)})"
+        exception = "failed only its task" if contained else "was not contained"
+        finding += (
+            f"; a segfault in a pool interpreter {fate}, though a Python exception there "
+            f"{exception}"
+        )
+        interpreter = Figure(float(i_alive), "hosts alive", "after a worker interpreter segfaults")
+        interpreter_details = {
+            "interpreter host": _exit(i_code),
+            "interpreter pool, a Python exception": exception,
+        }
     return Measurement(
         key="crash_impact",
         process=Figure(float(p_alive), "hosts alive", "after a worker process segfaults"),
@@ -108,5 +146,8 @@ def probe(mode: Mode) -> Measurement:
             "process host": _exit(p_code),
             "process pool recovery": f"{recovered} from the failed task to the next result",
             "sandbox": "each experiment ran in its own child interpreter (sys.executable -c)",
+            **interpreter_details,
         },
+        interpreter=interpreter,
+        interpreter_missing=missing,
     )

@@ -12,22 +12,28 @@ the join. The process figure is the library's default start method (``forkserver
 :class:`~concurrency_kit.ProcessPool`); the other start methods are in the details. The
 forkserver's first sample includes starting the server, if no other code started it before;
 the median leaves it out once there are three samples.
+
+On Python 3.14+ an interpreter is timed too: from ``concurrent.interpreters.create()`` until its
+first line has run (``exec`` in the calling thread, so no thread start is counted); closing it
+is not counted.
 """
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import threading
 import time
 
 from concurrency_kit._core.startmethod import default_start_method
 from concurrency_kit.compare._measure import Comparison, Figure, Measurement, Mode, Spread
+from concurrency_kit.compare.probes._shared import interpreters_missing
 
 __all__ = ["probe"]
 
 SAMPLES: dict[Mode, dict[str, int]] = {
-    "quick": {"thread": 20, "fork": 7, "forkserver": 7, "spawn": 3},
-    "full": {"thread": 200, "fork": 30, "forkserver": 30, "spawn": 10},
+    "quick": {"thread": 20, "fork": 7, "forkserver": 7, "spawn": 3, "interpreter": 7},
+    "full": {"thread": 200, "fork": 30, "forkserver": 30, "spawn": 10, "interpreter": 30},
 }
 
 
@@ -71,6 +77,19 @@ def _process_start(method: str) -> float:
     return elapsed
 
 
+def _interpreter_start() -> float:
+    """Seconds from creating an interpreter until it has run its first line."""
+    interpreters = importlib.import_module("concurrent.interpreters")
+    start = time.perf_counter()
+    interpreter = interpreters.create()
+    try:
+        interpreter.exec("pass")
+        elapsed = time.perf_counter() - start
+    finally:
+        interpreter.close()
+    return elapsed
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.2f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.0f} us"
 
@@ -94,6 +113,16 @@ def probe(mode: Mode) -> Measurement:
             f"{process[method] / thread:,.0f}x a thread"
         )
     default = default_start_method()
+    missing = interpreters_missing()
+    interpreter: Spread | None = None
+    if not missing:
+        interpreter_samples = [_interpreter_start() for _ in range(counts["interpreter"])]
+        interpreter = Spread.of(interpreter_samples)
+        details["interpreter"] = (
+            f"{_ms(interpreter.median)} (median of {len(interpreter_samples)}); "
+            f"{interpreter.median / thread:,.0f}x a thread, "
+            f"{interpreter.median / process[default]:.2f}x a process ({default})"
+        )
     holds = all(thread < value for value in process.values())
     slowest = max(process, key=process.__getitem__)
     fastest = min(process, key=process.__getitem__)
@@ -102,6 +131,8 @@ def probe(mode: Mode) -> Measurement:
         f"{process[default] / thread:,.0f}x; from {_ms(process[fastest])} ({fastest}) to "
         f"{_ms(process[slowest])} ({slowest})"
     )
+    if interpreter is not None:
+        finding += f"; an interpreter in {_ms(interpreter.median)}"
     return Measurement(
         key="creation_time",
         process=Figure(process[default] * 1e6, "us", f"start to running, {default}"),
@@ -124,4 +155,9 @@ def probe(mode: Mode) -> Measurement:
             "process; if this shows otherwise, the machine interfered with the samples"
         ),
         details=details,
+        interpreter=None
+        if interpreter is None
+        else Figure(interpreter.median * 1e6, "us", "create to running its first line"),
+        interpreter_spread=None if interpreter is None else interpreter.scaled(1e6),
+        interpreter_missing=missing,
     )

@@ -6,6 +6,10 @@ parent reads the global back. Threads increment the parent's own global; each wo
 increments its own copy, which the parent never sees. What it takes to share across processes
 is to say so: a :class:`~concurrency_kit.ProcessSharedCounter` and a
 :class:`~concurrency_kit.ProcessSharedDict` passed to the same tasks do reach the parent.
+
+On Python 3.14+ the same runs on an :class:`~concurrency_kit.InterpreterPool`: its workers run
+in this process, but each interpreter imports its own copy of this module, so the parent sees
+none of their writes to the global either; the shared counter reaches it from there too.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import os
 import threading
 
 from concurrency_kit.compare._measure import Figure, Measurement, Mode
-from concurrency_kit.pools import ProcessPool, ThreadPool
+from concurrency_kit.compare.probes._shared import interpreters_missing
+from concurrency_kit.pools import InterpreterPool, ProcessPool, ThreadPool
 from concurrency_kit.protocols import Pool
 from concurrency_kit.state import ProcessSharedCounter, ProcessSharedDict
 
@@ -73,6 +78,27 @@ def probe(mode: Mode) -> Measurement:
     finally:
         counter.close()
         table.close()
+    missing = interpreters_missing()
+    interpreter = None
+    details = {}
+    if not missing:
+        counter = ProcessSharedCounter()
+        table = ProcessSharedDict()
+        try:
+            with InterpreterPool(WORKERS) as ipool:
+                interpreter_seen = _global_seen(ipool)
+                for future in [ipool.submit(bump_shared, counter, table, t) for t in range(TASKS)]:
+                    future.result(30.0)
+            interpreter_shared = counter.get()
+        finally:
+            counter.close()
+            table.close()
+        interpreter = Figure(
+            float(interpreter_seen), "writes", f"of {TASKS} to a global, seen by parent"
+        )
+        details["ProcessSharedCounter, seen by parent, from interpreters"] = (
+            f"{interpreter_shared} of {TASKS}"
+        )
 
     holds = thread_seen == TASKS and process_seen == 0
     finding = (
@@ -80,6 +106,11 @@ def probe(mode: Mode) -> Measurement:
         f"threads and {process_seen} with processes; through a ProcessSharedCounter it sees "
         f"{shared_count}"
     )
+    if interpreter is not None:
+        finding += (
+            f"; with interpreters (in this process) it sees {interpreter.value:.0f} through the "
+            f"global and {interpreter_shared} through the counter"
+        )
     return Measurement(
         key="memory_space",
         process=Figure(float(process_seen), "writes", f"of {TASKS} to a global, seen by parent"),
@@ -92,5 +123,8 @@ def probe(mode: Mode) -> Measurement:
             "ProcessSharedDict entries, seen by parent": (
                 f"{shared_entries} of {TASKS}, written by {writers} worker processes"
             ),
+            **details,
         },
+        interpreter=interpreter,
+        interpreter_missing=missing,
     )

@@ -14,6 +14,10 @@ from :mod:`resource` (``ru_maxrss`` of the children, which counts shared pages t
 process; the growth of our own maximum RSS for threads), and says so in the figure; with no
 :mod:`resource` either, the figures are ``nan`` ("n/a").
 
+* an interpreter worker (Python 3.14+): the growth of this process's USS when an
+  :class:`~concurrency_kit.InterpreterPool` of :data:`INTERPRETERS` workers has them all
+  running (each imports its own modules, our worker's included), divided by their number.
+
 *Per-task overhead* (details): the median time of ``submit(abs, 0).result()`` on a warm pool
 of one worker, for each pool.
 """
@@ -32,12 +36,17 @@ from concurrency_kit.compare._measure import (
     Spread,
     median_of,
 )
-from concurrency_kit.pools import ProcessPool, ThreadPool
+from concurrency_kit.compare.probes._shared import interpreters_missing
+from concurrency_kit.pools import InterpreterPool, ProcessPool, ThreadPool
+from concurrency_kit.sync import ProcessBarrier
 
 __all__ = ["THREADS", "memory_kib", "probe"]
 
 THREADS = 32
 """How many idle threads are started to measure a thread's memory."""
+
+INTERPRETERS = 4
+"""How many interpreter workers are started to measure an interpreter's memory."""
 
 TASKS: dict[Mode, int] = {"quick": 300, "full": 3_000}
 
@@ -101,7 +110,25 @@ def _thread_kib() -> tuple[float, str]:
     return max(rss_after - rss_before, 0.0) / THREADS, "max RSS growth (no /proc)"
 
 
-def _per_task(pool: ProcessPool | ThreadPool, count: int) -> float:
+def _interpreter_kib(tasks: int) -> tuple[float, float]:
+    """Extra KiB per running interpreter worker (``nan`` without /proc), and the per-task
+    overhead (s) of the same pool."""
+    before = memory_kib(os.getpid())
+    barrier = ProcessBarrier(INTERPRETERS)
+    try:
+        with InterpreterPool(INTERPRETERS) as pool:
+            for future in [pool.submit(barrier.wait, 30.0) for _ in range(INTERPRETERS)]:
+                future.result(60.0)  # every worker is running, each in its interpreter
+            after = memory_kib(os.getpid())
+            per_task = _per_task(pool, tasks)
+    finally:
+        barrier.close()
+    if before is None or after is None:
+        return float("nan"), per_task
+    return max(after["uss"] - before["uss"], 0) / INTERPRETERS, per_task
+
+
+def _per_task(pool: ProcessPool | ThreadPool | InterpreterPool, count: int) -> float:
     """Median seconds of one trivial ``submit -> result`` round trip."""
     samples = []
     for _ in range(count):
@@ -128,12 +155,28 @@ def probe(mode: Mode) -> Measurement:
         process_kib, pss, rss = _maxrss_kib(children=True), "n/a", "n/a"
         process_how = "max RSS of a ProcessPool worker (no /proc)"
     p_mib, t_mib = process_kib / 1024, thread_kib / 1024
+    missing = interpreters_missing()
+    interpreter = None
+    interpreter_details = {}
+    if not missing:
+        interpreter_kib, i_task = _interpreter_kib(TASKS[mode])
+        interpreter = Figure(
+            interpreter_kib / 1024, "MiB", f"USS growth per running interpreter ({INTERPRETERS})"
+        )
+        interpreter_details = {
+            f"per-task overhead, interpreter pool of {INTERPRETERS}": f"{i_task * 1e6:.1f} us"
+        }
     holds = t_mib < p_mib
     finding = (
         f"a process worker takes {p_mib:.1f} MiB of its own, one more thread "
         f"{thread_kib:.0f} KiB; a trivial task costs {p_task * 1e6:.0f} us through the process "
         f"pool and {t_task * 1e6:.0f} us through the thread pool"
     )
+    if interpreter is not None:
+        finding += (
+            f"; an interpreter worker {interpreter.value:.1f} MiB, a task "
+            f"{i_task * 1e6:.0f} us through the interpreter pool"
+        )
     stack = threading.stack_size()
     return Measurement(
         key="overhead",
@@ -162,5 +205,8 @@ def probe(mode: Mode) -> Measurement:
             "per-task overhead, process pool": f"{p_task * 1e6:.1f} us",
             "per-task overhead, thread pool": f"{t_task * 1e6:.1f} us",
             "samples": f"median of {TASKS[mode]} submit -> result round trips of abs(0)",
+            **interpreter_details,
         },
+        interpreter=interpreter,
+        interpreter_missing=missing,
     )

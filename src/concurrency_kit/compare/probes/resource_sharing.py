@@ -8,6 +8,11 @@ forked child gets a *copy* of the list (its append never reaches the parent) whi
 the file descriptor (its write does reach the file). Sharing across processes is set up
 explicitly: workers reopen the file by path, and append to a
 :class:`~concurrency_kit.ProcessGuarded` list.
+
+Interpreters (Python 3.14+) stand with processes for objects and with threads for descriptors:
+an :class:`~concurrency_kit.InterpreterPool` refuses the file object at ``submit`` too (a call
+to an interpreter is pickled), but its workers share this process's descriptor table, so a
+write to the file's descriptor *number* reaches the file, with nothing inherited or passed.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from pathlib import Path
 from typing import IO
 
 from concurrency_kit.compare._measure import Figure, Measurement, Mode
+from concurrency_kit.compare.probes._shared import interpreters_missing
 from concurrency_kit.errors import SerializationError
-from concurrency_kit.pools import ProcessPool, ThreadPool
+from concurrency_kit.pools import InterpreterPool, ProcessPool, ThreadPool
 from concurrency_kit.sync import ProcessGuarded, ThreadLock
 
 __all__ = ["probe"]
@@ -39,6 +45,11 @@ def write_through(log: IO[str], lines: list[str], lock: ThreadLock, task: int) -
 def write_line(log: IO[str], line: str) -> None:
     """Write ``line`` through ``log`` (which a process worker cannot be given)."""
     log.write(line + "\n")
+
+
+def write_to_fd(fd: int, line: str) -> None:
+    """Write ``line`` to the descriptor numbered ``fd`` of the process this code runs in."""
+    os.write(fd, (line + "\n").encode())
 
 
 def reopen_and_append(path: str, lines: ProcessGuarded[list[str]], task: int) -> None:
@@ -68,6 +79,17 @@ def _fork_and_write(fd: int, lines: list[str]) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
+def _refused(pool: ProcessPool | InterpreterPool, log: IO[str], line: str) -> str:
+    """How ``pool`` refused the parent's file object at submit ("" if it took it)."""
+    try:
+        pool.submit(write_line, log, line).result(30.0)
+    except SerializationError as exc:
+        cause = exc.__cause__
+        why = f"{type(cause).__name__}: {cause}" if cause else str(exc)
+        return f"{type(exc).__name__} at submit ({why})"
+    return ""
+
+
 def _count(path: Path, prefix: str) -> int:
     return sum(1 for line in path.read_text().splitlines() if line.startswith(prefix))
 
@@ -94,13 +116,7 @@ def probe(mode: Mode) -> Measurement:
             guarded: ProcessGuarded[list[str]] = ProcessGuarded([])
             try:
                 with ProcessPool(WORKERS) as ppool:
-                    refused = ""
-                    try:
-                        ppool.submit(write_line, log, "from another process").result(30.0)
-                    except SerializationError as exc:
-                        cause = exc.__cause__
-                        why = f"{type(cause).__name__}: {cause}" if cause else str(exc)
-                        refused = f"{type(exc).__name__} at submit ({why})"
+                    refused = _refused(ppool, log, "from another process")
                     for future in [
                         ppool.submit(reopen_and_append, str(path), guarded, t) for t in range(TASKS)
                     ]:
@@ -108,8 +124,21 @@ def probe(mode: Mode) -> Measurement:
                 shared_list = len(guarded.get())
             finally:
                 guarded.close()
-        process_lines = _count(path, "from another process")
-        reopened = _count(path, "process task")
+            process_lines = _count(path, "from another process")
+            reopened = _count(path, "process task")
+            # Counted first: the writes below go through the parent's descriptor, at its
+            # offset (it was not opened for appending), over the lines appended since.
+            missing = interpreters_missing()
+            if not missing:
+                with InterpreterPool(WORKERS) as ipool:
+                    interpreter_refused = _refused(ipool, log, "from an interpreter")
+                    for future in [
+                        ipool.submit(write_to_fd, log.fileno(), f"interpreter fd write {t}")
+                        for t in range(TASKS)
+                    ]:
+                        future.result(30.0)
+        interpreter_lines = _count(path, "from an interpreter")
+        fd_lines = _count(path, "interpreter fd write")
 
     finding = (
         f"{thread_lines} of {TASKS} thread workers wrote through the parent's file object and "
@@ -119,6 +148,21 @@ def probe(mode: Mode) -> Measurement:
         f"list did not (still {list_after_fork}); set up explicitly, {reopened} of {TASKS} "
         f"workers wrote by reopening the path and {shared_list} appended to a ProcessGuarded list"
     )
+    interpreter = None
+    interpreter_details = {}
+    if not missing:
+        finding += (
+            f"; interpreter workers: {interpreter_lines} through the file object (refused at "
+            f"submit), but {fd_lines} of {TASKS} through its descriptor number, shared in-process"
+        )
+        interpreter = Figure(
+            float(interpreter_lines), "lines", f"of {TASKS} workers, via the parent's file object"
+        )
+        interpreter_details = {
+            "interpreter pool, parent's file object": interpreter_refused
+            or "accepted (unexpected)",
+            "interpreter workers, the file's descriptor number": f"{fd_lines} of {TASKS} lines",
+        }
     return Measurement(
         key="resource_sharing",
         process=Figure(
@@ -137,5 +181,8 @@ def probe(mode: Mode) -> Measurement:
             "forked child, parent's list": f"{list_after_fork - thread_list} of 1 append visible",
             "process workers, reopened by path": f"{reopened} of {TASKS} lines",
             "process workers, ProcessGuarded list": f"{shared_list} of {TASKS} appends visible",
+            **interpreter_details,
         },
+        interpreter=interpreter,
+        interpreter_missing=missing,
     )

@@ -18,11 +18,18 @@ interpreter also contend for the GIL, and a thread that releases a lock usually 
 (and takes the lock again) until its switch interval (5 ms) is up, so the threads rarely hand
 the lock over; two processes on two cores really contend, and how much depends on how much
 their runs overlap, which other load changes: too unsteady for a verdict.
+
+On Python 3.14+ interpreters are measured the same way: ``INTERPRETER.Lock`` is the lock in
+shared memory (interpreters share no Python object, so a ``threading.Lock`` cannot reach
+another one), taken uncontended here and contended by two
+:class:`~concurrency_kit.InterpreterPool` workers, each with a GIL of its own.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 from concurrency_kit.compare._measure import (
@@ -33,8 +40,8 @@ from concurrency_kit.compare._measure import (
     Spread,
     interleave,
 )
-from concurrency_kit.compare.probes._shared import cheaper
-from concurrency_kit.models import PROCESS, THREAD, Model
+from concurrency_kit.compare.probes._shared import cheaper, interpreters_missing
+from concurrency_kit.models import INTERPRETER, PROCESS, THREAD
 
 __all__ = ["BAND", "CYCLES", "contend", "probe"]
 
@@ -69,7 +76,7 @@ def contend(lock: Any, barrier: Any, cycles: int) -> tuple[float, float]:
     return start, time.perf_counter()
 
 
-def _contended(model: Model, pool: Any, lock: Any, barrier: Any, cycles: int) -> float:
+def _contended(pool: Any, lock: Any, barrier: Any, cycles: int) -> float:
     """Seconds per acquire+release with two workers of ``pool`` contending for ``lock``."""
     futures = [pool.submit(contend, lock, barrier, cycles) for _ in range(2)]
     spans: list[tuple[float, float]] = [f.result(60.0) for f in futures]
@@ -87,38 +94,35 @@ def _uncontended(lock: Any, cycles: int) -> float:
 
 
 def probe(mode: Mode) -> Measurement:
-    """Uncontended lock cost (the figure) and contended cost, threads vs processes."""
+    """Uncontended lock cost (the figure) and contended cost, threads vs processes (and
+    interpreters on Python 3.14+)."""
     cycles = CYCLES[mode]
-    t_lock, p_lock = THREAD.Lock(), PROCESS.Lock()
-    try:
-        alone = interleave(
-            {
-                "thread": lambda: _uncontended(t_lock, UNCONTENDED[mode]),
-                "process": lambda: _uncontended(p_lock, UNCONTENDED[mode]),
-            },
-            UNCONTENDED_ROUNDS[mode],
-        )
-    finally:
-        t_lock.close()
-        p_lock.close()
-    t_lock, t_barrier, p_lock, p_barrier = (
-        THREAD.Lock(),
-        THREAD.Barrier(2),
-        PROCESS.Lock(),
-        PROCESS.Barrier(2),
-    )
-    try:
-        with THREAD.Pool(2) as threads, PROCESS.Pool(2) as processes:
-            found = interleave(
-                {
-                    "thread": lambda: _contended(THREAD, threads, t_lock, t_barrier, cycles),
-                    "process": lambda: _contended(PROCESS, processes, p_lock, p_barrier, cycles),
-                },
-                ROUNDS[mode],
-            )
-    finally:
-        for primitive in (t_lock, t_barrier, p_lock, p_barrier):
-            primitive.close()
+    missing = interpreters_missing()
+    models: dict[str, Any] = {"thread": THREAD, "process": PROCESS}
+    if not missing:
+        models["interpreter"] = INTERPRETER
+    with ExitStack() as stack:
+        locks = {name: model.Lock() for name, model in models.items()}
+        for lock in locks.values():
+            stack.callback(lock.close)
+
+        def alone_sampler(name: str) -> Callable[[], float]:
+            return lambda: _uncontended(locks[name], UNCONTENDED[mode])
+
+        alone = interleave({name: alone_sampler(name) for name in models}, UNCONTENDED_ROUNDS[mode])
+    with ExitStack() as stack:
+        setups = {}
+        for name, model in models.items():
+            lock, barrier = model.Lock(), model.Barrier(2)
+            stack.callback(lock.close)
+            stack.callback(barrier.close)
+            setups[name] = (stack.enter_context(model.Pool(2)), lock, barrier)
+
+        def contended_sampler(name: str) -> Callable[[], float]:
+            pool, lock, barrier = setups[name]
+            return lambda: _contended(pool, lock, barrier, cycles)
+
+        found = interleave({name: contended_sampler(name) for name in models}, ROUNDS[mode])
     t_spread = Spread.of(alone["thread"]).scaled(1e9)
     p_spread = Spread.of(alone["process"]).scaled(1e9)
     t_un, p_un = t_spread.median, p_spread.median
@@ -129,6 +133,18 @@ def probe(mode: Mode) -> Measurement:
         f"for a ProcessLock ({cheaper(t_un, p_un)}); with two workers contending, {t:.0f} ns "
         f"between threads and {p:.0f} ns between processes ({cheaper(t, p)})"
     )
+    i_spread = Spread.of(alone["interpreter"]).scaled(1e9) if "interpreter" in alone else None
+    interpreter_details = {}
+    if i_spread is not None:
+        i_contended = Spread.of(found["interpreter"]).median * 1e9
+        finding += (
+            f"; interpreters use the shared-memory lock: {i_spread.median:.0f} ns uncontended, "
+            f"{i_contended:.0f} ns with two interpreters contending"
+        )
+        interpreter_details = {
+            "uncontended, INTERPRETER.Lock": f"{i_spread.median:.0f} ns per acquire+release",
+            "contended, interpreters": f"{i_contended:.0f} ns per acquire+release",
+        }
     return Measurement(
         key="synchronization",
         process=Figure(p_un, "ns", "acquire+release, uncontended, ProcessLock"),
@@ -166,5 +182,11 @@ def probe(mode: Mode) -> Measurement:
                 f"{ROUNDS[mode]} interleaved samples of 2 workers x {cycles} cycles contended, "
                 "per model"
             ),
+            **interpreter_details,
         },
+        interpreter=None
+        if i_spread is None
+        else Figure(i_spread.median, "ns", "acquire+release, uncontended, INTERPRETER.Lock"),
+        interpreter_spread=i_spread,
+        interpreter_missing=missing,
     )

@@ -26,12 +26,18 @@ taken round by round; the figure is the median with its spread. A speed-up above
 ``min(workers, usable cores)`` is impossible, and flagged as a measurement error.
 
 The I/O-bound speed-up is serial wall time over pool wall time (sleep uses no CPU).
+
+On Python 3.14+ an :class:`~concurrency_kit.InterpreterPool` of :data:`WORKERS` runs the same
+rounds: each interpreter has its own GIL, so pure-Python work runs in parallel as it does in
+processes; its speed-up is taken as the processes' is (CPU time where the calls ran, over the
+wall time), since interpreters, too, can run the loop at another speed than this one.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 from concurrency_kit.compare._measure import (
@@ -45,7 +51,8 @@ from concurrency_kit.compare._measure import (
     interleave,
     usable_cores,
 )
-from concurrency_kit.models import PROCESS, THREAD
+from concurrency_kit.compare.probes._shared import interpreters_missing
+from concurrency_kit.models import INTERPRETER, PROCESS, THREAD
 
 __all__ = [
     "CALL_SECONDS",
@@ -151,16 +158,20 @@ def probe(mode: Mode) -> Measurement:
     cores = usable_cores()
     n = calibrate(CALL_SECONDS[mode])
     rounds = ROUNDS[mode]
-    with THREAD.Pool(WORKERS) as threads, PROCESS.Pool(WORKERS) as processes:
-        for pool in (threads, processes):  # start every worker; a nap keeps the first busy
+    missing = interpreters_missing()
+    models: dict[str, Any] = {"threads": THREAD, "processes": PROCESS}
+    if not missing:
+        models["interpreters"] = INTERPRETER
+    with ExitStack() as stack:
+        pools = {name: stack.enter_context(model.Pool(WORKERS)) for name, model in models.items()}
+        for pool in pools.values():  # start every worker; a nap keeps the first busy
             for warming in [pool.submit(nap, 0.05) for _ in range(WORKERS)]:
                 warming.result(60.0)
-        busy: dict[str, list[float]] = {"threads": [], "processes": []}
+        busy: dict[str, list[float]] = {name: [] for name in pools}
         cpu = interleave(
             {
                 "serial": _serial(spin, n),
-                "threads": _busy_cores(threads, n, busy["threads"]),
-                "processes": _busy_cores(processes, n, busy["processes"]),
+                **{name: _busy_cores(pool, n, busy[name]) for name, pool in pools.items()},
             },
             rounds,
         )
@@ -169,8 +180,7 @@ def probe(mode: Mode) -> Measurement:
         io = interleave(
             {
                 "serial": _serial(nap, NAP[mode]),
-                "threads": _pooled(threads, nap, NAP[mode]),
-                "processes": _pooled(processes, nap, NAP[mode]),
+                **{name: _pooled(pool, nap, NAP[mode]) for name, pool in pools.items()},
             },
             rounds,
         )
@@ -211,6 +221,18 @@ def probe(mode: Mode) -> Measurement:
         f"{t_io.median:.2f}x, processes {p_io.median:.2f}x"
     )
     serial_ms = median_of_ms(cpu["serial"])
+    i_cpu = Spread.of(busy["interpreters"]) if "interpreters" in busy else None
+    interpreter_details = {}
+    if i_cpu is not None:
+        i_io = _speedups(io["serial"], io["interpreters"])
+        finding += (
+            f"; interpreters (a GIL each, in this process): {i_cpu.median:.2f}x CPU-bound, "
+            f"{i_io.median:.2f}x I/O-bound"
+        )
+        interpreter_details = {
+            "CPU-bound, interpreters": f"{median_of_ms(cpu['interpreters']):.0f} ms",
+            "I/O-bound speed-up, interpreters": f"{i_io.median:.2f}x",
+        }
     return Measurement(
         key="use_cases",
         process=Figure(
@@ -240,7 +262,15 @@ def probe(mode: Mode) -> Measurement:
                 f"call) and of nap({NAP[mode]}) on {WORKERS} workers, warm pools; {rounds} "
                 "interleaved rounds after a warm-up round"
             ),
+            **interpreter_details,
         },
+        interpreter=None
+        if i_cpu is None
+        else Figure(
+            i_cpu.median, "x", f"CPU-bound speed-up over serial, InterpreterPool({WORKERS})"
+        ),
+        interpreter_spread=i_cpu,
+        interpreter_missing=missing,
     )
 
 
