@@ -27,7 +27,9 @@ PACKAGES = {"pools", "channels", "state", "sync", "supervision", "compare"}
 
 
 def _pairs() -> list[tuple[Aspect, str]]:
-    return [(aspect, model) for aspect in ASPECTS for model in ("process", "thread")]
+    return [
+        (aspect, model) for aspect in ASPECTS for model in ("process", "thread", "interpreter")
+    ]
 
 
 CLAIMS = [pytest.param(aspect, model, id=f"{aspect.key}-{model}") for aspect, model in _pairs()]
@@ -67,11 +69,12 @@ def test_implemented_means_classes(aspect: Aspect, model: str) -> None:
 
 @pytest.mark.parametrize(("aspect", "model"), CLAIMS)
 def test_classes_are_exported_by_the_right_model(aspect: Aspect, model: str) -> None:
-    other = "Thread" if model == "process" else "Process"
+    # Interpreters use the process model's shared-memory classes where they have no own ones.
+    others = {"process": ("Thread", "Interpreter"), "thread": ("Process", "Interpreter")}
     for name in _claim(aspect, model).classes:
         assert hasattr(concurrency_kit, name), f"concurrency_kit has no {name}"
         assert name in concurrency_kit.__all__
-        assert not name.startswith(other), f"{name} listed for the {model} model"
+        assert not name.startswith(others.get(model, ("Thread",))), f"{name} for {model}"
     assert len(set(_claim(aspect, model).classes)) == len(_claim(aspect, model).classes)
 
 
