@@ -28,8 +28,8 @@ from typing import Any, ClassVar, Generic, NoReturn, TypeVar, overload
 
 import attrs
 
+from concurrency_kit._core.platforms import require_interpreters
 from concurrency_kit.channels import InterpreterChannel, ProcessChannel, ThreadChannel
-from concurrency_kit.channels.interpreter import require_interpreters
 from concurrency_kit.pools import ClusterPool, InterpreterPool, ProcessPool, ThreadPool
 from concurrency_kit.state import (
     ProcessSharedArray,

@@ -17,7 +17,15 @@ import os
 import platform
 import sys
 
-__all__ = ["MACHINES", "SUPPORTED", "describe", "import_failure", "unsupported"]
+__all__ = [
+    "INTERPRETERS_VERSION",
+    "MACHINES",
+    "SUPPORTED",
+    "describe",
+    "import_failure",
+    "require_interpreters",
+    "unsupported",
+]
 
 SUPPORTED = "Linux with glibc on x86_64 or aarch64, a 64-bit CPython"
 """The platforms concurrency_kit builds and runs on (and is tested on: x86_64)."""
@@ -81,4 +89,24 @@ def import_failure(error: ImportError) -> str:
         f"({error}): it is built when the package is installed; reinstall it with pip "
         "(pip install ., or pip install -e . from a clone) with a C compiler and the Python "
         "headers present."
+    )
+
+
+INTERPRETERS_VERSION = (3, 14)
+"""The first Python with ``concurrent.interpreters`` (PEP 734): the INTERPRETER model needs it."""
+
+
+def require_interpreters(what: str) -> None:
+    """Raise :class:`ImportError` naming Python 3.14 when this Python has no subinterpreters.
+
+    For the interpreter model's classes (``what`` names the one asked for); the wording matches
+    ``InterpreterPool``'s.
+    """
+    if sys.version_info >= INTERPRETERS_VERSION:
+        return
+    version = ".".join(map(str, sys.version_info[:3]))
+    raise ImportError(
+        f"{what} (the INTERPRETER model) needs Python 3.14 or newer, for its subinterpreters "
+        f"(concurrent.interpreters, PEP 734); this is Python {version}: "
+        "use PROCESS or THREAD here"
     )

@@ -31,33 +31,15 @@ What differs from processes, and where it is handled:
 
 from __future__ import annotations
 
-import sys
 from typing import TypeVar
 
+from concurrency_kit._core.platforms import require_interpreters
 from concurrency_kit.channels._base import DEFAULT_CAPACITY
 from concurrency_kit.channels.process import DEFAULT_SHARED_MEMORY_SIZE, ProcessChannel
 
 __all__ = ["InterpreterChannel"]
 
-REQUIRED_VERSION = (3, 14)
-"""The first Python with ``concurrent.interpreters`` (PEP 734)."""
-
 T = TypeVar("T")
-
-
-def require_interpreters(what: str) -> None:
-    """Raise :class:`ImportError` naming Python 3.14 when this Python has no subinterpreters.
-
-    The wording matches :class:`~concurrency_kit.InterpreterPool`'s.
-    """
-    if sys.version_info >= REQUIRED_VERSION:
-        return
-    version = ".".join(map(str, sys.version_info[:3]))
-    raise ImportError(
-        f"{what} (the INTERPRETER model) needs Python 3.14 or newer, for its subinterpreters "
-        f"(concurrent.interpreters, PEP 734); this is Python {version}: "
-        "use PROCESS or THREAD here"
-    )
 
 
 class InterpreterChannel(ProcessChannel[T]):
