@@ -192,6 +192,12 @@ def acquire_with_timeout(lock: Any, timeout: float) -> bool:
     return got
 
 
+def condition_wait_briefly(cond: Any) -> bool:
+    """``cond.wait(0.01)`` without taking the condition's lock first: allowed only if this
+    thread holds it already (it does, when the caller held it before ``Interpreter.call``)."""
+    return bool(cond.wait(0.01))
+
+
 def raise_holding(lock: Any) -> None:
     with lock:
         raise ValueError("raised while holding the lock")

@@ -478,6 +478,12 @@ def test_ownership_is_the_os_thread_across_exec(peer: Peer, closing: Callable[[A
     with lock:
         assert peer.call(peers.acquire_with_timeout, lock, 0.01) is False
     assert peer.call(peers.try_acquire, lock) is True
+    cond = closing(INTERPRETER.Condition())
+    with cond:  # held by this thread: the other interpreter may wait on it (a timeout expires)
+        assert peer.call(peers.condition_wait_briefly, cond) is False
+        assert cond.acquire(False)  # still held here afterwards (re-entrant), as before
+        cond.release()
+    assert peer.call(peers.try_acquire, cond) is True  # released: nothing left held
 
 
 @needs_interpreters
