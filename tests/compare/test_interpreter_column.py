@@ -26,6 +26,7 @@ from concurrency_kit.compare._measure import (
     place,
     settle,
 )
+from concurrency_kit.compare._report import Row, summary
 from concurrency_kit.compare.probes import crash_impact, definition, memory_space
 from concurrency_kit.compare.probes._shared import interpreters_missing
 
@@ -175,6 +176,30 @@ def test_every_row_says_where_it_puts_interpreters() -> None:
     like = {aspect.key: aspect.interpreter_like for aspect in ASPECTS}
     assert like["crash_impact"] == "thread"
     assert like["use_cases"] == like["memory_space"] == "process"
+
+
+def test_the_summary_names_interpreters_only_where_they_stood_with_processes() -> None:
+    use_cases = next(aspect for aspect in ASPECTS if aspect.key == "use_cases")
+
+    def uses(interpreter: float | None, status: str | None) -> Row:
+        found = Measurement(
+            key="use_cases",
+            process=Figure(1.9, "x", ""),
+            thread=Figure(1.0, "x", ""),
+            better="higher",
+            holds=True,
+            status="holds",
+            interpreter=None if interpreter is None else Figure(interpreter, "x", ""),
+            interpreter_status=status,  # type: ignore[arg-type]
+        )
+        return Row(use_cases, found)
+
+    lines = summary([uses(1.8, "holds")])
+    assert lines[0].startswith("CPU-bound pure Python: processes")
+    assert lines[1].startswith("The same, where a crash need not be contained")
+    assert "interpreters, 1.8x here" in lines[1]
+    for unplaced in (uses(None, None), uses(1.0, "does not hold"), uses(1.9, "inconclusive")):
+        assert not any("interpreters" in line for line in summary([unplaced]))
 
 
 # --- advise(): interpreters as a third candidate ---------------------------------------------

@@ -188,7 +188,8 @@ def _detail_number(measurement: Measurement, name: str) -> float | None:
 
 
 def summary(rows: list[Row]) -> list[str]:
-    """ "So, for your machine": when to use which model, from the rows measured (<= 4 lines)."""
+    """ "So, for your machine": when to use which model, from the rows measured (<= 5 lines;
+    the fifth only where interpreters were measured)."""
     found = {row.aspect.key: row.measurement for row in rows if row.measurement is not None}
     lines = []
     uses = found.get("use_cases")
@@ -209,6 +210,12 @@ def summary(rows: list[Row]) -> list[str]:
                 f"CPU-bound pure Python: processes should win, but this run could not tell "
                 f"({p:.1f}x against threads {t:.1f}x; see Use Cases); measure again when the "
                 "machine is quiet."
+            )
+        if uses.interpreter is not None and uses.interpreter_status == "holds":
+            lines.append(
+                f"The same, where a crash need not be contained and every import loads in a "
+                f"subinterpreter (not numpy): interpreters, {uses.interpreter.value:.1f}x here, in "
+                "one process."
             )
         if len(uses.comparisons) > 1:
             io = uses.comparisons[1]
@@ -238,7 +245,7 @@ def summary(rows: list[Row]) -> list[str]:
             "Code that may crash, hang or leak: processes (here a segfault killed the whole "
             "thread host, and only one task of the process pool)."
         )
-    return lines[:4]
+    return lines[:5]
 
 
 MODELS = ("process", "thread", "interpreter")
