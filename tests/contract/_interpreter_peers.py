@@ -49,6 +49,14 @@ def send_all_and_close(channel: Any, items: list[Any]) -> int:
     return len(items)
 
 
+def send_then_raise(channel: Any, items: list[Any]) -> None:
+    """Send ``items`` in a ``with channel:`` block, then fail: the block still closes it."""
+    with channel:
+        for item in items:
+            channel.send(item, timeout=DEADLOCK)
+        raise RuntimeError("the producer failed")
+
+
 def send_many(channel: Any, items: list[Any]) -> None:
     channel.send_many(items, timeout=DEADLOCK)
 

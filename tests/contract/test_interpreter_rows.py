@@ -108,6 +108,7 @@ class Peer:
         self.closed = True
         for running in self.running:
             running._thread.join(DEADLOCK)
+        self.running.clear()  # their outcomes refer to the handles they were given
         self.interp.close()
 
 
@@ -128,6 +129,7 @@ def peer_factory() -> Iterator[Callable[[], Peer]]:
     finally:
         for p in made:
             p.close()
+        made.clear()
         left = {i.id for i in interpreters.list_all()} - before
         assert not left, f"interpreters left behind: {sorted(left)}"
 
@@ -295,6 +297,22 @@ def test_close_releases_a_sender_waiting_in_another_interpreter(
     assert ready.wait(DEADLOCK)
     ch.close()
     assert sending.result() == "ChannelClosed"
+    peer.close()  # it has returned: the interpreter can be closed
+
+
+@needs_interpreters
+def test_a_producer_interpreter_that_fails_ends_the_consumer_here(
+    peer: Peer, closing: Callable[[Any], Any]
+) -> None:
+    # The consumer iterates with no timeout: were the channel left open, this would hang
+    # (and the suite's timeout would report a deadlock).
+    from concurrent.interpreters import ExecutionFailed
+
+    ch = closing(InterpreterChannel(2))
+    producing = peer.start(peers.send_then_raise, ch, list(range(10)))
+    assert list(ch) == list(range(10))
+    with pytest.raises(ExecutionFailed, match="the producer failed"):
+        producing.result()
     peer.close()  # it has returned: the interpreter can be closed
 
 
