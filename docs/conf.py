@@ -109,8 +109,9 @@ intersphinx_timeout = 3
 # them on each call (milliseconds per task in a process as large as Sphinx).
 doctest_global_setup = """
 __name__ = "__main__"
+import sys
 import concurrency_kit
-from concurrency_kit import PROCESS, THREAD, ProcessPool, ThreadPool
+from concurrency_kit import INTERPRETER, PROCESS, THREAD, ProcessPool, ThreadPool
 """
 
 # -- HTML ------------------------------------------------------------------------------------
