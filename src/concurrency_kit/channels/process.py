@@ -272,7 +272,8 @@ class ProcessChannel(ChannelBase[T]):
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         if self._finalizer.alive is False:
-            raise ValueError(f"cannot pickle a {type(self).__name__} whose handle was released")
+            kind = type(self).__name__
+            raise ValueError(f"cannot pickle {kind} {self.name!r}: its handle was released")
         segments = (self._m.segment.name, self._store.name)
         return _attach, (*segments, self._origin, self.name, type(self))
 
