@@ -3,8 +3,9 @@
 Commands:
     table     print the processes-versus-threads table with the classes of each row.
     compare   measure every row of the table on this machine and print the verdicts.
-    advise    run a function of yours serially and under both pools; advise processes,
-              threads, running it serially, or batching more work per task.
+    advise    run a function of yours serially and under each pool; advise processes,
+              threads, interpreters (Python 3.14+), running it serially, or batching more
+              work per task.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(needs the plot extra: matplotlib)",
     )
     advise = commands.add_parser(
-        "advise", help="run a function of yours under both pools, and serially; advise a model"
+        "advise", help="run a function of yours under each pool, and serially; advise a model"
     )
     advise.add_argument("function", metavar="MODULE:FUNCTION", help="e.g. mypackage.work:crunch")
     inputs = advise.add_mutually_exclusive_group(required=True)

@@ -125,7 +125,7 @@ class Advice:
         rows: the keys of those rows.
     """
 
-    recommendation: Recommendation
+    recommendation: Literal["processes", "threads", "interpreters", "serial", "batch"]
     model: Model | InterpreterModel | None
     workers: int
     items: int
