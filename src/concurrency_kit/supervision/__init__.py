@@ -2,8 +2,8 @@
 
 ``_spec.py`` holds the values (child specs, policies, events, :func:`current_child`),
 ``_restart.py`` the restart algorithm written once, ``_async.py`` its async face
-(``wait_async``, ``aevents``), ``thread.py`` and ``process.py`` the runners
-that start, stop and watch each model's children.
+(``wait_async``, ``aevents``), ``thread.py``, ``process.py`` and ``interpreter.py`` (Python
+3.14+; it imports everywhere) the runners that start, stop and watch each model's children.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from concurrency_kit.supervision._spec import (
     SupervisorStatistics,
     current_child,
 )
+from concurrency_kit.supervision.interpreter import InterpreterSupervisor
 from concurrency_kit.supervision.process import ProcessSupervisor
 from concurrency_kit.supervision.thread import ThreadSupervisor
 
@@ -54,6 +55,7 @@ __all__ = [
     "ChildCounts",
     "ChildInfo",
     "ChildSpec",
+    "InterpreterSupervisor",
     "ProcessSupervisor",
     "Restart",
     "Shutdown",

@@ -8,6 +8,10 @@ thread puts its handle on the runner's exit queue, which the supervisor's loop w
                    done (under the runner's condition), exits.put(handle)
     loop thread:   exits.get() ──> _on_exit(handle)   (``_restart.py``)
 
+The interpreter runner (``interpreter.py``) is this runner with another ``_call``: its child's
+thread runs the target inside a fresh interpreter, and the same :func:`run_target` classifies
+the exit there.
+
 A child thread blocks SIGINT (Ctrl-C is the supervising program's, as a process child ignores
 it), so that the signal reaches the main thread blocked in ``stop()`` or ``wait()``.
 
@@ -28,6 +32,7 @@ import queue
 import threading
 import time
 import traceback
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from concurrency_kit._core.deadline import deadline_after, remaining, wait_slice
@@ -43,6 +48,29 @@ from concurrency_kit.supervision._spec import (
 __all__ = ["ThreadSupervisor"]
 
 _WAKE = None  # what wake() puts on the exit queue
+
+
+def run_target(
+    target: Callable[..., object], args: tuple[Any, ...], kwargs: Mapping[str, Any] | None
+) -> tuple[bool, str | None, str | None]:
+    """Call a child's target; return how it ended, as data: ``(normal, exception, traceback)``.
+
+    The one classification of a thread-like child's end (a thread child's, and an
+    interpreter child's inside its interpreter): returning, raising :exc:`Shutdown` or
+    ``sys.exit()`` / ``sys.exit(0)`` is normal, as for a process child; another
+    :exc:`SystemExit` is an abnormal ``"SystemExit"``; any other exception is contained and
+    reported by its type name and traceback text.
+    """
+    try:
+        target(*args, **(kwargs or {}))
+    except Shutdown:
+        return True, None, None
+    except SystemExit as exc:  # as a process child: sys.exit() or sys.exit(0) is normal
+        normal = exc.code is None or exc.code == 0
+        return normal, None if normal else "SystemExit", None
+    except BaseException as exc:  # contained: the supervisor decides what follows
+        return False, type(exc).__name__, traceback.format_exc()
+    return True, None, None
 
 
 class _ThreadExit:
@@ -91,38 +119,45 @@ class _ThreadRunner:
         self._interrupted = False
 
     def spawn(self, spec: ChildSpec) -> _ThreadHandle:
-        handle = _ThreadHandle(spec)
+        handle = self._new_handle(spec)
         thread = threading.Thread(
             target=self._run, args=(handle,), name=f"{self._name}:{spec.id}", daemon=True
         )
         handle.thread = thread
         thread.start()
-        while not handle.running.wait(wait_slice(None)):  # at once: the thread is started
+        while not handle.running.wait(wait_slice(None)):  # soon: the thread is started
             pass
         return handle
 
+    def _new_handle(self, spec: ChildSpec) -> _ThreadHandle:
+        """A handle for a new run of ``spec`` (the interpreter runner's holds more)."""
+        return _ThreadHandle(spec)
+
     def _run(self, handle: _ThreadHandle) -> None:
-        spec = handle.spec
+        """The body of a child's thread: run the child, then report that it is gone."""
         leave_ctrl_c_to_the_main_thread()  # Ctrl-C is the supervising program's
-        set_thread_context(handle.context)
         try:
-            handle.running.set()
-            spec.target(*spec.args, **(spec.kwargs or {}))
-        except Shutdown:
-            handle.exit = _ThreadExit(normal=True)
-        except SystemExit as exc:  # as a process child: sys.exit() or sys.exit(0) is normal
-            normal = exc.code is None or exc.code == 0
-            handle.exit = _ThreadExit(normal, None if normal else "SystemExit", None)
-        except BaseException as exc:  # contained: the supervisor decides what follows
-            handle.exit = _ThreadExit(False, type(exc).__name__, traceback.format_exc())
-        else:
-            handle.exit = _ThreadExit(normal=True)
+            handle.exit = self._call(handle)
         finally:
-            set_thread_context(None)
+            handle.running.set()  # a child that failed before its target: spawn() returns
             with self._condition:
                 handle.done = True
                 self._condition.notify_all()
             self._exits.put(handle)
+
+    def _call(self, handle: _ThreadHandle) -> _ThreadExit:
+        """Run the child in this thread; set ``handle.running`` once it has its target.
+
+        A thread child runs its target right here (the interpreter runner overrides this to
+        run it inside an interpreter of its own).
+        """
+        spec = handle.spec
+        set_thread_context(handle.context)
+        try:
+            handle.running.set()
+            return _ThreadExit(*run_target(spec.target, spec.args, spec.kwargs))
+        finally:
+            set_thread_context(None)
 
     def request_stop(self, handle: Any) -> None:
         handle.context.request_stop()
