@@ -18,12 +18,13 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
 
 import concurrency_kit as ck
-from contract._gates import Gate, pass_two
+from contract._gates import Gate, pass_two, wait_at
 
 needs_314 = pytest.mark.skipif(
     sys.version_info < (3, 14), reason="subinterpreters (concurrent.interpreters) need 3.14+"
@@ -60,6 +61,44 @@ def fail_to_start() -> None:
 
 def add(a: int, b: int = 0) -> int:
     return a + b
+
+
+def loop_until_interrupted(started: str, stopped: str) -> None:
+    """Say so at ``started``, then loop in Python for ever; on the way out (the interrupt),
+    say so at ``stopped``, from the ``finally`` block the interrupt runs. (A short timeout may
+    expire while the task waits for the test at ``started``: the interrupt then lands as that
+    ``open`` returns, inside the ``try`` all the same.)"""
+    try:
+        with open(started, "wb") as fifo:
+            fifo.write(b"go")
+        while True:
+            pass
+    finally:
+        with open(stopped, "wb") as fifo:
+            fifo.write(b"go")
+
+
+def signal_then_block(started_fd: int, gate_fd: int) -> str:
+    """Write a byte to ``started_fd``, then block in C reading ``gate_fd``."""
+    os.write(started_fd, b"s")
+    os.read(gate_fd, 1)
+    return "late"
+
+
+def loop_forever() -> None:
+    while True:
+        pass
+
+
+def wait_for_task(path: str) -> None:
+    """Wait at the gate ``path`` until a task writes to it; fail (not hang) on a deadlock."""
+    waiter = threading.Thread(target=wait_at, args=(path,), daemon=True)
+    waiter.start()
+    waiter.join(DEADLOCK)
+    if waiter.is_alive():
+        with open(path, "wb") as fifo:  # let the waiter go
+            fifo.write(b"")
+        pytest.fail(f"no task reached {path} within {DEADLOCK} s")
 
 
 # -- every Python ------------------------------------------------------------------------------
@@ -132,24 +171,86 @@ def test_a_module_that_refuses_subinterpreters_fails_the_call_clearly() -> None:
 
 
 @needs_314
-def test_a_task_past_its_timeout_abandons_its_interpreter(tmp_path: Path) -> None:
+def test_a_task_past_its_timeout_abandons_its_interpreter() -> None:
+    # The call blocks in C (os.read) past its timeout: its future fails at the deadline and a
+    # new interpreter takes its place; the interrupt lands only when the read returns (or,
+    # if the timeout passed before the call began, the call never begins). Either way the old
+    # interpreter is closed once the gate opens, and its thread goes.
+    started_r, started_w = os.pipe()
+    gate_r, gate_w = os.pipe()
+    try:
+        with ck.InterpreterPool(1, name="stuck") as pool:
+            assert pool.submit(add, 1).result(timeout=DEADLOCK) == 1  # this module imported
+            stuck = pool.schedule(signal_then_block, (started_w, gate_r), timeout=0.1)
+            try:
+                with pytest.raises(ck.TaskTimeoutError, match="abandoned"):
+                    stuck.result(timeout=DEADLOCK)
+                stats = pool.statistics()
+                assert (stats.tasks_timed_out, stats.workers_replaced) == (1, 1)
+                # A new interpreter took its place and runs tasks while the old one is stuck.
+                assert pool.submit(add, 2, 2).result(timeout=DEADLOCK) == 4
+            finally:
+                os.write(gate_w, b"g")  # the stuck call returns; its interpreter is closed
+            for thread in [t for t in threading.enumerate() if t.name == "stuck-1"]:
+                thread.join(DEADLOCK)
+                assert not thread.is_alive()
+            assert pool.statistics().workers_abandoned == 0
+    finally:
+        for fd in (started_r, started_w, gate_r, gate_w):
+            os.close(fd)
+    assert stuck.exception(timeout=0).__class__ is ck.TaskTimeoutError
+
+
+@needs_314
+def test_a_task_looping_past_its_timeout_is_interrupted(tmp_path: Path) -> None:
+    # The pool raises an exception in the abandoned call (a thread of the worker's interpreter
+    # does: see _interpreter_worker._Guard): it unwinds, its finally block runs, and the
+    # interpreter is closed, where a call stuck for ever used to keep it and its thread.
+    started, stopped = Gate(tmp_path, "started"), Gate(tmp_path, "stopped")
+    with ck.InterpreterPool(1, name="looping") as pool:
+        assert pool.submit(add, 1).result(timeout=DEADLOCK) == 1  # this module imported there
+        looping = pool.schedule(loop_until_interrupted, (started.path, stopped.path), timeout=0.05)
+        wait_for_task(started.path)
+        error = looping.exception(timeout=DEADLOCK)
+        assert isinstance(error, ck.TaskTimeoutError)
+        assert "interrupted" in str(error)
+        wait_for_task(stopped.path)  # its finally block ran: the loop was interrupted
+        abandoned = [t for t in threading.enumerate() if t.name == "looping-1"]
+        for thread in abandoned:  # its interpreter is closed, then its thread ends
+            thread.join(DEADLOCK)
+            assert not thread.is_alive()
+        stats = pool.statistics()
+        assert (stats.tasks_timed_out, stats.workers_abandoned, stats.workers_replaced) == (1, 0, 1)
+        assert pool.submit(add, 2, 3).result(timeout=DEADLOCK) == 5  # the new interpreter
+
+
+@needs_314
+@pytest.mark.parametrize("timeout", [1e-9, 1e-6, 0.001])
+def test_an_interrupt_before_the_call_begins_is_kept(timeout: float) -> None:
+    # A timeout this short often expires before the worker has taken its task: the interrupt
+    # waits for the call, which then never begins (or ends at once). Either way the loop ends:
+    # the interpreter is closed and its thread goes.
+    with ck.InterpreterPool(1, name="short") as pool:
+        looping = pool.schedule(loop_forever, timeout=timeout)
+        assert isinstance(looping.exception(timeout=DEADLOCK), ck.TaskTimeoutError)
+        for thread in [t for t in threading.enumerate() if t.name == "short-1"]:
+            thread.join(DEADLOCK)
+            assert not thread.is_alive()
+        assert pool.statistics().workers_abandoned == 0
+        assert pool.submit(add, 1, 1).result(timeout=DEADLOCK) == 2
+
+
+@needs_314
+def test_a_running_task_cannot_be_cancelled(tmp_path: Path) -> None:
+    # As in the standard library (and the thread pool): cancel() of a running task is False,
+    # and the task runs to its end. Only a timeout interrupts a call.
     started, gate = Gate(tmp_path, "started"), Gate(tmp_path, "gate")
     with ck.InterpreterPool(1) as pool:
-        stuck = pool.schedule(pass_two, (started.path, gate.path, "late"), timeout=0.1)
+        running = pool.submit(pass_two, started.path, gate.path, "done")
         started.release()
-        try:
-            with pytest.raises(ck.TaskTimeoutError, match="abandoned"):
-                stuck.result(timeout=DEADLOCK)
-            stats = pool.statistics()
-            assert (stats.tasks_timed_out, stats.workers_abandoned) == (1, 1)
-            assert stats.workers_replaced == 1
-            # A new interpreter took its place and runs tasks while the old one is stuck.
-            assert pool.submit(add, 2, 2).result(timeout=DEADLOCK) == 4
-        finally:
-            gate.release()  # the stuck call returns; its interpreter stops and is closed
-    # shutdown() did not wait for the abandoned worker; the leak check (its thread, its pipes)
-    # waits for it to go, which it does once its call has returned.
-    assert stuck.exception(timeout=0).__class__ is ck.TaskTimeoutError
+        assert not running.cancel()
+        gate.release()
+        assert running.result(timeout=DEADLOCK) == "done"
 
 
 @needs_314

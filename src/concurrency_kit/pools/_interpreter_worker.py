@@ -38,6 +38,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import threading
 import time
 from typing import Any
 
@@ -71,13 +72,36 @@ def worker_main(
     initializer: bytes | None,
     asleep: memoryview,
     helpers: memoryview,
+    interrupt_fds: tuple[int, int],
 ) -> int:
     """Run tasks until a ``None`` arrives on ``task_queue`` (called in the worker interpreter).
 
-    ``task_queue`` and ``result_queue`` are :class:`concurrent.interpreters.Queue` objects.
+    ``task_queue`` and ``result_queue`` are :class:`concurrent.interpreters.Queue` objects;
+    ``interrupt_fds`` is the pipe the pool interrupts the running task by (see :class:`_Guard`).
     Returns :data:`INIT_FAILED` when the initializer failed (and said so on the result queue),
     :data:`OK` when told to stop.
     """
+    guard = _Guard(*interrupt_fds)
+    try:
+        return _serve(
+            index, task_queue, wake_fd, result_queue, result_fd, initializer, asleep, helpers, guard
+        )
+    finally:
+        guard.stop()
+
+
+def _serve(
+    index: int,
+    task_queue: Any,
+    wake_fd: int,
+    result_queue: Any,
+    result_fd: int,
+    initializer: bytes | None,
+    asleep: memoryview,
+    helpers: memoryview,
+    guard: _Guard,
+) -> int:
+    """The body of :func:`worker_main`: the initializer, then the task loop."""
     # By name: these exist on Python 3.14+ only, and this module imports everywhere.
     _interpqueues = importlib.import_module("_interpqueues")  # C queues: no Python frame a look
     empty = importlib.import_module("concurrent.interpreters").QueueEmpty
@@ -153,20 +177,27 @@ def worker_main(
         if payload is None:
             return OK
         start = clock()
-        kind, data = _run(payload)
-        del payload
-        answer(kind, data, clock() - start)
-        del data
+        try:
+            kind, data = _run(payload, guard)
+            del payload
+            answer(kind, data, clock() - start)
+            del data
+        except Interrupted:  # pragma: no cover - see _Guard.leave: never outside the call
+            pass
 
 
-def _run(payload: bytes) -> tuple[int, bytes]:
+def _run(payload: bytes, guard: _Guard) -> tuple[int, bytes]:
     try:
         fn, args, kwargs = serialize.loads(payload)
     except BaseException as exc:
         return ERROR, _pack_exception(_explain_import(exc, "the task"))
     del payload
     try:
-        result = fn(*args, **(kwargs or {}))
+        guard.enter()
+        try:
+            result = fn(*args, **(kwargs or {}))
+        finally:
+            guard.leave()
     except ImportError as exc:
         return ERROR, _pack_exception(_explain_import(exc, "the task") if _refused(exc) else exc)
     except BaseException as exc:
@@ -219,6 +250,83 @@ def _explain_import(exc: BaseException, what: str) -> BaseException:
         )
     error.__cause__ = exc
     return error
+
+
+class Interrupted(BaseException):
+    """Raised inside a task the pool gave up on (its timeout passed): it unwinds the task, its
+    ``finally`` blocks and ``with`` exits run, and the worker interpreter can then be closed.
+
+    A :class:`BaseException`, so that ``except Exception`` in the task does not swallow it.
+    Nothing sees it outside the worker: the task's future has failed already.
+    """
+
+
+class _Guard:
+    """Interrupts the running task when the pool asks (its timeout passed).
+
+    Only a thread of an interpreter can raise an exception in another of its threads
+    (``PyThreadState_SetAsyncExc`` looks for the thread in the caller's interpreter), and no
+    thread of another interpreter can enter this one while it runs its task loop. So the guard
+    is a thread of this interpreter: it sleeps on the interrupt pipe and, when the pool writes
+    a byte there, raises :class:`Interrupted` in the worker's thread if it is inside a task.
+    The exception lands at the task's next bytecode: a task blocked in C code (``time.sleep``,
+    a blocking read, a long C function) sees it only when that call returns.
+
+    ``enter``/``leave`` bracket the call under a lock, and ``leave`` clears an interrupt that
+    was raised but has not landed yet: none reaches the task loop's own code. An interrupt
+    that comes before the call began (the worker had not taken its task yet) is kept, and
+    ``enter`` raises it. A byte 1 on the
+    pipe interrupts, a byte 0 ends the guard's thread (the pool sends both to a worker it
+    abandons; the worker sends 0 when it stops).
+    """
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+        self.lock = threading.Lock()
+        self.running = False
+        self.interrupted = False  # the pool gave up on this worker's task: raise at enter()
+        self.ident = threading.get_ident()
+        self.set_async_exc: Any = None  # with its argument types; set by the guard's thread
+        self.thread = threading.Thread(target=self._watch, name="concurrency_kit-interrupts")
+        self.thread.start()
+
+    def enter(self) -> None:
+        with self.lock:
+            if self.interrupted:  # before the call began (a timeout shorter than the way here)
+                raise Interrupted
+            self.running = True
+
+    def leave(self) -> None:
+        with self.lock:
+            self.running = False
+            if self.set_async_exc is not None:
+                set_async_exc, ulong, _ = self.set_async_exc
+                set_async_exc(ulong(self.ident), None)  # NULL: clear one not landed yet
+
+    def stop(self) -> None:
+        """End the guard's thread (the interpreter closes only without other threads)."""
+        os.write(self.write_fd, b"\0")
+        self.thread.join()
+
+    def _watch(self) -> None:
+        try:  # here, off the worker's way: importing ctypes takes milliseconds
+            import ctypes
+
+            found = (ctypes.pythonapi.PyThreadState_SetAsyncExc, ctypes.c_ulong, ctypes.py_object)
+        except Exception:  # pragma: no cover - a CPython without ctypes: nothing interrupts
+            found = None
+        with self.lock:
+            self.set_async_exc = found
+        while True:
+            for byte in os.read(self.read_fd, 64):
+                if byte == 0:
+                    return
+                with self.lock:
+                    self.interrupted = True
+                    if self.running and self.set_async_exc is not None:
+                        set_async_exc, ulong, py_object = self.set_async_exc
+                        set_async_exc(ulong(self.ident), py_object(Interrupted))
 
 
 def _pack_exception(exc: BaseException) -> bytes:

@@ -131,6 +131,8 @@ class _Worker:
         "abandoned",
         "asleep",
         "index",
+        "interrupt_r",
+        "interrupt_w",
         "queue",
         "ready",
         "stopping",
@@ -146,6 +148,8 @@ class _Worker:
         self.queue = queue
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_w, False)
+        self.interrupt_r, self.interrupt_w = os.pipe()  # see _interpreter_worker._Guard
+        os.set_blocking(self.interrupt_w, False)
         self.asleep = bytearray(1)  # set by the worker while it sleeps (_interpreter_worker)
         self.thread: threading.Thread | None = None
         self.task: _Task | None = None
@@ -163,6 +167,18 @@ class _Worker:
         try:
             os.write(self.wake_w, b"\0")
         except BlockingIOError:  # full of wake-ups: the worker will look at its queue
+            pass
+
+    def interrupt(self) -> None:
+        """Raise ``Interrupted`` in the task the worker runs, at its next bytecode, and end the
+        worker's guard thread (lock held; for an abandoned worker, which runs no other task).
+
+        The guard goes at once, not when the call returns: a non-daemon thread of a
+        subinterpreter would hold the program's exit while the call is stuck in C code.
+        """
+        try:
+            os.write(self.interrupt_w, b"\1\0")
+        except BlockingIOError:  # pragma: no cover - it has a byte to read already
             pass
 
 
@@ -284,6 +300,7 @@ class _Core:
                 self.initializer,
                 memoryview(worker.asleep),
                 memoryview(self.helpers),
+                (worker.interrupt_r, worker.interrupt_w),
             )
         except BaseException as exc:
             failure = exc
@@ -306,6 +323,8 @@ class _Core:
             task, worker.task = worker.task, None
             os.close(worker.wake_r)
             os.close(worker.wake_w)
+            os.close(worker.interrupt_r)
+            os.close(worker.interrupt_w)
             # A failed initializer said so on the result queue: poll() breaks the pool.
             unexpected = not (worker.stopping or worker.abandoned or init_failed)
         if failure is not None or unexpected:
@@ -533,8 +552,8 @@ class _Core:
         return expired
 
     def _abandon(self, task: _Task, worker: _Worker, error: BaseException | None = None) -> None:
-        """Fail a running task (at its deadline) and abandon its worker: it stops once the
-        call returns, and a new worker takes its place."""
+        """Fail a running task (at its deadline) and abandon its worker: its call is
+        interrupted, it stops once the call returns, and a new worker takes its place."""
         with self.lock:
             if worker.task is not task:
                 return  # it answered meanwhile
@@ -544,6 +563,7 @@ class _Core:
             self.abandoned[worker.index] = worker
             worker.stopping = True
             worker.send(None)
+            worker.interrupt()
             if error is None:
                 self.timed_out += 1
             if not self.shutdown:
@@ -552,8 +572,9 @@ class _Core:
         if error is None:
             error = TaskTimeoutError(
                 f"task exceeded its {task.timeout:g} s timeout; the interpreter running it "
-                "cannot be stopped and was abandoned (it is closed once the call returns; a "
-                "new interpreter replaces it)"
+                "was abandoned and its call interrupted (it stops at its next Python bytecode, "
+                "not inside a C call such as time.sleep; the interpreter is closed once the "
+                "call returns, and a new one replaces it)"
             )
         task.future.set_exception(error)
 
