@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import attrs
 import pytest
 
 from concurrency_kit.__main__ import main
@@ -88,6 +89,29 @@ def test_svg_shows_every_row_its_figures_and_verdict(tmp_path: Path) -> None:
     ):
         assert text in svg, text
     assert "interpreters, higher is better" not in svg  # a fact of kind is not "better"
+
+
+def test_interpreters_get_a_third_bar_and_their_verdict(tmp_path: Path) -> None:
+    with_interpreters = attrs.evolve(
+        measured(CREATION.key, "a thread starts 131x faster"),
+        interpreter=Figure(7901.0, "us", "create to running its first line"),
+        interpreter_spread=Spread(7901.0, 7810.0, 7980.0, 7700.0, 8300.0, 30),
+        interpreter_status="holds",
+    )
+    out = tmp_path / "table.svg"
+    compare_plot([Row(CREATION, with_interpreters)], out)
+    svg = out.read_text(encoding="utf-8")
+    for text in (
+        "Processes, threads and interpreters, measured on this machine",
+        "interpreters: placed, not ranked",
+        "7,901 us",
+        "holds (interpreters: holds): a thread starts 131x faster",
+    ):
+        assert text in svg, text
+    compare_plot(rows(), out)  # no interpreter figure anywhere: the two-model chart
+    svg = out.read_text(encoding="utf-8")
+    assert "Processes and threads, measured on this machine" in svg
+    assert "placed, not ranked" not in svg
 
 
 @pytest.mark.parametrize(("suffix", "magic"), [(".png", b"\x89PNG"), (".pdf", b"%PDF")])

@@ -6,8 +6,10 @@ of a page: two bars, the figures written on them, whiskers for the interquartile
 there were several samples, and the status and the figures that decided it under the title.
 The colours, explained by a legend: the better bar of a decided row dark and the other light;
 both grey when the run could not tell (inconclusive); both neutral when the row is a fact of
-kind, where neither figure is "better". The chart needs matplotlib, which the ``plot`` extra
-installs; nothing else in the package imports it.
+kind, where neither figure is "better". Where interpreters were measured (Python 3.14+), a
+third bar in a colour of its own shows their figure: it is placed against the other two, never
+ranked, and the title gives its verdict beside the row's. The chart needs matplotlib, which
+the ``plot`` extra installs; nothing else in the package imports it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ PLOT_HINT = (
 """What to do when matplotlib is missing, for an installed package and for a clone."""
 
 _BETTER, _WORSE, _UNDECIDED, _NEUTRAL = "#2f6f9f", "#a9c4d9", "#b0b0b0", "#c9b27c"
+_INTERPRETER = "#9b7bb8"
 _PANEL_SIZE = (8.0, 2.1)  # inches per panel: one column, legible at page width
 _VERDICT_LINES = 3  # the whole verdict is in the text and JSON forms
 _WRAP = 88
@@ -84,18 +87,23 @@ def compare_plot(rows: list[Row], path: str | os.PathLike[str]) -> None:
             else:
                 _draw_measured(axes, row.aspect.title, row.measurement)
         height = _PANEL_SIZE[1] * len(rows) + 1.0
-        figure.suptitle(
-            "Processes and threads, measured on this machine", fontsize=14, y=1 - 0.1 / height
+        interpreters = any(
+            row.measurement is not None and row.measurement.interpreter is not None for row in rows
         )
+        models = "Processes, threads and interpreters" if interpreters else "Processes and threads"
+        figure.suptitle(f"{models}, measured on this machine", fontsize=14, y=1 - 0.1 / height)
+        handles = [
+            Patch(color=_BETTER, label="better here"),
+            Patch(color=_WORSE, label="worse here"),
+            Patch(color=_UNDECIDED, label="inconclusive: cannot tell"),
+            Patch(color=_NEUTRAL, label="a fact, neither better"),
+        ]
+        if interpreters:
+            handles.append(Patch(color=_INTERPRETER, label="interpreters: placed, not ranked"))
         figure.legend(
-            handles=[
-                Patch(color=_BETTER, label="better here"),
-                Patch(color=_WORSE, label="worse here"),
-                Patch(color=_UNDECIDED, label="inconclusive: cannot tell"),
-                Patch(color=_NEUTRAL, label="a fact, neither better"),
-            ],
+            handles=handles,
             loc="upper center",
-            ncol=4,
+            ncol=3 if interpreters else 4,
             fontsize=10,
             frameon=False,
             bbox_to_anchor=(0.5, 1 - 0.4 / height),
@@ -123,7 +131,7 @@ def _draw_measured(axes: Axes, title: str, measurement: Measurement) -> None:
     if measurement.interpreter is not None:  # placed against the two, never better or worse
         figures.append(("interpreter", measurement.interpreter))
         values.append(measurement.interpreter.value)
-        colours.append(_NEUTRAL)
+        colours.append(_INTERPRETER)
     bars = axes.barh([label for label, _ in figures], values, color=colours)
     spreads = _spreads(measurement)
     if spreads is not None:
