@@ -72,8 +72,14 @@ def member(log: Any, crash: Any) -> None:
 
 
 def corrupt_then_crash(log: Any) -> None:
-    """Report what this module's global held at the start, set it, and crash."""
-    log.send(("seen", list(_corrupted)))
+    """Report what this module's global held at the start, set it, and crash.
+
+    Also reports whether the function runs in its module (pickled by reference, the module
+    imported where it runs) rather than as a copy with copied globals (pickled by value).
+    """
+    module = sys.modules.get(__name__)
+    in_module = module is not None and globals() is vars(module)
+    log.send(("seen", list(_corrupted), in_module))
     _corrupted.append("corrupted by a crashed run")
     raise ValueError("crashed after corrupting a global")
 
@@ -240,13 +246,16 @@ def test_a_restarted_child_sees_fresh_module_state() -> None:
     # difference between the two columns.
     spec = ChildSpec("c", corrupt_then_crash, (log,))
     with InterpreterSupervisor([spec], intensity=2, name="fresh") as supervisor:
-        assert receive(log, 3) == [("seen", [])] * 3
+        assert receive(log, 3) == [("seen", [], True)] * 3
         with pytest.raises(SupervisorGaveUp):
             supervisor.wait(DEADLOCK)
     assert _corrupted == []  # nothing ran in this interpreter
     try:
         with ck.ThreadSupervisor([spec], intensity=1, name="shared") as threads:
-            assert receive(log, 2) == [("seen", []), ("seen", ["corrupted by a crashed run"])]
+            assert receive(log, 2) == [
+                ("seen", [], True),
+                ("seen", ["corrupted by a crashed run"], True),
+            ]
             with pytest.raises(SupervisorGaveUp):
                 threads.wait(DEADLOCK)
     finally:
