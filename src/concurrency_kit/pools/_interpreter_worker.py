@@ -266,7 +266,10 @@ class _Guard:
 
     Only a thread of an interpreter can raise an exception in another of its threads
     (``PyThreadState_SetAsyncExc`` looks for the thread in the caller's interpreter), and no
-    thread of another interpreter can enter this one while it runs its task loop. So the guard
+    thread of another interpreter can enter this one while it runs its task loop
+    (``Interpreter.exec``/``call`` refuse a running interpreter, and ``close`` cannot destroy
+    it); a pending call (``Py_AddPendingCall``) and a signal reach only the main interpreter's
+    main thread (checked on 3.14 and 3.15). So the guard
     is a thread of this interpreter: it sleeps on the interrupt pipe and, when the pool writes
     a byte there, raises :class:`Interrupted` in the worker's thread if it is inside a task.
     The exception lands at the task's next bytecode: a task blocked in C code (``time.sleep``,

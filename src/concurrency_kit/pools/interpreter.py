@@ -23,7 +23,9 @@ An interpreter shares the process: it cannot be killed, and a crash in it (a seg
 code) ends the whole process. So a task that times out is treated as a thread pool treats it:
 its future fails with :class:`~concurrency_kit.TaskTimeoutError`, its worker is *abandoned*
 (told to stop once the call returns; its interpreter is closed then) and a new worker takes
-its place. ``cancel()`` on a running task returns ``False``, as in the standard library.
+its place; and the call is interrupted: the worker's guard thread, inside its interpreter,
+raises ``Interrupted`` in it (``_interpreter_worker._Guard``, which says why no other way
+exists). ``cancel()`` on a running task returns ``False``, as in the standard library.
 
 A caller waiting in ``result()`` for a short task drains the result queue itself for a moment
 (:meth:`_Core.help`), and an idle worker looks at its task queue for a moment before it
@@ -664,10 +666,16 @@ class InterpreterPool(PoolBase):
 
     * a crash (a segfault in C code, ``os._exit``) in a task ends the whole process, the
       caller included: nothing isolates one interpreter from another;
-    * a running task cannot be stopped: at a task's ``timeout`` its future fails with
-      :class:`~concurrency_kit.TaskTimeoutError` and its interpreter is abandoned (it is
-      closed once the call returns; :meth:`shutdown` does not wait for it) while a new one
-      takes its place; ``cancel()`` on a running task returns ``False``;
+    * a running task cannot be killed, only interrupted: at a task's ``timeout`` its future
+      fails with :class:`~concurrency_kit.TaskTimeoutError`, its interpreter is abandoned
+      (:meth:`shutdown` does not wait for it) while a new one takes its place, and an
+      exception is raised inside the call, which unwinds (its ``finally`` blocks run) and
+      lets the interpreter be closed. The exception lands at the call's next Python
+      bytecode: a call blocked in C code (``time.sleep``, a blocking read, a long C function)
+      sees it only when that C call returns, and a task that catches :class:`BaseException`
+      carries on. Nothing in the runtime can end a call at once (see the "Interpreter
+      pools" section of the pools guide). ``cancel()`` on a running task returns ``False``,
+      as in the standard library;
     * an extension module that does not support subinterpreters (numpy, for one) cannot be
       imported in a worker: the task fails with an :class:`ImportError` that says so.
 
