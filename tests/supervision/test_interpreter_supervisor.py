@@ -16,6 +16,7 @@ test through :meth:`subscribe`. Every time limit only turns a deadlock into a fa
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import queue
 import subprocess
@@ -172,6 +173,11 @@ def pairs(events: list[SupervisorEvent]) -> list[tuple[str, str | None]]:
     return [(e.kind, e.child_id) for e in events]
 
 
+def interpreters() -> Any:
+    """The ``concurrent.interpreters`` module (3.14+; this module imports everywhere)."""
+    return importlib.import_module("concurrent.interpreters")
+
+
 def join_child_thread(name: str) -> None:
     """Wait for an abandoned child's thread (named ``supervisor:child``) to end."""
     for thread in threading.enumerate():
@@ -208,6 +214,7 @@ def test_a_crash_in_a_child_interpreter_is_restarted_by_the_strategy(
     strategy: Strategy, events: list[Any]
 ) -> None:
     log = new_log()
+    interpreters_before = len(interpreters().list_all())
     crash = {i: make_event(events) for i in "abc"}
     specs = [ChildSpec(i, member, (log, crash[i]), shutdown=DEADLOCK) for i in "abc"]
     supervisor = InterpreterSupervisor(specs, strategy=strategy, name=f"s-{strategy.name}")
@@ -236,6 +243,8 @@ def test_a_crash_in_a_child_interpreter_is_restarted_by_the_strategy(
     assert after[-4:] == [("exit", "c"), ("exit", "b"), ("exit", "a"), ("stop", None)]
     stats = supervisor.statistics()
     assert (stats.restarts, stats.crashes, stats.abandoned) == (len(restarted), 1, 0)
+    # Every child's interpreter, and the spare made ahead of need, is closed by now.
+    assert len(interpreters().list_all()) == interpreters_before
 
 
 @needs_314
