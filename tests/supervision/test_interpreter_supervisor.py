@@ -125,6 +125,29 @@ def return_at_once() -> None:
     return None
 
 
+def interpreter_subtree(log: Any) -> None:
+    """Run an interpreter supervisor of one reporting leaf until this child is asked to stop."""
+    stop = ck.ProcessEvent()
+    try:
+        inner = InterpreterSupervisor([ChildSpec("leaf", leaf, (log, stop))], name="inner")
+        inner.run()  # stops when current_child() (this thread child) is asked to
+    finally:
+        stop.close()
+
+
+def thread_subtree() -> None:
+    """A supervisor inside an interpreter child: refused there (its threads are daemons)."""
+    ck.ThreadSupervisor([ChildSpec("leaf", return_at_once)]).run()
+
+
+def leaf(log: Any, stop: Any) -> None:
+    context = ck.current_child()  # the thread child's own context, in the interpreter
+    context.on_stop(stop.set)
+    log.send(("start", context.id))
+    stop.wait(DEADLOCK)
+    log.send(("stop", context.id))
+
+
 # -- helpers ----------------------------------------------------------------------------------
 
 
@@ -307,6 +330,31 @@ def test_the_stop_request_reaches_current_child_in_the_interpreter() -> None:
         ck.current_child()  # the supervising interpreter runs no child
     exits = [e for e in sup.events() if e.kind == "exit"]
     assert [(e.child_id, e.normal, e.exception) for e in exits] == [("coop", True, None)]
+
+
+@needs_314
+def test_an_interpreter_supervisor_as_a_subtree() -> None:
+    # A thread child runs an interpreter supervisor: the stop request climbs down the tree to
+    # the leaf, inside its interpreter.
+    log = new_log()
+    spec = ChildSpec("subtree", interpreter_subtree, (log,), shutdown=DEADLOCK)
+    with ck.ThreadSupervisor([spec], name="outer") as supervisor:
+        assert receive(log, 1) == [("start", "leaf")]
+        supervisor.terminate_child("subtree")
+        assert receive(log, 1) == [("stop", "leaf")]
+    exits = [e for e in supervisor.events() if e.kind == "exit"]
+    assert [(e.child_id, e.normal) for e in exits] == [("subtree", True)]
+
+
+@needs_314
+def test_a_supervisor_inside_a_child_interpreter_is_refused_there() -> None:
+    # A subinterpreter refuses daemon threads, and a supervisor's threads are daemons: the
+    # child's run ends at once, with the runtime's error (the docs say so).
+    spec = ChildSpec("subtree", thread_subtree, restart=TEMPORARY)
+    with InterpreterSupervisor([spec], name="nested") as supervisor:
+        exit_ = Watch(supervisor).until("exit", "subtree")
+    assert (exit_.normal, exit_.exception) == (False, "RuntimeError")
+    assert "daemon threads are disabled" in (exit_.traceback or "")
 
 
 EXITS = [
