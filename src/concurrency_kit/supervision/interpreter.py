@@ -327,8 +327,8 @@ class InterpreterSupervisor(SupervisorCore):
       exit). So ``BRUTAL_KILL`` is refused;
     * an extension module that does not support subinterpreters (numpy, for one) cannot be
       imported in a child: its run ends at once with an :class:`ImportError`;
-    * a child cannot run a supervisor (or a pool) itself: a subinterpreter refuses the daemon
-      threads they start. An interpreter supervisor can be the subtree of a thread or process
+    * a child cannot run a supervisor itself: a subinterpreter refuses the daemon threads a
+      supervisor starts. An interpreter supervisor can be the subtree of a thread or process
       child instead;
     * each run of a child needs a new interpreter, with this library imported there (about
       0.1 s). The supervisor keeps one made ahead of need, so a restart takes a few
