@@ -19,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,17 @@ def signal_then_block(started_fd: int, gate_fd: int) -> str:
     os.write(started_fd, b"s")
     os.read(gate_fd, 1)
     return "late"
+
+
+def sleep_in_a_loop(stopped: str) -> None:
+    """Loop for ever, asleep in ``time.sleep`` nearly all the time; say so at ``stopped`` on
+    the way out."""
+    try:
+        while True:
+            time.sleep(0.005)
+    finally:
+        with open(stopped, "wb") as fifo:
+            fifo.write(b"go")
 
 
 def loop_forever() -> None:
@@ -238,6 +250,22 @@ def test_an_interrupt_before_the_call_begins_is_kept(timeout: float) -> None:
             assert not thread.is_alive()
         assert pool.statistics().workers_abandoned == 0
         assert pool.submit(add, 1, 1).result(timeout=DEADLOCK) == 2
+
+
+@needs_314
+def test_a_task_that_mostly_sleeps_is_interrupted_too(tmp_path: Path) -> None:
+    # The guard waits for the call to run Python code (an interrupt raised in a blocking C
+    # call lands as it returns, before the task uses what it waited for), but not for ever:
+    # a call still asleep after INTERRUPT_GRACE is interrupted anyway.
+    stopped = Gate(tmp_path, "stopped")
+    with ck.InterpreterPool(1, name="sleepy") as pool:
+        assert pool.submit(add, 1).result(timeout=DEADLOCK) == 1  # this module imported there
+        sleepy = pool.schedule(sleep_in_a_loop, (stopped.path,), timeout=0.05)
+        assert isinstance(sleepy.exception(timeout=DEADLOCK), ck.TaskTimeoutError)
+        wait_for_task(stopped.path)  # its finally block ran
+        for thread in [t for t in threading.enumerate() if t.name == "sleepy-1"]:
+            thread.join(DEADLOCK)
+            assert not thread.is_alive()
 
 
 @needs_314

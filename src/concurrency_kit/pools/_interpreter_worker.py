@@ -38,6 +38,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import select
 import threading
 import time
 from typing import Any
@@ -53,6 +54,12 @@ READY, OK, ERROR, INIT_FAILED = range(4)
 
 IDLE_SPIN = 200e-6
 """How long an idle worker looks at its task queue before it sleeps on its wake pipe."""
+INTERRUPT_POLL = 0.01
+"""How often a guard looks whether a call it must interrupt has left its blocking C call."""
+INTERRUPT_GRACE = 1.0
+"""How long a guard waits for the call to run Python code before it raises the interrupt in a
+sleeping call anyway (a loop that mostly sleeps, ``time.sleep`` in a loop, is rarely caught
+running); it lands when the call's C function returns."""
 IDLE_SPIN_BACKOFF_MAX = 16
 """The most waits in a row a worker sleeps at once after spinning in vain (see the module
 docstring: a spin that keeps failing is holding a CPU the pool's other threads need)."""
@@ -84,7 +91,15 @@ def worker_main(
     guard = _Guard(*interrupt_fds)
     try:
         return _serve(
-            index, task_queue, wake_fd, result_queue, result_fd, initializer, asleep, helpers, guard
+            index,
+            task_queue,
+            wake_fd,
+            result_queue,
+            result_fd,
+            initializer,
+            asleep,
+            helpers,
+            guard,
         )
     finally:
         guard.stop()
@@ -269,18 +284,25 @@ class _Guard:
     thread of another interpreter can enter this one while it runs its task loop
     (``Interpreter.exec``/``call`` refuse a running interpreter, and ``close`` cannot destroy
     it); a pending call (``Py_AddPendingCall``) and a signal reach only the main interpreter's
-    main thread (checked on 3.14 and 3.15). So the guard
-    is a thread of this interpreter: it sleeps on the interrupt pipe and, when the pool writes
-    a byte there, raises :class:`Interrupted` in the worker's thread if it is inside a task.
-    The exception lands at the task's next bytecode: a task blocked in C code (``time.sleep``,
-    a blocking read, a long C function) sees it only when that call returns.
+    main thread (checked on 3.14 and 3.15). So the guard is a thread of this interpreter: it
+    sleeps on the interrupt pipe and, when the pool writes a byte 1 there, raises
+    :class:`Interrupted` in the worker's thread if it is inside a task; a byte 0 ends the
+    guard's thread (the worker sends it when it stops, the pool when the program exits: a
+    subinterpreter may not have daemon threads, and its other threads hold its end).
+
+    The exception lands at the task's next bytecode. Raised while the task is blocked in C
+    code (``time.sleep``, a blocking read, a long wait), it would land the moment that call
+    returns, before the task has used what it waited for (an ``open`` of a FIFO returns and
+    the file is closed unread, failing the writer with a broken pipe). So the guard waits
+    while the worker's thread sleeps in the kernel (its state in ``/proc``, looked at every
+    :data:`INTERRUPT_POLL`), and raises it once the thread runs: in a Python loop at once,
+    after a blocking call when the task next runs Python code for a moment, and in a call
+    still asleep after :data:`INTERRUPT_GRACE` anyway.
 
     ``enter``/``leave`` bracket the call under a lock, and ``leave`` clears an interrupt that
     was raised but has not landed yet: none reaches the task loop's own code. An interrupt
     that comes before the call began (the worker had not taken its task yet) is kept, and
-    ``enter`` raises it. A byte 1 on the
-    pipe interrupts, a byte 0 ends the guard's thread (the pool sends both to a worker it
-    abandons; the worker sends 0 when it stops).
+    ``enter`` raises it.
     """
 
     def __init__(self, read_fd: int, write_fd: int) -> None:
@@ -290,6 +312,7 @@ class _Guard:
         self.running = False
         self.interrupted = False  # the pool gave up on this worker's task: raise at enter()
         self.ident = threading.get_ident()
+        self.stat = f"/proc/self/task/{threading.get_native_id()}/stat"
         self.set_async_exc: Any = None  # with its argument types; set by the guard's thread
         self.thread = threading.Thread(target=self._watch, name="concurrency_kit-interrupts")
         self.thread.start()
@@ -321,15 +344,40 @@ class _Guard:
             found = None
         with self.lock:
             self.set_async_exc = found
+        pending = False  # asked to interrupt, not done yet
+        asked = 0.0
         while True:
+            if pending and not select.select([self.read_fd], [], [], INTERRUPT_POLL)[0]:
+                pending = self._interrupt(time.monotonic() - asked)
+                continue
             for byte in os.read(self.read_fd, 64):
                 if byte == 0:
                     return
                 with self.lock:
                     self.interrupted = True
-                    if self.running and self.set_async_exc is not None:
-                        set_async_exc, ulong, py_object = self.set_async_exc
-                        set_async_exc(ulong(self.ident), py_object(Interrupted))
+                asked = time.monotonic()
+                pending = self._interrupt(0.0)
+
+    def _interrupt(self, waited: float) -> bool:
+        """Raise :class:`Interrupted` in the call if it runs Python code now, or if it has
+        slept through :data:`INTERRUPT_GRACE` already; True to look again later."""
+        if waited < INTERRUPT_GRACE and self._sleeping():
+            with self.lock:
+                return self.running
+        with self.lock:
+            if self.running and self.set_async_exc is not None:
+                set_async_exc, ulong, py_object = self.set_async_exc
+                set_async_exc(ulong(self.ident), py_object(Interrupted))
+        return False
+
+    def _sleeping(self) -> bool:
+        """Whether the worker's thread sleeps in the kernel (False where /proc cannot say)."""
+        try:
+            with open(self.stat, "rb") as stat:
+                state = stat.read().rpartition(b")")[2].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state != b"R"
 
 
 def _pack_exception(exc: BaseException) -> bytes:

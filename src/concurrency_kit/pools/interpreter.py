@@ -79,6 +79,21 @@ HELP_BACKOFF_MAX = 64
 """The most waits in a row that skip the help after helps in vain (see :meth:`_Core.help`)."""
 
 
+_live: weakref.WeakSet[_Core] = weakref.WeakSet()
+
+
+def _end_guards() -> None:
+    """At exit, end the guard threads of abandoned workers: a non-daemon thread of a
+    subinterpreter would hold the program's exit while its call is stuck in C code."""
+    for core in list(_live):
+        with core.lock:
+            for worker in core.abandoned.values():
+                worker.interrupt(b"\0")
+
+
+threading._register_atexit(_end_guards)  # type: ignore[attr-defined]
+
+
 def _interpreters() -> Any:
     """The ``concurrent.interpreters`` module, or an :class:`ImportError` naming Python 3.14.
 
@@ -171,15 +186,11 @@ class _Worker:
         except BlockingIOError:  # full of wake-ups: the worker will look at its queue
             pass
 
-    def interrupt(self) -> None:
-        """Raise ``Interrupted`` in the task the worker runs, at its next bytecode, and end the
-        worker's guard thread (lock held; for an abandoned worker, which runs no other task).
-
-        The guard goes at once, not when the call returns: a non-daemon thread of a
-        subinterpreter would hold the program's exit while the call is stuck in C code.
-        """
+    def interrupt(self, byte: bytes = b"\1") -> None:
+        """Raise ``Interrupted`` in the task the worker runs, at its next bytecode (lock held;
+        for an abandoned worker, which runs no other task); ``b"\\0"``: end its guard."""
         try:
-            os.write(self.interrupt_w, b"\1\0")
+            os.write(self.interrupt_w, byte)
         except BlockingIOError:  # pragma: no cover - it has a byte to read already
             pass
 
@@ -232,6 +243,7 @@ class _Core:
         self.timed_out = 0
         self.cancelled = 0
         self.replaced = 0
+        _live.add(self)
         self.collector = threading.Thread(
             target=self._collect, name=f"{name}-collector", daemon=True
         )
