@@ -2,9 +2,11 @@
 
 Every test takes a ``flavor`` (a lock class and what it is: thread or process, plain or
 re-entrant). Tests that need a second party take a ``peer`` too: another thread for every
-flavor, and another process (``forkserver``, the lock passed as a ``Process`` argument) for the
-process locks. A peer runs a command loop over a pipe, so the test decides exactly when it
-acquires and releases::
+flavor, and for the process locks another process (``forkserver``, the lock passed as a
+``Process`` argument) and, on Python 3.14+, another interpreter of this process (the
+interpreter model's locks are the process ones: ``INTERPRETER.Lock is ProcessLock``; the lock
+is pickled into a ``concurrent.interpreters`` interpreter run by a thread of this one). A peer
+runs a command loop over a pipe, so the test decides exactly when it acquires and releases::
 
     test ── conn.send(("acquire", (True, 60))) ──> peer: lock.acquire(True, 60)
          <── ("ok", True) ──────────────────────── (blocks until it has the lock)
@@ -33,6 +35,7 @@ import math
 import multiprocessing
 import os
 import pickle
+import sys
 import threading
 import time
 import weakref
@@ -162,6 +165,19 @@ def peer_loop(lock: Any, conn: Connection, own_handle: bool) -> None:
             lock.close()
 
 
+def interpreter_peer_loop(lock: Any, fd: int) -> None:
+    """:func:`peer_loop` in another interpreter: its end of the pipe arrives as a descriptor
+    (a number valid in every interpreter of the process), wrapped in a connection there."""
+    peer_loop(lock, Connection(fd), True)
+
+
+def _run_interpreter_peer(interp: Any, lock: Any, fd: int, failed: list[BaseException]) -> None:
+    try:
+        interp.call(interpreter_peer_loop, lock, fd)
+    except BaseException as exc:  # reported by Peer.stop
+        failed.append(exc)
+
+
 class PeerRaised(Exception):
     """The peer's call raised: ``args`` are the exception's type name and message."""
 
@@ -174,9 +190,24 @@ class Peer:
         self.conn, child = multiprocessing.Pipe()
         self._child = child
         self.runner: threading.Thread | multiprocessing.process.BaseProcess
+        self._interp: Any = None
+        self._failed: list[BaseException] = []
         if kind == "thread":
             self.runner = threading.Thread(
                 target=peer_loop, args=(lock, child, False), name="lock-peer", daemon=True
+            )
+            self.runner.start()
+        elif kind == "interpreter":
+            from concurrent import interpreters
+
+            self._interp = interpreters.create()
+            self._interp.exec(f"import sys\nsys.path[:] = {sys.path!r}")
+            fd = os.dup(child.fileno())  # the peer's own, closed by its connection there
+            child.close()
+            self.runner = threading.Thread(
+                target=_run_interpreter_peer,
+                args=(self._interp, lock, fd, self._failed),
+                name="lock-peer-interpreter",
             )
             self.runner.start()
         else:
@@ -212,15 +243,24 @@ class Peer:
             self.runner.close()
         else:
             self._child.close()
+        if self._interp is not None and not alive:
+            self._interp.close()
         self.conn.close()
         assert not alive, "the peer did not stop (blocked in a lock call?)"
+        assert not self._failed, f"the peer interpreter failed: {self._failed[0]}"
 
 
-@pytest.fixture(params=["thread", "process"], ids=["peer=thread", "peer=process"])
+@pytest.fixture(
+    params=["thread", "process", "interpreter"],
+    ids=["peer=thread", "peer=process", "peer=interpreter"],
+)
 def peer(request: pytest.FixtureRequest, flavor: Flavor, lock: Any) -> Iterator[Peer]:
-    """Another party sharing ``lock``: a thread, or (process locks only) a process."""
-    if request.param == "process" and flavor.model == "thread":
-        pytest.skip("a thread lock cannot be shared with another process")
+    """Another party sharing ``lock``: a thread, or (process locks only) a process or another
+    interpreter (Python 3.14+)."""
+    if request.param != "thread" and flavor.model == "thread":
+        pytest.skip(f"a thread lock cannot be shared with another {request.param}")
+    if request.param == "interpreter" and sys.version_info < (3, 14):
+        pytest.skip("subinterpreters (concurrent.interpreters) need Python 3.14+")
     p = Peer(lock, request.param)
     yield p
     p.stop()
