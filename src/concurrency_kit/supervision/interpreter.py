@@ -1,8 +1,8 @@
 """InterpreterSupervisor: the interpreter column of the crash-impact row (Python 3.14+, PEP 734).
 
 An interpreter child is a thread of the supervising interpreter (as a thread child is) that
-creates a fresh subinterpreter, runs the child's target inside it, and closes it when the
-target ends. The target and its arguments cross pickled (cloudpickle, as for
+takes a fresh subinterpreter (made ahead of need, see :class:`_InterpreterRunner`), runs the
+child's target inside it, and closes it when the target ends. The target and its arguments cross pickled (cloudpickle, as for
 ``InterpreterPool``); the exit comes back as data. Two calls into the new interpreter, so that
 ``spawn`` returns once the child has its target, as for the other models::
 
@@ -32,10 +32,11 @@ ever would hold the program's exit. The pipe's descriptors are closed by the chi
 once the interpreter is closed, under the runner's condition, which ``request_stop`` also
 holds: a request never writes to a closed (or reused) descriptor.
 
-Why the called functions read this module's globals: ``Interpreter.call`` sends a function
-that reads no global as its bare code, run in the other interpreter's ``__main__``; one that
-reads globals goes by reference (module and name), so it runs *in this module* over there,
-where ``_entered`` keeps the child between the two calls.
+Why the called functions read this module's globals: ``Interpreter.call`` may send a function
+that reads no global as its bare code (seen on 3.14: such a function that assigned a global
+set it in the other interpreter's ``__main__``); one that reads globals goes by reference
+(module and name), so it runs *in this module* over there, where ``_entered`` keeps the child
+between the two calls.
 """
 
 from __future__ import annotations
