@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -138,6 +139,19 @@ def peer_loop(prims: Prims, conn: Connection, own_handles: bool) -> None:
                 primitive.close()
 
 
+def interpreter_peer_loop(prims: Prims, fd: int) -> None:
+    """:func:`peer_loop` in another interpreter: its end of the pipe arrives as a descriptor
+    (a number valid in every interpreter of the process), wrapped in a connection there."""
+    peer_loop(prims, Connection(fd), True)
+
+
+def _run_interpreter_peer(interp: Any, prims: Prims, fd: int, failed: list[BaseException]) -> None:
+    try:
+        interp.call(interpreter_peer_loop, prims, fd)
+    except BaseException as exc:  # reported by Peer.stop
+        failed.append(exc)
+
+
 class PeerRaised(Exception):
     """The peer's command raised: ``names`` are its exception's class and bases, each as
     ``module.qualname``."""
@@ -153,8 +167,10 @@ class PeerRaised(Exception):
 
 
 class Peer:
-    """Another party sharing ``prims``: a thread (``kind="thread"``), or a process started by
-    the ``kind`` multiprocessing start method ("forkserver", "spawn", ...)."""
+    """Another party sharing ``prims``: a thread (``kind="thread"``), another interpreter of
+    this process run by a thread of this one (``kind="interpreter"``, Python 3.14+; the
+    primitives are pickled into it), or a process started by the ``kind`` multiprocessing start
+    method ("forkserver", "spawn", ...)."""
 
     def __init__(self, kind: str, prims: Prims) -> None:
         self.kind = kind
@@ -162,9 +178,25 @@ class Peer:
         self.conn, child = multiprocessing.Pipe()
         self._child: Connection | None = child
         self.runner: threading.Thread | multiprocessing.process.BaseProcess
+        self._interp: Any = None
+        self._failed: list[BaseException] = []
         if kind == "thread":
             self.runner = threading.Thread(
                 target=peer_loop, args=(prims, child, False), name="sync-peer", daemon=True
+            )
+            self.runner.start()
+        elif kind == "interpreter":
+            from concurrent import interpreters
+
+            self._interp = interpreters.create()
+            self._interp.exec(f"import sys\nsys.path[:] = {sys.path!r}")
+            fd = os.dup(child.fileno())  # the peer's own, closed by its connection there
+            child.close()
+            self._child = None
+            self.runner = threading.Thread(
+                target=_run_interpreter_peer,
+                args=(self._interp, prims, fd, self._failed),
+                name="sync-peer-interpreter",
             )
             self.runner.start()
         else:
@@ -223,5 +255,8 @@ class Peer:
             alive = self.runner.is_alive()
             if self._child is not None and not alive:
                 self._child.close()
+            if self._interp is not None and not alive:
+                self._interp.close()
         self.conn.close()
         assert not alive, "the peer did not stop (blocked in a command?)"
+        assert not self._failed, f"the peer interpreter failed: {self._failed[0]}"

@@ -68,7 +68,31 @@ KINDS = ["Semaphore", "BoundedSemaphore", "Event", "Condition", "Barrier"]
 
 
 def is_process(model: Model) -> bool:
-    return model.name == "process"
+    """Whether the model's primitives are the process ones (INTERPRETER's are)."""
+    return model.name in ("process", "interpreter")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # conftest's model, with INTERPRETER added (Python 3.14+; skipped before): its primitives
+    # are the process classes, and its peers are other interpreters of this process.
+    if "model" in metafunc.fixturenames:
+        metafunc.definition.add_marker(
+            pytest.mark.parametrize(
+                "model",
+                [
+                    ck.PROCESS,
+                    ck.THREAD,
+                    pytest.param(
+                        ck.INTERPRETER,
+                        marks=pytest.mark.skipif(
+                            sys.version_info < (3, 14), reason="subinterpreters need Python 3.14+"
+                        ),
+                    ),
+                ],
+                ids=["process", "thread", "interpreter"],
+                indirect=True,
+            )
+        )
 
 
 def make(model: Model, kind: str) -> Any:
@@ -85,12 +109,14 @@ def peers(model: Model) -> Iterator[StartPeers]:
     started: list[Peer] = []
 
     def start(n: int, kind: str | None = None, **prims: Any) -> list[Peer]:
-        kind = kind or ("forkserver" if is_process(model) else "thread")
+        default = {"process": "forkserver", "interpreter": "interpreter"}
+        kind = kind or default.get(model.name, "thread")
         new = [Peer(kind, prims) for _ in range(n)]  # processes start up in parallel
         started.extend(new)
         for p in new:
             p.ready()
-            assert (p.pid != os.getpid()) is (kind != "thread")  # the party the model promises
+            # the party the model promises
+            assert (p.pid != os.getpid()) is (kind not in ("thread", "interpreter"))
             assert p.native_id != threading.get_native_id()
         return new
 
@@ -1160,5 +1186,5 @@ def test_primitives_as_pool_task_arguments(model: Model, closing: Closer) -> Non
     workers = {(pid, tid) for _, pid, tid in results}
     assert len(workers) == 2
     assert (os.getpid(), threading.get_native_id()) not in workers
-    if is_process(model):
+    if model.name == "process":
         assert os.getpid() not in {pid for pid, _ in workers}
