@@ -214,7 +214,7 @@ ASPECTS: tuple[Aspect, ...] = (
         interpreter=Claim(
             "A fault in native code in an interpreter takes the whole process, every "
             "interpreter and thread, with it (a Python exception stays in its interpreter).",
-            ("InterpreterPool",),
+            ("InterpreterSupervisor", "InterpreterPool"),
         ),
         interpreter_like="thread",
     ),
