@@ -13,6 +13,7 @@ time limit only turns a deadlock into a failure.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -84,6 +85,14 @@ def signal_then_block(started_fd: int, gate_fd: int) -> str:
     os.write(started_fd, b"s")
     os.read(gate_fd, 1)
     return "late"
+
+
+def log_twice(message: str) -> int:
+    """Log at INFO and at DEBUG on one logger, where the task runs."""
+    logger = logging.getLogger("ck.tests.interpreter")
+    logger.info("from the worker: %s", message)
+    logger.debug("not wanted")
+    return 1
 
 
 def sleep_in_a_loop(stopped: str) -> None:
@@ -279,6 +288,34 @@ def test_a_running_task_cannot_be_cancelled(tmp_path: Path) -> None:
         assert not running.cancel()
         gate.release()
         assert running.result(timeout=DEADLOCK) == "done"
+
+
+@needs_314
+def test_worker_logs_reach_this_interpreters_loggers(caplog: pytest.LogCaptureFixture) -> None:
+    # As ProcessPool's forward_logs: a worker interpreter's records are handled by the logger
+    # of the same name here, with its level (DEBUG is dropped) and the worker's name; they
+    # come before the task's answer.
+    with (
+        caplog.at_level(logging.INFO, logger="ck.tests.interpreter"),
+        ck.InterpreterPool(1, name="logging") as pool,
+    ):
+        assert pool.submit(log_twice, "hello").result(timeout=DEADLOCK) == 1
+        records = [r for r in caplog.records if r.name == "ck.tests.interpreter"]
+        assert [r.getMessage() for r in records] == ["from the worker: hello"]
+        assert records[0].worker == "logging-1"  # type: ignore[attr-defined]
+        assert records[0].processName == "logging-1"
+
+
+@needs_314
+def test_worker_logs_stay_in_the_worker_when_not_forwarded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with (
+        caplog.at_level(logging.INFO, logger="ck.tests.interpreter"),
+        ck.InterpreterPool(1, forward_logs=False) as pool,
+    ):
+        assert pool.submit(log_twice, "hello").result(timeout=DEADLOCK) == 1
+    assert [r for r in caplog.records if r.name == "ck.tests.interpreter"] == []
 
 
 @needs_314

@@ -43,13 +43,13 @@ import threading
 import time
 from typing import Any
 
-from concurrency_kit._core import serialize
+from concurrency_kit._core import serialize, worker_logs
 from concurrency_kit._core.atomics import fence
 from concurrency_kit.errors import SerializationError
 from concurrency_kit.pools import _worker_state
 from concurrency_kit.pools._map import dumps_result
 
-READY, OK, ERROR, INIT_FAILED = range(4)
+READY, OK, ERROR, INIT_FAILED, LOG = range(5)
 """Kinds of the messages a worker puts on the result queue."""
 
 IDLE_SPIN = 200e-6
@@ -80,11 +80,14 @@ def worker_main(
     asleep: memoryview,
     helpers: memoryview,
     interrupt_fds: tuple[int, int],
+    logs: tuple[str, int] | None = None,
 ) -> int:
     """Run tasks until a ``None`` arrives on ``task_queue`` (called in the worker interpreter).
 
     ``task_queue`` and ``result_queue`` are :class:`concurrent.interpreters.Queue` objects;
-    ``interrupt_fds`` is the pipe the pool interrupts the running task by (see :class:`_Guard`).
+    ``interrupt_fds`` is the pipe the pool interrupts the running task by (see :class:`_Guard`);
+    ``logs``, the worker's name and the root logger's level when this interpreter's
+    :mod:`logging` records go to the pool's process (see :class:`_LogSink`).
     Returns :data:`INIT_FAILED` when the initializer failed (and said so on the result queue),
     :data:`OK` when told to stop.
     """
@@ -100,6 +103,7 @@ def worker_main(
             asleep,
             helpers,
             guard,
+            logs,
         )
     finally:
         guard.stop()
@@ -115,6 +119,7 @@ def _serve(
     asleep: memoryview,
     helpers: memoryview,
     guard: _Guard,
+    logs: tuple[str, int] | None,
 ) -> int:
     """The body of :func:`worker_main`: the initializer, then the task loop."""
     # By name: these exist on Python 3.14+ only, and this module imports everywhere.
@@ -130,6 +135,9 @@ def _serve(
             os.write(result_fd, b"\0")
         except BlockingIOError:  # the pipe is full of wake-ups: the pool is awake already
             pass
+
+    if logs is not None:  # before the initializer: its records are forwarded too
+        worker_logs.install(_LogSink(answer), level=logs[1], worker=logs[0])
 
     state = None
     if initializer is not None:
@@ -265,6 +273,29 @@ def _explain_import(exc: BaseException, what: str) -> BaseException:
         )
     error.__cause__ = exc
     return error
+
+
+class _LogSink:
+    """Where this interpreter's :mod:`logging` records go: on the result queue, as ``LOG``
+    messages, which the pool hands to its process's loggers (``_Core.poll``).
+
+    The sink of a :class:`~concurrency_kit._core.worker_logs.ForwardingHandler`, which makes
+    each record picklable first (message resolved, exception rendered to text). The result
+    queue already carries every answer to the pool's process and wakes it: no channel and no
+    listener thread are needed, as a process pool needs them.
+    """
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    def send(self, item: Any, timeout: float | None = None) -> None:
+        self.answer(LOG, serialize.dumps_fast(item))
+
+    def recv(self, timeout: float | None = None) -> Any:  # pragma: no cover - send only
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - the queue is the pool's
+        pass
 
 
 class Interrupted(BaseException):

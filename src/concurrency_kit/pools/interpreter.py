@@ -45,6 +45,7 @@ import collections
 import heapq
 import importlib
 import itertools
+import logging
 import os
 import select
 import sys
@@ -55,7 +56,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
-from concurrency_kit._core import serialize
+from concurrency_kit._core import serialize, worker_logs
 from concurrency_kit._core.atomics import fence
 from concurrency_kit._core.deadline import wait_slice
 from concurrency_kit.errors import BrokenPoolError, SerializationError, TaskTimeoutError
@@ -208,12 +209,14 @@ class _Core:
         max_workers: int,
         initializer: bytes | None,
         max_tasks_per_worker: int | None,
+        forward_logs: bool = True,
     ) -> None:
         self.interpreters = _interpreters()
         self.name = name
         self.max_workers = max_workers
         self.initializer = initializer
         self.max_tasks = max_tasks_per_worker
+        self.forward_logs = forward_logs
         self.lock = threading.Lock()
         self.pending: collections.deque[_Task] = collections.deque()
         self.idle: list[_Worker] = []
@@ -298,6 +301,7 @@ class _Core:
         failure: BaseException | None = None
         interp = None
         code = None
+        thread_name = threading.current_thread().name
         try:
             interp = self.interpreters.create()
             # A new interpreter computes its own sys.path; give it this one (the directories
@@ -315,6 +319,7 @@ class _Core:
                 memoryview(worker.asleep),
                 memoryview(self.helpers),
                 (worker.interrupt_r, worker.interrupt_w),
+                (thread_name, worker_logs.parent_level()) if self.forward_logs else None,
             )
         except BaseException as exc:
             failure = exc
@@ -399,8 +404,12 @@ class _Core:
             return False
         resolutions: list[_Resolution] = []
         broken: tuple[str, BaseException] | None = None
+        records: list[bytes] = []
         with self.lock:
             for index, kind, payload, elapsed in messages:
+                if kind == _worker.LOG:  # from any worker, an abandoned one's included
+                    records.append(payload)
+                    continue
                 worker = self.workers.get(index)
                 if kind == _worker.INIT_FAILED:  # its thread may have gone already
                     if worker is not None:
@@ -435,6 +444,8 @@ class _Core:
                         self._start_worker_locked()
                 else:
                     self._dispatch_locked(worker)
+        for record in records:
+            _handle_record(record)
         if broken is not None:
             self.break_pool(*broken)
         self._resolve(resolutions)
@@ -703,6 +714,12 @@ class InterpreterPool(PoolBase):
         max_tasks_per_worker: an interpreter is closed after this many tasks and a fresh one
             replaces it.
         name: the pool's name; its threads are named ``{name}-{n}``.
+        forward_logs: send the ``logging`` records of the worker interpreters (tasks and
+            initializer) to this interpreter's loggers, where its handlers, levels and
+            filters apply, as :class:`ProcessPool` does; each record carries the worker's
+            thread name as ``record.worker`` and ``record.processName`` (``{name}-{n}``).
+            ``False`` leaves each interpreter's logging as it is (it has no handlers:
+            warnings and errors print to ``stderr``, the rest is dropped).
 
     Raises:
         ImportError: this Python is older than 3.14 (no ``concurrent.interpreters``).
@@ -718,6 +735,7 @@ class InterpreterPool(PoolBase):
         initargs: tuple[Any, ...] = (),
         max_tasks_per_worker: int | None = None,
         name: str | None = None,
+        forward_logs: bool = True,
     ) -> None:
         _interpreters()  # before anything else: the clear error on Python < 3.14
         super().__init__(
@@ -731,7 +749,13 @@ class InterpreterPool(PoolBase):
         packed_initializer = None
         if initializer is not None:
             packed_initializer = _interpreter_call_error(serialize.dumps, (initializer, initargs))
-        self._core = _Core(self._name, self._max_workers, packed_initializer, max_tasks_per_worker)
+        self._core = _Core(
+            self._name,
+            self._max_workers,
+            packed_initializer,
+            max_tasks_per_worker,
+            bool(forward_logs),
+        )
         stop_at_exit(self._core)
         self._finalizer = weakref.finalize(self, self._core.stop, False, False)
 
@@ -774,6 +798,18 @@ class InterpreterPool(PoolBase):
 
     def _statistics(self) -> PoolStatistics:
         return self._core.statistics()
+
+
+def _handle_record(payload: bytes) -> None:
+    """Give a worker's forwarded :mod:`logging` record to the logger it names, if enabled for
+    its level (the worker's level is the lowest of this process's loggers already)."""
+    try:
+        record = serialize.loads(payload)
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
+    except Exception:  # a handler's own error must not break the pool's thread
+        logging.getLogger(__name__).exception("a worker interpreter's log record failed")
 
 
 def _interpreter_call_error(dump: Callable[..., bytes], *args: Any) -> bytes:
