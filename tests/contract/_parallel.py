@@ -1,4 +1,5 @@
-"""Run one function in parallel workers of a model: threads, or forkserver processes.
+"""Run one function in parallel workers of a model: threads, forkserver processes, or (for
+INTERPRETER) interpreters of this process.
 
 Shared by the contract suites of the shared-state containers. Each worker waits on a barrier
 of the model before it works, so the workers really overlap; results come back in order, and
@@ -8,6 +9,7 @@ a worker that raised fails the test with its error.
 from __future__ import annotations
 
 import multiprocessing
+import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -28,6 +30,40 @@ def run_child(target: Callable[..., Any], args: tuple[Any, ...], conn: Connectio
         conn.close()
 
 
+def run_in_interpreters(target: Callable[..., Any], arg_lists: list[tuple[Any, ...]]) -> list[Any]:
+    """``target(*args)`` once per ``args``, each in a new interpreter of this process (Python
+    3.14+) run by a thread of this one; ``("ok", result)`` or ``("raised", message)`` each.
+
+    ``target`` and its arguments are pickled into the interpreter (``Interpreter.call``), so
+    ``target``'s module is imported there, with this interpreter's ``sys.path``.
+    """
+    from concurrent import interpreters
+
+    n = len(arg_lists)
+    results: list[Any] = [("raised", "no answer")] * n
+    interps = [interpreters.create() for _ in range(n)]
+    try:
+        for interp in interps:
+            interp.exec(f"import sys\nsys.path[:] = {sys.path!r}")
+
+        def run(i: int) -> None:
+            try:
+                results[i] = ("ok", interps[i].call(target, *arg_lists[i]))
+            except BaseException as exc:
+                results[i] = ("raised", f"{type(exc).__name__}: {exc}")
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(DEADLOCK)
+            assert not t.is_alive(), "a worker interpreter hung"
+    finally:
+        for interp in interps:
+            interp.close()
+    return results
+
+
 def run_parallel(
     model: Model, target: Callable[..., Any], arg_lists: list[tuple[Any, ...]]
 ) -> list[Any]:
@@ -39,7 +75,9 @@ def run_parallel(
     n = len(arg_lists)
     barrier = model.Barrier(n)
     try:
-        if model.name == "thread":
+        if model.name == "interpreter":
+            results = run_in_interpreters(target, [(barrier, *args) for args in arg_lists])
+        elif model.name == "thread":
             results: list[Any] = [None] * n
 
             def run(i: int) -> None:

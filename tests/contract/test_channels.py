@@ -3,9 +3,10 @@
 Every test takes ``model`` and builds its channels as ``model.Channel(...)`` (through the
 ``make`` fixture, which closes them at teardown). The other parties are *peers*
 (``_sync_peers.Peer``): threads for the thread model, ``forkserver`` processes for the process
-model, the channel passed to them as a ``Process`` argument (a pickled handle). A peer runs one
-command at a time; the test learns that a peer is blocked in a channel call from a state, never
-from a sleep::
+model, the channel passed to them as a ``Process`` argument (a pickled handle); on Python
+3.14+ the suite also runs over INTERPRETER (``InterpreterChannel``), whose peers are other
+interpreters of this process, the handle pickled into them. A peer runs one command at a time;
+the test learns that a peer is blocked in a channel call from a state, never from a sleep::
 
     test ─ send(blocking, "ch", "send", 99, 60) ─> peer: started.set(); ch.send(99, 60) ... waits
          ─ wait until started is set and the peer's thread sleeps in the kernel
@@ -33,6 +34,7 @@ import multiprocessing
 import os
 import pickle
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -62,7 +64,31 @@ MiB = 1 << 20
 
 
 def is_process(model: Model) -> bool:
-    return model.name == "process"
+    """Whether the model's channel is a process channel (INTERPRETER's is one)."""
+    return model.name in ("process", "interpreter")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # conftest's model, with INTERPRETER added (Python 3.14+; skipped before): its channel is
+    # InterpreterChannel, and its peers are other interpreters of this process.
+    if "model" in metafunc.fixturenames:
+        metafunc.definition.add_marker(
+            pytest.mark.parametrize(
+                "model",
+                [
+                    ck.PROCESS,
+                    ck.THREAD,
+                    pytest.param(
+                        ck.INTERPRETER,
+                        marks=pytest.mark.skipif(
+                            sys.version_info < (3, 14), reason="subinterpreters need Python 3.14+"
+                        ),
+                    ),
+                ],
+                ids=["process", "thread", "interpreter"],
+                indirect=True,
+            )
+        )
 
 
 # -- fixtures --------------------------------------------------------------------------------------
@@ -116,7 +142,8 @@ def peers(model: Model, make: Make) -> Iterator[StartPeers]:
     shared: list[Any] = []
 
     def start(n: int, kind: str | None = None, **channels: Any) -> list[Peer]:
-        kind = kind or ("forkserver" if is_process(model) else "thread")
+        default = {"process": "forkserver", "interpreter": "interpreter"}
+        kind = kind or default.get(model.name, "thread")
         event_model = ck.THREAD if kind == "thread" else ck.PROCESS
         new = []
         for _ in range(n):
@@ -131,7 +158,7 @@ def peers(model: Model, make: Make) -> Iterator[StartPeers]:
         started.extend(new)
         for p in new:  # processes start up in parallel
             p.ready()
-            assert (p.pid != os.getpid()) is (kind != "thread")
+            assert (p.pid != os.getpid()) is (kind not in ("thread", "interpreter"))
         return new
 
     yield start
@@ -1276,4 +1303,4 @@ def test_channels_as_pool_task_arguments(model: Model, make: Make) -> None:
             doubled.append(results.recv(DEADLOCK))
         assert doubled == [2 * i for i in range(20)]
         pids.add(worker.result(DEADLOCK))
-    assert (os.getpid() in pids) is (not is_process(model))
+    assert (os.getpid() in pids) is (model.name != "process")
