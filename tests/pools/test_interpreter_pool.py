@@ -131,8 +131,6 @@ def test_the_model_has_this_pool() -> None:
     assert repr(ck.INTERPRETER) == "INTERPRETER"
     assert ck.INTERPRETER.Pool is ck.InterpreterPool
     assert isinstance(ck.INTERPRETER, ck.PoolModel)
-    with pytest.raises(AttributeError, match="INTERPRETER has no Supervisor"):
-        ck.INTERPRETER.Supervisor  # noqa: B018
     with pytest.raises(AttributeError, match="has no attribute 'Nonsense'"):
         ck.INTERPRETER.Nonsense  # noqa: B018
 
