@@ -7,9 +7,10 @@ process sees it); ``get``/``set``/``update`` are one-shot accesses under the loc
 raises poisons the value: later accesses raise :exc:`~concurrency_kit.PoisonedError` carrying
 the value as the block left it, until ``clear_poison()``.
 
-Other parties are the peers of ``test_rwlock.py`` (threads, or ``forkserver`` processes that get
-a pickled handle), driven over a pipe; ``peer.call("enter", "lock")`` opens a block in the peer
-and ``peer.call("exit")``/``peer.call("fail")`` closes it normally or with an exception. A peer
+Other parties are the peers of ``test_rwlock.py`` (threads, ``forkserver`` processes that get
+a pickled handle, or for INTERPRETER on Python 3.14+ other interpreters of this process), driven
+over a pipe; ``peer.call("enter", "lock")`` opens a block in the peer and
+``peer.call("exit")``/``peer.call("fail")`` closes it normally or with an exception. A peer
 known to be blocked is seen in ``statistics().lock.waiters``, never guessed with a sleep.
 """
 
@@ -28,10 +29,17 @@ from typing import Any
 
 import attrs
 import pytest
-from test_rwlock import SHORT, PeerFactory, peer_factory, run_parties, wait_until
+from test_rwlock import (
+    SHORT,
+    PeerFactory,
+    is_process,
+    peer_factory,
+    run_parties,
+    wait_until,
+    with_interpreter_model,
+)
 
 from concurrency_kit import (
-    PROCESS,
     GuardedStatistics,
     LockStatistics,
     LockTimeoutError,
@@ -39,6 +47,11 @@ from concurrency_kit import (
     PoisonedError,
     SerializationError,
 )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    with_interpreter_model(metafunc)  # INTERPRETER too, on Python 3.14+
+
 
 Make = Callable[..., Any]
 
@@ -274,7 +287,7 @@ def test_an_update_that_raises_poisons_the_value(guard: Make) -> None:
 
 def test_max_bytes(model: Model, guard: Make) -> None:
     big = b"x" * 5000
-    if model is not PROCESS:
+    if not is_process(model):
         # A thread value is never serialized: max_bytes is accepted and ignored.
         g = guard(big, max_bytes=10)
         g.set(big * 2)
@@ -298,7 +311,7 @@ def test_max_bytes(model: Model, guard: Make) -> None:
 
 def test_unpicklable_values(model: Model, guard: Make) -> None:
     unpicklable = threading.Lock()
-    if model is not PROCESS:
+    if not is_process(model):
         g = guard(unpicklable)  # the threads share the very object
         assert g.get() is unpicklable
         return
@@ -356,7 +369,7 @@ def test_close_is_idempotent(model: Model) -> None:
     g = model.Guarded([1])
     g.close()
     g.close()
-    if model is PROCESS:
+    if is_process(model):
         with pytest.raises(ValueError, match="closed"):
             g.get()
         with pytest.raises(ValueError, match="closed"):
@@ -367,7 +380,7 @@ def test_close_is_idempotent(model: Model) -> None:
 
 def test_pickling(model: Model, guard: Make, peers: PeerFactory) -> None:
     g = guard([1])
-    if model is not PROCESS:
+    if not is_process(model):
         with pytest.raises(TypeError, match="pickle"):
             pickle.dumps(g)
         return
@@ -388,7 +401,7 @@ def test_another_handle_in_the_holder_thread_is_reentrant_too(model: Model, guar
     # The lock is re-entrant for the thread that holds it, whichever handle it goes through
     # (a handle unpickled in the holder's process: e.g. passed back to it in a task).
     g = guard([1])
-    if model is not PROCESS:
+    if not is_process(model):
         pytest.skip("a thread guarded value has a single handle")
     handle = pickle.loads(pickle.dumps(g))
     try:

@@ -19,6 +19,10 @@ releasing a side the caller does not hold raises ``RuntimeError``; ``acquire_*``
 arguments of :meth:`threading.Lock.acquire`; ``read()``/``write()`` raise
 :exc:`~concurrency_kit.LockTimeoutError` (a :exc:`TimeoutError`) on timeout.
 
+On Python 3.14+ the suite also runs over INTERPRETER, whose ``RWLock`` is the process one: its
+peers and parties are other interpreters of this process (a ``concurrent.interpreters``
+interpreter run by a thread of this one, the lock pickled into it).
+
 The :class:`Peer` helper is shared with ``test_guarded.py``.
 """
 
@@ -31,6 +35,7 @@ import multiprocessing
 import os
 import pickle
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,8 +46,9 @@ from typing import Any
 import attrs
 import pytest
 
+import concurrency_kit as ck
 from _children import wait_until
-from concurrency_kit import PROCESS, LockTimeoutError, Model, RWLockStatistics
+from concurrency_kit import LockTimeoutError, Model, RWLockStatistics
 
 DEADLOCK = 60.0
 """Seconds after which a wait that should have ended is a deadlock (a failure, not a pass)."""
@@ -99,6 +105,50 @@ def peer_loop(obj: Any, conn: Connection, own_handle: bool) -> None:
             obj.close()
 
 
+def is_process(model: Model) -> bool:
+    """Whether the model's classes are the process ones (INTERPRETER's are)."""
+    return model.name in ("process", "interpreter")
+
+
+def with_interpreter_model(metafunc: pytest.Metafunc) -> None:
+    """conftest's ``model``, with INTERPRETER added (Python 3.14+; skipped before)."""
+    if "model" in metafunc.fixturenames:
+        metafunc.definition.add_marker(
+            pytest.mark.parametrize(
+                "model",
+                [
+                    ck.PROCESS,
+                    ck.THREAD,
+                    pytest.param(
+                        ck.INTERPRETER,
+                        marks=pytest.mark.skipif(
+                            sys.version_info < (3, 14), reason="subinterpreters need Python 3.14+"
+                        ),
+                    ),
+                ],
+                ids=["process", "thread", "interpreter"],
+                indirect=True,
+            )
+        )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    with_interpreter_model(metafunc)
+
+
+def _interpreter(interpreters: Any) -> Any:
+    """A new interpreter of this process that imports what this one can."""
+    interp = interpreters.create()
+    interp.exec(f"import sys\nsys.path[:] = {sys.path!r}")
+    return interp
+
+
+def interpreter_peer_loop(obj: Any, fd: int) -> None:
+    """:func:`peer_loop` in another interpreter: its end of the pipe arrives as a descriptor
+    (a number valid in every interpreter of the process), wrapped in a connection there."""
+    peer_loop(obj, Connection(fd), True)
+
+
 class Peer:
     """The other party: sends commands to :func:`peer_loop` and reads the answers.
 
@@ -107,10 +157,24 @@ class Peer:
 
     def __init__(self, obj: Any, kind: str, method: str = "forkserver") -> None:
         self.runner: threading.Thread | multiprocessing.process.BaseProcess
+        self._interp: Any = None
+        self._failed: list[BaseException] = []
         if kind == "thread":
             self.conn, self._child = multiprocessing.Pipe()
             self.runner = threading.Thread(
                 target=peer_loop, args=(obj, self._child, False), name="peer", daemon=True
+            )
+            self.runner.start()
+        elif kind == "interpreter":
+            from concurrent import interpreters
+
+            self.conn, self._child = multiprocessing.Pipe()
+            self._interp = _interpreter(interpreters)
+            fd = os.dup(self._child.fileno())  # the peer's own, closed by its connection there
+            self.runner = threading.Thread(
+                target=_catching,
+                args=(self._interp.call, self._failed, interpreter_peer_loop, obj, fd),
+                name="peer-interpreter",
             )
             self.runner.start()
         else:
@@ -151,8 +215,11 @@ class Peer:
             self.runner.close()
         else:
             self._child.close()
+        if self._interp is not None and not alive:
+            self._interp.close()
         self.conn.close()
         assert not alive, "the peer did not stop (blocked in a call?)"
+        assert not self._failed, f"the peer interpreter failed: {self._failed[0]}"
 
 
 PeerFactory = Callable[..., Peer]
@@ -191,7 +258,16 @@ def run_parties(model: Model, target: Callable[..., None], *arg_lists: tuple[Any
     or ``forkserver`` processes) and check that every one finished without an error."""
     errors: list[BaseException] = []
     parties: list[Any]
-    if model is PROCESS:
+    interps: list[Any] = []
+    if model.name == "interpreter":
+        from concurrent import interpreters
+
+        interps = [_interpreter(interpreters) for _ in arg_lists]
+        parties = [
+            threading.Thread(target=_catching, args=(interp.call, errors, target, *args))
+            for interp, args in zip(interps, arg_lists, strict=True)
+        ]
+    elif model.name == "process":
         ctx = multiprocessing.get_context("forkserver")
         parties = [ctx.Process(target=target, args=args) for args in arg_lists]
     else:
@@ -205,7 +281,9 @@ def run_parties(model: Model, target: Callable[..., None], *arg_lists: tuple[Any
             party.join(DEADLOCK)
             assert not party.is_alive(), "a party did not finish (deadlock?)"
     finally:
-        if model is PROCESS:
+        for interp in interps:
+            interp.close()
+        if model.name == "process":
             for party in parties:
                 if party.is_alive():
                     party.kill()
@@ -215,7 +293,7 @@ def run_parties(model: Model, target: Callable[..., None], *arg_lists: tuple[Any
                 party.close()
     if errors:
         raise errors[0]
-    if model is PROCESS:
+    if model.name == "process":
         assert codes == [0] * len(parties), "a party failed (its traceback is on stderr)"
 
 
@@ -658,7 +736,7 @@ def test_close_is_idempotent(model: Model) -> None:
         pass
     rw.close()
     rw.close()
-    if model is PROCESS:
+    if is_process(model):
         with pytest.raises(ValueError, match="closed"):
             rw.acquire_read()
         with pytest.raises(ValueError, match="closed"):
@@ -670,7 +748,7 @@ def test_close_is_idempotent(model: Model) -> None:
 
 
 def test_pickling(model: Model, rw: Any, peers: PeerFactory) -> None:
-    if model is not PROCESS:
+    if not is_process(model):
         with pytest.raises(TypeError, match="pickle"):
             pickle.dumps(rw)
         return
@@ -766,8 +844,19 @@ def test_property_no_writer_overlaps_anyone(model: Model, rw: Any, tmp_path: Pat
     n, rounds = 3, 150
     path = tmp_path / "gauge"
     path.write_bytes(bytes(8 * (WRITES + n)))
-    gauge_lock = multiprocessing.get_context("forkserver").Lock()
-    run_parties(model, rw_party, *[(rw, str(path), gauge_lock, i, n, rounds) for i in range(n)])
+    # The gauge's own lock, independent of the lock under test: multiprocessing's, which does
+    # not cross into another interpreter, where it is the library's plain process lock.
+    gauge_lock: Any
+    if model.name == "interpreter":
+        gauge_lock = ck.ProcessLock()
+    else:
+        gauge_lock = multiprocessing.get_context("forkserver").Lock()
+    try:
+        args = [(rw, str(path), gauge_lock, i, n, rounds) for i in range(n)]
+        run_parties(model, rw_party, *args)
+    finally:
+        if model.name == "interpreter":
+            gauge_lock.close()
     with mapped_gauge(str(path), n) as gauge:
         assert gauge[OVERLAPS] == 0
         assert (gauge[READERS_IN], gauge[WRITERS_IN]) == (0, 0)
