@@ -30,16 +30,38 @@ def run_child(target: Callable[..., Any], args: tuple[Any, ...], conn: Connectio
         conn.close()
 
 
+def _by_value(target: Callable[..., Any], args: tuple[Any, ...]) -> bytes:
+    import cloudpickle
+
+    module = sys.modules[target.__module__]
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        return bytes(cloudpickle.dumps((target, args)))
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+
+
+def call_pickled(blob: bytes) -> Any:
+    """In the worker interpreter: unpickle ``(target, args)`` and return ``target(*args)``."""
+    import pickle
+
+    target, args = pickle.loads(blob)
+    return target(*args)
+
+
 def run_in_interpreters(target: Callable[..., Any], arg_lists: list[tuple[Any, ...]]) -> list[Any]:
     """``target(*args)`` once per ``args``, each in a new interpreter of this process (Python
     3.14+) run by a thread of this one; ``("ok", result)`` or ``("raised", message)`` each.
 
-    ``target`` and its arguments are pickled into the interpreter (``Interpreter.call``), so
-    ``target``'s module is imported there, with this interpreter's ``sys.path``.
+    ``target`` and its arguments are pickled by value into the interpreter, which imports
+    only this module (with this interpreter's ``sys.path``) to unpickle them.
     """
     from concurrent import interpreters
 
     n = len(arg_lists)
+    # By value (cloudpickle), the target and its arguments: a test module that imports what a
+    # subinterpreter cannot (numpy, hypothesis) is then never imported there.
+    blobs = [_by_value(target, args) for args in arg_lists]
     results: list[Any] = [("raised", "no answer")] * n
     interps = [interpreters.create() for _ in range(n)]
     try:
@@ -48,7 +70,7 @@ def run_in_interpreters(target: Callable[..., Any], arg_lists: list[tuple[Any, .
 
         def run(i: int) -> None:
             try:
-                results[i] = ("ok", interps[i].call(target, *arg_lists[i]))
+                results[i] = ("ok", interps[i].call(call_pickled, blobs[i]))
             except BaseException as exc:
                 results[i] = ("raised", f"{type(exc).__name__}: {exc}")
 

@@ -45,6 +45,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+import concurrency_kit as ck
 from concurrency_kit import (
     LockTimeoutError,
     Model,
@@ -73,7 +74,31 @@ def make(model: Model) -> Iterator[Callable[..., Any]]:
 
 
 def is_process(model: Model) -> bool:
-    return model.name == "process"
+    """Whether the model's dict is the process one (INTERPRETER's is)."""
+    return model.name in ("process", "interpreter")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # conftest's model, with INTERPRETER added (Python 3.14+; skipped before): its containers
+    # are the process classes, and its parallel workers are other interpreters of this process.
+    if "model" in metafunc.fixturenames:
+        metafunc.definition.add_marker(
+            pytest.mark.parametrize(
+                "model",
+                [
+                    ck.PROCESS,
+                    ck.THREAD,
+                    pytest.param(
+                        ck.INTERPRETER,
+                        marks=pytest.mark.skipif(
+                            sys.version_info < (3, 14), reason="subinterpreters need Python 3.14+"
+                        ),
+                    ),
+                ],
+                ids=["process", "thread", "interpreter"],
+                indirect=True,
+            )
+        )
 
 
 # -- workers: threads or processes lined up on a barrier -----------------------------------------
@@ -886,6 +911,11 @@ def test_deletes_then_reinserts_reuse_space(model: Model, make: Callable[..., An
 
 
 def test_handles_as_pool_task_arguments(model: Model, make: Callable[..., Any]) -> None:
+    if model.name == "interpreter":  # (test_interpreter_rows.py passes handles to such tasks)
+        pytest.skip(
+            "the tasks are functions of this module, which imports hypothesis: an extension "
+            "module that cannot be loaded in an InterpreterPool worker"
+        )
     d = make({"the": 0})
     words = ["the", "cat", "the", "hat", "cat", "the"] * 20
     with model.Pool(2) as pool:

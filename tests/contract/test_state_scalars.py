@@ -33,6 +33,7 @@ from _parallel import run_parallel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import concurrency_kit as ck
 from _children import wait_until
 from concurrency_kit import Model, ProcessRLock, ThreadRLock
 from concurrency_kit.state import (
@@ -71,8 +72,32 @@ _CLASSES = {
 
 
 def kinds(model: Model) -> SimpleNamespace:
-    """The model's container classes (from :class:`Model` once it has them)."""
-    return _CLASSES[model.name]
+    """The model's container classes (from :class:`Model` once it has them); INTERPRETER's are
+    the process ones."""
+    return _CLASSES["process" if model.name == "interpreter" else model.name]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # conftest's model, with INTERPRETER added (Python 3.14+; skipped before): its containers
+    # are the process classes, and its parallel workers are other interpreters of this process.
+    if "model" in metafunc.fixturenames:
+        metafunc.definition.add_marker(
+            pytest.mark.parametrize(
+                "model",
+                [
+                    ck.PROCESS,
+                    ck.THREAD,
+                    pytest.param(
+                        ck.INTERPRETER,
+                        marks=pytest.mark.skipif(
+                            sys.version_info < (3, 14), reason="subinterpreters need Python 3.14+"
+                        ),
+                    ),
+                ],
+                ids=["process", "thread", "interpreter"],
+                indirect=True,
+            )
+        )
 
 
 @pytest.fixture
@@ -189,7 +214,7 @@ def test_counter_statistics_and_repr(model: Model, make: Callable[..., Any]) -> 
     assert isinstance(stats, SharedCounterStatistics)
     assert stats.value == 42
     assert stats.mutex_recoveries == 0
-    assert stats.lock_free is (model.name == "process")  # libatomic is installed here
+    assert stats.lock_free is (model.name != "thread")  # libatomic is installed here
     assert "value=42" in repr(counter)
     assert type(counter).__name__ in repr(counter)
 
@@ -283,7 +308,7 @@ def test_counter_context_manager_closes(model: Model) -> None:
     with kinds(model).SharedCounter(1) as counter:
         assert counter.add() == 2
     counter.close()  # idempotent
-    if model.name == "process":
+    if model.name != "thread":
         with pytest.raises(ValueError, match="closed"):
             counter.get()
     else:  # nothing to release: a thread container stays usable
@@ -439,7 +464,7 @@ def test_value_context_manager_closes(model: Model) -> None:
     with kinds(model).SharedValue("d", 1.5) as value:
         assert value.get() == 1.5
     value.close()
-    if model.name == "process":
+    if model.name != "thread":
         with pytest.raises(ValueError, match="closed"):
             value.set(2.0)
 
@@ -684,7 +709,7 @@ def test_array_context_manager_closes(model: Model) -> None:
     with kinds(model).SharedArray("i", [1]) as arr:
         assert arr[0] == 1
     arr.close()
-    if model.name == "process":
+    if model.name != "thread":
         for call in (lambda: arr[0], arr.tolist, lambda: len(arr), arr.memoryview, arr.lock):
             with pytest.raises(ValueError, match="closed"):
                 call()
