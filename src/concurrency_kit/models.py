@@ -93,11 +93,12 @@ class PoolModel:
         single_machine = {field.name for field in attrs.fields(Model)} - {"name", "Pool"}
         if attribute == "Supervisor" and self.name == "interpreter":
             raise AttributeError(
-                f"{self!r} has no Supervisor: an interpreter supervisor is not built yet. "
-                "Run the work on INTERPRETER.Pool (a task's exception comes back from its "
-                "future; a crash in an interpreter ends the whole process, so there is no "
-                "child to restart), or supervise processes with PROCESS.Supervisor or "
-                "threads with THREAD.Supervisor"
+                f"{self!r} has no Supervisor: the model does not bundle one (a crash in "
+                "native code in an interpreter ends the whole process, so no supervisor of "
+                "this model can restart it). For failures in Python code, use "
+                "InterpreterSupervisor directly (Python 3.14+), or INTERPRETER.Pool (a task's "
+                "exception comes back from its future); to contain crashes, supervise "
+                "processes with PROCESS.Supervisor (or threads with THREAD.Supervisor)"
             )
         if attribute in single_machine:
             raise AttributeError(
@@ -266,8 +267,9 @@ INTERPRETER = InterpreterModel(name="interpreter", Pool=InterpreterPool, Channel
 Memory is isolated as between processes (calls, results and channel items are pickled), while
 everything stays inside one process; a crash in an interpreter ends the whole process, as a
 thread's would. Synchronization and shared state are the process classes
-(``INTERPRETER.Lock is ProcessLock``), shared through their handles. It has no supervisor:
-``INTERPRETER.Supervisor`` raises :class:`AttributeError`. Before Python 3.14, creating
+(``INTERPRETER.Lock is ProcessLock``), shared through their handles. It bundles no
+supervisor: ``INTERPRETER.Supervisor`` raises :class:`AttributeError`, which names
+:class:`InterpreterSupervisor` (used on its own) and the process and thread supervisors. Before Python 3.14, creating
 ``INTERPRETER.Pool`` or ``INTERPRETER.Channel``, or reading ``INTERPRETER.Lock`` and the other
 process classes, raises :class:`ImportError`.
 """

@@ -165,9 +165,9 @@ def test_the_model_has_every_row_but_the_supervisor() -> None:
     assert INTERPRETER.Pool is ck.InterpreterPool
     assert INTERPRETER.Channel is InterpreterChannel
     assert issubclass(InterpreterChannel, ck.ProcessChannel)
-    with pytest.raises(AttributeError, match=r"INTERPRETER has no Supervisor: .*not built yet"):
+    with pytest.raises(AttributeError, match=r"INTERPRETER has no Supervisor: .*does not bundle"):
         INTERPRETER.Supervisor  # noqa: B018
-    with pytest.raises(AttributeError, match=r"PROCESS\.Supervisor.*THREAD\.Supervisor"):
+    with pytest.raises(AttributeError, match=r"InterpreterSupervisor.*PROCESS\.Supervisor"):
         INTERPRETER.Supervisor  # noqa: B018
     with pytest.raises(AttributeError, match="has no attribute 'Nonsense'"):
         INTERPRETER.Nonsense  # noqa: B018
