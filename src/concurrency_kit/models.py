@@ -269,9 +269,9 @@ everything stays inside one process; a crash in an interpreter ends the whole pr
 thread's would. Synchronization and shared state are the process classes
 (``INTERPRETER.Lock is ProcessLock``), shared through their handles. It bundles no
 supervisor: ``INTERPRETER.Supervisor`` raises :class:`AttributeError`, which names
-:class:`InterpreterSupervisor` (used on its own) and the process and thread supervisors. Before Python 3.14, creating
-``INTERPRETER.Pool`` or ``INTERPRETER.Channel``, or reading ``INTERPRETER.Lock`` and the other
-process classes, raises :class:`ImportError`.
+:class:`InterpreterSupervisor` (used on its own) and the process and thread supervisors.
+Before Python 3.14, creating ``INTERPRETER.Pool`` or ``INTERPRETER.Channel``, or reading
+``INTERPRETER.Lock`` and the other process classes, raises :class:`ImportError`.
 """
 
 CLUSTER = PoolModel(name="cluster", Pool=ClusterPool)
