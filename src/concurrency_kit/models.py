@@ -12,12 +12,13 @@ code that needs nothing but a pool takes a ``PoolModel`` and runs on all of them
 capabilities stay on one machine.
 
 ``INTERPRETER`` (subinterpreters, Python 3.14+) is an :class:`InterpreterModel`: every row of
-a ``Model`` but the supervisor. Its pool and channel are its own (``InterpreterPool``,
-``InterpreterChannel``); for synchronization and shared state it names the process classes
-(``INTERPRETER.Lock is ProcessLock``), whose shared memory the interpreters of one process
-share as processes do, each verified between interpreters by ``tests/contract/``. It exists on
-every Python; before 3.14, creating its pool or channel, or reading one of its borrowed
-process classes, raises an :class:`ImportError` that says so.
+a ``Model``. Its pool, channel and supervisor are its own (``InterpreterPool``,
+``InterpreterChannel``, ``InterpreterSupervisor``); for synchronization and shared state it
+names the process classes (``INTERPRETER.Lock is ProcessLock``), whose shared memory the
+interpreters of one process share as processes do, each verified between interpreters by
+``tests/contract/``. It exists on every Python; before 3.14, creating its pool, channel or
+supervisor, or reading one of its borrowed process classes, raises an :class:`ImportError`
+that says so.
 
 Each capability adds its attribute here when it lands.
 """
@@ -41,7 +42,11 @@ from concurrency_kit.state import (
     ThreadSharedDict,
     ThreadSharedValue,
 )
-from concurrency_kit.supervision import ProcessSupervisor, ThreadSupervisor
+from concurrency_kit.supervision import (
+    InterpreterSupervisor,
+    ProcessSupervisor,
+    ThreadSupervisor,
+)
 from concurrency_kit.sync import (
     ProcessBarrier,
     ProcessBoundedSemaphore,
@@ -91,15 +96,6 @@ class PoolModel:
         # Only reached when normal lookup fails: for CLUSTER.Lock, say why rather than "no
         # attribute" (a Model has every one of them, so it never gets here for those).
         single_machine = {field.name for field in attrs.fields(Model)} - {"name", "Pool"}
-        if attribute == "Supervisor" and self.name == "interpreter":
-            raise AttributeError(
-                f"{self!r} has no Supervisor: the model does not bundle one (a crash in "
-                "native code in an interpreter ends the whole process, so no supervisor of "
-                "this model can restart it). For failures in Python code, use "
-                "InterpreterSupervisor directly (Python 3.14+), or INTERPRETER.Pool (a task's "
-                "exception comes back from its future); to contain crashes, supervise "
-                "processes with PROCESS.Supervisor (or threads with THREAD.Supervisor)"
-            )
         if attribute in single_machine:
             raise AttributeError(
                 f"{self!r} has no {attribute}: the {self.name} model offers only a pool "
@@ -179,17 +175,18 @@ class _ProcessRow(Generic[C]):
 
 @attrs.frozen(repr=False)  # PoolModel's repr: INTERPRETER
 class InterpreterModel(PoolModel):
-    """The interpreter model (Python 3.14+): every row of a :class:`Model` but the supervisor.
+    """The interpreter model (Python 3.14+): every row of a :class:`Model`.
 
-    :data:`INTERPRETER` is the one instance. Not a :class:`Model`, since it has no
-    ``Supervisor`` (reading it raises :class:`AttributeError` naming what to use instead): a
-    function that takes a ``Model`` and supervises does not run on it, and a type checker
-    says so.
+    :data:`INTERPRETER` is the one instance. It is not a :class:`Model` instance, because
+    its borrowed process classes must say "Python 3.14 is needed" when read on an older
+    Python (a ``Model`` holds plain classes); code written for every model takes
+    ``Model | InterpreterModel``.
 
     Attributes:
         name: ``"interpreter"``.
         Pool: :class:`InterpreterPool`.
         Channel: :class:`InterpreterChannel`, the process channel made for interpreters.
+        Supervisor: :class:`InterpreterSupervisor`: each child in a fresh interpreter.
         Lock: :class:`ProcessLock`. The process primitives and containers serve interpreters
             unchanged: the interpreters of one process map the same shared memory. So do
             ``RLock`` (:class:`ProcessRLock`), ``Semaphore`` (:class:`ProcessSemaphore`),
@@ -203,6 +200,7 @@ class InterpreterModel(PoolModel):
     """
 
     Channel: type[InterpreterChannel[Any]]
+    Supervisor: type[InterpreterSupervisor]
 
     Lock = _ProcessRow(ProcessLock)
     RLock = _ProcessRow(ProcessRLock)
@@ -261,17 +259,22 @@ THREAD = Model(
 )
 """Threads: workers share the interpreter and its memory; cheap to start and to talk to."""
 
-INTERPRETER = InterpreterModel(name="interpreter", Pool=InterpreterPool, Channel=InterpreterChannel)
+INTERPRETER = InterpreterModel(
+    name="interpreter",
+    Pool=InterpreterPool,
+    Channel=InterpreterChannel,
+    Supervisor=InterpreterSupervisor,
+)
 """Subinterpreters (Python 3.14+): each worker has its own interpreter and GIL in this process.
 
 Memory is isolated as between processes (calls, results and channel items are pickled), while
 everything stays inside one process; a crash in an interpreter ends the whole process, as a
 thread's would. Synchronization and shared state are the process classes
-(``INTERPRETER.Lock is ProcessLock``), shared through their handles. It bundles no
-supervisor: ``INTERPRETER.Supervisor`` raises :class:`AttributeError`, which names
-:class:`InterpreterSupervisor` (used on its own) and the process and thread supervisors.
-Before Python 3.14, creating ``INTERPRETER.Pool`` or ``INTERPRETER.Channel``, or reading
-``INTERPRETER.Lock`` and the other process classes, raises :class:`ImportError`.
+(``INTERPRETER.Lock is ProcessLock``), shared through their handles. Its supervisor runs each
+child in a fresh interpreter, so a restarted child starts from clean module state. Before
+Python 3.14, creating ``INTERPRETER.Pool``, ``INTERPRETER.Channel`` or
+``INTERPRETER.Supervisor``, or reading ``INTERPRETER.Lock`` and the other process classes,
+raises :class:`ImportError`.
 """
 
 CLUSTER = PoolModel(name="cluster", Pool=ClusterPool)
