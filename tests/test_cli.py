@@ -55,9 +55,7 @@ def test_table_text() -> None:
 
 def test_table_text_says_not_yet_implemented() -> None:
     result = run_cli("table")
-    missing = sum(
-        not c.implemented for a in ASPECTS for c in (a.process, a.thread, a.interpreter)
-    )
+    missing = sum(not c.implemented for a in ASPECTS for c in (a.process, a.thread, a.interpreter))
     assert result.stdout.count(NOT_IMPLEMENTED) == missing
 
 

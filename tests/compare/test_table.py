@@ -27,9 +27,7 @@ PACKAGES = {"pools", "channels", "state", "sync", "supervision", "compare"}
 
 
 def _pairs() -> list[tuple[Aspect, str]]:
-    return [
-        (aspect, model) for aspect in ASPECTS for model in ("process", "thread", "interpreter")
-    ]
+    return [(aspect, model) for aspect in ASPECTS for model in ("process", "thread", "interpreter")]
 
 
 CLAIMS = [pytest.param(aspect, model, id=f"{aspect.key}-{model}") for aspect, model in _pairs()]

@@ -116,9 +116,7 @@ def test_the_real_table_builds_and_links_every_class(tmp_path: Path) -> None:
             rf'<code class="xref py py-{role}\b'
         )
         assert link.search(table), f"no {role} link to {name} in the table"
-    pending = any(
-        not c.implemented for a in ASPECTS for c in (a.process, a.thread, a.interpreter)
-    )
+    pending = any(not c.implemented for a in ASPECTS for c in (a.process, a.thread, a.interpreter))
     assert ("not yet implemented" in table) == pending
 
 

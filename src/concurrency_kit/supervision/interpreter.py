@@ -2,9 +2,10 @@
 
 An interpreter child is a thread of the supervising interpreter (as a thread child is) that
 takes a fresh subinterpreter (made ahead of need, see :class:`_InterpreterRunner`), runs the
-child's target inside it, and closes it when the target ends. The target and its arguments cross pickled (cloudpickle, as for
-``InterpreterPool``); the exit comes back as data. Two calls into the new interpreter, so that
-``spawn`` returns once the child has its target, as for the other models::
+child's target inside it, and closes it when the target ends. The target and its arguments
+cross pickled (cloudpickle, as for ``InterpreterPool``); the exit comes back as data. Two calls
+into the new interpreter, so that ``spawn`` returns once the child has its target, as for the
+other models::
 
     spawn(spec) ── pickles the call; starts the child's thread, waits for ``running`` ──> handle
     child's thread (this interpreter)         the child's interpreter (fresh, its own GIL)
