@@ -34,7 +34,6 @@ import multiprocessing
 import os
 import pickle
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +41,7 @@ from typing import Any
 
 import attrs
 import pytest
+from _models import is_process, with_interpreter_model
 from _parallel import run_parallel
 from _sync_peers import DEADLOCK, Peer, PeerRaised, wait_until
 
@@ -63,32 +63,8 @@ SHORT = 0.1
 MiB = 1 << 20
 
 
-def is_process(model: Model) -> bool:
-    """Whether the model's channel is a process channel (INTERPRETER's is one)."""
-    return model.name in ("process", "interpreter")
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    # conftest's model, with INTERPRETER added (Python 3.14+; skipped before): its channel is
-    # InterpreterChannel, and its peers are other interpreters of this process.
-    if "model" in metafunc.fixturenames:
-        metafunc.definition.add_marker(
-            pytest.mark.parametrize(
-                "model",
-                [
-                    ck.PROCESS,
-                    ck.THREAD,
-                    pytest.param(
-                        ck.INTERPRETER,
-                        marks=pytest.mark.skipif(
-                            sys.version_info < (3, 14), reason="subinterpreters need Python 3.14+"
-                        ),
-                    ),
-                ],
-                ids=["process", "thread", "interpreter"],
-                indirect=True,
-            )
-        )
+    with_interpreter_model(metafunc)  # INTERPRETER too, on Python 3.14+
 
 
 # -- fixtures --------------------------------------------------------------------------------------

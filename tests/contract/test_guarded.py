@@ -29,15 +29,8 @@ from typing import Any
 
 import attrs
 import pytest
-from test_rwlock import (
-    SHORT,
-    PeerFactory,
-    is_process,
-    peer_factory,
-    run_parties,
-    wait_until,
-    with_interpreter_model,
-)
+from _models import is_process, with_interpreter_model
+from test_rwlock import SHORT, PeerFactory, peer_factory, run_parties, wait_until
 
 from concurrency_kit import (
     GuardedStatistics,

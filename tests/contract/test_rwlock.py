@@ -45,6 +45,7 @@ from typing import Any
 
 import attrs
 import pytest
+from _models import is_process, with_interpreter_model
 
 import concurrency_kit as ck
 from _children import wait_until
@@ -103,33 +104,6 @@ def peer_loop(obj: Any, conn: Connection, own_handle: bool) -> None:
         conn.close()
         if own_handle:
             obj.close()
-
-
-def is_process(model: Model) -> bool:
-    """Whether the model's classes are the process ones (INTERPRETER's are)."""
-    return model.name in ("process", "interpreter")
-
-
-def with_interpreter_model(metafunc: pytest.Metafunc) -> None:
-    """conftest's ``model``, with INTERPRETER added (Python 3.14+; skipped before)."""
-    if "model" in metafunc.fixturenames:
-        metafunc.definition.add_marker(
-            pytest.mark.parametrize(
-                "model",
-                [
-                    ck.PROCESS,
-                    ck.THREAD,
-                    pytest.param(
-                        ck.INTERPRETER,
-                        marks=pytest.mark.skipif(
-                            sys.version_info < (3, 14), reason="subinterpreters need Python 3.14+"
-                        ),
-                    ),
-                ],
-                ids=["process", "thread", "interpreter"],
-                indirect=True,
-            )
-        )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

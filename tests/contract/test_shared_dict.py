@@ -34,6 +34,7 @@ from typing import Any
 
 import attrs
 import pytest
+from _models import is_process, with_interpreter_model
 from _parallel import run_child, run_parallel
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -45,7 +46,6 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-import concurrency_kit as ck
 from concurrency_kit import (
     LockTimeoutError,
     Model,
@@ -73,32 +73,8 @@ def make(model: Model) -> Iterator[Callable[..., Any]]:
         d.close()
 
 
-def is_process(model: Model) -> bool:
-    """Whether the model's dict is the process one (INTERPRETER's is)."""
-    return model.name in ("process", "interpreter")
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    # conftest's model, with INTERPRETER added (Python 3.14+; skipped before): its containers
-    # are the process classes, and its parallel workers are other interpreters of this process.
-    if "model" in metafunc.fixturenames:
-        metafunc.definition.add_marker(
-            pytest.mark.parametrize(
-                "model",
-                [
-                    ck.PROCESS,
-                    ck.THREAD,
-                    pytest.param(
-                        ck.INTERPRETER,
-                        marks=pytest.mark.skipif(
-                            sys.version_info < (3, 14), reason="subinterpreters need Python 3.14+"
-                        ),
-                    ),
-                ],
-                ids=["process", "thread", "interpreter"],
-                indirect=True,
-            )
-        )
+    with_interpreter_model(metafunc)  # INTERPRETER too, on Python 3.14+
 
 
 # -- workers: threads or processes lined up on a barrier -----------------------------------------

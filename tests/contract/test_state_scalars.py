@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy
 import pytest
+from _models import with_interpreter_model
 from _parallel import run_parallel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import concurrency_kit as ck
 from _children import wait_until
 from concurrency_kit import Model, ProcessRLock, ThreadRLock
 from concurrency_kit.state import (
@@ -78,26 +78,7 @@ def kinds(model: Model) -> SimpleNamespace:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    # conftest's model, with INTERPRETER added (Python 3.14+; skipped before): its containers
-    # are the process classes, and its parallel workers are other interpreters of this process.
-    if "model" in metafunc.fixturenames:
-        metafunc.definition.add_marker(
-            pytest.mark.parametrize(
-                "model",
-                [
-                    ck.PROCESS,
-                    ck.THREAD,
-                    pytest.param(
-                        ck.INTERPRETER,
-                        marks=pytest.mark.skipif(
-                            sys.version_info < (3, 14), reason="subinterpreters need Python 3.14+"
-                        ),
-                    ),
-                ],
-                ids=["process", "thread", "interpreter"],
-                indirect=True,
-            )
-        )
+    with_interpreter_model(metafunc)  # INTERPRETER too, on Python 3.14+
 
 
 @pytest.fixture

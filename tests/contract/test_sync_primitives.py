@@ -33,6 +33,7 @@ from typing import Any, Protocol, TypeVar
 
 import attrs
 import pytest
+from _models import is_process, with_interpreter_model
 from _sync_peers import (
     DEADLOCK,
     Peer,
@@ -67,32 +68,8 @@ SHORT = 0.1
 KINDS = ["Semaphore", "BoundedSemaphore", "Event", "Condition", "Barrier"]
 
 
-def is_process(model: Model) -> bool:
-    """Whether the model's primitives are the process ones (INTERPRETER's are)."""
-    return model.name in ("process", "interpreter")
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    # conftest's model, with INTERPRETER added (Python 3.14+; skipped before): its primitives
-    # are the process classes, and its peers are other interpreters of this process.
-    if "model" in metafunc.fixturenames:
-        metafunc.definition.add_marker(
-            pytest.mark.parametrize(
-                "model",
-                [
-                    ck.PROCESS,
-                    ck.THREAD,
-                    pytest.param(
-                        ck.INTERPRETER,
-                        marks=pytest.mark.skipif(
-                            sys.version_info < (3, 14), reason="subinterpreters need Python 3.14+"
-                        ),
-                    ),
-                ],
-                ids=["process", "thread", "interpreter"],
-                indirect=True,
-            )
-        )
+    with_interpreter_model(metafunc)  # INTERPRETER too, on Python 3.14+
 
 
 def make(model: Model, kind: str) -> Any:
