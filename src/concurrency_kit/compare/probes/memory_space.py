@@ -60,39 +60,36 @@ def _global_seen(pool: Pool) -> int:
     return seen
 
 
+def _seen_by_parent(pool: ProcessPool | InterpreterPool) -> tuple[int, int, int, int]:
+    """On ``pool``: the global's value the parent sees after :data:`TASKS` increments, then
+    what a shared counter and dict passed to :data:`TASKS` tasks show it: the count, the dict's
+    entries, and how many different pids wrote them."""
+    global_seen = _global_seen(pool)
+    counter = ProcessSharedCounter()
+    table = ProcessSharedDict()
+    try:
+        for future in [pool.submit(bump_shared, counter, table, t) for t in range(TASKS)]:
+            future.result(30.0)
+        written = table.to_dict()
+        return global_seen, counter.get(), len(written), len(set(written.values()))
+    finally:
+        counter.close()
+        table.close()
+
+
 def probe(mode: Mode) -> Measurement:
     """The value of a global the parent sees after :data:`TASKS` worker increments, per model."""
     del mode  # a matter of kind: one run tells
     with ThreadPool(WORKERS) as pool:
         thread_seen = _global_seen(pool)
-    counter = ProcessSharedCounter()
-    table = ProcessSharedDict()
-    try:
-        with ProcessPool(WORKERS) as pool:
-            process_seen = _global_seen(pool)
-            for future in [pool.submit(bump_shared, counter, table, t) for t in range(TASKS)]:
-                future.result(30.0)
-        shared_count = counter.get()
-        shared_entries = len(table.to_dict())
-        writers = len(set(table.to_dict().values()))
-    finally:
-        counter.close()
-        table.close()
+    with ProcessPool(WORKERS) as pool:
+        process_seen, shared_count, shared_entries, writers = _seen_by_parent(pool)
     missing = interpreters_missing()
     interpreter = None
     details = {}
     if not missing:
-        counter = ProcessSharedCounter()
-        table = ProcessSharedDict()
-        try:
-            with InterpreterPool(WORKERS) as ipool:
-                interpreter_seen = _global_seen(ipool)
-                for future in [ipool.submit(bump_shared, counter, table, t) for t in range(TASKS)]:
-                    future.result(30.0)
-            interpreter_shared = counter.get()
-        finally:
-            counter.close()
-            table.close()
+        with InterpreterPool(WORKERS) as ipool:
+            interpreter_seen, interpreter_shared, _, _ = _seen_by_parent(ipool)
         interpreter = Figure(
             float(interpreter_seen), "writes", f"of {TASKS} to a global, seen by parent"
         )
