@@ -8,6 +8,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import attrs
 import jsonschema
 import pytest
 
@@ -133,6 +134,35 @@ def test_renderings(probes: dict[str, Probe | None]) -> None:
     assert second["measured"]["interpreter"]["value"] == 8000.0
     overhead = next(row for row in document["rows"] if row["key"] == "overhead")
     assert (overhead["measured"], overhead["error"]) == (None, "no probe yet")
+
+
+def test_before_python_314_the_report_shows_two_models_and_says_why_once(
+    probes: dict[str, Probe | None],
+) -> None:
+    def no_interpreters(key: str) -> Probe:
+        def probe(mode: Mode) -> Measurement:
+            found = stand_in(key)(mode)
+            return attrs.evolve(found, interpreter=None, interpreter_missing=NO_INTERPRETERS)
+
+        return probe
+
+    for aspect in ASPECTS:
+        probes[aspect.key] = no_interpreters(aspect.key)
+    rows = _report.run(mode="quick")
+    note = f"Interpreters, the table's third column, were not measured: {NO_INTERPRETERS}."
+    text = _report.compare_text(rows, width=200)
+    assert text.count(note) == 1
+    assert "interpreter claim" not in text
+    assert "interpreters:" not in text
+    assert "  process  claim: " in text  # labelled as before the third column
+    markdown = _report.compare_markdown(rows)
+    lines = markdown.splitlines()
+    assert lines[0] == "| Aspect | Processes | Threads | On this machine |"
+    assert all(line.count(" | ") == 3 for line in lines[2 : 2 + len(ASPECTS)])
+    assert note in lines
+    document = json.loads(_report.compare_json(rows, "quick"))
+    jsonschema.validate(document, SCHEMA)  # the JSON keeps every field: null and why
+    assert document["rows"][3]["measured"]["interpreter_missing"] == NO_INTERPRETERS
 
 
 def test_the_schema_rejects_what_it_should(probes: dict[str, Probe | None]) -> None:

@@ -260,28 +260,47 @@ def _measured(m: Measurement, model: str) -> str:
     return f"{format_figure(figure)} ({figure.what})"
 
 
+def _models_measured(rows: list[Row]) -> tuple[tuple[str, ...], str]:
+    """The columns to print, and why the interpreters' is left out ("" when it is printed).
+
+    Before Python 3.14 no row has an interpreter figure: the report then shows the two models
+    it measured, as it did before the third column, and says once why.
+    """
+    measured = [row.measurement for row in rows if row.measurement is not None]
+    if not measured or any(m.interpreter is not None for m in measured):
+        return MODELS, ""
+    why = next((m.interpreter_missing for m in measured if m.interpreter_missing), "")
+    return MODELS[:2], why or "no probe measured them"
+
+
 def compare_text(rows: list[Row], width: int = 100, load: Load | None = None) -> str:
     """The table with measurements, for a terminal: the machine, the rows, then a summary.
 
     Each row gives the three claims with their figures, the verdict on the seed's claim
-    (processes against threads), and where the interpreters stand against their claim.
+    (processes against threads), and where the interpreters stand against their claim; where
+    no interpreter was measured (before Python 3.14), the two models and one line saying why.
     """
+    models, left_out = _models_measured(rows)
     out = [machine_text(load), ""]
+    if left_out:
+        note = f"Interpreters, the table's third column, were not measured: {left_out}."
+        out += [*textwrap.wrap(note, width, subsequent_indent="  "), ""]
     for row in rows:
         aspect = row.aspect
         out.append(f"{aspect.title}")
         out.append("-" * len(aspect.title))
         m = row.measurement
-        for model in MODELS:
+        label = max(8, *map(len, models))
+        for model in models:
             claim = getattr(aspect, model)
-            line = f"  {model:11} claim: {claim.text}"
-            out.extend(textwrap.wrap(line, width, subsequent_indent=" " * 21))
+            line = f"  {model:{label}} claim: {claim.text}"
+            out.extend(textwrap.wrap(line, width, subsequent_indent=" " * (label + 10)))
             if m is not None:
                 out.extend(
                     textwrap.wrap(
-                        f"  {'':11} measured: {_measured(m, model)}",
+                        f"  {'':{label}} measured: {_measured(m, model)}",
                         width,
-                        subsequent_indent=" " * 24,
+                        subsequent_indent=" " * (label + 13),
                     )
                 )
         if m is None:
@@ -308,15 +327,18 @@ def compare_text(rows: list[Row], width: int = 100, load: Load | None = None) ->
 
 
 def compare_markdown(rows: list[Row]) -> str:
-    """The table with measurements, as a Markdown table."""
+    """The table with measurements, as a Markdown table (the interpreters' column only where
+    they were measured)."""
+    models, left_out = _models_measured(rows)
+    headings = ["Aspect", "Processes", "Threads", "Interpreters"][: len(models) + 1]
     lines = [
-        "| Aspect | Processes | Threads | Interpreters | On this machine |",
-        "| --- | --- | --- | --- | --- |",
+        "| " + " | ".join([*headings, "On this machine"]) + " |",
+        "| " + " | ".join(["---"] * (len(headings) + 1)) + " |",
     ]
     for row in rows:
         m = row.measurement
         cells = [row.aspect.title]
-        for model in MODELS:
+        for model in models:
             text = getattr(row.aspect, model).text
             if m is not None:
                 figure = getattr(m, model)
@@ -333,6 +355,8 @@ def compare_markdown(rows: list[Row]) -> str:
         else:
             cells.append(m.verdict)
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    if left_out:
+        lines += ["", f"Interpreters, the table's third column, were not measured: {left_out}."]
     advice = summary(rows)
     if advice:
         lines += ["", "**So, for your machine**", "", *(f"- {line}" for line in advice)]
