@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+from test_verdicts import QUIET, spread
 
 from _advise_targets import needs_faulthandler, wait
 from concurrency_kit import INTERPRETER, PROCESS, THREAD, Advice, advise
@@ -20,7 +21,6 @@ from concurrency_kit.compare._advise import INTERPRETER_MARGIN, Timings, decide
 from concurrency_kit.compare._measure import (
     Comparison,
     Figure,
-    Load,
     Measurement,
     Spread,
     place,
@@ -30,16 +30,9 @@ from concurrency_kit.compare._report import Row, summary
 from concurrency_kit.compare.probes import crash_impact, definition, memory_space
 from concurrency_kit.compare.probes._shared import interpreters_missing
 
-QUIET = Load(10.0, 0.05, 0.0, 0.1, 0.2)
-BUSY = Load(10.0, 1.5, 0.0, 2.0, 2.5)
 NEEDS_314 = pytest.mark.skipif(
     sys.version_info < (3, 14), reason="interpreters (concurrent.interpreters) need Python 3.14+"
 )
-
-
-def spread(median: float, width: float = 0.02) -> Spread:
-    """A spread whose quartiles are ``median`` -/+ ``width`` (relative)."""
-    return Spread(median, median * (1 - width), median * (1 + width), median * 0.9, median * 1.1, 7)
 
 
 # --- place(): where the interpreter figure stands -----------------------------------------------
