@@ -41,6 +41,27 @@ def _by_value(target: Callable[..., Any], args: tuple[Any, ...]) -> bytes:
         cloudpickle.unregister_pickle_by_value(module)
 
 
+def _in_threads(call: Callable[[int], Any], n: int, what: str) -> list[Any]:
+    """``call(i)`` for each ``i < n``, each in a thread of its own; ``("ok", result)`` or
+    ``("raised", message)`` each, in order. A thread still running after :data:`DEADLOCK`
+    fails the test (``what`` names the worker)."""
+    results: list[Any] = [("raised", "no answer")] * n
+
+    def run(i: int) -> None:
+        try:
+            results[i] = ("ok", call(i))
+        except BaseException as exc:
+            results[i] = ("raised", f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLOCK)
+        assert not t.is_alive(), f"a worker {what} hung"
+    return results
+
+
 def call_pickled(blob: bytes) -> Any:
     """In the worker interpreter: unpickle ``(target, args)`` and return ``target(*args)``."""
     import pickle
@@ -62,28 +83,14 @@ def run_in_interpreters(target: Callable[..., Any], arg_lists: list[tuple[Any, .
     # By value (cloudpickle), the target and its arguments: a test module that imports what a
     # subinterpreter cannot (numpy, hypothesis) is then never imported there.
     blobs = [_by_value(target, args) for args in arg_lists]
-    results: list[Any] = [("raised", "no answer")] * n
     interps = [interpreters.create() for _ in range(n)]
     try:
         for interp in interps:
             interp.exec(f"import sys\nsys.path[:] = {sys.path!r}")
-
-        def run(i: int) -> None:
-            try:
-                results[i] = ("ok", interps[i].call(call_pickled, blobs[i]))
-            except BaseException as exc:
-                results[i] = ("raised", f"{type(exc).__name__}: {exc}")
-
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(DEADLOCK)
-            assert not t.is_alive(), "a worker interpreter hung"
+        return _in_threads(lambda i: interps[i].call(call_pickled, blobs[i]), n, "interpreter")
     finally:
         for interp in interps:
             interp.close()
-    return results
 
 
 def run_parallel(
@@ -100,20 +107,7 @@ def run_parallel(
         if model.name == "interpreter":
             results = run_in_interpreters(target, [(barrier, *args) for args in arg_lists])
         elif model.name == "thread":
-            results: list[Any] = [None] * n
-
-            def run(i: int) -> None:
-                try:
-                    results[i] = ("ok", target(barrier, *arg_lists[i]))
-                except BaseException as exc:
-                    results[i] = ("raised", f"{type(exc).__name__}: {exc}")
-
-            threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(DEADLOCK)
-                assert not t.is_alive(), "a worker thread hung"
+            results = _in_threads(lambda i: target(barrier, *arg_lists[i]), n, "thread")
         else:
             ctx = multiprocessing.get_context("forkserver")
             pipes = [ctx.Pipe(duplex=False) for _ in range(n)]
